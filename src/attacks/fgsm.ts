@@ -1,0 +1,80 @@
+import * as tf from '@tensorflow/tfjs';
+import { FgsmError } from '../core/errors.js';
+import type { Classifier } from '../models/classifier.js';
+
+export interface FgsmOptions {
+  /** Every ε to produce an adversarial batch for; one gradient serves them all. */
+  epsilons: readonly number[];
+  /** Clip x̃ to [min, max], or null for no clipping (the paper's formula does not clip). */
+  clip: readonly [number, number] | null;
+  /** The labels in J: the true labels (the paper) or the model's own predictions (avoids label leaking). */
+  labels: 'true' | 'predicted';
+  /**
+   * Untargeted (null): step up the loss of the label. Targeted: step down the loss of a target class,
+   * x̃ = x − ε·sign(∇ₓJ(θ, x, t)); 'next' is (label + 1) mod K, 'least-likely' the model's least likely class,
+   * a number is a fixed class index.
+   */
+  target: null | 'next' | 'least-likely' | number;
+}
+
+export interface FgsmResult {
+  /** One [N, D] tensor per ε, in the order of options.epsilons. The caller disposes them. */
+  adversarial: tf.Tensor2D[];
+  /** ±sign(∇ₓJ), [N, D]: the perturbation per unit ε (before clipping). The caller disposes it. */
+  direction: tf.Tensor2D;
+  /** Examples whose input gradient is exactly zero everywhere (saturation / gradient masking signal). */
+  zeroGradient: number;
+}
+
+function validate(model: Classifier, x: tf.Tensor, y: tf.Tensor | null, options: FgsmOptions): void {
+  const problems: string[] = [];
+  if (x.rank !== 2 || x.shape[1] !== model.spec.inputSize) {
+    problems.push(`x: expected shape [N, ${model.spec.inputSize}], found [${x.shape}]`);
+  }
+  if (x.dtype !== 'float32') problems.push(`x: expected dtype float32, found ${x.dtype}`);
+  if (options.labels === 'true' || options.target === 'next') {
+    if (!y) problems.push('y: expected the true labels (labels: true or target: next), found none');
+    else if (y.rank !== 1 || y.shape[0] !== x.shape[0] || y.dtype !== 'int32') {
+      problems.push(`y: expected int32 class indices of shape [${x.shape[0]}], found ${y.dtype} [${y.shape}]`);
+    }
+  }
+  if (options.epsilons.length === 0) problems.push('epsilons: expected at least one ε');
+  for (const eps of options.epsilons) if (!(Number.isFinite(eps) && eps >= 0)) problems.push(`epsilons: expected finite ε ≥ 0, found ${eps}`);
+  if (options.clip && !(options.clip[0] < options.clip[1])) problems.push(`clip: expected [min, max] with min < max, found [${options.clip}]`);
+  const k = model.spec.classes.length;
+  if (typeof options.target === 'number' && !(Number.isInteger(options.target) && options.target >= 0 && options.target < k)) {
+    problems.push(`target: expected a class index in 0..${k - 1}, found ${options.target}`);
+  }
+  if (problems.length > 0) throw new FgsmError(`fastGradientSign: ${problems.join('; ')}`);
+}
+
+/**
+ * The fast gradient sign method of Goodfellow, Shlens & Szegedy, "Explaining and Harnessing Adversarial
+ * Examples" (ICLR 2015), eq. (3): x̃ = x + ε·sign(∇ₓJ(θ, x, y)), an L∞ step of size ε, with J the model's
+ * cross-entropy computed from its logits (never from clipped probabilities, which would zero the gradient of
+ * confident examples). The model is attacked in its deterministic state; sign(0) = 0; `x` is not modified.
+ */
+export function fastGradientSign(model: Classifier, x: tf.Tensor2D, y: tf.Tensor1D | null, options: FgsmOptions): FgsmResult {
+  validate(model, x, y, options);
+  return tf.tidy(() => {
+    const k = model.spec.classes.length;
+    const n = x.shape[0];
+    const needsPrediction = options.labels === 'predicted' || options.target === 'least-likely';
+    const probabilities = needsPrediction ? model.probabilities(model.logits(x)) : null;
+    const source = options.labels === 'predicted' ? (tf.argMax(probabilities!, 1) as tf.Tensor1D) : y!;
+    let lossLabels: tf.Tensor1D = source;
+    if (options.target === 'next') lossLabels = tf.mod(tf.add(source, 1), k) as tf.Tensor1D;
+    else if (options.target === 'least-likely') lossLabels = tf.argMin(probabilities!, 1) as tf.Tensor1D;
+    else if (typeof options.target === 'number') lossLabels = tf.fill([n], options.target, 'int32') as tf.Tensor1D;
+
+    const gradient = tf.grad((input: tf.Tensor) => tf.sum(model.loss(model.logits(input as tf.Tensor2D), lossLabels)))(x) as tf.Tensor2D;
+    const sign = tf.sign(gradient);
+    const direction = options.target === null ? sign : tf.neg(sign);
+    const zeroGradient = tf.sum(tf.cast(tf.equal(tf.max(tf.abs(gradient), 1), 0), 'int32')).dataSync()[0]!;
+    const adversarial = options.epsilons.map((eps) => {
+      const stepped = tf.add(x, tf.mul(direction, eps));
+      return (options.clip ? tf.clipByValue(stepped, options.clip[0], options.clip[1]) : stepped) as tf.Tensor2D;
+    });
+    return { adversarial, direction, zeroGradient } as unknown as tf.TensorContainerObject;
+  }) as unknown as FgsmResult;
+}

@@ -1,0 +1,120 @@
+import * as tf from '@tensorflow/tfjs';
+import { createRequire } from 'node:module';
+import { FgsmError } from '../core/errors.js';
+
+/**
+ * Which TensorFlow.js backend runs the experiment. `auto` tries tensorflow (@tensorflow/tfjs-node-gpu, CUDA;
+ * or @tensorflow/tfjs-node on CPU) → wasm → cpu, and records why each one before the chosen failed. A backend
+ * asked for by name that cannot load is an error with the reason and the fix, never a silent fallback.
+ */
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export type BackendRequest = BackendName | 'auto';
+
+export interface BackendAttempt {
+  backend: BackendName;
+  ok: boolean;
+  /** Which package provided it, or why it did not load. */
+  detail: string;
+  fix?: string;
+}
+
+export interface BackendChoice {
+  name: BackendName;
+  requested: BackendRequest;
+  /** One sentence: which backend ran and why. */
+  reason: string;
+  attempts: BackendAttempt[];
+  /** The devices the backend computes on, as far as it tells. */
+  device: string;
+}
+
+const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+const NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'];
+
+const TENSORFLOW_FIX =
+  `npm install @tensorflow/tfjs-node-gpu@${tf.version_core} (CUDA 11.2 + cuDNN 8.1 on the library path) ` +
+  `or @tensorflow/tfjs-node@${tf.version_core} (CPU); the version must equal @tensorflow/tfjs's`;
+
+async function loadTensorflow(): Promise<BackendAttempt> {
+  const reasons: string[] = [];
+  for (const name of NODE_PACKAGES) {
+    const specifier: string = name; // a variable: the packages are optional and have no types here
+    try {
+      await import(specifier);
+    } catch (error) {
+      const message = (error as Error).message.split('\n')[0]!;
+      reasons.push(`${name}: ${/Cannot find (package|module)/.test(message) ? 'not installed' : message}`);
+      continue;
+    }
+    if (!tf.findBackend('tensorflow')) {
+      reasons.push(`${name} loaded but registered no "tensorflow" backend with this @tensorflow/tfjs (two different tfjs versions installed?)`);
+      continue;
+    }
+    if (await tf.setBackend('tensorflow')) return { backend: 'tensorflow', ok: true, detail: name };
+    reasons.push(`${name}: the tensorflow backend failed to initialise`);
+  }
+  return { backend: 'tensorflow', ok: false, detail: reasons.join('; '), fix: TENSORFLOW_FIX };
+}
+
+async function loadWasm(): Promise<BackendAttempt> {
+  try {
+    await import('@tensorflow/tfjs-backend-wasm');
+    if (await tf.setBackend('wasm')) return { backend: 'wasm', ok: true, detail: '@tensorflow/tfjs-backend-wasm (single thread)' };
+    return { backend: 'wasm', ok: false, detail: 'the wasm backend failed to initialise', fix: 'reinstall: npm ci' };
+  } catch (error) {
+    return { backend: 'wasm', ok: false, detail: (error as Error).message.split('\n')[0]!, fix: 'reinstall: npm ci' };
+  }
+}
+
+async function loadCpu(): Promise<BackendAttempt> {
+  return (await tf.setBackend('cpu'))
+    ? { backend: 'cpu', ok: true, detail: '@tensorflow/tfjs plain-JavaScript kernels (slow)' }
+    : { backend: 'cpu', ok: false, detail: 'the cpu backend failed to initialise' };
+}
+
+const LOADERS: Record<BackendName, () => Promise<BackendAttempt>> = { tensorflow: loadTensorflow, wasm: loadWasm, cpu: loadCpu };
+
+function deviceOf(name: BackendName, attempt: BackendAttempt): string {
+  if (name !== 'tensorflow') return 'CPU';
+  return attempt.detail.endsWith('-gpu') ? 'GPU (CUDA) where present, else CPU' : 'CPU (libtensorflow)';
+}
+
+/** Loads and activates a backend; see the module comment for the rules. */
+export async function initBackend(requested: BackendRequest): Promise<BackendChoice> {
+  const candidates = requested === 'auto' ? ORDER : [requested];
+  const attempts: BackendAttempt[] = [];
+  for (const name of candidates) {
+    const attempt = await LOADERS[name]();
+    attempts.push(attempt);
+    if (!attempt.ok) continue;
+    await tf.ready();
+    const skipped = attempts.filter((a) => !a.ok).map((a) => `${a.backend}: ${a.detail}`);
+    const reason =
+      requested === 'auto'
+        ? `auto chose ${name}${skipped.length ? ` (${skipped.join('; ')})` : ' (the first in the order tensorflow → wasm → cpu)'}`
+        : `${name} was requested`;
+    return { name, requested, reason, attempts, device: deviceOf(name, attempt) };
+  }
+  const failed = attempts[attempts.length - 1]!;
+  throw new FgsmError(`backend ${requested} cannot load: ${failed.detail}`, failed.fix ?? 'try --backend auto');
+}
+
+/** What `fgsm doctor` reports: every backend probed in turn (each probe activates it briefly). */
+export async function probeBackends(): Promise<{ attempts: BackendAttempt[]; autoWouldUse: BackendName | null }> {
+  const attempts: BackendAttempt[] = [];
+  for (const name of ORDER) attempts.push(await LOADERS[name]());
+  return { attempts, autoWouldUse: attempts.find((a) => a.ok)?.backend ?? null };
+}
+
+export function installedTfjsVersions(): Record<string, string> {
+  const require = createRequire(import.meta.url);
+  const versions: Record<string, string> = { '@tensorflow/tfjs': tf.version.tfjs, '@tensorflow/tfjs-core': tf.version_core };
+  for (const name of ['@tensorflow/tfjs-backend-wasm', ...NODE_PACKAGES]) {
+    try {
+      versions[name] = (require(`${name}/package.json`) as { version: string }).version;
+    } catch {
+      // not installed: absent from the record
+    }
+  }
+  return versions;
+}

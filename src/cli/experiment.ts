@@ -1,0 +1,150 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { initBackend, installedTfjsVersions, type BackendRequest } from '../backend/select.js';
+import { loadExperiment } from '../config/load.js';
+import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
+import { InterruptedError } from '../core/errors.js';
+import type { Progress } from '../core/progress.js';
+import { makeSplits } from '../data/dataset.js';
+import { cacheDir, explicitDataDir, resolveMnist } from '../data/source.js';
+import { evaluate } from '../eval/evaluate.js';
+import { buildModel, specFromConfig } from '../models/build.js';
+import { saveModel } from '../models/weights-io.js';
+import { compareClaims } from '../report/compare.js';
+import { renderRunReport } from '../report/run-report.js';
+import { examplesFigure, weightsFigure } from '../results/figures.js';
+import { trainingCurveSvg } from '../results/plots.js';
+import { collectProvenance } from '../results/provenance.js';
+import { openChoicesOf, type ResultRecord } from '../results/record.js';
+import { openRunDir, writeStatus } from '../results/run-dir.js';
+import { train, type EpochRecord } from '../train/loop.js';
+
+export interface RunOptions {
+  overrides: string[];
+  backend?: BackendRequest;
+  dataDir?: string;
+  resultsDir: string;
+  fresh: boolean;
+  progress: Progress;
+  signal?: AbortSignal;
+}
+
+export interface RunOutcome {
+  result: ResultRecord;
+  dir: string;
+}
+
+function epochsCsv(history: EpochRecord[]): string {
+  const header = 'epoch,learning_rate,momentum,train_loss,train_error,validation_error,seconds';
+  const rows = history.map((r) => [r.epoch, r.learningRate, r.momentum, r.trainLoss, r.trainError, r.validationError ?? '', r.seconds].join(','));
+  return `${[header, ...rows].join('\n')}\n`;
+}
+
+/**
+ * One experiment along the straight line: config → data → backend → model → train → attacks/eval →
+ * results → report. Resumes the newest unfinished run of the same resolved config unless `fresh`.
+ */
+export async function runExperiment(file: string, options: RunOptions): Promise<RunOutcome> {
+  const started = new Date();
+  const loaded = loadExperiment(file, [...(options.backend ? [`backend=${options.backend}`] : []), ...options.overrides]);
+  const { config } = loaded;
+  const progress = options.progress;
+
+  const raw = await resolveMnist({
+    source: config.data.source,
+    explicit: explicitDataDir(options.dataDir, config.data.dir),
+    cache: cacheDir(),
+    progress,
+  });
+  if (raw.provenance.warning) progress.line(`\n!!! ${raw.provenance.warning}\n`);
+  const splits = makeSplits(raw, config.data);
+
+  const backend = await initBackend(config.backend);
+  progress.line(`backend: ${backend.name} — ${backend.reason}`);
+
+  const run = openRunDir(options.resultsDir, config.name, loaded.configHash, { fresh: options.fresh });
+  progress.line(`${run.resumed ? 'resuming' : 'starting'} ${config.name} → ${run.dir}`);
+  progress.line(
+    `data: ${raw.provenance.kind} (${raw.provenance.reason}); train ${splits.train.n}, validation ${splits.validation?.n ?? 0}, test ${splits.test.n}`,
+  );
+
+  const model = buildModel(specFromConfig(config.model, splits.classes), config.model.init.range, config.seed);
+  try {
+    const summary = await train({
+      model,
+      train: splits.train,
+      validation: splits.validation,
+      config: config.training,
+      seed: config.seed,
+      checkpointDir: join(run.dir, 'checkpoints'),
+      progress,
+      signal: options.signal,
+      onEpoch: (_record, state) => writeFileAtomic(join(run.dir, 'epochs.csv'), epochsCsv(state.history)),
+    });
+    await saveModel(join(run.dir, 'model'), model);
+
+    const evaluation = evaluate(model, splits.test, {
+      attack: config.attack,
+      rubbishSamples: config.evaluation.rubbish?.samples ?? null,
+      figureExamples: config.evaluation.figureExamples,
+      seed: config.seed,
+      progress,
+    });
+
+    const files = ['result.json', 'report.md', 'epochs.csv', 'model/model.json', 'model/weights.bin'];
+    const { history, ...training } = summary;
+    writeFileAtomic(join(run.dir, 'training-curve.svg'), await trainingCurveSvg(history, summary.chosenEpoch, `${config.name}: error per epoch`));
+    files.push('training-curve.svg');
+    if (evaluation.examples.triples.length > 0) {
+      writeFileAtomic(join(run.dir, 'examples.png'), examplesFigure(evaluation.examples.triples, splits.classes, evaluation.examples.epsilon));
+      files.push('examples.png');
+    }
+    if (config.model.kind === 'logistic') {
+      writeFileAtomic(join(run.dir, 'weights.png'), weightsFigure(model.parameters[0]!.variable.dataSync() as Float32Array));
+      files.push('weights.png');
+    }
+
+    const trainedExamples = history.filter((r) => summary.resumedFromEpoch === null || r.epoch > summary.resumedFromEpoch).length * splits.train.n;
+    const trainingSeconds = history.filter((r) => summary.resumedFromEpoch === null || r.epoch > summary.resumedFromEpoch).reduce((s, r) => s + r.seconds, 0);
+    const finished = new Date();
+    const result: ResultRecord = {
+      format: 'fgsm-result/1',
+      experiment: config.name,
+      runId: run.runId,
+      startedAt: started.toISOString(),
+      finishedAt: finished.toISOString(),
+      wallSeconds: (finished.getTime() - started.getTime()) / 1000,
+      config,
+      configHash: loaded.configHash,
+      configFiles: loaded.files,
+      overrides: loaded.overrides,
+      openChoices: openChoicesOf(config),
+      claims: config.claims,
+      metrics: { clean: evaluation.clean, fgsm: evaluation.fgsm, rubbish: evaluation.rubbish, training },
+      throughput: {
+        fgsmImagesPerSecond: evaluation.fgsmImagesPerSecond,
+        trainingExamplesPerSecond: trainingSeconds > 0 ? trainedExamples / trainingSeconds : 0,
+      },
+      data: {
+        ...raw.provenance,
+        counts: { train: splits.train.n, validation: splits.validation?.n ?? 0, test: splits.test.n },
+        classes: splits.classes,
+      },
+      provenance: collectProvenance(
+        { name: backend.name, requested: backend.requested, reason: backend.reason, device: backend.device },
+        installedTfjsVersions(),
+      ),
+      seed: config.seed,
+      files,
+    };
+    writeJsonAtomic(join(run.dir, 'result.json'), result);
+    writeFileAtomic(join(run.dir, 'report.md'), renderRunReport(result, compareClaims(result)));
+    writeStatus(run.dir, 'complete');
+    return { result, dir: run.dir };
+  } catch (error) {
+    if (existsSync(run.dir)) writeStatus(run.dir, error instanceof InterruptedError ? 'interrupted' : 'failed', (error as Error).message);
+    throw error;
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,186 @@
+import chalk from 'chalk';
+import { Command, Option } from 'commander';
+import { join, resolve } from 'node:path';
+import { probeBackends, installedTfjsVersions, type BackendRequest } from '../backend/select.js';
+import { loadExperiment } from '../config/load.js';
+import { experimentJsonSchema } from '../config/schema.js';
+import { writeFileAtomic } from '../core/atomic.js';
+import { FgsmError, InterruptedError } from '../core/errors.js';
+import { createProgress, progressModeFor } from '../core/progress.js';
+import { MNIST_FILES } from '../data/mnist-files.js';
+import { cacheDir, downloadMissing, explicitDataDir } from '../data/source.js';
+import { inspectDir } from '../data/verify.js';
+import { mirrorsFromEnv } from '../data/download.js';
+import { compareClaims, failedChecks } from '../report/compare.js';
+import { latestResults } from '../report/collect.js';
+import { renderCsv, renderJson, renderMarkdown, renderTerminal } from '../report/render.js';
+import { runExperiment } from './experiment.js';
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+const backendOption = () =>
+  new Option('--backend <name>', 'tfjs backend; overrides the config').choices(['auto', 'tensorflow', 'wasm', 'cpu']);
+
+function program(): Command {
+  const cli = new Command('fgsm')
+    .description('Reproduces the MNIST results of Goodfellow, Shlens & Szegedy (ICLR 2015) from YAML experiments')
+    .showHelpAfterError();
+
+  cli
+    .command('run')
+    .description('train, attack and evaluate each experiment; write results/ and print the table against the paper')
+    .argument('<configs...>', 'experiment YAML files')
+    .option('--set <key=value>', 'override a config key, e.g. --set training.epochs=2 (repeatable)', collect, [])
+    .addOption(backendOption())
+    .option('--data-dir <dir>', 'directory with the four MNIST files (else data.dir, FGSM_DATA_DIR, cache, download)')
+    .option('--results-dir <dir>', 'where run folders go', 'results')
+    .option('--fresh', 'start a new run even if an unfinished one of the same config exists', false)
+    .option('-q, --quiet', 'no progress output', false)
+    .action(async (configs: string[], opts: { set: string[]; backend?: BackendRequest; dataDir?: string; resultsDir: string; fresh: boolean; quiet: boolean }) => {
+      const progress = createProgress(progressModeFor({ quiet: opts.quiet }));
+      const controller = new AbortController();
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (controller.signal.aborted) process.exit(130);
+        process.stderr.write(`\n${signal}: stopping after this epoch's checkpoint (again to quit now; the last checkpoint is kept)\n`);
+        controller.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      for (const config of configs) {
+        const outcome = await runExperiment(config, {
+          overrides: opts.set,
+          backend: opts.backend,
+          dataDir: opts.dataDir,
+          resultsDir: resolve(opts.resultsDir),
+          fresh: opts.fresh,
+          progress,
+          signal: controller.signal,
+        });
+        const rows = compareClaims(outcome.result);
+        console.log(`\n${chalk.bold(outcome.result.experiment)} → ${outcome.dir}`);
+        if (outcome.result.data.warning) console.log(chalk.red.bold(outcome.result.data.warning));
+        console.log(rows.length ? renderTerminal(rows) : 'this experiment names no claims of the paper');
+      }
+    });
+
+  cli
+    .command('validate')
+    .description('check experiment files against the schema and report every problem with its line')
+    .argument('[configs...]', 'experiment YAML files')
+    .option('--set <key=value>', 'override a config key (repeatable)', collect, [])
+    .option('--schema', 'print the JSON Schema of an experiment (every key, type, default and description)', false)
+    .option('--resolved', 'print the resolved config (defaults filled in) as JSON', false)
+    .action((configs: string[], opts: { set: string[]; schema: boolean; resolved: boolean }) => {
+      if (opts.schema) console.log(JSON.stringify(experimentJsonSchema(), null, 2));
+      const problems: string[] = [];
+      for (const file of configs) {
+        try {
+          const loaded = loadExperiment(file, opts.set);
+          console.log(opts.resolved ? JSON.stringify(loaded.config, null, 2) : `${file}: ok (${loaded.config.name}, hash ${loaded.configHash})`);
+        } catch (error) {
+          if (!(error instanceof FgsmError)) throw error;
+          problems.push(error.message);
+        }
+      }
+      if (problems.length) throw new FgsmError(problems.join('\n'), 'see `fgsm validate --schema` for every key, its type and its default');
+    });
+
+  cli
+    .command('report')
+    .description('the paper table for the latest run of every experiment under a results directory')
+    .argument('[dir]', 'results directory', 'results')
+    .option('--json', 'print the rows as JSON (id, section, paper, ours, delta, verdict, …)', false)
+    .option('--check', 'exit with status 2 if a must-hold claim fails or was not measured', false)
+    .option('--no-write', 'do not write report.md and report.csv into the directory')
+    .action((dir: string, opts: { json: boolean; check: boolean; write: boolean }) => {
+      const results = latestResults(resolve(dir));
+      const rows = results.flatMap(compareClaims);
+      if (opts.write) {
+        writeFileAtomic(join(dir, 'report.md'), `# fgsm: the paper vs this reproduction\n\n${renderMarkdown(rows)}`);
+        writeFileAtomic(join(dir, 'report.csv'), renderCsv(rows));
+      }
+      if (opts.json) process.stdout.write(renderJson(rows));
+      else {
+        console.log(`${results.length} experiment(s) under ${dir}: ${results.map((r) => `${r.experiment} (${r.runId})`).join(', ')}`);
+        console.log(renderTerminal(rows));
+        for (const r of results) if (r.data.warning) console.log(chalk.red(`${r.experiment}: ${r.data.warning}`));
+      }
+      if (opts.check) {
+        const failed = failedChecks(rows);
+        if (failed.length) {
+          throw new FgsmError(
+            `${failed.length} must-hold claim(s) failed:\n${failed.map((r) => `  ${r.id} ${r.quantity}: ours ${r.ours?.toFixed(2) ?? 'not measured'}, must hold ${r.mustHold}`).join('\n')}`,
+          );
+        }
+        if (!opts.json) console.log(chalk.green(`check: all ${rows.filter((r) => r.mustHold).length} must-hold claims hold`));
+      }
+    });
+
+  const data = cli.command('data').description('MNIST: download, verify, info');
+  const dataDirOption = new Option('--data-dir <dir>', 'directory to check (default: FGSM_DATA_DIR, else the user cache)');
+  const targetDir = (dir?: string) => explicitDataDir(dir, null)?.dir ?? cacheDir();
+  data
+    .command('download')
+    .description('download the four canonical MNIST files into the user cache (or --data-dir), verifying checksums')
+    .addOption(dataDirOption)
+    .option('-q, --quiet', 'no progress output', false)
+    .action(async (opts: { dataDir?: string; quiet: boolean }) => {
+      const dir = targetDir(opts.dataDir);
+      const downloaded = await downloadMissing(dir, { progress: createProgress(progressModeFor({ quiet: opts.quiet })) });
+      console.log(`${dir}: ${downloaded} file(s) downloaded, ${MNIST_FILES.length - downloaded} already present and verified`);
+    });
+  data
+    .command('verify')
+    .description('check the MNIST files against the canonical checksums')
+    .addOption(dataDirOption)
+    .action((opts: { dataDir?: string }) => {
+      const dir = targetDir(opts.dataDir);
+      const statuses = inspectDir(dir);
+      for (const s of statuses) console.log(`${s.ok ? chalk.green('ok  ') : chalk.red('BAD ')} ${s.path ?? s.file.name}${s.problem ? `\n     ${s.problem}` : ''}`);
+      if (statuses.some((s) => !s.ok)) throw new FgsmError(`${dir}: some MNIST files are missing or corrupted`, 'run `fgsm data download`');
+    });
+  data
+    .command('info')
+    .description('where MNIST would be read from, the canonical files and their checksums')
+    .addOption(dataDirOption)
+    .action((opts: { dataDir?: string }) => {
+      const explicit = explicitDataDir(opts.dataDir, null);
+      console.log(`data directory: ${explicit ? `${explicit.dir} (${explicit.origin})` : 'none given (--data-dir, data.dir or FGSM_DATA_DIR)'}`);
+      console.log(`user cache:     ${cacheDir()}`);
+      console.log(`mirrors:        ${mirrorsFromEnv().join(', ')}`);
+      for (const f of MNIST_FILES) console.log(`  ${f.name}.gz  ${f.count} ${f.kind}  ${f.gzBytes} bytes  sha256 ${f.gzSha256}`);
+    });
+
+  cli
+    .command('doctor')
+    .description('which tfjs backends load here, which `auto` would use, and how to fix the others')
+    .action(async () => {
+      const { attempts, autoWouldUse } = await probeBackends();
+      for (const a of attempts) {
+        console.log(`${a.ok ? chalk.green('loads   ') : chalk.yellow('no      ')} ${a.backend.padEnd(10)} ${a.detail}`);
+        if (!a.ok && a.fix) console.log(`         fix: ${a.fix}`);
+      }
+      console.log(`auto would use: ${autoWouldUse ?? 'nothing (no backend loads)'}`);
+      console.log(`installed: ${Object.entries(installedTfjsVersions()).map(([k, v]) => `${k}@${v}`).join(', ')}`);
+      console.log(`node ${process.version}; MNIST cache ${cacheDir()}`);
+    });
+  return cli;
+}
+
+/** Runs the CLI; user errors print without a stack and exit 2, an interruption exits 130, bugs exit 1. */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (error) {
+    if (error instanceof InterruptedError) {
+      console.error(chalk.yellow(error.message));
+      process.exitCode = 130;
+    } else if (error instanceof FgsmError) {
+      console.error(chalk.red(`fgsm: ${error.message}`));
+      if (error.hint) console.error(`hint: ${error.hint}`);
+      process.exitCode = 2;
+    } else {
+      console.error(error);
+      process.exitCode = 1;
+    }
+  }
+}

@@ -1,0 +1,254 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { isMap, isSeq, isScalar, LineCounter, parse as parseYamlValue, parseDocument, type Document, type Node } from 'yaml';
+import type { z } from 'zod';
+import { FgsmError } from '../core/errors.js';
+import { ExperimentSchema, type Experiment } from './schema.js';
+
+/**
+ * Reads an experiment: a YAML file, the files it `extends` (a path relative to it; its keys are the base,
+ * the file's own keys win, lists replace), then `--set key.path=value` overrides. Every problem is collected
+ * and reported with the file, line and column (or the --set that caused it), the key path, what was expected
+ * and what was found.
+ */
+
+interface FileLayer {
+  kind: 'file';
+  file: string;
+  doc: Document.Parsed;
+  lines: LineCounter;
+}
+
+interface OverrideLayer {
+  kind: 'set';
+  text: string;
+  path: string[];
+}
+
+type Layer = FileLayer | OverrideLayer;
+
+export interface ConfigIssue {
+  /** "file:line:column" or "--set key=value". */
+  where: string;
+  /** Dotted key path, e.g. training.epochs. */
+  key: string;
+  message: string;
+}
+
+export class ConfigError extends FgsmError {
+  constructor(readonly issues: ConfigIssue[]) {
+    super(
+      `invalid experiment (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n` +
+        issues.map((issue) => `  ${issue.where}: ${issue.key ? `${issue.key}: ` : ''}${issue.message}`).join('\n'),
+      'see `fgsm validate --schema` for every key, its type and its default',
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadedExperiment {
+  config: Experiment;
+  /** The files read, the experiment's own file last. */
+  files: string[];
+  overrides: string[];
+  /** A short hash of the resolved config: runs with equal hashes are the same experiment. */
+  configHash: string;
+}
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type JsonObject = { [key: string]: Json };
+
+const isObject = (value: unknown): value is JsonObject =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+function mergeDeep(base: Json, top: Json): Json {
+  if (!isObject(base) || !isObject(top)) return top;
+  const merged: JsonObject = { ...base };
+  for (const [key, value] of Object.entries(top)) merged[key] = key in base ? mergeDeep(base[key]!, value) : value;
+  return merged;
+}
+
+function readFileLayers(file: string, chain: string[], issues: ConfigIssue[]): { layers: FileLayer[]; value: Json } {
+  const path = resolve(file);
+  if (chain.includes(path)) {
+    issues.push({ where: chain.at(-1)!, key: 'extends', message: `expected no cycle of extends, found ${[...chain, path].join(' → ')}` });
+    return { layers: [], value: {} };
+  }
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+    issues.push({ where: chain.at(-1) ?? path, key: chain.length ? 'extends' : '', message: `cannot read ${path}: ${reason}` });
+    return { layers: [], value: {} };
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  for (const error of doc.errors) {
+    const pos = lines.linePos(error.pos[0]);
+    issues.push({ where: `${path}:${pos.line}:${pos.col}`, key: '', message: `YAML syntax: ${error.message.split('\n')[0]}` });
+  }
+  if (doc.errors.length > 0) return { layers: [], value: {} };
+  const layer: FileLayer = { kind: 'file', file: path, doc, lines };
+  const value = (doc.toJS() ?? {}) as Json;
+  if (!isObject(value)) {
+    issues.push({ where: `${path}:1:1`, key: '', message: `expected a mapping of keys (name:, model:, …), found ${describe(value)}` });
+    return { layers: [], value: {} };
+  }
+  const { extends: parent, ...own } = value;
+  if (parent === undefined) return { layers: [layer], value: own };
+  if (typeof parent !== 'string') {
+    issues.push({ where: locateInFile(layer, ['extends']).where, key: 'extends', message: `expected a file path, found ${describe(parent)}` });
+    return { layers: [layer], value: own };
+  }
+  const base = readFileLayers(resolve(dirname(path), parent), [...chain, `${path}:${locateInFile(layer, ['extends']).line}`], issues);
+  return { layers: [...base.layers, layer], value: mergeDeep(base.value, own) };
+}
+
+/** Parses one `key.path=value` override; the value is read as YAML (2 → number, [0, 1] → list, none → string). */
+function parseOverride(text: string, issues: ConfigIssue[]): { layer: OverrideLayer; value: Json } | null {
+  const eq = text.indexOf('=');
+  const keyText = eq < 0 ? '' : text.slice(0, eq).trim();
+  if (!keyText || keyText.split('.').some((part) => part === '')) {
+    issues.push({ where: `--set ${text}`, key: keyText, message: 'expected key.path=value, e.g. --set training.epochs=2' });
+    return null;
+  }
+  const path = keyText.split('.');
+  let value: Json;
+  try {
+    value = parseYamlValue(text.slice(eq + 1)) as Json;
+  } catch (error) {
+    issues.push({ where: `--set ${text}`, key: keyText, message: `cannot read the value as YAML: ${(error as Error).message}` });
+    return null;
+  }
+  let nested: Json = value;
+  for (const part of [...path].reverse()) nested = { [part]: nested };
+  return { layer: { kind: 'set', text, path }, value: nested };
+}
+
+interface Location {
+  depth: number;
+  where: string;
+  line: number;
+}
+
+/** The deepest node of `path` that the file defines, as "file:line:col". */
+function locateInFile(layer: FileLayer, path: (string | number)[]): Location {
+  let node: Node | null = layer.doc.contents as Node | null;
+  let offset = 0;
+  let depth = 0;
+  for (const part of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((item) => isScalar(item.key) && String(item.key.value) === String(part));
+      if (!pair) break;
+      offset = (pair.key as Node).range?.[0] ?? offset;
+      node = pair.value as Node | null;
+    } else if (isSeq(node) && typeof part === 'number' && part < node.items.length) {
+      node = node.items[part] as Node;
+      offset = node.range?.[0] ?? offset;
+    } else {
+      break;
+    }
+    depth++;
+  }
+  const pos = layer.lines.linePos(offset);
+  return { depth, where: `${layer.file}:${pos.line}:${pos.col}`, line: pos.line };
+}
+
+/** Where a key path was set: the layer that defines most of it, the topmost on a tie. */
+function locate(layers: Layer[], path: (string | number)[]): Location {
+  let best: Location | null = null;
+  for (const layer of [...layers].reverse()) {
+    let found: Location;
+    if (layer.kind === 'set') {
+      const shared = layer.path.findIndex((part, i) => String(path[i]) !== part);
+      const depth = shared < 0 ? layer.path.length : shared;
+      if (depth === 0) continue;
+      found = { depth: Math.min(depth, path.length), where: `--set ${layer.text}`, line: 0 };
+    } else {
+      found = locateInFile(layer, path);
+    }
+    if (!best || found.depth > best.depth) best = found;
+  }
+  return best ?? { depth: 0, where: 'experiment', line: 0 };
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing (the key is missing)';
+  const text = JSON.stringify(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+function valueAt(root: Json, path: PropertyKey[]): unknown {
+  let node: unknown = root;
+  for (const part of path) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<PropertyKey, unknown>)[part as string];
+  }
+  return node;
+}
+
+function issuesFromSchema(error: z.ZodError, layers: Layer[], merged: Json): ConfigIssue[] {
+  const found: ConfigIssue[] = [];
+  for (const issue of error.issues) {
+    const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        const keyPath = [...path, key];
+        found.push({ where: locate(layers, keyPath).where, key: keyPath.join('.'), message: `unknown key "${key}" (a typo? unknown keys are not ignored)` });
+      }
+      continue;
+    }
+    const value = valueAt(merged, path);
+    const expected = issue.message.replace(/^Invalid input: /, '').replace(/, received .*$/, '');
+    found.push({ where: locate(layers, path).where, key: path.join('.'), message: `${expected}; found ${describe(value)}` });
+  }
+  return found;
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function hashConfig(config: Experiment): string {
+  return createHash('sha256').update(canonicalJson(config)).digest('hex').slice(0, 12);
+}
+
+export function loadExperiment(file: string, overrides: string[] = []): LoadedExperiment {
+  const issues: ConfigIssue[] = [];
+  const { layers: fileLayers, value } = readFileLayers(file, [], issues);
+  const layers: Layer[] = [...fileLayers];
+  let merged = value;
+  for (const text of overrides) {
+    const parsed = parseOverride(text, issues);
+    if (!parsed) continue;
+    layers.push(parsed.layer);
+    merged = mergeDeep(merged, parsed.value);
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  const result = ExperimentSchema.safeParse(merged);
+  if (!result.success) throw new ConfigError(issuesFromSchema(result.error, layers, merged));
+  const config = result.data;
+
+  // data.dir is relative to the file that set it (or to the working directory for --set)
+  if (config.data.dir !== null && !isAbsolute(config.data.dir)) {
+    const definer = [...layers].reverse().find((layer) =>
+      layer.kind === 'set' ? layer.path.join('.').startsWith('data') : locateInFile(layer, ['data', 'dir']).depth === 2,
+    );
+    const base = definer?.kind === 'file' ? dirname(definer.file) : process.cwd();
+    config.data.dir = resolve(base, config.data.dir);
+  }
+  return {
+    config,
+    files: fileLayers.map((layer) => layer.file),
+    overrides,
+    configHash: hashConfig(config),
+  };
+}

@@ -1,0 +1,197 @@
+import { z } from 'zod';
+import { CLAIM_IDS } from '../paper/claims.js';
+
+/**
+ * The experiment schema: the single source of truth for every key of a YAML experiment, its type, its
+ * default and its documentation (`fgsm validate --schema` prints it as JSON Schema). Objects are strict:
+ * an unknown key is an error, so a typo never silently falls back to a default.
+ */
+
+const positiveInt = z.number().int().min(1);
+const digit = z.number().int().min(0).max(9);
+
+const DataSchema = z
+  .strictObject({
+    source: z
+      .enum(['auto', 'dir', 'cache', 'download', 'embedded'])
+      .default('auto')
+      .describe(
+        'where MNIST comes from. auto: data dir (--data-dir / data.dir / FGSM_DATA_DIR) → user cache → download → the embedded 10k subset (not comparable to the paper)',
+      ),
+    dir: z
+      .string()
+      .nullable()
+      .default(null)
+      .describe('a directory holding the four MNIST IDX files (.gz or not); relative to this config file'),
+    train: z
+      .enum(['train', 'all-train'])
+      .default('train')
+      .describe('train: the first 50,000 training examples; all-train: all 60,000'),
+    validation: z
+      .boolean()
+      .default(true)
+      .describe('hold out the last 10,000 training examples for validation (needs train: train)'),
+    digits: z
+      .array(digit)
+      .min(2)
+      .nullable()
+      .default(null)
+      .describe('keep only these digits, in this order (class i is digits[i]); e.g. [3, 7] for logistic regression'),
+    limit: z
+      .strictObject({
+        train: positiveInt.nullable().default(null),
+        validation: positiveInt.nullable().default(null),
+        test: positiveInt.nullable().default(null),
+      })
+      .prefault({})
+      .describe('use only the first N examples of each split (after the digit filter), for quick runs'),
+  })
+  .describe('the data set and its splits');
+
+const InitSchema = z
+  .strictObject({
+    range: z.number().min(0).default(0.005).describe('weights drawn from Uniform(−range, range); biases start at 0'),
+  })
+  .describe('parameter initialisation');
+
+const maxColumnNorm = z
+  .number()
+  .positive()
+  .nullable()
+  .default(null)
+  .describe('after every update, rescale each weight column (the weights into one class) down to this L2 norm if larger');
+
+const SoftmaxSchema = z
+  .strictObject({
+    kind: z.literal('softmax').describe('softmax regression, 784 → classes'),
+    init: InitSchema.prefault({}),
+    maxColumnNorm,
+  })
+  .describe('shallow softmax regression (§4)');
+
+const LogisticSchema = z
+  .strictObject({
+    kind: z.literal('logistic').describe('binary logistic regression, P(y=1|x) = σ(wᵀx + b), y ∈ {−1, +1}'),
+    init: InitSchema.prefault({}),
+    maxColumnNorm,
+  })
+  .describe('logistic regression on two digits (§5, Fig. 2): class 0 = data.digits[0] (y = −1), class 1 = data.digits[1] (y = +1)');
+
+export const ModelSchema = z.discriminatedUnion('kind', [SoftmaxSchema, LogisticSchema]);
+
+const TrainingSchema = z
+  .strictObject({
+    epochs: positiveInt.describe('the maximum number of epochs'),
+    batchSize: positiveInt.default(100),
+    learningRate: z
+      .strictObject({
+        initial: z.number().positive().default(0.1),
+        decay: z.number().min(1).default(1.000004).describe('η = initial / decay^t after t minibatch updates'),
+        floor: z.number().min(0).default(1e-6),
+      })
+      .prefault({}),
+    momentum: z
+      .strictObject({
+        initial: z.number().min(0).max(0.999).default(0.5),
+        final: z.number().min(0).max(0.999).default(0.7),
+        startEpoch: positiveInt.default(1),
+        endEpoch: positiveInt.default(250).describe('momentum rises linearly from initial (startEpoch) to final (endEpoch)'),
+      })
+      .prefault({})
+      .describe('classical momentum: v ← μv − ηg; θ ← θ + v'),
+    weightDecay: z.number().min(0).default(0).describe('L2 penalty coefficient on weights (not biases)'),
+    earlyStopping: z
+      .strictObject({
+        metric: z.enum(['validation-error', 'none']).default('validation-error'),
+        patience: positiveInt.default(10).describe('stop after this many epochs without a new best'),
+        keepBest: z.boolean().default(true).describe('end with the parameters of the best epoch'),
+      })
+      .prefault({}),
+  })
+  .describe('the training loop: minibatch SGD with momentum, schedules, early stopping');
+
+const AttackSchema = z
+  .strictObject({
+    method: z.literal('fgsm').default('fgsm').describe('the fast gradient sign method, x̃ = x + ε·sign(∇ₓJ(θ, x, y))'),
+    epsilons: z.array(z.number().min(0).max(1)).min(1).default([0.25]).describe('every ε to evaluate; one gradient serves them all'),
+    clip: z
+      .union([z.literal('none'), z.tuple([z.number(), z.number()])])
+      .default('none')
+      .describe('none (the paper) or [min, max] (what most libraries do; weaker on MNIST)'),
+    labels: z.enum(['true', 'predicted']).default('true').describe('labels in J: true (the paper) or the model\'s predictions (avoids label leaking)'),
+    target: z
+      .union([z.literal('none'), z.literal('next'), z.literal('least-likely'), digit])
+      .default('none')
+      .describe('none: untargeted; otherwise step towards a class: (y+1) mod K, the least likely class, or a fixed digit'),
+    batchSize: positiveInt.default(2000).describe('examples per gradient batch (results do not depend on it)'),
+  })
+  .prefault({})
+  .describe('the attack evaluated on the test set');
+
+const EvaluationSchema = z
+  .strictObject({
+    rubbish: z
+      .strictObject({ samples: positiveInt.default(10000) })
+      .nullable()
+      .default({ samples: 10000 })
+      .describe('Appendix A: N(0, I) inputs, "error" = some class gets p > 0.5; null to skip'),
+    figureExamples: z.number().int().min(0).default(8).describe('test examples shown in the clean / perturbation / adversarial figure'),
+  })
+  .prefault({});
+
+export const ExperimentSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" or "-"')
+      .describe('experiment name: results go to <results dir>/<name>/<run id>/'),
+    description: z.string().default(''),
+    seed: z.number().int().min(0).default(1).describe('every random stream (init, shuffle, subsets, rubbish) derives from it'),
+    backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+    data: DataSchema.prefault({}),
+    model: ModelSchema,
+    training: TrainingSchema,
+    attack: AttackSchema,
+    evaluation: EvaluationSchema,
+    claims: z
+      .array(z.enum(CLAIM_IDS as [string, ...string[]]))
+      .default([])
+      .describe('ids of the paper\'s claims this run is compared against (see `fgsm report`)'),
+  })
+  .superRefine((config, ctx) => {
+    if (config.data.train === 'all-train' && config.data.validation) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['data', 'validation'],
+        message: 'expected false with data.train: all-train (the validation split is part of the 60,000)',
+      });
+    }
+    if (config.model.kind === 'logistic' && config.data.digits?.length !== 2) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['data', 'digits'],
+        message: 'expected exactly two digits for model.kind: logistic, e.g. [3, 7]',
+      });
+    }
+    if (config.training.earlyStopping.metric === 'validation-error' && !config.data.validation) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['training', 'earlyStopping', 'metric'],
+        message: 'expected none when data.validation is false (there is nothing to validate on)',
+      });
+    }
+    if (config.data.digits && new Set(config.data.digits).size !== config.data.digits.length) {
+      ctx.addIssue({ code: 'custom', path: ['data', 'digits'], message: 'expected distinct digits' });
+    }
+  });
+
+export type Experiment = z.output<typeof ExperimentSchema>;
+export type ModelConfig = Experiment['model'];
+export type DataConfig = Experiment['data'];
+export type TrainingConfig = Experiment['training'];
+export type AttackConfig = Experiment['attack'];
+export type EvaluationConfig = Experiment['evaluation'];
+
+export function experimentJsonSchema(): unknown {
+  return z.toJSONSchema(ExperimentSchema, { io: 'input', unrepresentable: 'any' });
+}

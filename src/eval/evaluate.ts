@@ -1,0 +1,133 @@
+import * as tf from '@tensorflow/tfjs';
+import { fastGradientSign, type FgsmOptions } from '../attacks/fgsm.js';
+import { rubbishInputs } from '../attacks/rubbish.js';
+import type { AttackConfig } from '../config/schema.js';
+import { FgsmError } from '../core/errors.js';
+import type { Progress } from '../core/progress.js';
+import type { Split } from '../data/dataset.js';
+import { IMAGE_SIZE } from '../data/mnist-files.js';
+import type { Classifier } from '../models/classifier.js';
+import { predictProbabilities } from '../models/inference.js';
+import { classificationMetrics, rubbishMetrics, type ClassificationMetrics, type RubbishMetrics } from './metrics.js';
+
+export interface FgsmMetrics extends ClassificationMetrics {
+  epsilon: number;
+  /** Examples whose input gradient was all zero. */
+  zeroGradient: number;
+  /** The largest |x̃ − x| measured over all pixels (= ε unless clipping bound it). */
+  maxPerturbation: number;
+}
+
+/** A test example as the figures show it: clean, perturbation direction, adversarial (at `epsilon`). */
+export interface ExampleTriple {
+  label: number;
+  clean: Float32Array;
+  direction: Float32Array;
+  adversarial: Float32Array;
+  cleanProbabilities: Float32Array;
+  adversarialProbabilities: Float32Array;
+}
+
+export interface Evaluation {
+  clean: ClassificationMetrics;
+  /** Keyed by String(ε), e.g. "0.25". */
+  fgsm: Record<string, FgsmMetrics>;
+  rubbish: RubbishMetrics | null;
+  examples: { epsilon: number; triples: ExampleTriple[] };
+  fgsmImagesPerSecond: number;
+}
+
+/** Maps the config's attack section onto the attack's options for a model whose classes are `classes`. */
+export function fgsmOptionsFrom(attack: AttackConfig, classes: number[]): FgsmOptions {
+  let target: FgsmOptions['target'] = null;
+  if (typeof attack.target === 'number') {
+    target = classes.indexOf(attack.target);
+    if (target < 0) throw new FgsmError(`attack.target: digit ${attack.target} is not one of the model's classes [${classes}]`);
+  } else if (attack.target !== 'none') {
+    target = attack.target;
+  }
+  return { epsilons: attack.epsilons, clip: attack.clip === 'none' ? null : attack.clip, labels: attack.labels, target };
+}
+
+export interface EvaluateOptions {
+  attack: AttackConfig;
+  rubbishSamples: number | null;
+  figureExamples: number;
+  seed: number;
+  progress: Progress;
+}
+
+/** Clean test metrics, FGSM metrics at every ε (one gradient per batch), and the rubbish-input test. */
+export function evaluate(model: Classifier, test: Split, options: EvaluateOptions): Evaluation {
+  const k = model.spec.classes.length;
+  const fgsmOptions = fgsmOptionsFrom(options.attack, model.spec.classes);
+  const epsilons = options.attack.epsilons;
+  const figureEpsilon = epsilons.includes(0.25) ? 0.25 : epsilons[0]!;
+  const clean = predictProbabilities(model, test.x, options.attack.batchSize);
+  const adversarial = epsilons.map(() => new Float32Array(test.n * k));
+  let zeroGradient = 0;
+  const maxPerturbation = epsilons.map(() => 0);
+  const triples: ExampleTriple[] = [];
+  const batch = options.attack.batchSize;
+  options.progress.start(test.n, `FGSM on ${test.n} test examples`);
+  const started = performance.now();
+  for (let start = 0; start < test.n; start += batch) {
+    const end = Math.min(test.n, start + batch);
+    const x = tf.tensor2d(test.x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]);
+    const y = tf.tensor1d(test.y.subarray(start, end), 'int32');
+    const result = fastGradientSign(model, x, y, fgsmOptions);
+    zeroGradient += result.zeroGradient;
+    epsilons.forEach((_, e) => {
+      const probabilities = tf.tidy(() => model.probabilities(model.logits(result.adversarial[e]!)));
+      adversarial[e]!.set(probabilities.dataSync(), start * k);
+      const perturbation = tf.tidy(() => tf.max(tf.abs(tf.sub(result.adversarial[e]!, x))));
+      maxPerturbation[e] = Math.max(maxPerturbation[e]!, perturbation.dataSync()[0]!);
+      tf.dispose([probabilities, perturbation]);
+    });
+    if (triples.length < options.figureExamples) {
+      const e = epsilons.indexOf(figureEpsilon);
+      const take = Math.min(options.figureExamples - triples.length, end - start);
+      const xs = x.dataSync();
+      const ds = result.direction.dataSync();
+      const as = result.adversarial[e]!.dataSync();
+      for (let i = 0; i < take; i++) {
+        const row = start + i;
+        triples.push({
+          label: test.y[row]!,
+          clean: xs.slice(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE) as Float32Array,
+          direction: ds.slice(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE) as Float32Array,
+          adversarial: as.slice(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE) as Float32Array,
+          cleanProbabilities: clean.slice(row * k, (row + 1) * k),
+          adversarialProbabilities: adversarial[e]!.slice(row * k, (row + 1) * k),
+        });
+      }
+    }
+    tf.dispose([x, y, result.direction, ...result.adversarial]);
+    options.progress.update(end);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  options.progress.stop();
+
+  const fgsm: Record<string, FgsmMetrics> = {};
+  epsilons.forEach((epsilon, e) => {
+    fgsm[String(epsilon)] = {
+      epsilon,
+      ...classificationMetrics(adversarial[e]!, test.y, k),
+      zeroGradient,
+      maxPerturbation: maxPerturbation[e]!,
+    };
+  });
+
+  let rubbish: RubbishMetrics | null = null;
+  if (options.rubbishSamples) {
+    const inputs = rubbishInputs(options.rubbishSamples, IMAGE_SIZE, options.seed);
+    rubbish = rubbishMetrics(predictProbabilities(model, inputs, batch), k, model.spec.classes);
+  }
+  return {
+    clean: classificationMetrics(clean, test.y, k),
+    fgsm,
+    rubbish,
+    examples: { epsilon: figureEpsilon, triples },
+    fgsmImagesPerSecond: test.n / seconds,
+  };
+}

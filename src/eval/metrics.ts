@@ -1,0 +1,78 @@
+/**
+ * The paper's metrics. Error rate = misclassified / all evaluated examples; confidence = the probability the
+ * model gives its predicted class, averaged over the misclassified examples ("confidence on mistakes"),
+ * and also over all examples.
+ */
+export interface ClassificationMetrics {
+  n: number;
+  error: number;
+  meanConfidence: number;
+  /** null when nothing was misclassified. */
+  meanConfidenceOnMistakes: number | null;
+  /** confusion[true][predicted] counts. */
+  confusion: number[][];
+}
+
+export function classificationMetrics(probabilities: Float32Array, labels: Int32Array, k: number): ClassificationMetrics {
+  const n = labels.length;
+  const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  let wrong = 0;
+  let confidenceSum = 0;
+  let mistakeConfidenceSum = 0;
+  for (let i = 0; i < n; i++) {
+    let predicted = 0;
+    for (let j = 1; j < k; j++) if (probabilities[i * k + j]! > probabilities[i * k + predicted]!) predicted = j;
+    const confidence = probabilities[i * k + predicted]!;
+    confidenceSum += confidence;
+    confusion[labels[i]!]![predicted]!++;
+    if (predicted !== labels[i]) {
+      wrong++;
+      mistakeConfidenceSum += confidence;
+    }
+  }
+  return {
+    n,
+    error: n ? wrong / n : 0,
+    meanConfidence: n ? confidenceSum / n : 0,
+    meanConfidenceOnMistakes: wrong ? mistakeConfidenceSum / wrong : null,
+    confusion,
+  };
+}
+
+export interface RubbishMetrics {
+  samples: number;
+  /** Share of samples where some class gets p > 0.5 (Appendix A's "error"). */
+  error: number;
+  /** Mean probability of that class over those samples; null if none. */
+  meanConfidence: number | null;
+  /** How many of those samples fall in each class, keyed by digit. */
+  classCounts: Record<string, number>;
+  /** classCounts / their total, keyed by digit. */
+  classShares: Record<string, number>;
+}
+
+export function rubbishMetrics(probabilities: Float32Array, k: number, classes: number[]): RubbishMetrics {
+  const samples = probabilities.length / k;
+  const counts = new Array<number>(k).fill(0);
+  let flagged = 0;
+  let confidenceSum = 0;
+  for (let i = 0; i < samples; i++) {
+    for (let j = 0; j < k; j++) {
+      const p = probabilities[i * k + j]!;
+      if (p > 0.5) {
+        flagged++;
+        confidenceSum += p;
+        counts[j]!++;
+        break; // with normalised probabilities at most one class exceeds 0.5
+      }
+    }
+  }
+  const byDigit = (values: number[]) => Object.fromEntries(classes.map((digit, j) => [String(digit), values[j]!]));
+  return {
+    samples,
+    error: samples ? flagged / samples : 0,
+    meanConfidence: flagged ? confidenceSum / flagged : null,
+    classCounts: byDigit(counts),
+    classShares: byDigit(counts.map((c) => (flagged ? c / flagged : 0))),
+  };
+}

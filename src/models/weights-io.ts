@@ -1,0 +1,66 @@
+import * as tf from '@tensorflow/tfjs';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
+import { FgsmError } from '../core/errors.js';
+import { buildModel } from './build.js';
+import type { Classifier, ModelSpec } from './classifier.js';
+
+/**
+ * Models are saved in TensorFlow.js's weights format: `model.json` holds the spec and a standard
+ * `weightsManifest` ({paths, weights: [{name, shape, dtype}]}), `weights.bin` the float32 data, so
+ * tf.io.decodeWeights (or any tfjs weights loader) reads them back.
+ */
+export const MODEL_FORMAT = 'fgsm-model/1';
+
+export async function encodeTensors(named: Record<string, tf.Tensor>): Promise<{ specs: tf.io.WeightsManifestEntry[]; data: Uint8Array }> {
+  const { data, specs } = await tf.io.encodeWeights(named);
+  const buffer = Array.isArray(data) ? tf.io.concatenateArrayBuffers(data) : data;
+  return { specs, data: new Uint8Array(buffer) };
+}
+
+export function decodeTensors(data: Uint8Array, specs: tf.io.WeightsManifestEntry[]): Record<string, tf.Tensor> {
+  const buffer = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
+  return tf.io.decodeWeights(buffer, specs);
+}
+
+export function namedParameters(model: Classifier): Record<string, tf.Tensor> {
+  return Object.fromEntries(model.parameters.map((p) => [p.name, p.variable]));
+}
+
+/** Assigns `values` (by parameter name) to the model's parameters; every parameter must be present. */
+export function assignParameters(model: Classifier, values: Record<string, tf.Tensor>, origin: string): void {
+  for (const p of model.parameters) {
+    const value = values[p.name];
+    if (!value || value.shape.join() !== p.variable.shape.join()) {
+      throw new FgsmError(`${origin}: parameter ${p.name} ${value ? `has shape [${value.shape}]` : 'is missing'}, expected [${p.variable.shape}]`);
+    }
+    p.variable.assign(value);
+  }
+}
+
+export async function saveModel(dir: string, model: Classifier): Promise<void> {
+  const { specs, data } = await encodeTensors(namedParameters(model));
+  writeFileAtomic(join(dir, 'weights.bin'), data);
+  writeJsonAtomic(join(dir, 'model.json'), {
+    format: MODEL_FORMAT,
+    spec: model.spec,
+    weightsManifest: [{ paths: ['weights.bin'], weights: specs }],
+  });
+}
+
+export function loadModel(dir: string): Classifier {
+  const path = join(dir, 'model.json');
+  const manifest = JSON.parse(readFileSync(path, 'utf8')) as {
+    format?: string;
+    spec: ModelSpec;
+    weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+  };
+  if (manifest.format !== MODEL_FORMAT) throw new FgsmError(`${path}: format ${String(manifest.format)}, expected ${MODEL_FORMAT}`);
+  const group = manifest.weightsManifest[0]!;
+  const values = decodeTensors(readFileSync(join(dir, group.paths[0]!)), group.weights);
+  const model = buildModel(manifest.spec, 0, 0);
+  assignParameters(model, values, path);
+  tf.dispose(Object.values(values));
+  return model;
+}

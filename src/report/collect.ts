@@ -1,0 +1,33 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { FgsmError } from '../core/errors.js';
+import type { ResultRecord } from '../results/record.js';
+
+function findResultFiles(dir: string, depth: number): string[] {
+  if (depth < 0) return [];
+  const found: string[] = [];
+  for (const entry of readdirSync(dir)) {
+    const path = join(dir, entry);
+    if (entry === 'result.json') found.push(path);
+    else if (entry !== 'checkpoints' && !entry.startsWith('.') && statSync(path).isDirectory()) found.push(...findResultFiles(path, depth - 1));
+  }
+  return found;
+}
+
+/** The newest complete result of every experiment found under `dir` (any depth up to 4), by experiment name. */
+export function latestResults(dir: string): ResultRecord[] {
+  if (!existsSync(dir)) throw new FgsmError(`${dir}: no such directory`, 'run an experiment first: fgsm run configs/paper/softmax.yaml');
+  const latest = new Map<string, ResultRecord>();
+  for (const file of findResultFiles(dir, 4)) {
+    let record: ResultRecord;
+    try {
+      record = JSON.parse(readFileSync(file, 'utf8')) as ResultRecord;
+    } catch (error) {
+      throw new FgsmError(`${file}: not valid JSON (${(error as Error).message})`);
+    }
+    if (record.format !== 'fgsm-result/1') continue;
+    const known = latest.get(record.experiment);
+    if (!known || known.finishedAt < record.finishedAt) latest.set(record.experiment, record);
+  }
+  return [...latest.values()].sort((a, b) => a.experiment.localeCompare(b.experiment));
+}

@@ -1,0 +1,67 @@
+import chalk from 'chalk';
+import Table from 'cli-table3';
+import type { ReportRow, Verdict } from './compare.js';
+
+const percent = (v: number | null, digits = 2): string => (v === null ? '—' : `${v.toFixed(digits)}%`);
+const signed = (v: number | null): string => (v === null ? '—' : `${v >= 0 ? '+' : ''}${v.toFixed(2)}`);
+const paperText = (row: ReportRow): string =>
+  row.paperValues.length > 1 ? `${row.paperValues.join(', ')} (mean ${row.paper.toFixed(3)})%` : percent(row.paper, row.paper < 10 ? 2 : 1);
+
+function verdictText(row: ReportRow): string {
+  const base = row.verdict === 'reproduced' ? `reproduced (±${row.tolerance})` : row.verdict === 'off' ? `off (tolerance ±${row.tolerance})` : row.verdict;
+  if (row.mustHold === null) return base;
+  return `${base}; must hold ${row.mustHold}: ${row.holds ? 'holds' : 'FAILS'}`;
+}
+
+const COLOURS: Record<Verdict, (text: string) => string> = {
+  reproduced: chalk.green,
+  off: chalk.yellow,
+  'not measured': chalk.gray,
+  'out of scope': chalk.gray,
+};
+
+/** The paper table for a terminal (colour only when chalk detects a colour terminal). */
+export function renderTerminal(rows: ReportRow[]): string {
+  const table = new Table({
+    head: ['claim', '§', 'quantity', 'paper', 'ours', 'Δ (points)', 'verdict'].map((h) => chalk.bold(h)),
+    wordWrap: true,
+    // cli-table3 colours borders and headers by itself; follow chalk's terminal detection instead
+    style: chalk.level > 0 ? { head: [], border: ['grey'] } : { head: [], border: [] },
+    colWidths: [26, 10, 24, 14, 10, 12, 44],
+  });
+  for (const row of rows) {
+    const colour = row.holds === false ? chalk.red : COLOURS[row.verdict];
+    table.push([`${row.id}\n${chalk.dim(row.experiment)}`, row.section, row.quantity, paperText(row), percent(row.ours), signed(row.delta), colour(verdictText(row))]);
+  }
+  return table.toString();
+}
+
+export function renderMarkdown(rows: ReportRow[]): string {
+  const lines = ['| claim | § | quantity | paper | ours | Δ (points) | verdict | experiment / run |', '|---|---|---|---:|---:|---:|---|---|'];
+  for (const row of rows) {
+    lines.push(
+      `| ${row.id} | ${row.section} | ${row.quantity} | ${paperText(row)} | ${percent(row.ours)} | ${signed(row.delta)} | ${verdictText(row)} | ${row.experiment} / ${row.runId} |`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+const csvField = (value: unknown): string => {
+  const text = value === null || value === undefined ? '' : String(value);
+  return /[",\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+};
+
+export function renderCsv(rows: ReportRow[]): string {
+  const header = ['id', 'section', 'quantity', 'paper', 'ours', 'delta', 'tolerance', 'verdict', 'must_hold', 'holds', 'experiment', 'run_id'];
+  const body = rows.map((r) =>
+    [r.id, r.section, r.quantity, r.paper, r.ours === null ? null : +r.ours.toFixed(4), r.delta === null ? null : +r.delta.toFixed(4), r.tolerance, r.verdict, r.mustHold, r.holds, r.experiment, r.runId]
+      .map(csvField)
+      .join(','),
+  );
+  return `${[header.join(','), ...body].join('\n')}\n`;
+}
+
+/** The rows as JSON for other programs: id, section, paper value, measured value, Δ, verdict and the rest. */
+export function renderJson(rows: ReportRow[]): string {
+  return `${JSON.stringify(rows, null, 2)}\n`;
+}

@@ -1,0 +1,71 @@
+import type { ResultRecord } from '../results/record.js';
+import type { ReportRow } from './compare.js';
+import { renderMarkdown } from './render.js';
+
+const pct = (v: number | null | undefined): string => (v === null || v === undefined ? '—' : `${(100 * v).toFixed(2)}%`);
+
+/** report.md of one run: the paper table, every measured number, the open choices and the provenance. */
+export function renderRunReport(result: ResultRecord, rows: ReportRow[]): string {
+  const m = result.metrics;
+  const t = m.training;
+  const lines: string[] = [
+    `# ${result.experiment} — run ${result.runId}`,
+    '',
+    result.config.description,
+    '',
+  ];
+  if (result.data.warning) lines.push(`> **Warning:** ${result.data.warning}`, '');
+  lines.push('## Paper vs ours', '', rows.length ? renderMarkdown(rows) : '_This experiment names no claims of the paper._\n');
+  lines.push(
+    '## Test metrics',
+    '',
+    '| set | examples | error | mean confidence | confidence on mistakes | zero-gradient examples | max ‖x̃ − x‖∞ |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    `| clean | ${m.clean.n} | ${pct(m.clean.error)} | ${pct(m.clean.meanConfidence)} | ${pct(m.clean.meanConfidenceOnMistakes)} | — | — |`,
+    ...Object.values(m.fgsm).map(
+      (f) =>
+        `| FGSM ε=${f.epsilon} | ${f.n} | ${pct(f.error)} | ${pct(f.meanConfidence)} | ${pct(f.meanConfidenceOnMistakes)} | ${f.zeroGradient} | ${f.maxPerturbation.toFixed(4)} |`,
+    ),
+    '',
+  );
+  if (m.rubbish) {
+    const shares = Object.entries(m.rubbish.classShares)
+      .map(([digit, share]) => `${digit}: ${(100 * share).toFixed(1)}%`)
+      .join(', ');
+    lines.push(
+      '## Rubbish inputs (Appendix A)',
+      '',
+      `${m.rubbish.samples} samples of N(0, I): ${pct(m.rubbish.error)} get some class with p > 0.5, mean confidence ${pct(m.rubbish.meanConfidence)}. By class: ${shares}.`,
+      '',
+    );
+  }
+  lines.push(
+    '## Training',
+    '',
+    `${t.epochs} epochs (${t.steps} updates), stopped by ${t.stoppedBy}; parameters of epoch ${t.chosenEpoch}` +
+      (t.bestValidationError !== null ? ` (best validation error ${pct(t.bestValidationError)})` : '') +
+      `; final training error (training state) ${pct(t.finalTrainingError)}; ${t.seconds.toFixed(1)} s in this invocation` +
+      (t.resumedFromEpoch !== null ? `, resumed after epoch ${t.resumedFromEpoch}` : '') +
+      '. Per epoch: `epochs.csv`; curve: `training-curve.svg`.',
+    '',
+    '## Open choices (PAPER.md §3)',
+    '',
+    ...Object.entries(result.openChoices).map(([key, value]) => `- ${key}: ${JSON.stringify(value)}`),
+    '',
+    '## Provenance',
+    '',
+    `- data: ${result.data.kind} (${result.data.reason}) at ${result.data.location}; train ${result.data.counts.train}, validation ${result.data.counts.validation}, test ${result.data.counts.test}; classes [${result.data.classes}]`,
+    ...result.data.files.map((f) => `  - ${f.name}${f.gzip ? '.gz' : ''}: sha256 ${f.sha256}`),
+    `- backend: ${result.provenance.backend.name} — ${result.provenance.backend.reason}; device ${result.provenance.backend.device}`,
+    `- code: fgsm ${result.provenance.fgsmVersion}, git ${result.provenance.git.commit ?? 'unknown'}${result.provenance.git.dirty ? ' (with uncommitted changes)' : ''}; Node ${result.provenance.node}; ${Object.entries(result.provenance.tfjs).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    `- machine: ${result.provenance.machine.cpu}, ${result.provenance.machine.cores} cores, ${result.provenance.machine.memoryGiB} GiB, ${result.provenance.machine.platform}/${result.provenance.machine.arch}`,
+    `- seed ${result.seed}; config ${result.configFiles.join(' ← ')}${result.overrides.length ? `; overrides ${result.overrides.join(' ')}` : ''} (hash ${result.configHash})`,
+    `- wall time ${result.wallSeconds.toFixed(1)} s; FGSM ${Math.round(result.throughput.fgsmImagesPerSecond)} images/s; training ${Math.round(result.throughput.trainingExamplesPerSecond)} examples/s`,
+    '',
+    '## Figures',
+    '',
+    ...result.files.filter((f) => f.endsWith('.png') || f.endsWith('.svg')).map((f) => `![${f}](${f})`),
+    '',
+  );
+  return lines.join('\n');
+}

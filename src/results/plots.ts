@@ -1,0 +1,43 @@
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import type { EpochRecord } from '../train/loop.js';
+
+/** Renders a vega-lite spec to SVG in Node (no browser). */
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** Training and validation error per epoch, the chosen epoch marked by a rule. */
+export function trainingCurveSvg(history: EpochRecord[], chosenEpoch: number, title: string): Promise<string> {
+  const values = history.flatMap((r) => [
+    { epoch: r.epoch, error: r.trainError, series: 'training (minibatch, training state)' },
+    ...(r.validationError === null ? [] : [{ epoch: r.epoch, error: r.validationError, series: 'validation' }]),
+  ]);
+  return renderSvg({
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title,
+    width: 480,
+    height: 280,
+    layer: [
+      {
+        data: { values },
+        mark: { type: 'line', point: history.length <= 60 },
+        encoding: {
+          x: { field: 'epoch', type: 'quantitative', title: 'epoch' },
+          y: { field: 'error', type: 'quantitative', title: 'error rate', axis: { format: '.1%' }, scale: { type: 'log' } },
+          color: { field: 'series', type: 'nominal', title: null },
+        },
+      },
+      {
+        data: { values: [{ epoch: chosenEpoch }] },
+        mark: { type: 'rule', strokeDash: [4, 4], color: 'gray' },
+        encoding: { x: { field: 'epoch', type: 'quantitative' } },
+      },
+    ],
+  });
+}

@@ -1,0 +1,47 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { packageRoot } from '../core/package-root.js';
+
+/** Where a result came from: code, runtime, machine. Stored in every result.json. */
+export interface Provenance {
+  fgsmVersion: string;
+  git: { commit: string | null; dirty: boolean | null };
+  node: string;
+  tfjs: Record<string, string>;
+  backend: { name: string; requested: string; reason: string; device: string };
+  machine: { platform: string; arch: string; cpu: string; cores: number; memoryGiB: number; hostname: string };
+  command: string[];
+}
+
+function git(args: string[], cwd: string): string | null {
+  try {
+    return execFileSync('git', args, { cwd, stdio: ['ignore', 'pipe', 'ignore'], encoding: 'utf8' }).trim();
+  } catch {
+    return null;
+  }
+}
+
+export function collectProvenance(backend: Provenance['backend'], tfjs: Record<string, string>): Provenance {
+  const root = packageRoot();
+  const commit = git(['rev-parse', 'HEAD'], root);
+  const status = commit === null ? null : git(['status', '--porcelain', '--untracked-files=no'], root);
+  const cpus = os.cpus();
+  return {
+    fgsmVersion: (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version,
+    git: { commit, dirty: status === null ? null : status.length > 0 },
+    node: process.version,
+    tfjs,
+    backend,
+    machine: {
+      platform: os.platform(),
+      arch: os.arch(),
+      cpu: cpus[0]?.model ?? 'unknown',
+      cores: cpus.length,
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      hostname: os.hostname(),
+    },
+    command: process.argv.slice(1),
+  };
+}

@@ -1,0 +1,51 @@
+import * as tf from '@tensorflow/tfjs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
+import { FgsmError } from '../core/errors.js';
+import { digest } from '../data/verify.js';
+import { decodeTensors, encodeTensors } from '../models/weights-io.js';
+
+/**
+ * A checkpoint is everything the loop needs to continue as if it had never stopped: the parameters, the
+ * optimiser's velocities, the best parameters so far, and the loop state (epoch, step, early-stopping state,
+ * history). Random streams are derived from (seed, name, epoch, step), so there is no generator state to save.
+ * The tensors go to `epoch-NNNNNN.bin` (tfjs weights encoding), then `checkpoint.json` points at it, written
+ * atomically last: a crash at any moment leaves the previous complete checkpoint in force.
+ */
+export const CHECKPOINT_FORMAT = 'fgsm-checkpoint/1';
+
+export interface Checkpoint<State> {
+  state: State;
+  tensors: Record<string, tf.Tensor>;
+}
+
+interface Pointer<State> {
+  format: string;
+  file: string;
+  sha256: string;
+  weights: tf.io.WeightsManifestEntry[];
+  state: State;
+}
+
+export async function saveCheckpoint<State>(dir: string, epoch: number, checkpoint: Checkpoint<State>): Promise<void> {
+  const { specs, data } = await encodeTensors(checkpoint.tensors);
+  const file = `epoch-${String(epoch).padStart(6, '0')}.bin`;
+  writeFileAtomic(join(dir, file), data);
+  const pointer: Pointer<State> = { format: CHECKPOINT_FORMAT, file, sha256: digest('sha256', data), weights: specs, state: checkpoint.state };
+  writeJsonAtomic(join(dir, 'checkpoint.json'), pointer);
+  for (const old of readdirSync(dir)) if (old.endsWith('.bin') && old !== file) rmSync(join(dir, old), { force: true });
+}
+
+/** The last complete checkpoint in `dir`, or null if there is none. */
+export function loadCheckpoint<State>(dir: string): Checkpoint<State> | null {
+  const path = join(dir, 'checkpoint.json');
+  if (!existsSync(path)) return null;
+  const pointer = JSON.parse(readFileSync(path, 'utf8')) as Pointer<State>;
+  if (pointer.format !== CHECKPOINT_FORMAT) throw new FgsmError(`${path}: format ${pointer.format}, expected ${CHECKPOINT_FORMAT}`);
+  const data = readFileSync(join(dir, pointer.file));
+  if (digest('sha256', data) !== pointer.sha256) {
+    throw new FgsmError(`${join(dir, pointer.file)}: checksum mismatch (the checkpoint is damaged)`, 'rerun with --fresh to start the run again');
+  }
+  return { state: pointer.state, tensors: decodeTensors(data, pointer.weights) };
+}
