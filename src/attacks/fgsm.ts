@@ -63,7 +63,7 @@ export function fastGradientSign(model: Classifier, x: tf.Tensor2D, y: tf.Tensor
     const probabilities = needsPrediction ? model.probabilities(model.logits(x)) : null;
     const source = options.labels === 'predicted' ? (tf.argMax(probabilities!, 1) as tf.Tensor1D) : y!;
     let lossLabels: tf.Tensor1D = source;
-    if (options.target === 'next') lossLabels = tf.mod(tf.add(source, 1), k) as tf.Tensor1D;
+    if (options.target === 'next') lossLabels = tf.mod(tf.add(source, tf.scalar(1, 'int32')), tf.scalar(k, 'int32')) as tf.Tensor1D;
     else if (options.target === 'least-likely') lossLabels = tf.argMin(probabilities!, 1) as tf.Tensor1D;
     else if (typeof options.target === 'number') lossLabels = tf.fill([n], options.target, 'int32') as tf.Tensor1D;
 

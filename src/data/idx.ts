@@ -26,9 +26,7 @@ export function parseIdx(bytes: Uint8Array, file: string, expectedDims: 1 | 3): 
       throw new FgsmError(`${file}: corrupted or truncated gzip data (${(error as Error).message})`, 'delete the file and download it again: fgsm data download');
     }
   }
-  if (raw.length < 4 + 4 * expectedDims) {
-    throw new FgsmError(`${file}: ${raw.length} bytes is too short for an IDX header with ${expectedDims} dimension(s)`);
-  }
+  if (raw.length < 4) throw new FgsmError(`${file}: ${raw.length} bytes is too short for an IDX file`);
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const magic = view.getUint32(0);
   const expectedMagic = 0x800 + expectedDims;
@@ -37,6 +35,9 @@ export function parseIdx(bytes: Uint8Array, file: string, expectedDims: 1 | 3): 
       `${file}: IDX magic number 0x${magic.toString(16).padStart(8, '0')}, expected 0x${expectedMagic.toString(16).padStart(8, '0')} (unsigned bytes, ${expectedDims} dimension(s))`,
       'is this an MNIST file of the right kind (images have 3 dimensions, labels 1)?',
     );
+  }
+  if (raw.length < 4 + 4 * expectedDims) {
+    throw new FgsmError(`${file}: ${raw.length} bytes is too short for an IDX header with ${expectedDims} dimension(s)`);
   }
   const dims: number[] = [];
   for (let i = 0; i < expectedDims; i++) dims.push(view.getUint32(4 + 4 * i));

@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { ConfigError, loadExperiment } from '../src/config/load.js';
+import { tempDir } from './helpers.js';
+
+const VALID = `name: t
+model:
+  kind: softmax
+training:
+  epochs: 3
+attack:
+  epsilons: [0.25]
+evaluation:
+  rubbish: null
+`;
+
+function write(dir: string, name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+function issuesOf(fn: () => unknown): ConfigError['issues'] {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+    return error.issues;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('experiment configs', () => {
+  test('the paper configs validate, and defaults are filled in', () => {
+    for (const file of ['configs/paper/softmax.yaml', 'configs/paper/logreg-3v7.yaml', 'configs/ci/softmax.yaml', 'configs/ci/logreg-3v7.yaml']) {
+      const loaded = loadExperiment(file);
+      assert.equal(loaded.config.training.batchSize, 100, file);
+      assert.match(loaded.configHash, /^[0-9a-f]{12}$/);
+    }
+    const dir = tempDir();
+    const config = loadExperiment(write(dir, 'e.yaml', VALID)).config;
+    assert.equal(config.attack.clip, 'none');
+    assert.equal(config.attack.labels, 'true');
+    assert.equal(config.training.learningRate.decay, 1.000004);
+    assert.equal(config.data.train, 'train');
+  });
+
+  test('every error names the file, the line and column, the key, what was expected and what was found', () => {
+    const dir = tempDir();
+    const file = write(dir, 'bad.yaml', VALID.replace('epochs: 3', 'epochs: three').replace('kind: softmax', 'kind: softmax\n  maxColumNorm: 2'));
+    const issues = issuesOf(() => loadExperiment(file));
+    assert.equal(issues.length, 2, JSON.stringify(issues));
+    const epochs = issues.find((i) => i.key === 'training.epochs')!;
+    assert.equal(epochs.where, `${file}:6:3`);
+    assert.match(epochs.message, /expected number; found "three"/);
+    const typo = issues.find((i) => i.key === 'model.maxColumNorm')!;
+    assert.equal(typo.where, `${file}:4:3`);
+    assert.match(typo.message, /unknown key "maxColumNorm"/);
+  });
+
+  test('a missing required key points at its parent; bad enum values list what was found', () => {
+    const dir = tempDir();
+    const file = write(dir, 'missing.yaml', VALID.replace('  epochs: 3\n', '  batchSize: 10\n').replace('epsilons: [0.25]', 'epsilons: [0.25]\n  clip: sometimes'));
+    const issues = issuesOf(() => loadExperiment(file));
+    const epochs = issues.find((i) => i.key === 'training.epochs')!;
+    assert.equal(epochs.where, `${file}:4:1`);
+    assert.match(epochs.message, /found nothing \(the key is missing\)/);
+    const clip = issues.find((i) => i.key === 'attack.clip')!;
+    assert.equal(clip.where, `${file}:8:3`);
+    assert.match(clip.message, /found "sometimes"/);
+  });
+
+  test('YAML syntax errors and cross-key rules are reported with positions', () => {
+    const dir = tempDir();
+    const broken = write(dir, 'broken.yaml', 'name: t\nmodel: [unclosed\n');
+    assert.match(issuesOf(() => loadExperiment(broken))[0]!.where, /broken\.yaml:\d+:\d+$/);
+    const logistic = write(dir, 'logistic.yaml', VALID.replace('kind: softmax', 'kind: logistic'));
+    const issue = issuesOf(() => loadExperiment(logistic))[0]!;
+    assert.equal(issue.key, 'data.digits');
+    assert.match(issue.message, /exactly two digits/);
+  });
+
+  test('--set overrides keys, parses values as YAML, and its errors name the override', () => {
+    const dir = tempDir();
+    const file = write(dir, 'e.yaml', VALID);
+    const loaded = loadExperiment(file, ['training.epochs=7', 'attack.clip=[0, 1]', 'data.limit.test=100']);
+    assert.equal(loaded.config.training.epochs, 7);
+    assert.deepEqual(loaded.config.attack.clip, [0, 1]);
+    assert.equal(loaded.config.data.limit.test, 100);
+    assert.notEqual(loaded.configHash, loadExperiment(file).configHash);
+    const issues = issuesOf(() => loadExperiment(file, ['training.epochs=-1', 'training.epochz=2', 'nonsense']));
+    assert.deepEqual(issues.map((i) => i.where).sort(), ['--set nonsense'].sort());
+    const schemaIssues = issuesOf(() => loadExperiment(file, ['training.epochs=-1', 'training.epochz=2']));
+    assert.deepEqual(schemaIssues.map((i) => i.where).sort(), ['--set training.epochs=-1', '--set training.epochz=2']);
+  });
+
+  test('extends: the base file supplies keys, the file overrides them, errors point at the file that set the key', () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'paper'));
+    write(dir, 'paper/base.yaml', VALID.replace('epochs: 3', 'epochs: 30\n  batchSize: 0'));
+    const child = write(dir, 'child.yaml', 'extends: paper/base.yaml\nname: child\ntraining:\n  epochs: 2\n');
+    const issues = issuesOf(() => loadExperiment(child));
+    assert.equal(issues.length, 1);
+    assert.equal(issues[0]!.key, 'training.batchSize');
+    assert.equal(issues[0]!.where, `${join(dir, 'paper/base.yaml')}:6:3`);
+    const loaded = loadExperiment(child, ['training.batchSize=50']);
+    assert.equal(loaded.config.name, 'child');
+    assert.equal(loaded.config.training.epochs, 2);
+    assert.deepEqual(loaded.files, [join(dir, 'paper/base.yaml'), child]);
+  });
+
+  test('data.dir is resolved relative to the config file that sets it', () => {
+    const dir = tempDir();
+    const file = write(dir, 'e.yaml', `${VALID}data:\n  dir: mnist\n`);
+    assert.equal(loadExperiment(file).config.data.dir, join(dir, 'mnist'));
+  });
+});

@@ -1,0 +1,152 @@
+import * as tf from '@tensorflow/tfjs';
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import { fastGradientSign, type FgsmOptions } from '../src/attacks/fgsm.js';
+import type { Classifier } from '../src/models/classifier.js';
+import { lossOf, model, randomImages, randomLabels, useWasm } from './helpers.js';
+
+const untargeted: FgsmOptions = { epsilons: [0.25], clip: null, labels: 'true', target: null };
+const N = 64;
+
+/** Runs the attack and returns plain arrays, disposing every tensor it made. */
+function attack(m: Classifier, x: Float32Array, y: Int32Array, options: FgsmOptions) {
+  const xt = tf.tensor2d(x, [y.length, 784]);
+  const yt = tf.tensor1d(y, 'int32');
+  const result = fastGradientSign(m, xt, yt, options);
+  const out = {
+    adversarial: result.adversarial.map((a) => a.dataSync() as Float32Array),
+    direction: result.direction.dataSync() as Float32Array,
+    zeroGradient: result.zeroGradient,
+    input: xt.dataSync() as Float32Array,
+  };
+  tf.dispose([xt, yt, result.direction, ...result.adversarial]);
+  return out;
+}
+
+describe('fastGradientSign', () => {
+  before(useWasm);
+
+  test('on softmax regression equals the closed form x + ε·sign(W(p − onehot(y))) and raises every loss', () => {
+    const m = model('softmax');
+    const x = randomImages(N, 1);
+    const y = randomLabels(N, 10, 1);
+    const eps = 0.25;
+    const { adversarial } = attack(m, x, y, untargeted);
+    const w = m.parameters[0]!.variable.dataSync();
+    const p = tf.tidy(() => m.probabilities(m.logits(tf.tensor2d(x, [N, 784]))).dataSync());
+    for (let i = 0; i < N; i++) {
+      for (let j = 0; j < 784; j++) {
+        let g = 0;
+        for (let k = 0; k < 10; k++) g += w[j * 10 + k]! * (p[i * 10 + k]! - (k === y[i] ? 1 : 0));
+        const expected = x[i * 784 + j]! + eps * Math.sign(g);
+        assert.ok(Math.abs(adversarial[0]![i * 784 + j]! - expected) < 1e-6, `example ${i} pixel ${j}: ${adversarial[0]![i * 784 + j]} vs ${expected}`);
+      }
+    }
+    const before = lossOf(m, x, y);
+    const after = lossOf(m, adversarial[0]!, y);
+    for (let i = 0; i < N; i++) assert.ok(after[i]! > before[i]!, `example ${i}: loss ${before[i]} → ${after[i]}`);
+    m.dispose();
+  });
+
+  test('on logistic regression equals the closed form x − ε·y·sign(w)', () => {
+    const m = model('logistic');
+    const x = randomImages(N, 2);
+    const c = randomLabels(N, 2, 2);
+    const { adversarial } = attack(m, x, c, untargeted);
+    const w = m.parameters[0]!.variable.dataSync();
+    for (let i = 0; i < N; i++) {
+      const y = 2 * c[i]! - 1;
+      for (let j = 0; j < 784; j++) {
+        assert.equal(adversarial[0]![i * 784 + j], Math.fround(x[i * 784 + j]! - 0.25 * y * Math.sign(w[j]!)));
+      }
+    }
+    m.dispose();
+  });
+
+  test('‖x̃ − x‖∞ ≤ ε, with equality wherever the gradient is non-zero and nothing is clipped', () => {
+    const m = model('softmax');
+    const x = randomImages(N, 3);
+    const y = randomLabels(N, 10, 3);
+    const epsilons = [0.1, 0.25, 0.3];
+    const { adversarial, direction } = attack(m, x, y, { ...untargeted, epsilons });
+    epsilons.forEach((eps, e) => {
+      for (let i = 0; i < x.length; i++) {
+        const d = Math.abs(adversarial[e]![i]! - x[i]!);
+        assert.ok(d <= eps + 1e-6);
+        if (direction[i] !== 0) assert.ok(Math.abs(d - eps) < 1e-6, `pixel ${i}: |Δ| = ${d}, ε = ${eps}`);
+      }
+    });
+    m.dispose();
+  });
+
+  test('clipped outputs lie in [0, 1]; ε = 0 returns x exactly', () => {
+    const m = model('softmax');
+    const x = randomImages(N, 4);
+    const y = randomLabels(N, 10, 4);
+    const { adversarial } = attack(m, x, y, { ...untargeted, epsilons: [0, 0.5], clip: [0, 1] });
+    assert.deepEqual(adversarial[0], x);
+    assert.ok(adversarial[1]!.every((v) => v >= 0 && v <= 1));
+    assert.ok(adversarial[1]!.some((v, i) => v !== x[i]), 'the clipped attack must still move pixels');
+    m.dispose();
+  });
+
+  test('does not depend on the batch size', () => {
+    const m = model('softmax');
+    const x = randomImages(N, 5);
+    const y = randomLabels(N, 10, 5);
+    const whole = attack(m, x, y, untargeted).adversarial[0]!;
+    for (const size of [1, 7, 32]) {
+      const pieces = new Float32Array(x.length);
+      for (let s = 0; s < N; s += size) {
+        const e = Math.min(N, s + size);
+        pieces.set(attack(m, x.subarray(s * 784, e * 784), y.subarray(s, e), untargeted).adversarial[0]!, s * 784);
+      }
+      assert.deepEqual(pieces, whole, `batch size ${size}`);
+    }
+    m.dispose();
+  });
+
+  test('leaves the input tensor untouched and leaks no tensor', () => {
+    const m = model('softmax');
+    const x = randomImages(N, 6);
+    const y = randomLabels(N, 10, 6);
+    const tensorsBefore = tf.memory().numTensors;
+    const { input } = attack(m, x, y, { ...untargeted, epsilons: [0.1, 0.25], labels: 'predicted', target: 'least-likely' });
+    assert.deepEqual(input, x);
+    assert.equal(tf.memory().numTensors, tensorsBefore);
+    m.dispose();
+  });
+
+  test('counts examples whose input gradient is all zero (sign(0) = 0 leaves them unmoved)', () => {
+    const m = model('softmax', 0); // zero weights: uniform probabilities, zero input gradient
+    const x = randomImages(8, 7);
+    const y = randomLabels(8, 10, 7);
+    const result = attack(m, x, y, untargeted);
+    assert.equal(result.zeroGradient, 8);
+    assert.deepEqual(result.adversarial[0], x);
+    m.dispose();
+  });
+
+  test('targeted steps lower the loss of the target class', () => {
+    const m = model('softmax');
+    const x = randomImages(N, 8);
+    const y = randomLabels(N, 10, 8);
+    const { adversarial } = attack(m, x, y, { ...untargeted, target: 'next' });
+    const target = y.map((v) => (v + 1) % 10);
+    const before = lossOf(m, x, target);
+    const after = lossOf(m, adversarial[0]!, target);
+    for (let i = 0; i < N; i++) assert.ok(after[i]! < before[i]!);
+    m.dispose();
+  });
+
+  test('rejects bad arguments with messages that say what was expected', () => {
+    const m = model('softmax');
+    const x = tf.zeros([2, 10]) as tf.Tensor2D;
+    assert.throws(() => fastGradientSign(m, x, tf.tensor1d([0, 1], 'int32'), untargeted), /x: expected shape \[N, 784\], found \[2,10\]/);
+    const good = tf.zeros([2, 784]) as tf.Tensor2D;
+    assert.throws(() => fastGradientSign(m, good, null, untargeted), /y: expected the true labels/);
+    assert.throws(() => fastGradientSign(m, good, tf.tensor1d([0, 1], 'int32'), { ...untargeted, epsilons: [-1] }), /expected finite ε ≥ 0, found -1/);
+    tf.dispose([x, good]);
+    m.dispose();
+  });
+});

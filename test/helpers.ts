@@ -1,0 +1,43 @@
+import * as tf from '@tensorflow/tfjs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initBackend } from '../src/backend/select.js';
+import { stream } from '../src/core/rng.js';
+import { buildModel } from '../src/models/build.js';
+import type { Classifier, ModelSpec } from '../src/models/classifier.js';
+
+/** The backend the tests run on: wasm, as on the CI machine. */
+export async function useWasm(): Promise<void> {
+  await initBackend('wasm');
+}
+
+export function tempDir(prefix = 'fgsm-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** The full MNIST files for tests that need real bytes: FGSM_DATA_DIR (CI sets it to ../shared/data/mnist). */
+export function realDataDir(): string {
+  const dir = process.env.FGSM_DATA_DIR;
+  if (!dir) throw new Error('set FGSM_DATA_DIR to the directory of the four MNIST files (CI: ../shared/data/mnist)');
+  return dir;
+}
+
+export function randomImages(n: number, seed: number): Float32Array {
+  return stream(seed, 'test-images').fillUniform(new Float32Array(n * 784), 0, 1);
+}
+
+export function randomLabels(n: number, classes: number, seed: number): Int32Array {
+  const rng = stream(seed, 'test-labels');
+  return Int32Array.from({ length: n }, () => rng.int(classes));
+}
+
+export function model(kind: ModelSpec['kind'], initRange = 0.05, seed = 3): Classifier {
+  const classes = kind === 'softmax' ? [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] : [3, 7];
+  return buildModel({ kind, inputSize: 784, classes, maxColumnNorm: null }, initRange, seed);
+}
+
+/** Per-example loss of the model in its deterministic state. */
+export function lossOf(m: Classifier, x: Float32Array, y: Int32Array): Float32Array {
+  return tf.tidy(() => m.loss(m.logits(tf.tensor2d(x, [y.length, 784])), tf.tensor1d(y, 'int32')).dataSync() as Float32Array);
+}
