@@ -20,7 +20,7 @@ const uniqueName = (name: string): string => `${name}_${++variableCount}`;
 
 function uniformVariable(name: string, shape: [number, number], range: number, seed: number): tf.Variable<tf.Rank.R2> {
   const values = stream(seed, 'init', name).fillUniform(new Float32Array(shape[0] * shape[1]), -range, range);
-  return tf.variable(tf.tensor2d(values, shape), true, uniqueName(name));
+  return tf.tidy(() => tf.variable(tf.tensor2d(values, shape), true, uniqueName(name)));
 }
 
 /** One dense layer x·W + b with the spec's constraint; the heads below give it a loss and probabilities. */
@@ -36,7 +36,7 @@ abstract class LinearClassifier implements Classifier {
     seed: number,
   ) {
     this.w = uniformVariable('W', [spec.inputSize, outputs], initRange, seed);
-    this.b = tf.variable(tf.zeros<tf.Rank.R1>([outputs]), true, uniqueName('b'));
+    this.b = tf.tidy(() => tf.variable(tf.zeros<tf.Rank.R1>([outputs]), true, uniqueName('b')));
     this.parameters = [
       { name: 'W', variable: this.w, role: 'weight' },
       { name: 'b', variable: this.b, role: 'bias' },

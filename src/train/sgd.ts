@@ -12,7 +12,8 @@ export class MomentumSgd {
     private readonly parameters: readonly Parameter[],
     private readonly weightDecay: number,
   ) {
-    this.velocities = new Map(parameters.map((p) => [p.name, tf.variable(tf.zerosLike(p.variable), false)]));
+    // tidy disposes the zero tensors; the variables (which copy them) survive it
+    this.velocities = new Map(parameters.map((p) => [p.name, tf.tidy(() => tf.variable(tf.zerosLike(p.variable), false))]));
   }
 
   /** Applies one update from `gradients` (keyed by variable name, as tf.variableGrads returns them). */

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { tempDir } from './helpers.js';
+
+const BIN = join(process.cwd(), 'bin', 'fgsm.js');
+
+function fgsm(args: string[], cwd = process.cwd()) {
+  const out = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
+  return { status: out.status, stdout: out.stdout, stderr: out.stderr };
+}
+
+const SMALL = (name: string, extra = '') => `name: ${name}
+seed: 3
+backend: wasm
+data:
+  source: embedded
+  limit: { train: 1000, validation: 300, test: 300 }
+model:
+  kind: softmax
+  maxColumnNorm: 1.9365
+training:
+  epochs: 3
+  earlyStopping: { metric: validation-error, patience: 5 }
+attack:
+  epsilons: [0.1, 0.25]
+evaluation:
+  rubbish: { samples: 500 }
+  figureExamples: 4
+claims: [s4.softmax.fgsm, s5.logreg37.clean]
+${extra}`;
+
+function onlyRun(results: string, experiment: string): string {
+  const runs = readdirSync(join(results, experiment));
+  assert.equal(runs.length, 1, `runs: ${runs}`);
+  return join(results, experiment, runs[0]!);
+}
+
+describe('fgsm CLI end to end', () => {
+  test('run writes the whole run folder and prints the paper table; report --json and --check read it', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'small.yaml'), SMALL('small'));
+    const run = fgsm(['run', join(dir, 'small.yaml'), '--results-dir', join(dir, 'results'), '--set', 'training.epochs=2']);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /s4\.softmax\.fgsm/);
+    assert.match(run.stdout, /NOT comparable to the paper/);
+    assert.match(run.stderr, /backend: wasm — wasm was requested/);
+
+    const folder = onlyRun(join(dir, 'results'), 'small');
+    for (const file of ['result.json', 'report.md', 'epochs.csv', 'examples.png', 'training-curve.svg', 'model/model.json', 'model/weights.bin', 'checkpoints/checkpoint.json', 'status.json']) {
+      assert.ok(existsSync(join(folder, file)), `missing ${file}`);
+    }
+    assert.ok(!readdirSync(folder).some((f) => f.endsWith('.tmp')), 'no temporary files are left');
+    const result = JSON.parse(readFileSync(join(folder, 'result.json'), 'utf8'));
+    assert.equal(result.config.training.epochs, 2);
+    assert.deepEqual(result.overrides, ['training.epochs=2']);
+    assert.equal(result.metrics.training.epochs, 2);
+    assert.equal(result.metrics.clean.n, 300);
+    assert.deepEqual(Object.keys(result.metrics.fgsm), ['0.1', '0.25']);
+    assert.ok(result.metrics.fgsm['0.25'].error > result.metrics.clean.error);
+    assert.equal(result.metrics.fgsm['0.25'].maxPerturbation.toFixed(4), '0.2500');
+    assert.equal(result.metrics.rubbish.samples, 500);
+    assert.equal(result.data.kind, 'embedded');
+    assert.deepEqual(result.data.counts, { train: 1000, validation: 300, test: 300 });
+    assert.equal(result.provenance.backend.name, 'wasm');
+    assert.equal(result.openChoices.clip, 'none');
+    assert.equal(result.openChoices.fgsmLabels, 'true');
+    assert.match(result.provenance.tfjs['@tensorflow/tfjs-core'], /^\d+\.\d+\.\d+$/);
+    assert.equal(JSON.parse(readFileSync(join(folder, 'status.json'), 'utf8')).state, 'complete');
+    assert.equal(readFileSync(join(folder, 'epochs.csv'), 'utf8').trim().split('\n').length, 3);
+    assert.deepEqual([...readFileSync(join(folder, 'examples.png')).subarray(1, 4)], [...Buffer.from('PNG')]);
+    assert.match(readFileSync(join(folder, 'training-curve.svg'), 'utf8'), /^<svg/);
+    assert.match(readFileSync(join(folder, 'report.md'), 'utf8'), /## Paper vs ours[\s\S]*s4\.softmax\.fgsm/);
+
+    const json = fgsm(['report', join(dir, 'results'), '--json']);
+    assert.equal(json.status, 0, json.stderr);
+    const rows = JSON.parse(json.stdout);
+    const fgsmRow = rows.find((r: { id: string; quantity: string }) => r.id === 's4.softmax.fgsm' && r.quantity === 'error');
+    assert.equal(fgsmRow.paper, 99.9);
+    assert.ok(Math.abs(fgsmRow.ours - 100 * result.metrics.fgsm['0.25'].error) < 1e-9);
+    assert.ok(existsSync(join(dir, 'results', 'report.md')) && existsSync(join(dir, 'results', 'report.csv')));
+
+    // 3-vs-7 logistic regression's clean error cannot hold for a 10-class softmax: --check must fail
+    const check = fgsm(['report', join(dir, 'results'), '--check', '--no-write']);
+    assert.equal(check.status, 2);
+    assert.match(check.stderr, /must-hold claim\(s\) failed:\n\s+s5\.logreg37\.clean error: ours \d+\.\d+, must hold within ±1 of paper/);
+  });
+
+  test('a bad config fails before any work with every problem and its line', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'bad.yaml'), SMALL('bad').replace('epochs: 3', 'epochs: 0').replace('kind: softmax', 'kind: softmax\n  depth: 2'));
+    const run = fgsm(['run', join(dir, 'bad.yaml'), '--results-dir', join(dir, 'results')]);
+    assert.equal(run.status, 2);
+    assert.match(run.stderr, /bad\.yaml:12:3: training\.epochs: Too small: expected number to be >=1; found 0/);
+    assert.match(run.stderr, /bad\.yaml:9:3: model\.depth: unknown key "depth"/);
+    assert.ok(!existsSync(join(dir, 'results')));
+  });
+
+  test('kill -9 during training, rerun the same command: it resumes and gives the uninterrupted numbers', async () => {
+    const dir = tempDir();
+    const config = join(dir, 'long.yaml');
+    writeFileSync(config, SMALL('long').replace('train: 1000', 'train: 7000').replace('epochs: 3', 'epochs: 40').replace('patience: 5', 'patience: 40'));
+    const results = join(dir, 'results');
+    const child = spawn(process.execPath, [BIN, 'run', config, '--results-dir', results, '-q'], { stdio: 'ignore' });
+    const killed = await new Promise<boolean>((resolve) => {
+      const poll = setInterval(() => {
+        const exp = join(results, 'long');
+        const runs = existsSync(exp) ? readdirSync(exp) : [];
+        if (runs.length && existsSync(join(exp, runs[0]!, 'checkpoints', 'checkpoint.json'))) {
+          clearInterval(poll);
+          resolve(child.kill('SIGKILL'));
+        }
+      }, 10);
+      child.on('exit', () => {
+        clearInterval(poll);
+        resolve(false);
+      });
+    });
+    assert.ok(killed, 'the run finished before it could be killed');
+    await new Promise((resolve) => child.on('exit', resolve));
+    const folder = onlyRun(results, 'long');
+    assert.notEqual(JSON.parse(readFileSync(join(folder, 'status.json'), 'utf8')).state, 'complete');
+
+    const resumed = fgsm(['run', config, '--results-dir', results]);
+    assert.equal(resumed.status, 0, resumed.stderr);
+    assert.match(resumed.stderr, /resuming from the checkpoint after epoch \d+/);
+    assert.equal(onlyRun(results, 'long'), folder, 'the resumed run continues in the same folder');
+
+    const fresh = fgsm(['run', config, '--results-dir', join(dir, 'fresh'), '-q']);
+    assert.equal(fresh.status, 0, fresh.stderr);
+    const a = JSON.parse(readFileSync(join(folder, 'result.json'), 'utf8'));
+    const b = JSON.parse(readFileSync(join(onlyRun(join(dir, 'fresh'), 'long'), 'result.json'), 'utf8'));
+    assert.ok(a.metrics.training.resumedFromEpoch >= 1);
+    assert.deepEqual(a.metrics.clean, b.metrics.clean);
+    assert.deepEqual(a.metrics.fgsm, b.metrics.fgsm);
+    assert.deepEqual(a.metrics.rubbish, b.metrics.rubbish);
+    assert.equal(a.metrics.training.chosenEpoch, b.metrics.training.chosenEpoch);
+  });
+});
