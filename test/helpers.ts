@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '../src/backend/select.js';
 import { stream } from '../src/core/rng.js';
+import { cacheDir } from '../src/data/source.js';
+import { inspectDir } from '../src/data/verify.js';
 import { buildModel } from '../src/models/build.js';
 import type { Classifier, ModelSpec } from '../src/models/classifier.js';
 
@@ -16,10 +18,15 @@ export function tempDir(prefix = 'fgsm-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** The full MNIST files for tests that need real bytes: FGSM_DATA_DIR (CI sets it to ../shared/data/mnist). */
+/**
+ * The full MNIST files for tests that need real bytes: FGSM_DATA_DIR (CI sets it to ../shared/data/mnist),
+ * else the user cache filled by `fgsm data download`.
+ */
 export function realDataDir(): string {
-  const dir = process.env.FGSM_DATA_DIR;
-  if (!dir) throw new Error('set FGSM_DATA_DIR to the directory of the four MNIST files (CI: ../shared/data/mnist)');
+  const dir = process.env.FGSM_DATA_DIR ?? cacheDir();
+  if (!inspectDir(dir).every((s) => s.ok)) {
+    throw new Error(`no verified MNIST files in ${dir}: set FGSM_DATA_DIR to a directory holding them, or run \`npx fgsm data download\``);
+  }
   return dir;
 }
 
