@@ -34,6 +34,8 @@ function split(name: Split['name'], n: number, seed: number): Split {
 const weightsOf = (m: ReturnType<typeof model>) => m.parameters.map((p) => Array.from(p.variable.dataSync()));
 
 describe('schedules and the optimiser', () => {
+  before(useWasm);
+
   test('learning rate decays per update with a floor; momentum rises linearly over epochs', () => {
     const lr = { initial: 0.1, decay: 1.000004, floor: 1e-6 };
     assert.equal(learningRateAt(0, lr), 0.1);
@@ -46,7 +48,6 @@ describe('schedules and the optimiser', () => {
   });
 
   test('classical momentum: v ← μv − ηg; θ ← θ + v, weight decay on weights only', () => {
-    before(useWasm);
     const w = tf.variable(tf.tensor1d([1, 2]));
     const b = tf.variable(tf.tensor1d([1]));
     const sgd = new MomentumSgd([{ name: 'W', variable: w, role: 'weight' }, { name: 'b', variable: b, role: 'bias' }], 0.5);
@@ -60,8 +61,7 @@ describe('schedules and the optimiser', () => {
     sgd.dispose();
   });
 
-  test('max column norm rescales only the columns above the limit', async () => {
-    await useWasm();
+  test('max column norm rescales only the columns above the limit', () => {
     const w = tf.variable(tf.tensor2d([[3, 0.3], [4, 0.4]])); // column norms 5 and 0.5
     applyMaxColumnNorm(w, 2);
     const [a, b, c, d] = Array.from(w.dataSync());
