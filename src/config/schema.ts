@@ -61,19 +61,20 @@ const maxColumnNorm = z
   .default(null)
   .describe('after every update, rescale each weight column (the weights into one class) down to this L2 norm if larger');
 
+/** Keys every single-layer (linear) model has. */
+const linearModelKeys = { init: InitSchema.prefault({}), maxColumnNorm };
+
 const SoftmaxSchema = z
   .strictObject({
     kind: z.literal('softmax').describe('softmax regression, 784 → classes'),
-    init: InitSchema.prefault({}),
-    maxColumnNorm,
+    ...linearModelKeys,
   })
   .describe('shallow softmax regression (§4)');
 
 const LogisticSchema = z
   .strictObject({
     kind: z.literal('logistic').describe('binary logistic regression, P(y=1|x) = σ(wᵀx + b), y ∈ {−1, +1}'),
-    init: InitSchema.prefault({}),
-    maxColumnNorm,
+    ...linearModelKeys,
   })
   .describe('logistic regression on two digits (§5, Fig. 2): class 0 = data.digits[0] (y = −1), class 1 = data.digits[1] (y = +1)');
 

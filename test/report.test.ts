@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { CLAIMS } from '../src/paper/claims.js';
+import { compareClaims, failedChecks } from '../src/report/compare.js';
+import { renderCsv, renderMarkdown } from '../src/report/render.js';
+import type { ResultRecord } from '../src/results/record.js';
+
+const result = (claims: string[], metrics: Record<string, unknown>): ResultRecord =>
+  ({ experiment: 'e', runId: 'r', claims, metrics }) as unknown as ResultRecord;
+
+describe('paper table', () => {
+  test('every claim of PAPER.md §1 is recorded once, with a metric path for each quantity', () => {
+    assert.equal(CLAIMS.length, 30); // the rows of PAPER.md §1
+    assert.equal(new Set(CLAIMS.map((c) => c.id)).size, CLAIMS.length);
+    for (const c of CLAIMS) for (const q of c.quantities) assert.ok(q.metric.length >= 2, c.id);
+  });
+
+  test('verdicts: within tolerance, off, must-hold conditions, not measured, out of scope', () => {
+    const rows = compareClaims(
+      result(['s4.softmax.fgsm', 's5.logreg37.clean', 's6.maxout1600_adv.clean', 's4.cifar'], {
+        fgsm: { '0.25': { error: 0.985, meanConfidenceOnMistakes: 0.793 } },
+        clean: { error: 0.0275 },
+      }),
+    );
+    const byKey = Object.fromEntries(rows.map((r) => [`${r.id}/${r.quantity}`, r]));
+    const error = byKey['s4.softmax.fgsm/error']!;
+    assert.ok(Math.abs(error.ours! - 98.5) < 1e-9 && Math.abs(error.delta! + 1.4) < 1e-9);
+    assert.equal(error.verdict, 'off');
+    assert.equal(error.holds, false); // must hold ≥ 99
+    assert.equal(byKey['s4.softmax.fgsm/confidence on mistakes']!.verdict, 'reproduced');
+    const logreg = byKey['s5.logreg37.clean/error']!;
+    assert.equal(logreg.holds, false); // 2.75 is 1.15 points from 1.6: outside ±1
+    const seeds = byKey['s6.maxout1600_adv.clean/error']!;
+    assert.ok(Math.abs(seeds.paper - 0.782) < 1e-9); // the mean of 0.77 ×4 and 0.83
+    assert.equal(seeds.verdict, 'off');
+    assert.equal(byKey['s4.cifar/error']!.verdict, 'out of scope');
+    assert.deepEqual(failedChecks(rows).map((r) => r.id), ['s4.softmax.fgsm', 's5.logreg37.clean']);
+    const unmeasured = compareClaims(result(['s5.logreg37.fgsm'], { clean: { error: 0.01 } }))[0]!;
+    assert.equal(unmeasured.verdict, 'not measured');
+    assert.equal(unmeasured.holds, false, 'a must-hold claim that was not measured fails the check');
+  });
+
+  test('Markdown and CSV carry every row', () => {
+    const rows = compareClaims(result(['s4.softmax.fgsm'], { fgsm: { '0.25': { error: 0.999, meanConfidenceOnMistakes: 0.8 } } }));
+    assert.equal(renderMarkdown(rows).trim().split('\n').length, 2 + rows.length);
+    const csv = renderCsv(rows).trim().split('\n');
+    assert.equal(csv[0], 'id,section,quantity,paper,ours,delta,tolerance,verdict,must_hold,holds,experiment,run_id');
+    assert.equal(csv[1], 's4.softmax.fgsm,4,error,99.9,99.9,0,0.5,reproduced,≥ 99,true,e,r');
+  });
+});
