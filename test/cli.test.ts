@@ -82,6 +82,16 @@ describe('fgsm CLI end to end', () => {
     assert.ok(Math.abs(fgsmRow.ours - 100 * result.metrics.fgsm['0.25'].error) < 1e-9);
     assert.ok(existsSync(join(dir, 'results', 'report.md')) && existsSync(join(dir, 'results', 'report.csv')));
 
+    const sweep = fgsm(['sweep', join(dir, 'small.yaml'), '--eps', '0:0.2:0.1', '--results-dir', join(dir, 'results'), '--set', 'training.epochs=2']);
+    assert.equal(sweep.status, 0, sweep.stderr);
+    assert.match(sweep.stderr, /using the trained model of/);
+    const lines = readFileSync(join(folder, 'sweep.csv'), 'utf8').trim().split('\n');
+    assert.deepEqual(lines.map((l) => l.split(',')[0]), ['epsilon', '0', '0.1', '0.2']);
+    assert.equal(Number(lines[1]!.split(',')[1]), result.metrics.clean.error, 'FGSM at ε = 0 is the clean error');
+    assert.equal(Number(lines[2]!.split(',')[1]), result.metrics.fgsm['0.1'].error, 'the sweep agrees with the run');
+    assert.ok(existsSync(join(folder, 'sweep.svg')));
+    assert.equal(fgsm(['sweep', join(dir, 'small.yaml'), '--eps', '0.3:0.1:0.1']).status, 2);
+
     // 3-vs-7 logistic regression's clean error cannot hold for a 10-class softmax: --check must fail
     const check = fgsm(['report', join(dir, 'results'), '--check', '--no-write']);
     assert.equal(check.status, 2);

@@ -48,3 +48,15 @@ describe('paper table', () => {
     assert.equal(csv[1], 's4.softmax.fgsm,4,error,99.9,99.9,0,0.5,reproduced,≥ 99,true,e,r');
   });
 });
+
+describe('--eps ranges', () => {
+  test('START:STOP:STEP is inclusive and exact; lists are read as given; bad input names what was expected', async () => {
+    const { parseEpsilons } = await import('../src/cli/sweep.js');
+    assert.deepEqual(parseEpsilons('0:0.3:0.025').length, 13);
+    assert.deepEqual(parseEpsilons('0:0.3:0.1'), [0, 0.1, 0.2, 0.3]);
+    assert.deepEqual(parseEpsilons('0.1,0.25'), [0.1, 0.25]);
+    assert.throws(() => parseEpsilons('0:1'), /--eps 0:1: expected three numbers/);
+    assert.throws(() => parseEpsilons('0.1,2'), /expected every ε in \[0, 1\], found 2/);
+    assert.throws(() => parseEpsilons('0:0.3:0'), /expected STEP > 0/);
+  });
+});

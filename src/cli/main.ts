@@ -15,6 +15,7 @@ import { compareClaims, failedChecks } from '../report/compare.js';
 import { latestResults } from '../report/collect.js';
 import { renderCsv, renderJson, renderMarkdown, renderTerminal } from '../report/render.js';
 import { runExperiment } from './experiment.js';
+import { parseEpsilons, sweepExperiment } from './sweep.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 const backendOption = () =>
@@ -60,6 +61,31 @@ function program(): Command {
         if (outcome.result.data.warning) console.log(chalk.red.bold(outcome.result.data.warning));
         console.log(rows.length ? renderTerminal(rows) : 'this experiment names no claims of the paper');
       }
+    });
+
+  cli
+    .command('sweep')
+    .description('FGSM error and confidence against ε for an experiment (its latest complete run, or a new one); writes sweep.csv and sweep.svg')
+    .argument('<config>', 'experiment YAML file')
+    .requiredOption('--eps <range>', 'START:STOP:STEP (inclusive), e.g. 0:0.3:0.025, or a list, e.g. 0.1,0.25')
+    .option('--set <key=value>', 'override a config key (repeatable)', collect, [])
+    .addOption(backendOption())
+    .option('--data-dir <dir>', 'directory with the four MNIST files')
+    .option('--results-dir <dir>', 'where run folders are', 'results')
+    .option('--fresh', 'train a new model even if a complete run of the same config exists', false)
+    .option('-q, --quiet', 'no progress output', false)
+    .action(async (config: string, opts: { eps: string; set: string[]; backend?: BackendRequest; dataDir?: string; resultsDir: string; fresh: boolean; quiet: boolean }) => {
+      const epsilons = parseEpsilons(opts.eps);
+      const { dir, csv } = await sweepExperiment(config, epsilons, {
+        overrides: opts.set,
+        backend: opts.backend,
+        dataDir: opts.dataDir,
+        resultsDir: resolve(opts.resultsDir),
+        fresh: opts.fresh,
+        progress: createProgress(progressModeFor({ quiet: opts.quiet })),
+      });
+      console.log(csv);
+      console.log(`→ ${join(dir, 'sweep.csv')}, ${join(dir, 'sweep.svg')}`);
     });
 
   cli

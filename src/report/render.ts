@@ -27,7 +27,7 @@ export function renderTerminal(rows: ReportRow[]): string {
     wordWrap: true,
     // cli-table3 colours borders and headers by itself; follow chalk's terminal detection instead
     style: chalk.level > 0 ? { head: [], border: ['grey'] } : { head: [], border: [] },
-    colWidths: [26, 10, 24, 14, 10, 12, 44],
+    colWidths: [22, 8, 17, 11, 9, 8, 34],
   });
   for (const row of rows) {
     const colour = row.holds === false ? chalk.red : COLOURS[row.verdict];

@@ -41,3 +41,30 @@ export function trainingCurveSvg(history: EpochRecord[], chosenEpoch: number, ti
     ],
   });
 }
+
+export interface SweepPoint {
+  epsilon: number;
+  error: number;
+  meanConfidenceOnMistakes: number | null;
+}
+
+/** FGSM error and confidence on mistakes against ε. */
+export function sweepSvg(points: SweepPoint[], title: string): Promise<string> {
+  const values = points.flatMap((p) => [
+    { epsilon: p.epsilon, value: p.error, series: 'error rate' },
+    ...(p.meanConfidenceOnMistakes === null ? [] : [{ epsilon: p.epsilon, value: p.meanConfidenceOnMistakes, series: 'mean confidence on mistakes' }]),
+  ]);
+  return renderSvg({
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title,
+    width: 480,
+    height: 280,
+    data: { values },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: 'epsilon', type: 'quantitative', title: 'ε (L∞ step of FGSM)' },
+      y: { field: 'value', type: 'quantitative', title: null, axis: { format: '.0%' }, scale: { domain: [0, 1] } },
+      color: { field: 'series', type: 'nominal', title: null },
+    },
+  });
+}

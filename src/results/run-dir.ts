@@ -68,3 +68,17 @@ export function openRunDir(resultsDir: string, experiment: string, configHash: s
   writeJsonAtomic(statusPath(dir), { state: 'running', configHash, startedAt: now, updatedAt: now } satisfies RunStatus);
   return { dir, runId, experimentDir, resumed: false };
 }
+
+/** The newest complete run of `experiment` with this config hash, or null. */
+export function latestCompleteRun(resultsDir: string, experiment: string, configHash: string): string | null {
+  const experimentDir = join(resultsDir, experiment);
+  if (!existsSync(experimentDir)) return null;
+  const id = readdirSync(experimentDir)
+    .sort()
+    .reverse()
+    .find((candidate) => {
+      const status = readStatus(join(experimentDir, candidate));
+      return status?.state === 'complete' && status.configHash === configHash;
+    });
+  return id ? join(experimentDir, id) : null;
+}

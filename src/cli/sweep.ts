@@ -1,0 +1,71 @@
+import { join } from 'node:path';
+import { initBackend } from '../backend/select.js';
+import { loadExperiment } from '../config/load.js';
+import { writeFileAtomic } from '../core/atomic.js';
+import { FgsmError } from '../core/errors.js';
+import { makeSplits } from '../data/dataset.js';
+import { cacheDir, explicitDataDir, resolveMnist } from '../data/source.js';
+import { evaluate } from '../eval/evaluate.js';
+import { loadModel } from '../models/weights-io.js';
+import { sweepSvg } from '../results/plots.js';
+import { latestCompleteRun } from '../results/run-dir.js';
+import { runExperiment, type RunOptions } from './experiment.js';
+
+/** Parses "start:stop:step" (inclusive) or "a,b,c" into a list of ε. */
+export function parseEpsilons(text: string): number[] {
+  const fail = (why: string): never => {
+    throw new FgsmError(`--eps ${text}: ${why}`, 'write --eps START:STOP:STEP (e.g. 0:0.3:0.025) or a list (e.g. 0.1,0.25)');
+  };
+  let list: number[];
+  if (text.includes(':')) {
+    const parts = text.split(':').map(Number);
+    if (parts.length !== 3 || parts.some((p) => !Number.isFinite(p))) fail('expected three numbers START:STOP:STEP');
+    const [start, stop, step] = parts as [number, number, number];
+    if (!(step > 0) || stop < start) fail('expected STEP > 0 and STOP ≥ START');
+    const count = Math.floor((stop - start) / step + 1e-9) + 1;
+    if (count > 1000) fail(`${count} values; expected at most 1000`);
+    list = Array.from({ length: count }, (_, i) => +(start + i * step).toFixed(10));
+  } else {
+    list = text.split(',').map((v) => Number(v.trim()));
+  }
+  for (const eps of list) if (!(Number.isFinite(eps) && eps >= 0 && eps <= 1)) fail(`expected every ε in [0, 1], found ${eps}`);
+  return list;
+}
+
+/**
+ * FGSM error against ε for an experiment's model: the newest complete run of the same resolved config is
+ * reused (its saved model), otherwise the experiment is run first. Writes sweep.csv and sweep.svg beside it.
+ */
+export async function sweepExperiment(file: string, epsilons: number[], options: RunOptions): Promise<{ dir: string; csv: string }> {
+  const loaded = loadExperiment(file, [...(options.backend ? [`backend=${options.backend}`] : []), ...options.overrides]);
+  const { config } = loaded;
+  let dir = latestCompleteRun(options.resultsDir, config.name, loaded.configHash);
+  if (dir && !options.fresh) {
+    options.progress.line(`using the trained model of ${dir}`);
+  } else {
+    dir = (await runExperiment(file, options)).dir;
+  }
+  const raw = await resolveMnist({ source: config.data.source, explicit: explicitDataDir(options.dataDir, config.data.dir), cache: cacheDir(), progress: options.progress });
+  const splits = makeSplits(raw, config.data);
+  await initBackend(config.backend);
+  const model = loadModel(join(dir, 'model'));
+  try {
+    const evaluation = evaluate(model, splits.test, {
+      attack: { ...config.attack, epsilons },
+      rubbishSamples: null,
+      figureExamples: 0,
+      seed: config.seed,
+      progress: options.progress,
+    });
+    const points = epsilons.map((epsilon) => evaluation.fgsm[String(epsilon)]!);
+    const csv = [
+      'epsilon,error,mean_confidence,mean_confidence_on_mistakes,zero_gradient,n',
+      ...points.map((p) => [p.epsilon, p.error, p.meanConfidence, p.meanConfidenceOnMistakes ?? '', p.zeroGradient, p.n].join(',')),
+    ].join('\n');
+    writeFileAtomic(join(dir, 'sweep.csv'), `${csv}\n`);
+    writeFileAtomic(join(dir, 'sweep.svg'), await sweepSvg(points, `${config.name}: FGSM on ${splits.test.n} test examples`));
+    return { dir, csv };
+  } finally {
+    model.dispose();
+  }
+}
