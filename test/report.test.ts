@@ -38,6 +38,10 @@ describe('paper table', () => {
     const unmeasured = compareClaims(result(['s5.logreg37.fgsm'], { clean: { error: 0.01 } }))[0]!;
     assert.equal(unmeasured.verdict, 'not measured');
     assert.equal(unmeasured.holds, false, 'a must-hold claim that was not measured fails the check');
+    const embedded = { ...result(['s4.softmax.fgsm'], { fgsm: { '0.25': { error: 1, meanConfidenceOnMistakes: 0.8 } } }), data: { warning: 'embedded subset' } };
+    const notComparable = compareClaims(embedded as unknown as ResultRecord)[0]!;
+    assert.equal(notComparable.verdict, 'not comparable');
+    assert.equal(notComparable.holds, false, 'numbers on other data never pass the check');
   });
 
   test('Markdown and CSV carry every row', () => {

@@ -134,7 +134,7 @@ function program(): Command {
         const failed = failedChecks(rows);
         if (failed.length) {
           throw new FgsmError(
-            `${failed.length} must-hold claim(s) failed:\n${failed.map((r) => `  ${r.id} ${r.quantity}: ours ${r.ours?.toFixed(2) ?? 'not measured'}, must hold ${r.mustHold}`).join('\n')}`,
+            `${failed.length} must-hold claim(s) failed:\n${failed.map((r) => `  ${r.id} ${r.quantity}: ours ${r.ours?.toFixed(2) ?? 'not measured'}${r.verdict === 'not comparable' ? ' (on data not comparable with the paper\'s)' : ''}, must hold ${r.mustHold}`).join('\n')}`,
           );
         }
         if (!opts.json) console.log(chalk.green(`check: all ${rows.filter((r) => r.mustHold).length} must-hold claims hold`));

@@ -54,7 +54,9 @@ async function fetchBytes(url: string, options: DownloadOptions, label: string):
     }
     return bytes;
   } catch (error) {
-    throw new Error(reason || (error as Error).message);
+    // fetch reports network failures as "fetch failed" with the real reason (ENOTFOUND, ECONNREFUSED, …) in cause
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    throw new Error(reason || [(error as Error).message, cause?.code ?? cause?.message].filter(Boolean).join(': '));
   } finally {
     clearTimeout(overall);
     clearTimeout(stall);

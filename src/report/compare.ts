@@ -1,7 +1,7 @@
 import { claimById, paperValue, type Claim, type ClaimQuantity } from '../paper/claims.js';
 import type { ResultRecord } from '../results/record.js';
 
-export type Verdict = 'reproduced' | 'off' | 'not measured' | 'out of scope';
+export type Verdict = 'reproduced' | 'off' | 'not measured' | 'out of scope' | 'not comparable';
 
 /** One line of the paper table: a quantity of a claim, the paper's number and ours. */
 export interface ReportRow {
@@ -49,13 +49,17 @@ function holds(q: ClaimQuantity, ours: number, paper: number): boolean | null {
 }
 
 function rowsFor(claim: Claim, result: ResultRecord): ReportRow[] {
+  // a run on data other than the paper's (the embedded subset) measures something, but not the paper's number
+  const comparable = !result.data?.warning;
   return claim.quantities.map((q) => {
     const paper = paperValue(q);
     const ours = claim.outOfScope ? null : measured(result.metrics, q.metric);
     const delta = ours === null ? null : ours - paper;
     const verdict: Verdict = claim.outOfScope
       ? 'out of scope'
-      : ours === null
+      : !comparable
+        ? 'not comparable'
+        : ours === null
         ? 'not measured'
         : Math.abs(delta!) <= q.tolerance + 1e-9
           ? 'reproduced'
@@ -74,7 +78,7 @@ function rowsFor(claim: Claim, result: ResultRecord): ReportRow[] {
       tolerance: q.tolerance,
       verdict,
       mustHold: describeMustHold(q),
-      holds: ours === null ? (q.mustHold ? false : null) : holds(q, ours, paper),
+      holds: ours === null || !comparable ? (q.mustHold ? false : null) : holds(q, ours, paper),
     };
   });
 }

@@ -18,16 +18,17 @@ const COLOURS: Record<Verdict, (text: string) => string> = {
   off: chalk.yellow,
   'not measured': chalk.gray,
   'out of scope': chalk.gray,
+  'not comparable': chalk.red,
 };
 
 /** The paper table for a terminal (colour only when chalk detects a colour terminal). */
 export function renderTerminal(rows: ReportRow[]): string {
   const table = new Table({
-    head: ['claim', '§', 'quantity', 'paper', 'ours', 'Δ (points)', 'verdict'].map((h) => chalk.bold(h)),
+    head: ['claim', '§', 'quantity', 'paper', 'ours', 'Δ (pts)', 'verdict'].map((h) => chalk.bold(h)),
     wordWrap: true,
     // cli-table3 colours borders and headers by itself; follow chalk's terminal detection instead
     style: chalk.level > 0 ? { head: [], border: ['grey'] } : { head: [], border: [] },
-    colWidths: [22, 8, 17, 11, 9, 8, 34],
+    colWidths: [22, 8, 17, 11, 9, 9, 34],
   });
   for (const row of rows) {
     const colour = row.holds === false ? chalk.red : COLOURS[row.verdict];

@@ -15,7 +15,7 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 /** Training and validation error per epoch, the chosen epoch marked by a rule. */
 export function trainingCurveSvg(history: EpochRecord[], chosenEpoch: number, title: string): Promise<string> {
   const values = history.flatMap((r) => [
-    { epoch: r.epoch, error: r.trainError, series: 'training (minibatch, training state)' },
+    { epoch: r.epoch, error: r.trainError, series: 'training (minibatches)' },
     ...(r.validationError === null ? [] : [{ epoch: r.epoch, error: r.validationError, series: 'validation' }]),
   ]);
   return renderSvg({
