@@ -149,4 +149,39 @@ describe('fgsm CLI end to end', () => {
     assert.deepEqual(a.metrics.rubbish, b.metrics.rubbish);
     assert.equal(a.metrics.training.chosenEpoch, b.metrics.training.chosenEpoch);
   });
+
+  test('SIGINT stops after the current epoch\'s checkpoint, marks the run interrupted, and exits 130', async () => {
+    const dir = tempDir();
+    const config = join(dir, 'sigint.yaml');
+    writeFileSync(config, SMALL('sigint').replace('train: 1000', 'train: 7000').replace('epochs: 3', 'epochs: 200').replace('patience: 5', 'patience: 200'));
+    const results = join(dir, 'results');
+    const child = spawn(process.execPath, [BIN, 'run', config, '--results-dir', results], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      if (/epoch 2\/200/.test(stderr) && !child.killed) child.kill('SIGINT');
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /SIGINT: stopping after this epoch's checkpoint/);
+    assert.match(stderr, /interrupted after epoch \d+; rerun the same command to resume/);
+    const status = JSON.parse(readFileSync(join(onlyRun(results, 'sigint'), 'status.json'), 'utf8'));
+    assert.equal(status.state, 'interrupted');
+  });
+
+  test('data verify and doctor report what they find', () => {
+    const dataDir = process.env.FGSM_DATA_DIR;
+    if (dataDir) {
+      const ok = fgsm(['data', 'verify', '--data-dir', dataDir]);
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.equal((ok.stdout.match(/^ok /gm) ?? []).length, 4);
+    }
+    const empty = fgsm(['data', 'verify', '--data-dir', tempDir()]);
+    assert.equal(empty.status, 2);
+    assert.match(empty.stdout, /BAD .*train-images-idx3-ubyte\n\s+missing: neither train-images-idx3-ubyte\.gz nor train-images-idx3-ubyte/);
+    const doctor = fgsm(['doctor']);
+    assert.equal(doctor.status, 0, doctor.stderr);
+    assert.match(doctor.stdout, /loads\s+wasm/);
+    assert.match(doctor.stdout, /auto would use: (tensorflow|wasm)/);
+  });
 });

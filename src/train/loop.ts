@@ -137,6 +137,8 @@ export async function train(options: TrainOptions): Promise<TrainingSummary> {
       }
       progress.line(describeEpoch(record, state, config.epochs));
       options.onEpoch?.(record, state);
+      // the epoch ran synchronously (wasm resolves data() as microtasks): let signal handlers and timers run
+      await new Promise((resolve) => setImmediate(resolve));
       if (options.signal?.aborted && state.stoppedBy === null) throw new InterruptedError(`interrupted after epoch ${epoch}; rerun the same command to resume`);
     }
 
