@@ -87,13 +87,24 @@ async function trainingExamplesPerSecond(model: Classifier, split: Split, epochs
 async function main(): Promise<void> {
   const raw = await resolveMnist({ source: 'auto', explicit: explicitDataDir(undefined, null), cache: cacheDir(), progress: quiet });
   const backend = await initBackend((arg('--backend') as BackendRequest | undefined) ?? 'auto');
-  const splits = makeSplits(raw, { source: 'auto', dir: null, train: 'train', validation: false, digits: null, limit: { train: null, validation: null, test: null } });
+  const splits = makeSplits(raw, {
+    source: 'auto',
+    dir: null,
+    train: 'train',
+    validation: false,
+    digits: null,
+    limit: { train: null, validation: null, test: null },
+  });
   const softmax = buildModel({ kind: 'softmax', inputSize: 784, classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], maxColumnNorm: 1.9365 }, 0.005, 1);
 
   const rows: [string, number, string][] = [];
   rows.push(['softmax training, batch 100', await trainingExamplesPerSecond(softmax, splits.train, 2), 'examples/s']);
   for (const batch of [10000, 2000]) {
-    rows.push([`FGSM generation, softmax, ${splits.test.n} test images, batch ${batch}`, fgsmImagesPerSecond(softmax, splits.test, batch), 'images/s']);
+    rows.push([
+      `FGSM generation, softmax, ${splits.test.n} test images, batch ${batch}`,
+      fgsmImagesPerSecond(softmax, splits.test, batch),
+      'images/s',
+    ]);
   }
   rows.push([`  same, naive tfjs (default matMul gradient), batch 2000`, naiveFgsmImagesPerSecond(softmax, splits.test, 2000), 'images/s']);
   softmax.dispose();

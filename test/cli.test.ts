@@ -49,7 +49,17 @@ describe('fgsm CLI end to end', () => {
     assert.match(run.stderr, /backend: wasm — wasm was requested/);
 
     const folder = onlyRun(join(dir, 'results'), 'small');
-    for (const file of ['result.json', 'report.md', 'epochs.csv', 'examples.png', 'training-curve.svg', 'model/model.json', 'model/weights.bin', 'checkpoints/checkpoint.json', 'status.json']) {
+    for (const file of [
+      'result.json',
+      'report.md',
+      'epochs.csv',
+      'examples.png',
+      'training-curve.svg',
+      'model/model.json',
+      'model/weights.bin',
+      'checkpoints/checkpoint.json',
+      'status.json',
+    ]) {
       assert.ok(existsSync(join(folder, file)), `missing ${file}`);
     }
     assert.ok(!readdirSync(folder).some((f) => f.endsWith('.tmp')), 'no temporary files are left');
@@ -86,7 +96,10 @@ describe('fgsm CLI end to end', () => {
     assert.equal(sweep.status, 0, sweep.stderr);
     assert.match(sweep.stderr, /using the trained model of/);
     const lines = readFileSync(join(folder, 'sweep.csv'), 'utf8').trim().split('\n');
-    assert.deepEqual(lines.map((l) => l.split(',')[0]), ['epsilon', '0', '0.1', '0.2']);
+    assert.deepEqual(
+      lines.map((l) => l.split(',')[0]),
+      ['epsilon', '0', '0.1', '0.2'],
+    );
     assert.equal(Number(lines[1]!.split(',')[1]), result.metrics.clean.error, 'FGSM at ε = 0 is the clean error');
     assert.equal(Number(lines[2]!.split(',')[1]), result.metrics.fgsm['0.1'].error, 'the sweep agrees with the run');
     assert.ok(existsSync(join(folder, 'sweep.svg')));
@@ -112,7 +125,10 @@ describe('fgsm CLI end to end', () => {
   test('kill -9 during training, rerun the same command: it resumes and gives the uninterrupted numbers', async () => {
     const dir = tempDir();
     const config = join(dir, 'long.yaml');
-    writeFileSync(config, SMALL('long').replace('train: 1000', 'train: 7000').replace('epochs: 3', 'epochs: 40').replace('patience: 5', 'patience: 40'));
+    writeFileSync(
+      config,
+      SMALL('long').replace('train: 1000', 'train: 7000').replace('epochs: 3', 'epochs: 40').replace('patience: 5', 'patience: 40'),
+    );
     const results = join(dir, 'results');
     const child = spawn(process.execPath, [BIN, 'run', config, '--results-dir', results, '-q'], { stdio: 'ignore' });
     const killed = await new Promise<boolean>((resolve) => {
@@ -150,10 +166,13 @@ describe('fgsm CLI end to end', () => {
     assert.equal(a.metrics.training.chosenEpoch, b.metrics.training.chosenEpoch);
   });
 
-  test('SIGINT stops after the current epoch\'s checkpoint, marks the run interrupted, and exits 130', async () => {
+  test("SIGINT stops after the current epoch's checkpoint, marks the run interrupted, and exits 130", async () => {
     const dir = tempDir();
     const config = join(dir, 'sigint.yaml');
-    writeFileSync(config, SMALL('sigint').replace('train: 1000', 'train: 7000').replace('epochs: 3', 'epochs: 200').replace('patience: 5', 'patience: 200'));
+    writeFileSync(
+      config,
+      SMALL('sigint').replace('train: 1000', 'train: 7000').replace('epochs: 3', 'epochs: 200').replace('patience: 5', 'patience: 200'),
+    );
     const results = join(dir, 'results');
     const child = spawn(process.execPath, [BIN, 'run', config, '--results-dir', results], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';

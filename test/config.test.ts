@@ -62,7 +62,11 @@ describe('experiment configs', () => {
 
   test('a missing required key points at its parent; bad enum values list what was found', () => {
     const dir = tempDir();
-    const file = write(dir, 'missing.yaml', VALID.replace('  epochs: 3\n', '  batchSize: 10\n').replace('epsilons: [0.25]', 'epsilons: [0.25]\n  clip: sometimes'));
+    const file = write(
+      dir,
+      'missing.yaml',
+      VALID.replace('  epochs: 3\n', '  batchSize: 10\n').replace('epsilons: [0.25]', 'epsilons: [0.25]\n  clip: sometimes'),
+    );
     const issues = issuesOf(() => loadExperiment(file));
     const epochs = issues.find((i) => i.key === 'training.epochs')!;
     assert.equal(epochs.where, `${file}:4:1`);

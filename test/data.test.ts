@@ -48,10 +48,13 @@ describe('checksums', () => {
     assert.ok(inspectDir(realDataDir()).every((s) => s.ok));
     const bytes = new Uint8Array(readFileSync(join(realDataDir(), 't10k-labels-idx1-ubyte.gz')));
     bytes[100] = bytes[100]! ^ 0xff;
-    assert.throws(() => verifyBytes(labelsFile, 'some/path.gz', bytes), (error: Error) => {
-      assert.match(error.message, /some\/path\.gz: checksum mismatch: MD5 [0-9a-f]{32}, expected ec29112dd5afa0611ce80d1b7f02629c/);
-      return true;
-    });
+    assert.throws(
+      () => verifyBytes(labelsFile, 'some/path.gz', bytes),
+      (error: Error) => {
+        assert.match(error.message, /some\/path\.gz: checksum mismatch: MD5 [0-9a-f]{32}, expected ec29112dd5afa0611ce80d1b7f02629c/);
+        return true;
+      },
+    );
     const raw = gunzipSync(readFileSync(join(realDataDir(), 't10k-labels-idx1-ubyte.gz')));
     assert.equal(verifyBytes(labelsFile, 'raw', raw).gzip, false);
   });

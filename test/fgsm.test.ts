@@ -39,7 +39,10 @@ describe('fastGradientSign', () => {
         let g = 0;
         for (let k = 0; k < 10; k++) g += w[j * 10 + k]! * (p[i * 10 + k]! - (k === y[i] ? 1 : 0));
         const expected = x[i * 784 + j]! + eps * Math.sign(g);
-        assert.ok(Math.abs(adversarial[0]![i * 784 + j]! - expected) < 1e-6, `example ${i} pixel ${j}: ${adversarial[0]![i * 784 + j]} vs ${expected}`);
+        assert.ok(
+          Math.abs(adversarial[0]![i * 784 + j]! - expected) < 1e-6,
+          `example ${i} pixel ${j}: ${adversarial[0]![i * 784 + j]} vs ${expected}`,
+        );
       }
     }
     const before = lossOf(m, x, y);
@@ -86,7 +89,10 @@ describe('fastGradientSign', () => {
     const { adversarial } = attack(m, x, y, { ...untargeted, epsilons: [0, 0.5], clip: [0, 1] });
     assert.deepEqual(adversarial[0], x);
     assert.ok(adversarial[1]!.every((v) => v >= 0 && v <= 1));
-    assert.ok(adversarial[1]!.some((v, i) => v !== x[i]), 'the clipped attack must still move pixels');
+    assert.ok(
+      adversarial[1]!.some((v, i) => v !== x[i]),
+      'the clipped attack must still move pixels',
+    );
     m.dispose();
   });
 
@@ -145,7 +151,10 @@ describe('fastGradientSign', () => {
     assert.throws(() => fastGradientSign(m, x, tf.tensor1d([0, 1], 'int32'), untargeted), /x: expected shape \[N, 784\], found \[2,10\]/);
     const good = tf.zeros([2, 784]) as tf.Tensor2D;
     assert.throws(() => fastGradientSign(m, good, null, untargeted), /y: expected the true labels/);
-    assert.throws(() => fastGradientSign(m, good, tf.tensor1d([0, 1], 'int32'), { ...untargeted, epsilons: [-1] }), /expected finite ε ≥ 0, found -1/);
+    assert.throws(
+      () => fastGradientSign(m, good, tf.tensor1d([0, 1], 'int32'), { ...untargeted, epsilons: [-1] }),
+      /expected finite ε ≥ 0, found -1/,
+    );
     tf.dispose([x, good]);
     m.dispose();
   });

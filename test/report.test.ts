@@ -34,11 +34,17 @@ describe('paper table', () => {
     assert.ok(Math.abs(seeds.paper - 0.782) < 1e-9); // the mean of 0.77 ×4 and 0.83
     assert.equal(seeds.verdict, 'off');
     assert.equal(byKey['s4.cifar/error']!.verdict, 'out of scope');
-    assert.deepEqual(failedChecks(rows).map((r) => r.id), ['s4.softmax.fgsm', 's5.logreg37.clean']);
+    assert.deepEqual(
+      failedChecks(rows).map((r) => r.id),
+      ['s4.softmax.fgsm', 's5.logreg37.clean'],
+    );
     const unmeasured = compareClaims(result(['s5.logreg37.fgsm'], { clean: { error: 0.01 } }))[0]!;
     assert.equal(unmeasured.verdict, 'not measured');
     assert.equal(unmeasured.holds, false, 'a must-hold claim that was not measured fails the check');
-    const embedded = { ...result(['s4.softmax.fgsm'], { fgsm: { '0.25': { error: 1, meanConfidenceOnMistakes: 0.8 } } }), data: { warning: 'embedded subset' } };
+    const embedded = {
+      ...result(['s4.softmax.fgsm'], { fgsm: { '0.25': { error: 1, meanConfidenceOnMistakes: 0.8 } } }),
+      data: { warning: 'embedded subset' },
+    };
     const notComparable = compareClaims(embedded as unknown as ResultRecord)[0]!;
     assert.equal(notComparable.verdict, 'not comparable');
     assert.equal(notComparable.holds, false, 'numbers on other data never pass the check');

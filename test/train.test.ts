@@ -50,19 +50,39 @@ describe('schedules and the optimiser', () => {
   test('classical momentum: v ← μv − ηg; θ ← θ + v, weight decay on weights only', () => {
     const w = tf.variable(tf.tensor1d([1, 2]));
     const b = tf.variable(tf.tensor1d([1]));
-    const sgd = new MomentumSgd([{ name: 'W', variable: w, role: 'weight' }, { name: 'b', variable: b, role: 'bias' }], 0.5);
+    const sgd = new MomentumSgd(
+      [
+        { name: 'W', variable: w, role: 'weight' },
+        { name: 'b', variable: b, role: 'bias' },
+      ],
+      0.5,
+    );
     const grads = { [w.name]: tf.tensor1d([1, -1]), [b.name]: tf.tensor1d([2]) };
     sgd.apply(grads, 0.1, 0.9); // g_w = [1, -1] + 0.5·[1, 2] = [1.5, 0]; v = −0.1·g
-    assert.deepEqual(Array.from(w.dataSync()).map((v) => +v.toFixed(6)), [0.85, 2]);
-    assert.deepEqual(Array.from(b.dataSync()).map((v) => +v.toFixed(6)), [0.8]);
+    assert.deepEqual(
+      Array.from(w.dataSync()).map((v) => +v.toFixed(6)),
+      [0.85, 2],
+    );
+    assert.deepEqual(
+      Array.from(b.dataSync()).map((v) => +v.toFixed(6)),
+      [0.8],
+    );
     sgd.apply(grads, 0.1, 0.9); // g_w = [1, -1] + 0.5·[0.85, 2] = [1.425, 0]; v = 0.9·[−0.15, 0] − 0.1·g
-    assert.deepEqual(Array.from(w.dataSync()).map((v) => +v.toFixed(6)), [+(0.85 - 0.135 - 0.1425).toFixed(6), 2]);
+    assert.deepEqual(
+      Array.from(w.dataSync()).map((v) => +v.toFixed(6)),
+      [+(0.85 - 0.135 - 0.1425).toFixed(6), 2],
+    );
     tf.dispose([w, b, ...Object.values(grads)]);
     sgd.dispose();
   });
 
   test('max column norm rescales only the columns above the limit', () => {
-    const w = tf.variable(tf.tensor2d([[3, 0.3], [4, 0.4]])); // column norms 5 and 0.5
+    const w = tf.variable(
+      tf.tensor2d([
+        [3, 0.3],
+        [4, 0.4],
+      ]),
+    ); // column norms 5 and 0.5
     applyMaxColumnNorm(w, 2);
     const [a, b, c, d] = Array.from(w.dataSync());
     assert.ok(Math.abs(a! - 1.2) < 1e-6 && Math.abs(c! - 1.6) < 1e-6);
@@ -95,7 +115,11 @@ describe('training loop', () => {
       model: m,
       train: trainSplit,
       validation,
-      config: config({ epochs: 50, learningRate: { initial: 0, decay: 1, floor: 0 }, earlyStopping: { metric: 'validation-error', patience: 2, keepBest: true } }),
+      config: config({
+        epochs: 50,
+        learningRate: { initial: 0, decay: 1, floor: 0 },
+        earlyStopping: { metric: 'validation-error', patience: 2, keepBest: true },
+      }),
       seed: 1,
       checkpointDir: null,
       progress: quiet,
@@ -109,7 +133,15 @@ describe('training loop', () => {
 
   test('an interrupted run resumed from its checkpoint ends with the same parameters as an uninterrupted one', async () => {
     const uninterrupted = model('softmax', 0.005, 9);
-    const reference = await train({ model: uninterrupted, train: trainSplit, validation, config: config(), seed: 5, checkpointDir: tempDir(), progress: quiet });
+    const reference = await train({
+      model: uninterrupted,
+      train: trainSplit,
+      validation,
+      config: config(),
+      seed: 5,
+      checkpointDir: tempDir(),
+      progress: quiet,
+    });
 
     const dir = tempDir();
     const first = model('softmax', 0.005, 9);

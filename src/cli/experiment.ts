@@ -2,13 +2,15 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend, installedTfjsVersions, type BackendRequest } from '../backend/select.js';
 import { loadExperiment } from '../config/load.js';
+import type { Experiment } from '../config/schema.js';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
 import { InterruptedError } from '../core/errors.js';
 import type { Progress } from '../core/progress.js';
 import { makeSplits } from '../data/dataset.js';
 import { cacheDir, explicitDataDir, resolveMnist } from '../data/source.js';
-import { evaluate } from '../eval/evaluate.js';
+import { evaluate, type Evaluation } from '../eval/evaluate.js';
 import { buildModel, specFromConfig } from '../models/build.js';
+import type { Classifier } from '../models/classifier.js';
 import { saveModel } from '../models/weights-io.js';
 import { compareClaims } from '../report/compare.js';
 import { renderRunReport } from '../report/run-report.js';
@@ -17,7 +19,7 @@ import { trainingCurveSvg } from '../results/plots.js';
 import { collectProvenance } from '../results/provenance.js';
 import { openChoicesOf, type ResultRecord } from '../results/record.js';
 import { openRunDir, writeStatus } from '../results/run-dir.js';
-import { train, type EpochRecord } from '../train/loop.js';
+import { train, type EpochRecord, type TrainingSummary } from '../train/loop.js';
 
 export interface RunOptions {
   overrides: string[];
@@ -38,6 +40,22 @@ function epochsCsv(history: EpochRecord[]): string {
   const header = 'epoch,learning_rate,momentum,train_loss,train_error,validation_error,seconds';
   const rows = history.map((r) => [r.epoch, r.learningRate, r.momentum, r.trainLoss, r.trainError, r.validationError ?? '', r.seconds].join(','));
   return `${[header, ...rows].join('\n')}\n`;
+}
+
+/** The run's pictures: training curve, clean / perturbation / adversarial examples, and w for logistic regression. */
+async function writeFigures(dir: string, config: Experiment, model: Classifier, summary: TrainingSummary, evaluation: Evaluation): Promise<string[]> {
+  const written = ['training-curve.svg'];
+  writeFileAtomic(join(dir, 'training-curve.svg'), await trainingCurveSvg(summary.history, summary.chosenEpoch, `${config.name}: error per epoch`));
+  if (evaluation.examples.triples.length > 0) {
+    writeFileAtomic(join(dir, 'examples.png'), examplesFigure(evaluation.examples.triples, model.spec.classes, evaluation.examples.epsilon));
+    written.push('examples.png');
+  }
+  if (config.model.kind === 'logistic') {
+    const w = model.parameters.find((p) => p.name === 'W')!.variable;
+    writeFileAtomic(join(dir, 'weights.png'), weightsFigure(w.dataSync() as Float32Array));
+    written.push('weights.png');
+  }
+  return written;
 }
 
 /**
@@ -91,21 +109,17 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
       progress,
     });
 
-    const files = ['result.json', 'report.md', 'epochs.csv', 'model/model.json', 'model/weights.bin'];
     const { history, ...training } = summary;
-    writeFileAtomic(join(run.dir, 'training-curve.svg'), await trainingCurveSvg(history, summary.chosenEpoch, `${config.name}: error per epoch`));
-    files.push('training-curve.svg');
-    if (evaluation.examples.triples.length > 0) {
-      writeFileAtomic(join(run.dir, 'examples.png'), examplesFigure(evaluation.examples.triples, splits.classes, evaluation.examples.epsilon));
-      files.push('examples.png');
-    }
-    if (config.model.kind === 'logistic') {
-      writeFileAtomic(join(run.dir, 'weights.png'), weightsFigure(model.parameters[0]!.variable.dataSync() as Float32Array));
-      files.push('weights.png');
-    }
-
-    const trainedExamples = history.filter((r) => summary.resumedFromEpoch === null || r.epoch > summary.resumedFromEpoch).length * splits.train.n;
-    const trainingSeconds = history.filter((r) => summary.resumedFromEpoch === null || r.epoch > summary.resumedFromEpoch).reduce((s, r) => s + r.seconds, 0);
+    const files = [
+      'result.json',
+      'report.md',
+      'epochs.csv',
+      'model/model.json',
+      'model/weights.bin',
+      ...(await writeFigures(run.dir, config, model, summary, evaluation)),
+    ];
+    // per-epoch seconds are measured in whichever invocation ran the epoch, so this holds across resumes too
+    const trainingSeconds = history.reduce((sum, r) => sum + r.seconds, 0);
     const finished = new Date();
     const result: ResultRecord = {
       format: 'fgsm-result/1',
@@ -123,7 +137,7 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
       metrics: { clean: evaluation.clean, fgsm: evaluation.fgsm, rubbish: evaluation.rubbish, training },
       throughput: {
         fgsmImagesPerSecond: evaluation.fgsmImagesPerSecond,
-        trainingExamplesPerSecond: trainingSeconds > 0 ? trainedExamples / trainingSeconds : 0,
+        trainingExamplesPerSecond: trainingSeconds > 0 ? (history.length * splits.train.n) / trainingSeconds : 0,
       },
       data: {
         ...raw.provenance,

@@ -14,79 +14,85 @@ import { mirrorsFromEnv } from '../data/download.js';
 import { compareClaims, failedChecks } from '../report/compare.js';
 import { latestResults } from '../report/collect.js';
 import { renderCsv, renderJson, renderMarkdown, renderTerminal } from '../report/render.js';
-import { runExperiment } from './experiment.js';
+import { runExperiment, type RunOptions } from './experiment.js';
 import { parseEpsilons, sweepExperiment } from './sweep.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
-const backendOption = () =>
-  new Option('--backend <name>', 'tfjs backend; overrides the config').choices(['auto', 'tensorflow', 'wasm', 'cpu']);
+
+interface ExperimentFlags {
+  set: string[];
+  backend?: BackendRequest;
+  dataDir?: string;
+  resultsDir: string;
+  fresh: boolean;
+  quiet: boolean;
+}
+
+/** The options of every command that runs an experiment (run, sweep). */
+function withExperimentFlags(command: Command, freshMeans: string): Command {
+  return command
+    .option('--set <key=value>', 'override a config key, e.g. --set training.epochs=2 (repeatable)', collect, [])
+    .addOption(new Option('--backend <name>', 'tfjs backend; overrides the config').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
+    .option('--data-dir <dir>', 'directory with the four MNIST files (else data.dir, FGSM_DATA_DIR, cache, download)')
+    .option('--results-dir <dir>', 'where run folders go', 'results')
+    .option('--fresh', freshMeans, false)
+    .option('-q, --quiet', 'no progress output', false);
+}
+
+function runOptionsFrom(flags: ExperimentFlags, signal?: AbortSignal): RunOptions {
+  return {
+    overrides: flags.set,
+    backend: flags.backend,
+    dataDir: flags.dataDir,
+    resultsDir: resolve(flags.resultsDir),
+    fresh: flags.fresh,
+    progress: createProgress(progressModeFor({ quiet: flags.quiet })),
+    signal,
+  };
+}
 
 function program(): Command {
   const cli = new Command('fgsm')
     .description('Reproduces the MNIST results of Goodfellow, Shlens & Szegedy (ICLR 2015) from YAML experiments')
     .showHelpAfterError();
 
-  cli
-    .command('run')
-    .description('train, attack and evaluate each experiment; write results/ and print the table against the paper')
-    .argument('<configs...>', 'experiment YAML files')
-    .option('--set <key=value>', 'override a config key, e.g. --set training.epochs=2 (repeatable)', collect, [])
-    .addOption(backendOption())
-    .option('--data-dir <dir>', 'directory with the four MNIST files (else data.dir, FGSM_DATA_DIR, cache, download)')
-    .option('--results-dir <dir>', 'where run folders go', 'results')
-    .option('--fresh', 'start a new run even if an unfinished one of the same config exists', false)
-    .option('-q, --quiet', 'no progress output', false)
-    .action(async (configs: string[], opts: { set: string[]; backend?: BackendRequest; dataDir?: string; resultsDir: string; fresh: boolean; quiet: boolean }) => {
-      const progress = createProgress(progressModeFor({ quiet: opts.quiet }));
-      const controller = new AbortController();
-      const onSignal = (signal: NodeJS.Signals) => {
-        if (controller.signal.aborted) process.exit(130);
-        process.stderr.write(`\n${signal}: stopping after this epoch's checkpoint (again to quit now; the last checkpoint is kept)\n`);
-        controller.abort();
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      for (const config of configs) {
-        const outcome = await runExperiment(config, {
-          overrides: opts.set,
-          backend: opts.backend,
-          dataDir: opts.dataDir,
-          resultsDir: resolve(opts.resultsDir),
-          fresh: opts.fresh,
-          progress,
-          signal: controller.signal,
-        });
-        const rows = compareClaims(outcome.result);
-        console.log(`\n${chalk.bold(outcome.result.experiment)} → ${outcome.dir}`);
-        if (outcome.result.data.warning) console.log(chalk.red.bold(outcome.result.data.warning));
-        console.log(rows.length ? renderTerminal(rows) : 'this experiment names no claims of the paper');
-      }
-    });
+  withExperimentFlags(
+    cli
+      .command('run')
+      .description('train, attack and evaluate each experiment; write results/ and print the table against the paper')
+      .argument('<configs...>', 'experiment YAML files'),
+    'start a new run even if an unfinished one of the same config exists',
+  ).action(async (configs: string[], flags: ExperimentFlags) => {
+    const controller = new AbortController();
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (controller.signal.aborted) process.exit(130);
+      process.stderr.write(`\n${signal}: stopping after this epoch's checkpoint (again to quit now; the last checkpoint is kept)\n`);
+      controller.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    const options = runOptionsFrom(flags, controller.signal);
+    for (const config of configs) {
+      const outcome = await runExperiment(config, options);
+      const rows = compareClaims(outcome.result);
+      console.log(`\n${chalk.bold(outcome.result.experiment)} → ${outcome.dir}`);
+      if (outcome.result.data.warning) console.log(chalk.red.bold(outcome.result.data.warning));
+      console.log(rows.length ? renderTerminal(rows) : 'this experiment names no claims of the paper');
+    }
+  });
 
-  cli
-    .command('sweep')
-    .description('FGSM error and confidence against ε for an experiment (its latest complete run, or a new one); writes sweep.csv and sweep.svg')
-    .argument('<config>', 'experiment YAML file')
-    .requiredOption('--eps <range>', 'START:STOP:STEP (inclusive), e.g. 0:0.3:0.025, or a list, e.g. 0.1,0.25')
-    .option('--set <key=value>', 'override a config key (repeatable)', collect, [])
-    .addOption(backendOption())
-    .option('--data-dir <dir>', 'directory with the four MNIST files')
-    .option('--results-dir <dir>', 'where run folders are', 'results')
-    .option('--fresh', 'train a new model even if a complete run of the same config exists', false)
-    .option('-q, --quiet', 'no progress output', false)
-    .action(async (config: string, opts: { eps: string; set: string[]; backend?: BackendRequest; dataDir?: string; resultsDir: string; fresh: boolean; quiet: boolean }) => {
-      const epsilons = parseEpsilons(opts.eps);
-      const { dir, csv } = await sweepExperiment(config, epsilons, {
-        overrides: opts.set,
-        backend: opts.backend,
-        dataDir: opts.dataDir,
-        resultsDir: resolve(opts.resultsDir),
-        fresh: opts.fresh,
-        progress: createProgress(progressModeFor({ quiet: opts.quiet })),
-      });
-      console.log(csv);
-      console.log(`→ ${join(dir, 'sweep.csv')}, ${join(dir, 'sweep.svg')}`);
-    });
+  withExperimentFlags(
+    cli
+      .command('sweep')
+      .description('FGSM error and confidence against ε for an experiment (its latest complete run, or a new one); writes sweep.csv and sweep.svg')
+      .argument('<config>', 'experiment YAML file')
+      .requiredOption('--eps <range>', 'START:STOP:STEP (inclusive), e.g. 0:0.3:0.025, or a list, e.g. 0.1,0.25'),
+    'train a new model even if a complete run of the same config exists',
+  ).action(async (config: string, flags: ExperimentFlags & { eps: string }) => {
+    const { dir, csv } = await sweepExperiment(config, parseEpsilons(flags.eps), runOptionsFrom(flags));
+    console.log(csv);
+    console.log(`→ ${join(dir, 'sweep.csv')}, ${join(dir, 'sweep.svg')}`);
+  });
 
   cli
     .command('validate')
@@ -134,7 +140,7 @@ function program(): Command {
         const failed = failedChecks(rows);
         if (failed.length) {
           throw new FgsmError(
-            `${failed.length} must-hold claim(s) failed:\n${failed.map((r) => `  ${r.id} ${r.quantity}: ours ${r.ours?.toFixed(2) ?? 'not measured'}${r.verdict === 'not comparable' ? ' (on data not comparable with the paper\'s)' : ''}, must hold ${r.mustHold}`).join('\n')}`,
+            `${failed.length} must-hold claim(s) failed:\n${failed.map((r) => `  ${r.id} ${r.quantity}: ours ${r.ours?.toFixed(2) ?? 'not measured'}${r.verdict === 'not comparable' ? " (on data not comparable with the paper's)" : ''}, must hold ${r.mustHold}`).join('\n')}`,
           );
         }
         if (!opts.json) console.log(chalk.green(`check: all ${rows.filter((r) => r.mustHold).length} must-hold claims hold`));
@@ -161,7 +167,8 @@ function program(): Command {
     .action((opts: { dataDir?: string }) => {
       const dir = targetDir(opts.dataDir);
       const statuses = inspectDir(dir);
-      for (const s of statuses) console.log(`${s.ok ? chalk.green('ok  ') : chalk.red('BAD ')} ${s.path ?? s.file.name}${s.problem ? `\n     ${s.problem}` : ''}`);
+      for (const s of statuses)
+        console.log(`${s.ok ? chalk.green('ok  ') : chalk.red('BAD ')} ${s.path ?? s.file.name}${s.problem ? `\n     ${s.problem}` : ''}`);
       if (statuses.some((s) => !s.ok)) throw new FgsmError(`${dir}: some MNIST files are missing or corrupted`, 'run `fgsm data download`');
     });
   data
@@ -186,7 +193,11 @@ function program(): Command {
         if (!a.ok && a.fix) console.log(`         fix: ${a.fix}`);
       }
       console.log(`auto would use: ${autoWouldUse ?? 'nothing (no backend loads)'}`);
-      console.log(`installed: ${Object.entries(installedTfjsVersions()).map(([k, v]) => `${k}@${v}`).join(', ')}`);
+      console.log(
+        `installed: ${Object.entries(installedTfjsVersions())
+          .map(([k, v]) => `${k}@${v}`)
+          .join(', ')}`,
+      );
       console.log(`node ${process.version}; MNIST cache ${cacheDir()}`);
     });
   return cli;

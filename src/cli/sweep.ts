@@ -45,7 +45,12 @@ export async function sweepExperiment(file: string, epsilons: number[], options:
   } else {
     dir = (await runExperiment(file, options)).dir;
   }
-  const raw = await resolveMnist({ source: config.data.source, explicit: explicitDataDir(options.dataDir, config.data.dir), cache: cacheDir(), progress: options.progress });
+  const raw = await resolveMnist({
+    source: config.data.source,
+    explicit: explicitDataDir(options.dataDir, config.data.dir),
+    cache: cacheDir(),
+    progress: options.progress,
+  });
   const splits = makeSplits(raw, config.data);
   await initBackend(config.backend);
   const model = loadModel(join(dir, 'model'));

@@ -59,8 +59,7 @@ export interface LoadedExperiment {
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
 
-const isObject = (value: unknown): value is JsonObject =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObject = (value: unknown): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 function mergeDeep(base: Json, top: Json): Json {
   if (!isObject(base) || !isObject(top)) return top;
@@ -196,7 +195,11 @@ function issuesFromSchema(error: z.ZodError, layers: Layer[], merged: Json): Con
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) {
         const keyPath = [...path, key];
-        found.push({ where: locate(layers, keyPath).where, key: keyPath.join('.'), message: `unknown key "${key}" (a typo? unknown keys are not ignored)` });
+        found.push({
+          where: locate(layers, keyPath).where,
+          key: keyPath.join('.'),
+          message: `unknown key "${key}" (a typo? unknown keys are not ignored)`,
+        });
       }
       continue;
     }
@@ -239,9 +242,9 @@ export function loadExperiment(file: string, overrides: string[] = []): LoadedEx
 
   // data.dir is relative to the file that set it (or to the working directory for --set)
   if (config.data.dir !== null && !isAbsolute(config.data.dir)) {
-    const definer = [...layers].reverse().find((layer) =>
-      layer.kind === 'set' ? layer.path.join('.').startsWith('data') : locateInFile(layer, ['data', 'dir']).depth === 2,
-    );
+    const definer = [...layers]
+      .reverse()
+      .find((layer) => (layer.kind === 'set' ? layer.path.join('.').startsWith('data') : locateInFile(layer, ['data', 'dir']).depth === 2));
     const base = definer?.kind === 'file' ? dirname(definer.file) : process.cwd();
     config.data.dir = resolve(base, config.data.dir);
   }

@@ -18,19 +18,9 @@ const DataSchema = z
       .describe(
         'where MNIST comes from. auto: data dir (--data-dir / data.dir / FGSM_DATA_DIR) → user cache → download → the embedded 10k subset (not comparable to the paper)',
       ),
-    dir: z
-      .string()
-      .nullable()
-      .default(null)
-      .describe('a directory holding the four MNIST IDX files (.gz or not); relative to this config file'),
-    train: z
-      .enum(['train', 'all-train'])
-      .default('train')
-      .describe('train: the first 50,000 training examples; all-train: all 60,000'),
-    validation: z
-      .boolean()
-      .default(true)
-      .describe('hold out the last 10,000 training examples for validation (needs train: train)'),
+    dir: z.string().nullable().default(null).describe('a directory holding the four MNIST IDX files (.gz or not); relative to this config file'),
+    train: z.enum(['train', 'all-train']).default('train').describe('train: the first 50,000 training examples; all-train: all 60,000'),
+    validation: z.boolean().default(true).describe('hold out the last 10,000 training examples for validation (needs train: train)'),
     digits: z
       .array(digit)
       .min(2)
@@ -119,7 +109,7 @@ const AttackSchema = z
       .union([z.literal('none'), z.tuple([z.number(), z.number()])])
       .default('none')
       .describe('none (the paper) or [min, max] (what most libraries do; weaker on MNIST)'),
-    labels: z.enum(['true', 'predicted']).default('true').describe('labels in J: true (the paper) or the model\'s predictions (avoids label leaking)'),
+    labels: z.enum(['true', 'predicted']).default('true').describe("labels in J: true (the paper) or the model's predictions (avoids label leaking)"),
     target: z
       .union([z.literal('none'), z.literal('next'), z.literal('least-likely'), digit])
       .default('none')
@@ -157,7 +147,7 @@ export const ExperimentSchema = z
     claims: z
       .array(z.enum(CLAIM_IDS as [string, ...string[]]))
       .default([])
-      .describe('ids of the paper\'s claims this run is compared against (see `fgsm report`)'),
+      .describe("ids of the paper's claims this run is compared against (see `fgsm report`)"),
   })
   .superRefine((config, ctx) => {
     if (config.data.train === 'all-train' && config.data.validation) {

@@ -16,7 +16,9 @@ export interface DownloadOptions {
 }
 
 export function mirrorsFromEnv(env: NodeJS.ProcessEnv = process.env): readonly string[] {
-  const list = env.FGSM_MNIST_MIRRORS?.split(',').map((m) => m.trim()).filter(Boolean);
+  const list = env.FGSM_MNIST_MIRRORS?.split(',')
+    .map((m) => m.trim())
+    .filter(Boolean);
   return list && list.length > 0 ? list.map((m) => (m.endsWith('/') ? m : `${m}/`)) : DEFAULT_MIRRORS;
 }
 

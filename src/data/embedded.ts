@@ -27,7 +27,7 @@ export function loadEmbedded(): { train: RawPart; test: RawPart; location: strin
   const images = new Uint8Array(total * IMAGE_SIZE);
   const labels = new Uint8Array(total);
   const next = new Array<number>(10).fill(0);
-  for (let i = 0; i < total; ) {
+  for (let i = 0; i < total;) {
     for (let d = 0; d < 10 && i < total; d++) {
       if (next[d]! >= counts[d]!) continue;
       images.set(groups[d]!.subarray(next[d]! * IMAGE_SIZE, (next[d]! + 1) * IMAGE_SIZE), i * IMAGE_SIZE);

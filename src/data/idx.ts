@@ -23,7 +23,10 @@ export function parseIdx(bytes: Uint8Array, file: string, expectedDims: 1 | 3): 
     try {
       raw = gunzipSync(bytes);
     } catch (error) {
-      throw new FgsmError(`${file}: corrupted or truncated gzip data (${(error as Error).message})`, 'delete the file and download it again: fgsm data download');
+      throw new FgsmError(
+        `${file}: corrupted or truncated gzip data (${(error as Error).message})`,
+        'delete the file and download it again: fgsm data download',
+      );
     }
   }
   if (raw.length < 4) throw new FgsmError(`${file}: ${raw.length} bytes is too short for an IDX file`);

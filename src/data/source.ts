@@ -58,7 +58,10 @@ function readVerifiedDir(dir: string): { train: RawPart; test: RawPart; files: V
   const files = MNIST_FILES.map((file) => {
     const path = findInDir(dir, file);
     if (!path) {
-      throw new FgsmError(`${dir}: ${file.name}.gz (or ${file.name}) is missing`, 'run `fgsm data download`, or point --data-dir at the four MNIST files');
+      throw new FgsmError(
+        `${dir}: ${file.name}.gz (or ${file.name}) is missing`,
+        'run `fgsm data download`, or point --data-dir at the four MNIST files',
+      );
     }
     return verifyFile(file, path);
   });

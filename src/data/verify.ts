@@ -14,8 +14,7 @@ export interface VerifiedFile {
   sha256: string;
 }
 
-export const digest = (algorithm: 'md5' | 'sha256', bytes: Uint8Array): string =>
-  createHash(algorithm).update(bytes).digest('hex');
+export const digest = (algorithm: 'md5' | 'sha256', bytes: Uint8Array): string => createHash(algorithm).update(bytes).digest('hex');
 
 /** The path of `file` in `dir`: the .gz if present, else the uncompressed file; null if neither. */
 export function findInDir(dir: string, file: MnistFile): string | null {

@@ -9,7 +9,9 @@ export function predictProbabilities(model: Classifier, x: Float32Array, batchSi
   const out = new Float32Array(n * k);
   for (let start = 0; start < n; start += batchSize) {
     const end = Math.min(n, start + batchSize);
-    const probabilities = tf.tidy(() => model.probabilities(model.logits(tf.tensor2d(x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]))));
+    const probabilities = tf.tidy(() =>
+      model.probabilities(model.logits(tf.tensor2d(x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]))),
+    );
     out.set(probabilities.dataSync(), start * k);
     probabilities.dispose();
   }

@@ -151,13 +151,13 @@ export const CLAIMS: readonly Claim[] = [
   {
     id: 's8.agree.rbf_all',
     section: '8',
-    description: 'maxout-made examples maxout misclassifies: RBF predicts maxout\'s class',
+    description: "maxout-made examples maxout misclassifies: RBF predicts maxout's class",
     quantities: [{ name: 'rate', paper: 16.0, metric: ['agreement', 'rbfAll'], tolerance: 5 }],
   },
   {
     id: 's8.agree.softmax_all',
     section: '8',
-    description: 'maxout-made examples maxout misclassifies: softmax predicts maxout\'s class',
+    description: "maxout-made examples maxout misclassifies: softmax predicts maxout's class",
     quantities: [{ name: 'rate', paper: 54.6, metric: ['agreement', 'softmaxAll'], tolerance: 5 }],
   },
   {
@@ -175,7 +175,7 @@ export const CLAIMS: readonly Claim[] = [
   {
     id: 's8.agree.rbf_softmax',
     section: '8',
-    description: 'RBF predicts softmax\'s class',
+    description: "RBF predicts softmax's class",
     quantities: [{ name: 'rate', paper: 53.6, metric: ['agreement', 'rbfSoftmax'], tolerance: 5 }],
   },
   {

@@ -60,10 +60,10 @@ function rowsFor(claim: Claim, result: ResultRecord): ReportRow[] {
       : !comparable
         ? 'not comparable'
         : ours === null
-        ? 'not measured'
-        : Math.abs(delta!) <= q.tolerance + 1e-9
-          ? 'reproduced'
-          : 'off';
+          ? 'not measured'
+          : Math.abs(delta!) <= q.tolerance + 1e-9
+            ? 'reproduced'
+            : 'off';
     return {
       experiment: result.experiment,
       runId: result.runId,

@@ -8,7 +8,8 @@ const paperText = (row: ReportRow): string =>
   row.paperValues.length > 1 ? `${row.paperValues.join(', ')} (mean ${row.paper.toFixed(3)})%` : percent(row.paper, row.paper < 10 ? 2 : 1);
 
 function verdictText(row: ReportRow): string {
-  const base = row.verdict === 'reproduced' ? `reproduced (±${row.tolerance})` : row.verdict === 'off' ? `off (tolerance ±${row.tolerance})` : row.verdict;
+  const base =
+    row.verdict === 'reproduced' ? `reproduced (±${row.tolerance})` : row.verdict === 'off' ? `off (tolerance ±${row.tolerance})` : row.verdict;
   if (row.mustHold === null) return base;
   return `${base}; must hold ${row.mustHold}: ${row.holds ? 'holds' : 'FAILS'}`;
 }
@@ -32,7 +33,15 @@ export function renderTerminal(rows: ReportRow[]): string {
   });
   for (const row of rows) {
     const colour = row.holds === false ? chalk.red : COLOURS[row.verdict];
-    table.push([`${row.id}\n${chalk.dim(row.experiment)}`, row.section, row.quantity, paperText(row), percent(row.ours), signed(row.delta), colour(verdictText(row))]);
+    table.push([
+      `${row.id}\n${chalk.dim(row.experiment)}`,
+      row.section,
+      row.quantity,
+      paperText(row),
+      percent(row.ours),
+      signed(row.delta),
+      colour(verdictText(row)),
+    ]);
   }
   return table.toString();
 }
@@ -55,7 +64,20 @@ const csvField = (value: unknown): string => {
 export function renderCsv(rows: ReportRow[]): string {
   const header = ['id', 'section', 'quantity', 'paper', 'ours', 'delta', 'tolerance', 'verdict', 'must_hold', 'holds', 'experiment', 'run_id'];
   const body = rows.map((r) =>
-    [r.id, r.section, r.quantity, r.paper, r.ours === null ? null : +r.ours.toFixed(4), r.delta === null ? null : +r.delta.toFixed(4), r.tolerance, r.verdict, r.mustHold, r.holds, r.experiment, r.runId]
+    [
+      r.id,
+      r.section,
+      r.quantity,
+      r.paper,
+      r.ours === null ? null : +r.ours.toFixed(4),
+      r.delta === null ? null : +r.delta.toFixed(4),
+      r.tolerance,
+      r.verdict,
+      r.mustHold,
+      r.holds,
+      r.experiment,
+      r.runId,
+    ]
       .map(csvField)
       .join(','),
   );

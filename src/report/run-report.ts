@@ -8,12 +8,7 @@ const pct = (v: number | null | undefined): string => (v === null || v === undef
 export function renderRunReport(result: ResultRecord, rows: ReportRow[]): string {
   const m = result.metrics;
   const t = m.training;
-  const lines: string[] = [
-    `# ${result.experiment} — run ${result.runId}`,
-    '',
-    result.config.description,
-    '',
-  ];
+  const lines: string[] = [`# ${result.experiment} — run ${result.runId}`, '', result.config.description, ''];
   if (result.data.warning) lines.push(`> **Warning:** ${result.data.warning}`, '');
   lines.push('## Paper vs ours', '', rows.length ? renderMarkdown(rows) : '_This experiment names no claims of the paper._\n');
   lines.push(
@@ -57,7 +52,11 @@ export function renderRunReport(result: ResultRecord, rows: ReportRow[]): string
     `- data: ${result.data.kind} (${result.data.reason}) at ${result.data.location}; train ${result.data.counts.train}, validation ${result.data.counts.validation}, test ${result.data.counts.test}; classes [${result.data.classes}]`,
     ...result.data.files.map((f) => `  - ${f.name}${f.gzip ? '.gz' : ''}: sha256 ${f.sha256}`),
     `- backend: ${result.provenance.backend.name} — ${result.provenance.backend.reason}; device ${result.provenance.backend.device}`,
-    `- code: fgsm ${result.provenance.fgsmVersion}, git ${result.provenance.git.commit ?? 'unknown'}${result.provenance.git.dirty ? ' (with uncommitted changes)' : ''}; Node ${result.provenance.node}; ${Object.entries(result.provenance.tfjs).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    `- code: fgsm ${result.provenance.fgsmVersion}, git ${result.provenance.git.commit ?? 'unknown'}${result.provenance.git.dirty ? ' (with uncommitted changes)' : ''}; Node ${result.provenance.node}; ${Object.entries(
+      result.provenance.tfjs,
+    )
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
     `- machine: ${result.provenance.machine.cpu}, ${result.provenance.machine.cores} cores, ${result.provenance.machine.memoryGiB} GiB, ${result.provenance.machine.platform}/${result.provenance.machine.arch}`,
     `- seed ${result.seed}; config ${result.configFiles.join(' ← ')}${result.overrides.length ? `; overrides ${result.overrides.join(' ')}` : ''} (hash ${result.configHash})`,
     `- wall time ${result.wallSeconds.toFixed(1)} s; FGSM ${Math.round(result.throughput.fgsmImagesPerSecond)} images/s; training ${Math.round(result.throughput.trainingExamplesPerSecond)} examples/s`,

@@ -57,7 +57,21 @@ export function weightsFigure(w: Float32Array): Buffer {
   const maxAbs = w.reduce((m, v) => Math.max(m, Math.abs(v)), 0) || 1;
   raster.text(GAP, 4, 'W', BLACK);
   raster.text(GAP * 2 + cell, 4, 'SIGN(W)', BLACK);
-  raster.image(w.map((v) => v / maxAbs), SIDE, GAP, 16, scale, signedScale);
-  raster.image(w.map((v) => Math.sign(v)), SIDE, GAP * 2 + cell, 16, scale, signedScale);
+  raster.image(
+    w.map((v) => v / maxAbs),
+    SIDE,
+    GAP,
+    16,
+    scale,
+    signedScale,
+  );
+  raster.image(
+    w.map((v) => Math.sign(v)),
+    SIDE,
+    GAP * 2 + cell,
+    16,
+    scale,
+    signedScale,
+  );
   return raster.encode();
 }

@@ -12,6 +12,8 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   }
 }
 
+const frame = (title: string) => ({ $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title, width: 480, height: 280 }) as const;
+
 /** Training and validation error per epoch, the chosen epoch marked by a rule. */
 export function trainingCurveSvg(history: EpochRecord[], chosenEpoch: number, title: string): Promise<string> {
   const values = history.flatMap((r) => [
@@ -19,10 +21,7 @@ export function trainingCurveSvg(history: EpochRecord[], chosenEpoch: number, ti
     ...(r.validationError === null ? [] : [{ epoch: r.epoch, error: r.validationError, series: 'validation' }]),
   ]);
   return renderSvg({
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title,
-    width: 480,
-    height: 280,
+    ...frame(title),
     layer: [
       {
         data: { values },
@@ -52,13 +51,12 @@ export interface SweepPoint {
 export function sweepSvg(points: SweepPoint[], title: string): Promise<string> {
   const values = points.flatMap((p) => [
     { epsilon: p.epsilon, value: p.error, series: 'error rate' },
-    ...(p.meanConfidenceOnMistakes === null ? [] : [{ epsilon: p.epsilon, value: p.meanConfidenceOnMistakes, series: 'mean confidence on mistakes' }]),
+    ...(p.meanConfidenceOnMistakes === null
+      ? []
+      : [{ epsilon: p.epsilon, value: p.meanConfidenceOnMistakes, series: 'mean confidence on mistakes' }]),
   ]);
   return renderSvg({
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title,
-    width: 480,
-    height: 280,
+    ...frame(title),
     data: { values },
     mark: { type: 'line', point: true },
     encoding: {

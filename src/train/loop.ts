@@ -139,7 +139,8 @@ export async function train(options: TrainOptions): Promise<TrainingSummary> {
       options.onEpoch?.(record, state);
       // the epoch ran synchronously (wasm resolves data() as microtasks): let signal handlers and timers run
       await new Promise((resolve) => setImmediate(resolve));
-      if (options.signal?.aborted && state.stoppedBy === null) throw new InterruptedError(`interrupted after epoch ${epoch}; rerun the same command to resume`);
+      if (options.signal?.aborted && state.stoppedBy === null)
+        throw new InterruptedError(`interrupted after epoch ${epoch}; rerun the same command to resume`);
     }
 
     let chosenEpoch = state.epoch;
@@ -211,12 +212,11 @@ function runEpoch(options: TrainOptions, optimizer: MomentumSgd, state: Training
 }
 
 function describeEpoch(record: EpochRecord, state: TrainingState, maxEpochs: number): string {
-  const parts = [
-    `epoch ${record.epoch}/${maxEpochs}`,
-    `loss ${record.trainLoss.toFixed(4)}`,
-    `train error ${(100 * record.trainError).toFixed(2)}%`,
-  ];
-  if (record.validationError !== null) parts.push(`validation error ${(100 * record.validationError).toFixed(2)}% (best ${(100 * state.bestValidationError!).toFixed(2)}% @ ${state.bestEpoch})`);
+  const parts = [`epoch ${record.epoch}/${maxEpochs}`, `loss ${record.trainLoss.toFixed(4)}`, `train error ${(100 * record.trainError).toFixed(2)}%`];
+  if (record.validationError !== null)
+    parts.push(
+      `validation error ${(100 * record.validationError).toFixed(2)}% (best ${(100 * state.bestValidationError!).toFixed(2)}% @ ${state.bestEpoch})`,
+    );
   parts.push(`η ${record.learningRate.toPrecision(3)}`, `μ ${record.momentum.toFixed(3)}`, `${record.seconds.toFixed(1)} s`);
   if (state.stoppedBy) parts.push(`→ stop (${state.stoppedBy})`);
   return parts.join(' | ');
