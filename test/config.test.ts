@@ -119,5 +119,11 @@ describe('experiment configs', () => {
     const dir = tempDir();
     const file = write(dir, 'e.yaml', `${VALID}data:\n  dir: mnist\n`);
     assert.equal(loadExperiment(file).config.data.dir, join(dir, 'mnist'));
+    assert.equal(loadExperiment(file, ['data.limit.test=5']).config.data.dir, join(dir, 'mnist'), 'another data key set on the command line');
+    assert.equal(
+      loadExperiment(file, ['data.dir=elsewhere']).config.data.dir,
+      join(process.cwd(), 'elsewhere'),
+      '--set is relative to the working directory',
+    );
   });
 });

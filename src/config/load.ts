@@ -244,7 +244,11 @@ export function loadExperiment(file: string, overrides: string[] = []): LoadedEx
   if (config.data.dir !== null && !isAbsolute(config.data.dir)) {
     const definer = [...layers]
       .reverse()
-      .find((layer) => (layer.kind === 'set' ? layer.path.join('.').startsWith('data') : locateInFile(layer, ['data', 'dir']).depth === 2));
+      .find((layer) =>
+        layer.kind === 'set'
+          ? layer.path[0] === 'data' && (layer.path.length === 1 || layer.path[1] === 'dir')
+          : locateInFile(layer, ['data', 'dir']).depth === 2,
+      );
     const base = definer?.kind === 'file' ? dirname(definer.file) : process.cwd();
     config.data.dir = resolve(base, config.data.dir);
   }
