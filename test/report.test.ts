@@ -50,6 +50,17 @@ describe('paper table', () => {
     assert.equal(notComparable.holds, false, 'numbers on other data never pass the check');
   });
 
+  test('claims no run measured are listed as such, and are not judged by --check', async () => {
+    const { unmeasuredClaims } = await import('../src/report/compare.js');
+    const rows = compareClaims(result(['s4.softmax.fgsm'], { fgsm: { '0.25': { error: 0.999, meanConfidenceOnMistakes: 0.8 } } }));
+    const rest = unmeasuredClaims(rows);
+    assert.equal(new Set([...rows, ...rest].map((r) => r.id)).size, CLAIMS.length);
+    assert.ok(rest.every((r) => r.ours === null && r.holds === null && r.experiment === '—'));
+    assert.equal(rest.find((r) => r.id === 's4.cifar')!.verdict, 'out of scope');
+    assert.equal(rest.find((r) => r.id === 's6.maxout.clean')!.verdict, 'not measured');
+    assert.deepEqual(failedChecks([...rows, ...rest]), []);
+  });
+
   test('Markdown and CSV carry every row', () => {
     const rows = compareClaims(result(['s4.softmax.fgsm'], { fgsm: { '0.25': { error: 0.999, meanConfidenceOnMistakes: 0.8 } } }));
     assert.equal(renderMarkdown(rows).trim().split('\n').length, 2 + rows.length);

@@ -1,4 +1,4 @@
-import { claimById, paperValue, type Claim, type ClaimQuantity } from '../paper/claims.js';
+import { CLAIMS, claimById, paperValue, type Claim, type ClaimQuantity } from '../paper/claims.js';
 import type { ResultRecord } from '../results/record.js';
 
 export type Verdict = 'reproduced' | 'off' | 'not measured' | 'out of scope' | 'not comparable';
@@ -48,12 +48,13 @@ function holds(q: ClaimQuantity, ours: number, paper: number): boolean | null {
   return Math.abs(ours - paper) <= value + 1e-9;
 }
 
-function rowsFor(claim: Claim, result: ResultRecord): ReportRow[] {
+/** The rows of one claim as `result` measured it; with no result, the claim as no run has measured it yet. */
+function rowsFor(claim: Claim, result: ResultRecord | null): ReportRow[] {
   // a run on data other than the paper's (the embedded subset) measures something, but not the paper's number
-  const comparable = !result.data?.warning;
+  const comparable = !result?.data?.warning;
   return claim.quantities.map((q) => {
     const paper = paperValue(q);
-    const ours = claim.outOfScope ? null : measured(result.metrics, q.metric);
+    const ours = claim.outOfScope || !result ? null : measured(result.metrics, q.metric);
     const delta = ours === null ? null : ours - paper;
     const verdict: Verdict = claim.outOfScope
       ? 'out of scope'
@@ -65,8 +66,8 @@ function rowsFor(claim: Claim, result: ResultRecord): ReportRow[] {
             ? 'reproduced'
             : 'off';
     return {
-      experiment: result.experiment,
-      runId: result.runId,
+      experiment: result?.experiment ?? '—',
+      runId: result?.runId ?? '—',
       id: claim.id,
       section: claim.section,
       description: claim.description,
@@ -78,7 +79,8 @@ function rowsFor(claim: Claim, result: ResultRecord): ReportRow[] {
       tolerance: q.tolerance,
       verdict,
       mustHold: describeMustHold(q),
-      holds: ours === null || !comparable ? (q.mustHold ? false : null) : holds(q, ours, paper),
+      // a must-hold claim that a run names but did not measure fails; one that no run names is not judged
+      holds: !result ? null : ours === null || !comparable ? (q.mustHold ? false : null) : holds(q, ours, paper),
     };
   });
 }
@@ -91,7 +93,13 @@ export function compareClaims(result: ResultRecord): ReportRow[] {
   });
 }
 
+/** Every claim of the paper that none of `rows` covers, as "not measured" (or "out of scope") rows. */
+export function unmeasuredClaims(rows: ReportRow[]): ReportRow[] {
+  const covered = new Set(rows.map((row) => row.id));
+  return CLAIMS.filter((claim) => !covered.has(claim.id)).flatMap((claim) => rowsFor(claim, null));
+}
+
 /** Rows whose must-hold condition fails (or was not measured): what `fgsm report --check` rejects. */
 export function failedChecks(rows: ReportRow[]): ReportRow[] {
-  return rows.filter((row) => row.mustHold !== null && row.holds !== true);
+  return rows.filter((row) => row.mustHold !== null && row.holds === false);
 }

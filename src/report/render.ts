@@ -4,8 +4,9 @@ import type { ReportRow, Verdict } from './compare.js';
 
 const percent = (v: number | null, digits = 2): string => (v === null ? '—' : `${v.toFixed(digits)}%`);
 const signed = (v: number | null): string => (v === null ? '—' : `${v >= 0 ? '+' : ''}${v.toFixed(2)}`);
+/** The paper's number exactly as printed (several seeds: each, and their mean). */
 const paperText = (row: ReportRow): string =>
-  row.paperValues.length > 1 ? `${row.paperValues.join(', ')} (mean ${row.paper.toFixed(3)})%` : percent(row.paper, row.paper < 10 ? 2 : 1);
+  row.paperValues.length > 1 ? `${row.paperValues.join(', ')} (mean ${+row.paper.toFixed(4)})%` : `${row.paper}%`;
 
 function verdictText(row: ReportRow): string {
   const base =
@@ -29,7 +30,7 @@ export function renderTerminal(rows: ReportRow[]): string {
     wordWrap: true,
     // cli-table3 colours borders and headers by itself; follow chalk's terminal detection instead
     style: chalk.level > 0 ? { head: [], border: ['grey'] } : { head: [], border: [] },
-    colWidths: [22, 8, 17, 11, 9, 9, 34],
+    colWidths: [26, 8, 17, 14, 9, 9, 32],
   });
   for (const row of rows) {
     const colour = row.holds === false ? chalk.red : COLOURS[row.verdict];
