@@ -41,7 +41,9 @@ export class ConfigError extends FgsmError {
     super(
       `invalid experiment (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n` +
         issues.map((issue) => `  ${issue.where}: ${issue.key ? `${issue.key}: ` : ''}${issue.message}`).join('\n'),
-      'see `fgsm validate --schema` for every key, its type and its default',
+      issues.every((issue) => issue.message.startsWith('cannot read'))
+        ? 'check the path of the experiment file (and of its extends:)'
+        : 'see `fgsm validate --schema` for every key, its type and its default',
     );
     this.name = 'ConfigError';
   }
