@@ -32,6 +32,17 @@ evaluation:
 claims: [s4.softmax.fgsm, s5.logreg37.clean]
 ${extra}`;
 
+/** A run long enough to be interrupted: 7,000 training examples for `epochs` epochs, no early stop before. */
+function longRun(name: string, epochs: number): { dir: string; config: string; results: string } {
+  const dir = tempDir();
+  const config = join(dir, `${name}.yaml`);
+  writeFileSync(
+    config,
+    SMALL(name).replace('train: 1000', 'train: 7000').replace('epochs: 3', `epochs: ${epochs}`).replace('patience: 5', `patience: ${epochs}`),
+  );
+  return { dir, config, results: join(dir, 'results') };
+}
+
 function onlyRun(results: string, experiment: string): string {
   const runs = readdirSync(join(results, experiment));
   assert.equal(runs.length, 1, `runs: ${runs}`);
@@ -123,13 +134,7 @@ describe('fgsm CLI end to end', () => {
   });
 
   test('kill -9 during training, rerun the same command: it resumes and gives the uninterrupted numbers', async () => {
-    const dir = tempDir();
-    const config = join(dir, 'long.yaml');
-    writeFileSync(
-      config,
-      SMALL('long').replace('train: 1000', 'train: 7000').replace('epochs: 3', 'epochs: 40').replace('patience: 5', 'patience: 40'),
-    );
-    const results = join(dir, 'results');
+    const { dir, config, results } = longRun('long', 40);
     const child = spawn(process.execPath, [BIN, 'run', config, '--results-dir', results, '-q'], { stdio: 'ignore' });
     const killed = await new Promise<boolean>((resolve) => {
       const poll = setInterval(() => {
@@ -167,13 +172,7 @@ describe('fgsm CLI end to end', () => {
   });
 
   test("SIGINT stops after the current epoch's checkpoint, marks the run interrupted, and exits 130", async () => {
-    const dir = tempDir();
-    const config = join(dir, 'sigint.yaml');
-    writeFileSync(
-      config,
-      SMALL('sigint').replace('train: 1000', 'train: 7000').replace('epochs: 3', 'epochs: 200').replace('patience: 5', 'patience: 200'),
-    );
-    const results = join(dir, 'results');
+    const { config, results } = longRun('sigint', 200);
     const child = spawn(process.execPath, [BIN, 'run', config, '--results-dir', results], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk) => {
