@@ -22,8 +22,3 @@ export function gatherBatch(split: Split, order: Int32Array, start: number, end:
   }
   return { x, y, n };
 }
-
-/** The rows [start, end) of a split, without copying. */
-export function sliceBatch(split: Pick<Split, 'x' | 'y'>, start: number, end: number): Batch {
-  return { x: split.x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), y: split.y.subarray(start, end), n: end - start };
-}

@@ -55,7 +55,7 @@ export function parseIdx(bytes: Uint8Array, file: string, expectedDims: 1 | 3): 
   return { dims, data: raw.subarray(header) };
 }
 
-/** Encodes an unsigned-byte IDX array (used by tests and by the embedded data export). */
+/** Encodes an unsigned-byte IDX array: the inverse of parseIdx (the tests build their damaged files with it). */
 export function encodeIdx(dims: number[], data: Uint8Array): Uint8Array {
   const header = new Uint8Array(4 + 4 * dims.length);
   const view = new DataView(header.buffer);

@@ -6,7 +6,7 @@ import type { DataConfig } from '../config/schema.js';
 import { downloadMnistFile, mirrorsFromEnv } from './download.js';
 import { EMBEDDED_VALIDATION, loadEmbedded } from './embedded.js';
 import { parseIdx } from './idx.js';
-import { IMAGE_SIZE, MNIST_FILES, type MnistFile } from './mnist-files.js';
+import { MNIST_FILES, type MnistFile } from './mnist-files.js';
 import { findInDir, inspectDir, verifyFile, type VerifiedFile } from './verify.js';
 
 /** One part of MNIST (the training file or the test file) as bytes. */
@@ -162,5 +162,3 @@ export async function resolveMnist(options: ResolveOptions): Promise<RawMnist> {
     return fromEmbedded('no data directory, no cache, download failed');
   }
 }
-
-export { IMAGE_SIZE };

@@ -1,5 +1,5 @@
 import { PNG } from 'pngjs';
-import { GLYPH_HEIGHT, GLYPH_WIDTH, glyph } from './font.js';
+import { GLYPH_WIDTH, glyph } from './font.js';
 
 export type Rgb = [number, number, number];
 
@@ -55,8 +55,6 @@ export class Raster {
   static textWidth(text: string, scale = 1): number {
     return [...text].length * (GLYPH_WIDTH + 1) * scale;
   }
-
-  static readonly textHeight = GLYPH_HEIGHT;
 
   encode(): Buffer {
     return PNG.sync.write(this.png);
