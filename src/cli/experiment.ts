@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend, installedTfjsVersions, type BackendRequest } from '../backend/select.js';
-import { loadExperiment } from '../config/load.js';
+import { loadExperiment, type LoadedExperiment } from '../config/load.js';
 import type { Experiment } from '../config/schema.js';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
 import { InterruptedError } from '../core/errors.js';
 import type { Progress } from '../core/progress.js';
-import { makeSplits } from '../data/dataset.js';
+import { makeSplits, type Splits } from '../data/dataset.js';
 import { cacheDir, explicitDataDir, resolveMnist } from '../data/source.js';
 import { evaluate, type Evaluation } from '../eval/evaluate.js';
 import { buildModel, specFromConfig } from '../models/build.js';
@@ -34,6 +34,12 @@ export interface RunOptions {
 export interface RunOutcome {
   result: ResultRecord;
   dir: string;
+  splits: Splits;
+}
+
+/** The experiment as the command line resolves it: the file, then --backend, then every --set. */
+export function loadForRun(file: string, options: Pick<RunOptions, 'backend' | 'overrides'>): LoadedExperiment {
+  return loadExperiment(file, [...(options.backend ? [`backend=${options.backend}`] : []), ...options.overrides]);
 }
 
 function epochsCsv(history: EpochRecord[]): string {
@@ -64,7 +70,7 @@ async function writeFigures(dir: string, config: Experiment, model: Classifier, 
  */
 export async function runExperiment(file: string, options: RunOptions): Promise<RunOutcome> {
   const started = new Date();
-  const loaded = loadExperiment(file, [...(options.backend ? [`backend=${options.backend}`] : []), ...options.overrides]);
+  const loaded = loadForRun(file, options);
   const { config } = loaded;
   const progress = options.progress;
 
@@ -154,7 +160,7 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
     writeJsonAtomic(join(run.dir, 'result.json'), result);
     writeFileAtomic(join(run.dir, 'report.md'), renderRunReport(result, compareClaims(result)));
     writeStatus(run.dir, 'complete');
-    return { result, dir: run.dir };
+    return { result, dir: run.dir, splits };
   } catch (error) {
     if (existsSync(run.dir)) writeStatus(run.dir, error instanceof InterruptedError ? 'interrupted' : 'failed', (error as Error).message);
     throw error;

@@ -1,15 +1,14 @@
 import { join } from 'node:path';
 import { initBackend } from '../backend/select.js';
-import { loadExperiment } from '../config/load.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { FgsmError } from '../core/errors.js';
-import { makeSplits } from '../data/dataset.js';
+import { makeSplits, type Splits } from '../data/dataset.js';
 import { cacheDir, explicitDataDir, resolveMnist } from '../data/source.js';
 import { evaluate } from '../eval/evaluate.js';
 import { loadModel } from '../models/weights-io.js';
 import { sweepSvg } from '../results/plots.js';
 import { latestCompleteRun } from '../results/run-dir.js';
-import { runExperiment, type RunOptions } from './experiment.js';
+import { loadForRun, runExperiment, type RunOptions } from './experiment.js';
 
 /** Parses "start:stop:step" (inclusive) or "a,b,c" into a list of ε. */
 export function parseEpsilons(text: string): number[] {
@@ -37,22 +36,25 @@ export function parseEpsilons(text: string): number[] {
  * reused (its saved model), otherwise the experiment is run first. Writes sweep.csv and sweep.svg beside it.
  */
 export async function sweepExperiment(file: string, epsilons: number[], options: RunOptions): Promise<{ dir: string; csv: string }> {
-  const loaded = loadExperiment(file, [...(options.backend ? [`backend=${options.backend}`] : []), ...options.overrides]);
+  const loaded = loadForRun(file, options);
   const { config } = loaded;
-  let dir = latestCompleteRun(options.resultsDir, config.name, loaded.configHash);
-  if (dir && !options.fresh) {
-    options.progress.line(`using the trained model of ${dir}`);
+  const complete = options.fresh ? null : latestCompleteRun(options.resultsDir, config.name, loaded.configHash);
+  let dir: string;
+  let splits: Splits;
+  if (complete) {
+    options.progress.line(`using the trained model of ${complete}`);
+    dir = complete;
+    const raw = await resolveMnist({
+      source: config.data.source,
+      explicit: explicitDataDir(options.dataDir, config.data.dir),
+      cache: cacheDir(),
+      progress: options.progress,
+    });
+    splits = makeSplits(raw, config.data);
+    await initBackend(config.backend);
   } else {
-    dir = (await runExperiment(file, options)).dir;
+    ({ dir, splits } = await runExperiment(file, options));
   }
-  const raw = await resolveMnist({
-    source: config.data.source,
-    explicit: explicitDataDir(options.dataDir, config.data.dir),
-    cache: cacheDir(),
-    progress: options.progress,
-  });
-  const splits = makeSplits(raw, config.data);
-  await initBackend(config.backend);
   const model = loadModel(join(dir, 'model'));
   try {
     const evaluation = evaluate(model, splits.test, {

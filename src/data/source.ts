@@ -148,10 +148,15 @@ export async function resolveMnist(options: ResolveOptions): Promise<RawMnist> {
     if (!explicit) throw new FgsmError('data.source is dir but no directory was given', 'pass --data-dir DIR, set data.dir, or set FGSM_DATA_DIR');
     return fromDir(explicit.dir, 'dir', explicit.origin);
   }
-  const cacheOk = inspectDir(options.cache).every((s) => s.ok);
-  if (cacheOk && source !== 'download') return fromDir(options.cache, 'cache', `user cache ${options.cache}`);
-  if (source === 'cache') {
-    throw new FgsmError(`the user cache ${options.cache} does not hold verified MNIST files`, 'run `fgsm data download` first');
+  if (source !== 'download') {
+    try {
+      return fromDir(options.cache, 'cache', `user cache ${options.cache}`); // reads and verifies each file once
+    } catch (error) {
+      if (!(error instanceof FgsmError)) throw error; // a bug, not a missing or damaged cache
+      if (source === 'cache') {
+        throw new FgsmError(`the user cache does not hold verified MNIST files: ${(error as Error).message}`, 'run `fgsm data download` first');
+      }
+    }
   }
   try {
     const downloaded = await downloadMissing(options.cache, options);
