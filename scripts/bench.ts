@@ -13,7 +13,7 @@ import { cacheDir, explicitDataDir, resolveMnist } from '../src/data/source.js';
 import { buildModel } from '../src/models/build.js';
 import type { Classifier } from '../src/models/classifier.js';
 import { train } from '../src/train/loop.js';
-import type { TrainingConfig } from '../src/config/schema.js';
+import { TrainingSchema, type TrainingConfig } from '../src/config/schema.js';
 
 const quiet = createProgress('quiet');
 const arg = (name: string): string | undefined => {
@@ -71,14 +71,7 @@ function naiveFgsmImagesPerSecond(model: Classifier, test: Split, batch: number)
 }
 
 async function trainingExamplesPerSecond(model: Classifier, split: Split, epochs: number): Promise<number> {
-  const config: TrainingConfig = {
-    epochs,
-    batchSize: 100,
-    learningRate: { initial: 0.1, decay: 1.000004, floor: 1e-6 },
-    momentum: { initial: 0.5, final: 0.7, startEpoch: 1, endEpoch: 250 },
-    weightDecay: 0,
-    earlyStopping: { metric: 'none', patience: 1, keepBest: false },
-  };
+  const config: TrainingConfig = TrainingSchema.parse({ epochs, earlyStopping: { metric: 'none' } });
   const summary = await train({ model, train: split, validation: null, config, seed: 1, checkpointDir: null, progress: quiet });
   const seconds = summary.history.reduce((s, r) => s + r.seconds, 0);
   return (split.n * epochs) / seconds;

@@ -39,9 +39,19 @@ export function randomLabels(n: number, classes: number, seed: number): Int32Arr
   return Int32Array.from({ length: n }, () => rng.int(classes));
 }
 
+/** A small maxout network (2 layers of 12 units × 3 pieces) with pylearn2's dropout. */
+export const SMALL_MAXOUT = {
+  layers: [
+    { units: 12, pieces: 3 },
+    { units: 12, pieces: 3 },
+  ],
+  dropout: { inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2 },
+};
+
 export function model(kind: ModelSpec['kind'], initRange = 0.05, seed = 3): Classifier {
-  const classes = kind === 'softmax' ? [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] : [3, 7];
-  return buildModel({ kind, inputSize: 784, classes, maxColumnNorm: null }, initRange, seed);
+  const classes = kind === 'logistic' ? [3, 7] : [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const base = { inputSize: 784, classes, maxColumnNorm: null };
+  return buildModel(kind === 'maxout' ? { ...base, kind, ...SMALL_MAXOUT } : { ...base, kind }, initRange, seed);
 }
 
 /** Per-example loss of the model in its deterministic state. */

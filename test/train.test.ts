@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import type { TrainingConfig } from '../src/config/schema.js';
+import { TrainingSchema, type TrainingConfig } from '../src/config/schema.js';
 import { InterruptedError } from '../src/core/errors.js';
 import { createProgress } from '../src/core/progress.js';
 import type { Split } from '../src/data/dataset.js';
-import { applyMaxColumnNorm } from '../src/models/linear.js';
+import { applyMaxColumnNorm } from '../src/models/dense.js';
 import { train } from '../src/train/loop.js';
 import { learningRateAt, momentumAt } from '../src/train/schedule.js';
 import { MomentumSgd } from '../src/train/sgd.js';
@@ -13,15 +13,8 @@ import { model, randomImages, randomLabels, tempDir, useWasm } from './helpers.j
 
 const quiet = createProgress('quiet');
 
-const config = (patch: Partial<TrainingConfig> = {}): TrainingConfig => ({
-  epochs: 4,
-  batchSize: 16,
-  learningRate: { initial: 0.1, decay: 1.000004, floor: 1e-6 },
-  momentum: { initial: 0.5, final: 0.7, startEpoch: 1, endEpoch: 3 },
-  weightDecay: 0,
-  earlyStopping: { metric: 'validation-error', patience: 10, keepBest: true },
-  ...patch,
-});
+const config = (patch: Record<string, unknown> = {}): TrainingConfig =>
+  TrainingSchema.parse({ epochs: 4, batchSize: 16, momentum: { endEpoch: 3 }, earlyStopping: { patience: 10 }, ...patch });
 
 function split(name: Split['name'], n: number, seed: number): Split {
   // learnable: the label is decided by which tenth of the image is brightest
@@ -52,10 +45,10 @@ describe('schedules and the optimiser', () => {
     const b = tf.variable(tf.tensor1d([1]));
     const sgd = new MomentumSgd(
       [
-        { name: 'W', variable: w, role: 'weight' },
-        { name: 'b', variable: b, role: 'bias' },
+        { name: 'W', variable: w, role: 'weight', layer: 1 },
+        { name: 'b', variable: b, role: 'bias', layer: 1 },
       ],
-      0.5,
+      { weightDecay: 0.5, l1FirstLayer: 0 },
     );
     const grads = { [w.name]: tf.tensor1d([1, -1]), [b.name]: tf.tensor1d([2]) };
     sgd.apply(grads, 0.1, 0.9); // g_w = [1, -1] + 0.5·[1, 2] = [1.5, 0]; v = −0.1·g
@@ -118,7 +111,7 @@ describe('training loop', () => {
       config: config({
         epochs: 50,
         learningRate: { initial: 0, decay: 1, floor: 0 },
-        earlyStopping: { metric: 'validation-error', patience: 2, keepBest: true },
+        earlyStopping: { metric: 'validation-error', patience: 2, keepBest: true, epsilon: 0.25 },
       }),
       seed: 1,
       checkpointDir: null,

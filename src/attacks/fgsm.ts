@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { FgsmError } from '../core/errors.js';
-import type { Classifier } from '../models/classifier.js';
+import { EVALUATION, type Classifier } from '../models/classifier.js';
 
 export interface FgsmOptions {
   /** Every ε to produce an adversarial batch for; one gradient serves them all. */
@@ -15,6 +15,11 @@ export interface FgsmOptions {
    * a number is a fixed class index.
    */
   target: null | 'next' | 'least-likely' | number;
+  /**
+   * The network state while ∇ₓJ is taken: null or absent for the deterministic network (evaluation); a seed
+   * for the training state with dropout masks drawn from it (adversarial training's gradient-state option).
+   */
+  dropoutSeed?: number | null;
 }
 
 export interface FgsmResult {
@@ -52,7 +57,8 @@ function validate(model: Classifier, x: tf.Tensor, y: tf.Tensor | null, options:
  * The fast gradient sign method of Goodfellow, Shlens & Szegedy, "Explaining and Harnessing Adversarial
  * Examples" (ICLR 2015), eq. (3): x̃ = x + ε·sign(∇ₓJ(θ, x, y)), an L∞ step of size ε, with J the model's
  * cross-entropy computed from its logits (never from clipped probabilities, which would zero the gradient of
- * confident examples). The model is attacked in its deterministic state; sign(0) = 0; `x` is not modified.
+ * confident examples). The model is attacked in its deterministic state unless `dropoutSeed` says otherwise;
+ * sign(0) = 0; `x` is not modified.
  */
 export function fastGradientSign(model: Classifier, x: tf.Tensor2D, y: tf.Tensor1D | null, options: FgsmOptions): FgsmResult {
   validate(model, x, y, options);
@@ -67,7 +73,8 @@ export function fastGradientSign(model: Classifier, x: tf.Tensor2D, y: tf.Tensor
     else if (options.target === 'least-likely') lossLabels = tf.argMin(probabilities!, 1) as tf.Tensor1D;
     else if (typeof options.target === 'number') lossLabels = tf.fill([n], options.target, 'int32') as tf.Tensor1D;
 
-    const gradient = tf.grad((input: tf.Tensor) => tf.sum(model.loss(model.logits(input as tf.Tensor2D), lossLabels)))(x) as tf.Tensor2D;
+    const state = options.dropoutSeed == null ? EVALUATION : { dropoutSeed: options.dropoutSeed, gradients: 'input' as const };
+    const gradient = tf.grad((input: tf.Tensor) => tf.sum(model.loss(model.logits(input as tf.Tensor2D, state), lossLabels)))(x) as tf.Tensor2D;
     const sign = tf.sign(gradient);
     const direction = options.target === null ? sign : tf.neg(sign);
     const zeroGradient = tf.sum(tf.cast(tf.equal(tf.max(tf.abs(gradient), 1), 0), 'int32')).dataSync()[0]!;

@@ -8,7 +8,8 @@ import { InterruptedError } from '../core/errors.js';
 import type { Progress } from '../core/progress.js';
 import { makeSplits, type Splits } from '../data/dataset.js';
 import { cacheDir, explicitDataDir, resolveMnist } from '../data/source.js';
-import { evaluate, type Evaluation } from '../eval/evaluate.js';
+import { trainingPerturbation } from '../attacks/training-perturbations.js';
+import { evaluate, fgsmErrorRate, type Evaluation } from '../eval/evaluate.js';
 import { buildModel, specFromConfig } from '../models/build.js';
 import type { Classifier } from '../models/classifier.js';
 import { saveModel } from '../models/weights-io.js';
@@ -43,8 +44,21 @@ export function loadForRun(file: string, options: Pick<RunOptions, 'backend' | '
 }
 
 function epochsCsv(history: EpochRecord[]): string {
-  const header = 'epoch,learning_rate,momentum,train_loss,train_error,validation_error,seconds';
-  const rows = history.map((r) => [r.epoch, r.learningRate, r.momentum, r.trainLoss, r.trainError, r.validationError ?? '', r.seconds].join(','));
+  const header = 'stage,epoch,learning_rate,momentum,train_loss,train_error,validation_error,adversarial_validation_error,held_out_loss,seconds';
+  const rows = history.map((r) =>
+    [
+      r.stage,
+      r.epoch,
+      r.learningRate,
+      r.momentum,
+      r.trainLoss,
+      r.trainError,
+      r.validationError ?? '',
+      r.adversarialValidationError ?? '',
+      r.heldOutLoss ?? '',
+      r.seconds,
+    ].join(','),
+  );
   return `${[header, ...rows].join('\n')}\n`;
 }
 
@@ -100,6 +114,8 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
       validation: splits.validation,
       config: config.training,
       seed: config.seed,
+      perturbation: trainingPerturbation(config.training.objective),
+      adversarialError: (m, split) => fgsmErrorRate(m, split, config.training.earlyStopping.epsilon),
       checkpointDir: join(run.dir, 'checkpoints'),
       progress,
       signal: options.signal,
@@ -143,7 +159,7 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
       metrics: { clean: evaluation.clean, fgsm: evaluation.fgsm, rubbish: evaluation.rubbish, training },
       throughput: {
         fgsmImagesPerSecond: evaluation.fgsmImagesPerSecond,
-        trainingExamplesPerSecond: trainingSeconds > 0 ? (history.length * splits.train.n) / trainingSeconds : 0,
+        trainingExamplesPerSecond: trainingSeconds > 0 ? history.reduce((sum, r) => sum + (r.stage === 1 ? splits.train.n : splits.train.n + (splits.validation?.n ?? 0)), 0) / trainingSeconds : 0,
       },
       data: {
         ...raw.provenance,

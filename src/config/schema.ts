@@ -68,9 +68,67 @@ const LogisticSchema = z
   })
   .describe('logistic regression on two digits (§5, Fig. 2): class 0 = data.digits[0] (y = −1), class 1 = data.digits[1] (y = +1)');
 
-export const ModelSchema = z.discriminatedUnion('kind', [SoftmaxSchema, LogisticSchema]);
+const probability = z.number().gt(0).max(1);
 
-const TrainingSchema = z
+const MaxoutSchema = z
+  .strictObject({
+    kind: z.literal('maxout').describe('a maxout network: maxout layers, then softmax'),
+    layers: z
+      .array(
+        z.strictObject({
+          units: positiveInt.describe('maxout units (outputs) of the layer'),
+          pieces: positiveInt.default(5).describe('linear pieces per unit; a unit is their max'),
+        }),
+      )
+      .min(1)
+      .default([
+        { units: 240, pieces: 5 },
+        { units: 240, pieces: 5 },
+      ])
+      .describe('the hidden layers, input side first'),
+    ...linearModelKeys,
+    dropout: z
+      .strictObject({
+        inputKeep: probability.default(0.8).describe('probability an input pixel is kept'),
+        inputScale: z.number().positive().default(1).describe('kept pixels are multiplied by this (pylearn2: 1, not rescaled)'),
+        hiddenKeep: probability.default(0.5).describe("probability a maxout unit's output is kept"),
+        hiddenScale: z.number().positive().default(2).describe('kept unit outputs are multiplied by this'),
+      })
+      .nullable()
+      .prefault({})
+      .describe('dropout in training (none at evaluation); a fresh mask per example per step; null for none'),
+  })
+  .describe('maxout network with dropout (§4, §6): 784 → maxout(240, 5) → maxout(240, 5) → softmax(10)');
+
+export const ModelSchema = z.discriminatedUnion('kind', [SoftmaxSchema, LogisticSchema, MaxoutSchema]);
+
+const alpha = z.number().min(0).max(1).default(0.5).describe('weight of the clean term: α·J(x) + (1 − α)·J(x̃)');
+const epsilon = z.number().min(0).max(1).default(0.25).describe('ε, in pixel units ([0, 1])');
+
+const ObjectiveSchema = z
+  .discriminatedUnion('kind', [
+    z.strictObject({ kind: z.literal('clean').describe('the usual loss J(θ, x, y)') }),
+    z.strictObject({
+      kind: z.literal('adversarial').describe('§6: J̃ = α·J(x) + (1 − α)·J(x + ε·sign(∇ₓJ(x))), true labels, x̃ recomputed every minibatch'),
+      alpha,
+      epsilon,
+      gradientState: z
+        .enum(['deterministic', 'clean-mask', 'independent-mask'])
+        .default('deterministic')
+        .describe("the network while ∇ₓJ is taken: without dropout, with the clean term's dropout masks, or with masks of its own"),
+    }),
+    z.strictObject({
+      kind: z.literal('noise').describe('§6 control: train on x + noise instead of x + ε·sign(∇ₓJ)'),
+      distribution: z.enum(['sign', 'uniform']).describe('sign: ε·(random ±1) per pixel; uniform: U(−ε, ε) per pixel'),
+      epsilon,
+      mixing: z.enum(['replace', 'alpha-mix']).default('replace').describe('replace: J(x + noise); alpha-mix: α·J(x) + (1 − α)·J(x + noise)'),
+      alpha,
+    }),
+  ])
+  .prefault({ kind: 'clean' })
+  .describe('what each minibatch is trained on');
+
+export const TrainingSchema = z
   .strictObject({
     epochs: positiveInt.describe('the maximum number of epochs'),
     batchSize: positiveInt.default(100),
@@ -91,13 +149,31 @@ const TrainingSchema = z
       .prefault({})
       .describe('classical momentum: v ← μv − ηg; θ ← θ + v'),
     weightDecay: z.number().min(0).default(0).describe('L2 penalty coefficient on weights (not biases)'),
+    l1FirstLayer: z.number().min(0).default(0).describe("§5: L1 penalty coefficient on the first layer's weights (the paper's 0.0025 stalls training)"),
+    objective: ObjectiveSchema,
     earlyStopping: z
       .strictObject({
-        metric: z.enum(['validation-error', 'none']).default('validation-error'),
+        metric: z
+          .enum(['validation-error', 'adversarial-validation-error', 'none'])
+          .default('validation-error')
+          .describe('clean validation error, or the error on FGSM examples of the validation split (§6, 1600 units)'),
+        epsilon: epsilon.describe('ε of the FGSM validation attack (adversarial-validation-error)'),
         patience: positiveInt.default(10).describe('stop after this many epochs without a new best'),
         keepBest: z.boolean().default(true).describe('end with the parameters of the best epoch'),
       })
       .prefault({}),
+    stage2: z
+      .strictObject({
+        mode: z
+          .enum(['none', 'continue', 'retrain'])
+          .default('none')
+          .describe(
+            'after early stopping on the first 50,000: continue from the best parameters on all 60,000 until the loss on the last 10,000 falls to the best training loss (pylearn2 mnist_pi_continue), or retrain from scratch on all 60,000 for the chosen number of epochs (§6, 1600 units)',
+          ),
+        maxEpochs: positiveInt.default(500).describe('a safety cap on the epochs of a continue stage'),
+      })
+      .prefault({})
+      .describe('the second training stage, on all 60,000 examples'),
   })
   .describe('the training loop: minibatch SGD with momentum, schedules, early stopping');
 
@@ -164,12 +240,23 @@ export const ExperimentSchema = z
         message: 'expected exactly two digits for model.kind: logistic, e.g. [3, 7]',
       });
     }
-    if (config.training.earlyStopping.metric === 'validation-error' && !config.data.validation) {
+    if (config.training.earlyStopping.metric !== 'none' && !config.data.validation) {
       ctx.addIssue({
         code: 'custom',
         path: ['training', 'earlyStopping', 'metric'],
         message: 'expected none when data.validation is false (there is nothing to validate on)',
       });
+    }
+    const stoppingUsed = config.training.earlyStopping.metric !== 'none';
+    if (config.training.stage2.mode !== 'none' && (!stoppingUsed || config.data.train !== 'train')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['training', 'stage2', 'mode'],
+        message: 'expected none unless stage 1 early-stops on the validation split (data.train: train, earlyStopping.metric not none)',
+      });
+    }
+    if (config.training.l1FirstLayer > 0 && config.model.kind !== 'maxout') {
+      ctx.addIssue({ code: 'custom', path: ['training', 'l1FirstLayer'], message: 'expected 0 for a single-layer model (the penalty is on the first of several layers)' });
     }
     if (config.data.digits && new Set(config.data.digits).size !== config.data.digits.length) {
       ctx.addIssue({ code: 'custom', path: ['data', 'digits'], message: 'expected distinct digits' });
@@ -181,6 +268,7 @@ export type ModelConfig = Experiment['model'];
 export type DataConfig = Experiment['data'];
 export type TrainingConfig = Experiment['training'];
 export type AttackConfig = Experiment['attack'];
+export type ObjectiveConfig = TrainingConfig['objective'];
 export type EvaluationConfig = Experiment['evaluation'];
 
 export function experimentJsonSchema(): unknown {

@@ -51,3 +51,14 @@ export function makeSplits(raw: RawMnist, config: DataConfig): Splits {
     classes,
   };
 }
+
+/** All examples of `first` then all of `second`, as one training split (stage 2: the 50,000 and the 10,000). */
+export function joinSplits(first: Split, second: Split): Split {
+  const x = new Float32Array(first.x.length + second.x.length);
+  x.set(first.x);
+  x.set(second.x, first.x.length);
+  const y = new Int32Array(first.n + second.n);
+  y.set(first.y);
+  y.set(second.y, first.n);
+  return { name: 'train', x, y, n: first.n + second.n };
+}

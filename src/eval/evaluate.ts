@@ -131,3 +131,23 @@ export function evaluate(model: Classifier, test: Split, options: EvaluateOption
     fgsmImagesPerSecond: test.n / seconds,
   };
 }
+
+/**
+ * The error on FGSM examples (true labels, unclipped, deterministic network) of a split at one ε: the
+ * adversarial validation error that §6's 1600-unit protocol early-stops on.
+ */
+export function fgsmErrorRate(model: Classifier, split: Split, epsilon: number, batchSize = 1000): number {
+  let wrong = 0;
+  for (let start = 0; start < split.n; start += batchSize) {
+    const end = Math.min(split.n, start + batchSize);
+    const count = tf.tidy(() => {
+      const x = tf.tensor2d(split.x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]);
+      const y = tf.tensor1d(split.y.subarray(start, end), 'int32');
+      const { adversarial } = fastGradientSign(model, x, y, { epsilons: [epsilon], clip: null, labels: 'true', target: null });
+      return tf.sum(tf.cast(tf.notEqual(tf.argMax(model.logits(adversarial[0]!), 1), y), 'int32'));
+    });
+    wrong += count.dataSync()[0]!;
+    count.dispose();
+  }
+  return split.n === 0 ? 0 : wrong / split.n;
+}

@@ -2,9 +2,12 @@ import type { ModelConfig } from '../config/schema.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
 import type { Classifier, ModelSpec } from './classifier.js';
 import { LogisticRegression, SoftmaxRegression } from './linear.js';
+import { MaxoutNetwork } from './maxout.js';
 
 export function specFromConfig(config: ModelConfig, classes: number[]): ModelSpec {
-  return { kind: config.kind, inputSize: IMAGE_SIZE, classes, maxColumnNorm: config.maxColumnNorm };
+  const base = { inputSize: IMAGE_SIZE, classes, maxColumnNorm: config.maxColumnNorm };
+  if (config.kind === 'maxout') return { ...base, kind: 'maxout', layers: config.layers, dropout: config.dropout };
+  return { ...base, kind: config.kind };
 }
 
 /** A freshly initialised model of `spec`; `initRange` and `seed` decide its starting weights. */
@@ -14,5 +17,7 @@ export function buildModel(spec: ModelSpec, initRange: number, seed: number): Cl
       return new SoftmaxRegression(spec, initRange, seed);
     case 'logistic':
       return new LogisticRegression(spec, initRange, seed);
+    case 'maxout':
+      return new MaxoutNetwork(spec, initRange, seed);
   }
 }

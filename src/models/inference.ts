@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { streamSeed } from '../core/rng.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
 import type { Classifier } from './classifier.js';
 
@@ -36,4 +37,25 @@ export function errorRate(model: Classifier, x: Float32Array, y: Int32Array, bat
   let wrong = 0;
   for (let i = 0; i < y.length; i++) if (predicted[i] !== y[i]) wrong++;
   return y.length === 0 ? 0 : wrong / y.length;
+}
+
+/**
+ * Mean loss J over n examples in the training state: dropout masks drawn from `dropoutSeed` (batch b uses the
+ * stream (dropoutSeed, b), so the value does not depend on anything but the seed and the batch size).
+ */
+export function meanTrainingLoss(model: Classifier, x: Float32Array, y: Int32Array, dropoutSeed: number, batchSize = 1000): number {
+  let sum = 0;
+  for (let start = 0, b = 0; start < y.length; start += batchSize, b++) {
+    const end = Math.min(y.length, start + batchSize);
+    const loss = tf.tidy(() => {
+      const logits = model.logits(tf.tensor2d(x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]), {
+        dropoutSeed: streamSeed(dropoutSeed, b),
+        gradients: 'input',
+      });
+      return tf.sum(model.loss(logits, tf.tensor1d(y.subarray(start, end), 'int32')));
+    });
+    sum += loss.dataSync()[0]!;
+    loss.dispose();
+  }
+  return y.length === 0 ? 0 : sum / y.length;
 }

@@ -1,33 +1,19 @@
 import * as tf from '@tensorflow/tfjs';
-import { stream } from '../core/rng.js';
-import type { Classifier, ModelSpec, Parameter } from './classifier.js';
-import { plainMatMul } from './plain-matmul.js';
+import { EVALUATION, type Classifier, type ForwardState, type ModelSpec, type Parameter } from './classifier.js';
+import { DenseLayer } from './dense.js';
 
-/** Rescales each column of `w` (the weights into one output) down to L2 norm `maxNorm` where larger. */
-export function applyMaxColumnNorm(w: tf.Variable, maxNorm: number): void {
-  const constrained = tf.tidy(() => {
-    const norms = tf.sqrt(tf.sum(tf.square(w), 0, true));
-    const scale = tf.minimum(1, tf.div(maxNorm, tf.maximum(norms, 1e-12)));
-    return tf.mul(w, scale);
+/** J = −log softmax(z)_y per example, computed stably from the logits z (never from clipped probabilities). */
+export function softmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
+  return tf.tidy((): tf.Tensor1D => {
+    const picked = tf.sum(tf.mul(logits, tf.oneHot(labels, logits.shape[1])), 1);
+    return tf.sub(tf.logSumExp(logits, 1), picked) as tf.Tensor1D;
   });
-  w.assign(constrained);
-  constrained.dispose();
-}
-
-let variableCount = 0;
-/** tfjs variable names must be unique in the process; several models may coexist (tests, ensembles). */
-const uniqueName = (name: string): string => `${name}_${++variableCount}`;
-
-function uniformVariable(name: string, shape: [number, number], range: number, seed: number): tf.Variable<tf.Rank.R2> {
-  const values = stream(seed, 'init', name).fillUniform(new Float32Array(shape[0] * shape[1]), -range, range);
-  return tf.tidy(() => tf.variable(tf.tensor2d(values, shape), true, uniqueName(name)));
 }
 
 /** One dense layer x·W + b with the spec's constraint; the heads below give it a loss and probabilities. */
 abstract class LinearClassifier implements Classifier {
   readonly parameters: readonly Parameter[];
-  protected readonly w: tf.Variable<tf.Rank.R2>;
-  protected readonly b: tf.Variable<tf.Rank.R1>;
+  protected readonly layer: DenseLayer;
 
   constructor(
     readonly spec: ModelSpec,
@@ -35,46 +21,39 @@ abstract class LinearClassifier implements Classifier {
     initRange: number,
     seed: number,
   ) {
-    this.w = uniformVariable('W', [spec.inputSize, outputs], initRange, seed);
-    this.b = tf.tidy(() => tf.variable(tf.zeros<tf.Rank.R1>([outputs]), true, uniqueName('b')));
-    this.parameters = [
-      { name: 'W', variable: this.w, role: 'weight' },
-      { name: 'b', variable: this.b, role: 'bias' },
-    ];
+    this.layer = new DenseLayer('', 1, [spec.inputSize, outputs], initRange, seed, spec.maxColumnNorm);
+    this.parameters = this.layer.parameters;
   }
 
-  logits(x: tf.Tensor2D): tf.Tensor2D {
-    return tf.add(plainMatMul(x, this.w), this.b);
-  }
-
-  trainingLogits(x: tf.Tensor2D): tf.Tensor2D {
-    return this.logits(x);
+  /** No dropout here: the training state is the deterministic network. */
+  logits(x: tf.Tensor2D, state: ForwardState = EVALUATION): tf.Tensor2D {
+    return this.layer.apply(x, state.gradients);
   }
 
   constrain(): void {
-    if (this.spec.maxColumnNorm !== null) applyMaxColumnNorm(this.w, this.spec.maxColumnNorm);
+    this.layer.constrain();
+  }
+
+  reinitialize(): void {
+    this.layer.reinitialize();
   }
 
   dispose(): void {
-    this.w.dispose();
-    this.b.dispose();
+    this.layer.dispose();
   }
 
   abstract loss(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D;
   abstract probabilities(logits: tf.Tensor2D): tf.Tensor2D;
 }
 
-/** Shallow softmax regression, 784 → K (§4): J = −log softmax(xW + b)_y, computed stably from the logits. */
+/** Shallow softmax regression, 784 → K (§4). */
 export class SoftmaxRegression extends LinearClassifier {
   constructor(spec: ModelSpec, initRange: number, seed: number) {
     super(spec, spec.classes.length, initRange, seed);
   }
 
   loss(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
-    return tf.tidy((): tf.Tensor1D => {
-      const picked = tf.sum(tf.mul(logits, tf.oneHot(labels, logits.shape[1])), 1);
-      return tf.sub(tf.logSumExp(logits, 1), picked) as tf.Tensor1D;
-    });
+    return softmaxCrossEntropy(logits, labels);
   }
 
   probabilities(logits: tf.Tensor2D): tf.Tensor2D {

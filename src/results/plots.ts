@@ -14,12 +14,19 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 
 const frame = (title: string) => ({ $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title, width: 480, height: 280 }) as const;
 
-/** Training and validation error per epoch, the chosen epoch marked by a rule. */
+/**
+ * Training and validation error (clean, and adversarial when measured) per epoch, the chosen epoch marked by a
+ * rule. Stage 2's epochs follow stage 1's on the axis, in their own series.
+ */
 export function trainingCurveSvg(history: EpochRecord[], chosenEpoch: number, title: string): Promise<string> {
-  const values = history.flatMap((r) => [
-    { epoch: r.epoch, error: r.trainError, series: 'training (minibatches)' },
-    ...(r.validationError === null ? [] : [{ epoch: r.epoch, error: r.validationError, series: 'validation' }]),
-  ]);
+  const values = history.flatMap((r, i) => {
+    const epoch = i + 1;
+    return [
+      { epoch, error: r.trainError, series: r.stage === 1 ? 'training (minibatches)' : 'stage 2 training, all 60,000 (minibatches)' },
+      ...(r.validationError === null ? [] : [{ epoch, error: r.validationError, series: 'validation' }]),
+      ...(r.adversarialValidationError === null ? [] : [{ epoch, error: r.adversarialValidationError, series: 'validation, FGSM' }]),
+    ];
+  });
   return renderSvg({
     ...frame(title),
     layer: [

@@ -42,16 +42,23 @@ export interface OpenChoices {
   attackedNetworkState: 'deterministic (evaluation state, no dropout)';
   adversarialTrainingGradientState: string;
   noiseControlMixing: string;
+  /** §6's 1600-unit protocol: pieces, patience, validation attack ε, second stage. */
+  earlyStopping: string;
 }
 
 export function openChoicesOf(config: Experiment): OpenChoices {
+  const { objective, earlyStopping: early } = config.training;
   return {
     clip: config.attack.clip,
     fgsmLabels: config.attack.labels,
     target: config.attack.target,
     signOfZero: 0,
     attackedNetworkState: 'deterministic (evaluation state, no dropout)',
-    adversarialTrainingGradientState: 'not applicable (no adversarial training)',
-    noiseControlMixing: 'not applicable (no noise training)',
+    adversarialTrainingGradientState: objective.kind === 'adversarial' ? objective.gradientState : 'not applicable (no adversarial training)',
+    noiseControlMixing: objective.kind === 'noise' ? objective.mixing : 'not applicable (no noise training)',
+    earlyStopping:
+      early.metric === 'none'
+        ? 'none'
+        : `${early.metric}${early.metric === 'adversarial-validation-error' ? ` (FGSM ε = ${early.epsilon})` : ''}, patience ${early.patience}, stage 2: ${config.training.stage2.mode}`,
   };
 }

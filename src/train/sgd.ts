@@ -1,16 +1,23 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Parameter } from '../models/classifier.js';
 
+export interface Penalties {
+  /** L2: λ·θ added to the gradient of every weight (not biases). */
+  weightDecay: number;
+  /** L1 on the first layer's weights (§5): λ·sign(θ) added to their gradient, pylearn2's L1WeightDecay. */
+  l1FirstLayer: number;
+}
+
 /**
- * Minibatch SGD with classical momentum as pylearn2 does it: v ← μ·v − η·g; θ ← θ + v, with an optional
- * L2 weight decay λ·θ added to the gradient of weights (not biases).
+ * Minibatch SGD with classical momentum as pylearn2 does it: v ← μ·v − η·g; θ ← θ + v, with the penalties'
+ * gradients added to g.
  */
 export class MomentumSgd {
   readonly velocities: Map<string, tf.Variable>;
 
   constructor(
     private readonly parameters: readonly Parameter[],
-    private readonly weightDecay: number,
+    private readonly penalties: Penalties,
   ) {
     // tidy disposes the zero tensors; the variables (which copy them) survive it
     this.velocities = new Map(parameters.map((p) => [p.name, tf.tidy(() => tf.variable(tf.zerosLike(p.variable), false))]));
@@ -18,15 +25,24 @@ export class MomentumSgd {
 
   /** Applies one update from `gradients` (keyed by variable name, as tf.variableGrads returns them). */
   apply(gradients: Record<string, tf.Tensor>, learningRate: number, momentum: number): void {
+    const { weightDecay, l1FirstLayer } = this.penalties;
     tf.tidy(() => {
       for (const p of this.parameters) {
         let g = gradients[p.variable.name];
         if (!g) throw new Error(`no gradient for parameter ${p.name}`);
-        if (this.weightDecay > 0 && p.role === 'weight') g = tf.add(g, tf.mul(this.weightDecay, p.variable));
+        if (weightDecay > 0 && p.role === 'weight') g = tf.add(g, tf.mul(weightDecay, p.variable));
+        if (l1FirstLayer > 0 && p.role === 'weight' && p.layer === 1) g = tf.add(g, tf.mul(l1FirstLayer, tf.sign(p.variable)));
         const v = this.velocities.get(p.name)!;
         v.assign(tf.sub(tf.mul(momentum, v), tf.mul(learningRate, g)));
         p.variable.assign(tf.add(p.variable, v));
       }
+    });
+  }
+
+  /** Zero velocities: a new optimiser on the same parameters (a training stage starts afresh). */
+  reset(): void {
+    tf.tidy(() => {
+      for (const v of this.velocities.values()) v.assign(tf.zerosLike(v));
     });
   }
 

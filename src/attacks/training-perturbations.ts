@@ -1,0 +1,62 @@
+import * as tf from '@tensorflow/tfjs';
+import type { ObjectiveConfig } from '../config/schema.js';
+import { stream, streamSeed } from '../core/rng.js';
+import type { TrainingPerturbation } from '../train/objective.js';
+import { fastGradientSign } from './fgsm.js';
+
+type Adversarial = Extract<ObjectiveConfig, { kind: 'adversarial' }>;
+type Noise = Extract<ObjectiveConfig, { kind: 'noise' }>;
+
+/**
+ * §6's adversarial training: x̃ = x + ε·sign(∇ₓJ(θ, x, y)) with the true labels, unclipped, recomputed for
+ * every minibatch from the current parameters, mixed as J̃ = α·J(x) + (1 − α)·J(x̃). The network while ∇ₓJ is
+ * taken: deterministic (no dropout), the clean term's dropout masks, or masks of its own.
+ */
+function adversarialExamples(objective: Adversarial): TrainingPerturbation {
+  return {
+    mixing: 'alpha-mix',
+    alpha: objective.alpha,
+    perturb: (model, x, y, dropoutSeed) => {
+      const gradientSeed = { deterministic: null, 'clean-mask': dropoutSeed, 'independent-mask': streamSeed(dropoutSeed, 'gradient-state') }[
+        objective.gradientState
+      ];
+      const { adversarial, direction } = fastGradientSign(model, x, y, {
+        epsilons: [objective.epsilon],
+        clip: null,
+        labels: 'true',
+        target: null,
+        dropoutSeed: gradientSeed,
+      });
+      direction.dispose();
+      return adversarial[0]!;
+    },
+  };
+}
+
+/** §6's noise controls: x + ε·(random ±1 per pixel) or x + U(−ε, ε) per pixel, fresh every minibatch. */
+function noisyExamples(objective: Noise): TrainingPerturbation {
+  const { epsilon } = objective;
+  return {
+    mixing: objective.mixing,
+    alpha: objective.alpha,
+    perturb: (_model, x, _y, dropoutSeed) => {
+      const rng = stream(dropoutSeed, 'noise');
+      const noise = new Float32Array(x.size);
+      if (objective.distribution === 'sign') for (let i = 0; i < noise.length; i++) noise[i] = rng.nextUint32() < 0x80000000 ? epsilon : -epsilon;
+      else rng.fillUniform(noise, -epsilon, epsilon);
+      return tf.tidy(() => tf.add(x, tf.tensor2d(noise, x.shape)));
+    },
+  };
+}
+
+/** What the configured objective trains on besides the clean x; null for the clean objective. */
+export function trainingPerturbation(objective: ObjectiveConfig): TrainingPerturbation | null {
+  switch (objective.kind) {
+    case 'clean':
+      return null;
+    case 'adversarial':
+      return adversarialExamples(objective);
+    case 'noise':
+      return noisyExamples(objective);
+  }
+}

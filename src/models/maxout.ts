@@ -1,0 +1,90 @@
+import * as tf from '@tensorflow/tfjs';
+import { streamSeed, stream } from '../core/rng.js';
+import { EVALUATION, type Classifier, type ForwardState, type MaxoutLayerSpec, type ModelSpec, type Parameter } from './classifier.js';
+import { DenseLayer } from './dense.js';
+import { softmaxCrossEntropy } from './linear.js';
+
+type MaxoutSpec = Extract<ModelSpec, { kind: 'maxout' }>;
+
+/**
+ * A dropout mask of `rows` × `width`: `scale` where kept (probability `keep`), 0 elsewhere. Drawn row by row
+ * from one stream, so the first rows of a taller mask equal a shorter mask from the same seed: a minibatch
+ * [x; x̃] gets on its clean rows exactly the masks a pass over x alone would.
+ */
+export function dropoutMask(rows: number, width: number, keep: number, scale: number, seed: number): Float32Array {
+  const rng = stream(seed);
+  const threshold = keep * 4294967296;
+  const mask = new Float32Array(rows * width);
+  for (let i = 0; i < mask.length; i++) mask[i] = rng.nextUint32() < threshold ? scale : 0;
+  return mask;
+}
+
+/**
+ * The maxout network of Goodfellow et al. (2013) as §4 and §6 use it on MNIST: 784 → maxout(240, 5) →
+ * maxout(240, 5) → softmax(10), with dropout in training (pylearn2's mnist_pi.yaml).
+ *
+ * Each maxout layer is one dense layer with units × pieces columns. Column p·units + u is piece p of unit u
+ * (pieces are contiguous blocks, not interleaved), so a unit is the max over tf.split's blocks: a chain of
+ * tf.maximum, whose gradient is 1.6–2.2× faster on wasm than a max over a reshape. Which column serves which
+ * piece is a naming choice: initialisation and max-norm treat every column alike.
+ */
+export class MaxoutNetwork implements Classifier {
+  readonly parameters: readonly Parameter[];
+  private readonly hidden: DenseLayer[];
+  private readonly output: DenseLayer;
+
+  constructor(
+    readonly spec: MaxoutSpec,
+    initRange: number,
+    seed: number,
+  ) {
+    let width = spec.inputSize;
+    this.hidden = spec.layers.map((layer: MaxoutLayerSpec, i) => {
+      const dense = new DenseLayer(String(i + 1), i + 1, [width, layer.units * layer.pieces], initRange, seed, spec.maxColumnNorm);
+      width = layer.units;
+      return dense;
+    });
+    const top = spec.layers.length + 1;
+    this.output = new DenseLayer(String(top), top, [width, spec.classes.length], initRange, seed, spec.maxColumnNorm);
+    this.parameters = [...this.hidden, this.output].flatMap((layer) => layer.parameters);
+  }
+
+  logits(x: tf.Tensor2D, state: ForwardState = EVALUATION): tf.Tensor2D {
+    const dropout = state.dropoutSeed === null ? null : this.spec.dropout;
+    const drop = (h: tf.Tensor2D, layer: number, keep: number, scale: number): tf.Tensor2D => {
+      if (!dropout) return h;
+      const [rows, width] = h.shape;
+      return tf.mul(h, tf.tensor2d(dropoutMask(rows, width, keep, scale, streamSeed(state.dropoutSeed!, 'dropout', layer)), [rows, width]));
+    };
+    let h = dropout ? drop(x, 0, dropout.inputKeep, dropout.inputScale) : x;
+    this.hidden.forEach((layer, i) => {
+      // the first layer's input is data: unless the caller wants ∇ₓ, only ∇W is needed there
+      const gradients = i === 0 || state.gradients === 'input' ? state.gradients : 'both';
+      const pieces = tf.split(layer.apply(h, gradients), this.spec.layers[i]!.pieces, 1) as tf.Tensor2D[];
+      const units = pieces.reduce((max, piece) => tf.maximum(max, piece));
+      h = dropout ? drop(units, i + 1, dropout.hiddenKeep, dropout.hiddenScale) : units;
+    });
+    return this.output.apply(h, state.gradients === 'input' ? 'input' : 'both');
+  }
+
+  loss(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
+    return softmaxCrossEntropy(logits, labels);
+  }
+
+  probabilities(logits: tf.Tensor2D): tf.Tensor2D {
+    return tf.softmax(logits);
+  }
+
+  constrain(): void {
+    for (const layer of [...this.hidden, this.output]) layer.constrain();
+  }
+
+  reinitialize(): void {
+    for (const layer of [...this.hidden, this.output]) layer.reinitialize();
+  }
+
+  dispose(): void {
+    for (const layer of [...this.hidden, this.output]) layer.dispose();
+  }
+}
+
