@@ -1,8 +1,9 @@
 /**
  * npm run bench: throughput of the paths a reproduction spends its time in, on the backend `auto` picks
- * (or --backend NAME). Softmax training in examples/s (batch 100, the paper recipe's step incl. max-norm), and
- * FGSM generation on the 10,000 MNIST test images in images/s, ours against a straightforward tfjs version
- * (tf.matMul with its default gradient). Data: FGSM_DATA_DIR, else the cache, else the embedded subset.
+ * (or --backend NAME). Softmax and maxout training in examples/s (batch 100, the paper recipe's step incl.
+ * dropout and max-norm; plain and adversarial), and FGSM generation on the 10,000 MNIST test images in
+ * images/s, ours against straightforward tfjs versions (tf.matMul with its default gradients).
+ * Data: FGSM_DATA_DIR, else the cache, else the embedded subset.
  */
 import * as tf from '@tensorflow/tfjs';
 import { fastGradientSign } from '../src/attacks/fgsm.js';
@@ -12,6 +13,8 @@ import { makeSplits, type Split } from '../src/data/dataset.js';
 import { cacheDir, explicitDataDir, resolveMnist } from '../src/data/source.js';
 import { buildModel } from '../src/models/build.js';
 import type { Classifier } from '../src/models/classifier.js';
+import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
+import type { TrainingPerturbation } from '../src/train/objective.js';
 import { train } from '../src/train/loop.js';
 import { TrainingSchema, type TrainingConfig } from '../src/config/schema.js';
 
@@ -70,11 +73,57 @@ function naiveFgsmImagesPerSecond(model: Classifier, test: Split, batch: number)
   return test.n / seconds;
 }
 
-async function trainingExamplesPerSecond(model: Classifier, split: Split, epochs: number): Promise<number> {
+async function trainingExamplesPerSecond(
+  model: Classifier,
+  split: Split,
+  epochs: number,
+  perturbation: TrainingPerturbation | null = null,
+): Promise<number> {
   const config: TrainingConfig = TrainingSchema.parse({ epochs, earlyStopping: { metric: 'none' } });
-  const summary = await train({ model, train: split, validation: null, config, seed: 1, checkpointDir: null, progress: quiet });
+  const summary = await train({ model, train: split, validation: null, config, seed: 1, perturbation, checkpointDir: null, progress: quiet });
   const seconds = summary.history.reduce((s, r) => s + r.seconds, 0);
   return (split.n * epochs) / seconds;
+}
+
+/**
+ * The maxout step written the straightforward way, for comparison: tf.matMul with its default gradients,
+ * max over a reshape, dropout masks from tf.randomUniform with a fresh seed, tf.train.momentum, max-norm after
+ * the update; adversarial: a separate ∇ₓJ pass, then J̃ on [x; x̃].
+ */
+function naiveMaxoutExamplesPerSecond(model: Classifier, split: Split, steps: number, adversarial: boolean): number {
+  const variables = model.parameters.map((p) => p.variable);
+  const [w1, b1, w2, b2, w3, b3] = variables as tf.Variable[];
+  const optimizer = tf.train.momentum(0.1, 0.5);
+  let seed = 1;
+  const drop = (h: tf.Tensor2D, keep: number, scale: number, training: boolean): tf.Tensor2D =>
+    training ? tf.mul(h, tf.mul(tf.cast(tf.less(tf.randomUniform(h.shape, 0, 1, 'float32', seed++), keep), 'float32'), scale)) : h;
+  const maxout = (h: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor) =>
+    tf.max(tf.reshape(tf.add(tf.matMul(h, w as tf.Tensor2D), b), [h.shape[0], -1, 5]), 2) as tf.Tensor2D;
+  const logits = (x: tf.Tensor2D, training: boolean) => {
+    const h1 = drop(maxout(drop(x, 0.8, 1, training), w1!, b1!), 0.5, 2, training);
+    const h2 = drop(maxout(h1, w2!, b2!), 0.5, 2, training);
+    return tf.add(tf.matMul(h2, w3 as tf.Tensor2D), b3!);
+  };
+  const started = performance.now();
+  for (let step = 0; step < steps; step++) {
+    tf.tidy(() => {
+      const x = tf.tensor2d(split.x.subarray(step * 100 * 784, (step + 1) * 100 * 784), [100, 784]);
+      const y = tf.oneHot(tf.tensor1d(split.y.subarray(step * 100, (step + 1) * 100), 'int32'), 10);
+      let inputs: tf.Tensor2D = x;
+      let labels = y;
+      if (adversarial) {
+        const g = tf.grad((input: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, logits(input as tf.Tensor2D, false)))(x);
+        inputs = tf.concat([x, tf.add(x, tf.mul(tf.sign(g), 0.25)) as tf.Tensor2D]);
+        labels = tf.concat([y, y]);
+      }
+      optimizer.minimize(() => tf.losses.softmaxCrossEntropy(labels, logits(inputs, true)) as tf.Scalar, false, variables);
+      for (const w of [w1!, w2!, w3!]) w.assign(tf.mul(w, tf.minimum(1, tf.div(1.9365, tf.sqrt(tf.sum(tf.square(w), 0, true))))));
+      w1!.dataSync();
+      return undefined;
+    });
+  }
+  optimizer.dispose();
+  return (steps * 100) / ((performance.now() - started) / 1000);
 }
 
 async function main(): Promise<void> {
@@ -101,6 +150,37 @@ async function main(): Promise<void> {
   }
   rows.push([`  same, naive tfjs (default matMul gradient), batch 2000`, naiveFgsmImagesPerSecond(softmax, splits.test, 2000), 'images/s']);
   softmax.dispose();
+
+  const maxoutSpec = {
+    kind: 'maxout' as const,
+    inputSize: 784,
+    classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    maxColumnNorm: 1.9365,
+    layers: [
+      { units: 240, pieces: 5 },
+      { units: 240, pieces: 5 },
+    ],
+    dropout: { inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2 },
+  };
+  const maxout = buildModel(maxoutSpec, 0.005, 1);
+  const subset: Split = { ...splits.train, n: 10000, x: splits.train.x.subarray(0, 10000 * 784), y: splits.train.y.subarray(0, 10000) };
+  const adversarial = trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState: 'deterministic' });
+  const plainOurs = await trainingExamplesPerSecond(maxout, subset, 1);
+  const plainNaive = naiveMaxoutExamplesPerSecond(maxout, subset, 30, false);
+  rows.push(['maxout 240×5 ×2 + dropout training, batch 100 (target ≥ 4,000)', plainOurs, 'examples/s']);
+  rows.push([`  same, naive tfjs (ours is ${(plainOurs / plainNaive).toFixed(1)}× faster)`, plainNaive, 'examples/s']);
+  const advOurs = await trainingExamplesPerSecond(maxout, subset, 1, adversarial);
+  const advNaive = naiveMaxoutExamplesPerSecond(maxout, subset, 15, true);
+  rows.push(['maxout adversarial training J̃, batch 100 (target ≥ 2,000)', advOurs, 'examples/s']);
+  rows.push([`  same, naive tfjs (ours is ${(advOurs / advNaive).toFixed(1)}× faster)`, advNaive, 'examples/s']);
+  for (const batch of [100, 1000]) {
+    rows.push([
+      `FGSM generation, maxout, ${splits.test.n} test images, batch ${batch}${batch === 100 ? ' (target ≥ 3,000)' : ''}`,
+      fgsmImagesPerSecond(maxout, splits.test, batch),
+      'images/s',
+    ]);
+  }
+  maxout.dispose();
 
   console.log(`backend: ${backend.name} (${backend.reason}); data: ${raw.provenance.kind}; Node ${process.version}; tfjs ${tf.version_core}`);
   for (const [what, value, unit] of rows) console.log(`${what.padEnd(72)} ${Math.round(value).toLocaleString('en-US').padStart(10)} ${unit}`);

@@ -157,14 +157,14 @@ describe('fgsm CLI end to end', () => {
 
     const resumed = fgsm(['run', config, '--results-dir', results]);
     assert.equal(resumed.status, 0, resumed.stderr);
-    assert.match(resumed.stderr, /resuming from the checkpoint after epoch \d+/);
+    assert.match(resumed.stderr, /resuming from the checkpoint after stage 1 epoch \d+/);
     assert.equal(onlyRun(results, 'long'), folder, 'the resumed run continues in the same folder');
 
     const fresh = fgsm(['run', config, '--results-dir', join(dir, 'fresh'), '-q']);
     assert.equal(fresh.status, 0, fresh.stderr);
     const a = JSON.parse(readFileSync(join(folder, 'result.json'), 'utf8'));
     const b = JSON.parse(readFileSync(join(onlyRun(join(dir, 'fresh'), 'long'), 'result.json'), 'utf8'));
-    assert.ok(a.metrics.training.resumedFromEpoch >= 1);
+    assert.ok(a.metrics.training.resumedFromEpoch.epoch >= 1);
     assert.deepEqual(a.metrics.clean, b.metrics.clean);
     assert.deepEqual(a.metrics.fgsm, b.metrics.fgsm);
     assert.deepEqual(a.metrics.rubbish, b.metrics.rubbish);
@@ -182,9 +182,18 @@ describe('fgsm CLI end to end', () => {
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     assert.equal(code, 130, stderr);
     assert.match(stderr, /SIGINT: stopping after this epoch's checkpoint/);
-    assert.match(stderr, /interrupted after epoch \d+; rerun the same command to resume/);
-    const status = JSON.parse(readFileSync(join(onlyRun(results, 'sigint'), 'status.json'), 'utf8'));
-    assert.equal(status.state, 'interrupted');
+    assert.match(stderr, /interrupted after stage 1 epoch \d+; rerun the same command to resume/);
+    const folder = onlyRun(results, 'sigint');
+    assert.equal(JSON.parse(readFileSync(join(folder, 'status.json'), 'utf8')).state, 'interrupted');
+
+    // peek evaluates the unfinished run at its best epoch so far, without training or finishing it
+    const peek = fgsm(['peek', config, '--results-dir', results, '-q']);
+    assert.equal(peek.status, 0, peek.stderr);
+    const provisional = JSON.parse(readFileSync(join(folder, 'provisional', 'result.json'), 'utf8'));
+    assert.match(provisional.provisional, /^training unfinished: evaluated at stage 1 epoch \d+, with the parameters of epoch \d+$/);
+    assert.ok(provisional.metrics.clean.error < 0.5);
+    assert.ok(existsSync(join(folder, 'provisional', 'training-curve.svg')));
+    assert.equal(JSON.parse(readFileSync(join(folder, 'status.json'), 'utf8')).state, 'interrupted');
   });
 
   test('data verify and doctor report what they find', () => {

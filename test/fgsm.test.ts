@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { fastGradientSign, type FgsmOptions } from '../src/attacks/fgsm.js';
 import type { Classifier } from '../src/models/classifier.js';
+import { exactSign } from '../src/models/exact-sign.js';
 import { lossOf, model, randomImages, randomLabels, useWasm } from './helpers.js';
 
 const untargeted: FgsmOptions = { epsilons: [0.25], clip: null, labels: 'true', target: null };
@@ -157,5 +158,15 @@ describe('fastGradientSign', () => {
     );
     tf.dispose([x, good]);
     m.dispose();
+  });
+});
+
+describe('exact sign', () => {
+  before(useWasm);
+
+  test('sign of tiny gradients is ±1 (tfjs-wasm Sign returns 0 below ~1e-7)', () => {
+    const values = [1e-3, 5e-8, 1e-12, 1e-30, -1e-30, -5e-8, 0];
+    const ours = tf.tidy(() => Array.from(exactSign(tf.tensor1d(values)).dataSync()));
+    assert.deepEqual(ours, [1, 1, 1, 1, -1, -1, 0]);
   });
 });

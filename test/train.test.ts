@@ -6,7 +6,9 @@ import { InterruptedError } from '../src/core/errors.js';
 import { createProgress } from '../src/core/progress.js';
 import type { Split } from '../src/data/dataset.js';
 import { applyMaxColumnNorm } from '../src/models/dense.js';
-import { train } from '../src/train/loop.js';
+import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
+import type { TrainingPerturbation } from '../src/train/objective.js';
+import { train, type EpochRecord, type TrainingState, type TrainingSummary } from '../src/train/loop.js';
 import { learningRateAt, momentumAt } from '../src/train/schedule.js';
 import { MomentumSgd } from '../src/train/sgd.js';
 import { model, randomImages, randomLabels, tempDir, useWasm } from './helpers.js';
@@ -110,60 +112,86 @@ describe('training loop', () => {
       validation,
       config: config({
         epochs: 50,
-        learningRate: { initial: 0, decay: 1, floor: 0 },
+        learningRate: { initial: 1e-30, decay: 1, floor: 0 },
         earlyStopping: { metric: 'validation-error', patience: 2, keepBest: true, epsilon: 0.25 },
       }),
       seed: 1,
       checkpointDir: null,
       progress: quiet,
     });
-    // with η = 0 nothing changes: epoch 1 is the best, epochs 2 and 3 are not better
+    // with η = 1e-30 nothing changes: epoch 1 is the best, epochs 2 and 3 are not better
     assert.equal(summary.stoppedBy, 'early-stopping');
     assert.equal(summary.epochs, 3);
     assert.equal(summary.bestEpoch, 1);
     m.dispose();
   });
 
-  test('an interrupted run resumed from its checkpoint ends with the same parameters as an uninterrupted one', async () => {
-    const uninterrupted = model('softmax', 0.005, 9);
-    const reference = await train({
-      model: uninterrupted,
-      train: trainSplit,
-      validation,
-      config: config(),
-      seed: 5,
-      checkpointDir: tempDir(),
-      progress: quiet,
-    });
+  /**
+   * Trains uninterrupted, then again interrupted where `stopAt` says and resumed into a model with other starting
+   * weights (everything must come from the checkpoint); both must end identical.
+   */
+  async function assertResumeEqualsUninterrupted(
+    kind: 'softmax' | 'maxout',
+    trainingConfig: TrainingConfig,
+    stopAt: (record: EpochRecord, state: TrainingState) => boolean,
+    perturbation: TrainingPerturbation | null = null,
+  ): Promise<TrainingSummary> {
+    const common = { train: trainSplit, validation, config: trainingConfig, seed: 5, perturbation, progress: quiet };
+    const uninterrupted = model(kind, 0.005, 9);
+    const reference = await train({ ...common, model: uninterrupted, checkpointDir: tempDir() });
 
     const dir = tempDir();
-    const first = model('softmax', 0.005, 9);
+    const first = model(kind, 0.005, 9);
     const controller = new AbortController();
     await assert.rejects(
       train({
+        ...common,
         model: first,
-        train: trainSplit,
-        validation,
-        config: config(),
-        seed: 5,
         checkpointDir: dir,
-        progress: quiet,
         signal: controller.signal,
-        onEpoch: (record) => record.epoch === 2 && controller.abort(),
+        onEpoch: (record, state) => stopAt(record, state) && controller.abort(),
       }),
       InterruptedError,
     );
     first.dispose();
-    const second = model('softmax', 0.5, 1234); // different starting weights: all must come from the checkpoint
-    const resumed = await train({ model: second, train: trainSplit, validation, config: config(), seed: 5, checkpointDir: dir, progress: quiet });
-    assert.equal(resumed.resumedFromEpoch, 2);
+    const second = model(kind, 0.5, 1234);
+    const resumed = await train({ ...common, model: second, checkpointDir: dir });
+    assert.ok(resumed.resumedFromEpoch !== null);
     assert.deepEqual(weightsOf(second), weightsOf(uninterrupted));
-    assert.deepEqual(
-      resumed.history.map((r) => [r.trainLoss, r.validationError]),
-      reference.history.map((r) => [r.trainLoss, r.validationError]),
-    );
+    const trace = (summary: TrainingSummary) => summary.history.map((r) => [r.stage, r.epoch, r.trainLoss, r.validationError, r.heldOutLoss]);
+    assert.deepEqual(trace(resumed), trace(reference));
     uninterrupted.dispose();
     second.dispose();
+    return resumed;
+  }
+
+  test('an interrupted run resumed from its checkpoint ends with the same parameters as an uninterrupted one', async () => {
+    const resumed = await assertResumeEqualsUninterrupted('softmax', config(), (r) => r.epoch === 2);
+    assert.deepEqual(resumed.resumedFromEpoch, { stage: 1, epoch: 2 });
+  });
+
+  test('resume is exact for maxout with dropout and adversarial training, interrupted as stage 1 ends (continue)', async () => {
+    const adversarial = trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState: 'independent-mask' });
+    const resumed = await assertResumeEqualsUninterrupted(
+      'maxout',
+      config({ epochs: 3, stage2: { mode: 'continue', maxEpochs: 3 } }),
+      (r, state) => r.stage === 1 && state.stoppedBy !== null,
+      adversarial,
+    );
+    assert.deepEqual(resumed.resumedFromEpoch, { stage: 1, epoch: 3 });
+    assert.ok(resumed.stage2 !== null && resumed.stage2.epochs >= 1);
+  });
+
+  test('resume is exact for maxout with noise training, interrupted in stage 2 (retrain)', async () => {
+    const noise = trainingPerturbation({ kind: 'noise', distribution: 'uniform', epsilon: 0.25, mixing: 'alpha-mix', alpha: 0.5 });
+    const resumed = await assertResumeEqualsUninterrupted(
+      'maxout',
+      config({ epochs: 3, learningRate: { initial: 0.5 }, stage2: { mode: 'retrain' } }),
+      (r) => r.stage === 2 && r.epoch === 1,
+      noise,
+    );
+    assert.deepEqual(resumed.resumedFromEpoch, { stage: 2, epoch: 1 });
+    assert.ok(resumed.stage2!.epochs >= 2, `stage 2 ran ${resumed.stage2!.epochs} epochs`);
   });
 
   test('a diverging loss stops with a message naming the epoch and step', async () => {
@@ -171,8 +199,93 @@ describe('training loop', () => {
     const bad = { ...trainSplit, x: trainSplit.x.map((v, i) => (i === 5 ? Number.NaN : v)) };
     await assert.rejects(
       train({ model: m, train: bad, validation, config: config(), seed: 1, checkpointDir: null, progress: quiet }),
-      /training diverged: the loss is NaN at epoch 1, step \d+/,
+      /training diverged: the loss is NaN at stage 1 epoch 1, step \d+/,
     );
+    m.dispose();
+  });
+});
+
+describe('the two stages of the pylearn2 recipe', () => {
+  before(useWasm);
+  const trainSplit = split('train', 300, 21);
+  const validation = split('validation', 100, 22);
+  const run = (m: ReturnType<typeof model>, patch: Record<string, unknown>) =>
+    train({ model: m, train: trainSplit, validation, config: config(patch), seed: 2, checkpointDir: null, progress: quiet });
+
+  test('continue: from the best stage-1 parameters on train + validation, η and μ where the best epoch left them, until the held-out loss reaches the best training loss', async () => {
+    const m = model('maxout', 0.05);
+    const summary = await run(m, { epochs: 6, earlyStopping: { patience: 2 }, stage2: { mode: 'continue', maxEpochs: 30 } });
+    const stage2 = summary.history.filter((r) => r.stage === 2);
+    assert.equal(summary.stage2?.mode, 'continue');
+    assert.equal(stage2.length, summary.stage2!.epochs);
+    assert.ok(summary.stage2!.targetLoss! > 0);
+    const best = summary.history.find((r) => r.stage === 1 && r.epoch === summary.bestEpoch)!;
+    // η continues the decay from the best epoch's last update; μ continues its ramp from the best epoch
+    const stepsPerEpoch = Math.ceil((trainSplit.n + validation.n) / 16);
+    const bestStep = summary.bestEpoch! * Math.ceil(trainSplit.n / 16);
+    assert.ok(Math.abs(stage2[0]!.learningRate - learningRateAt(bestStep + stepsPerEpoch - 1, config().learningRate)) < 1e-12);
+    assert.ok(stage2[0]!.momentum >= best.momentum);
+    const last = stage2.at(-1)!;
+    if (summary.stage2!.stoppedBy === 'target-loss') assert.ok(last.heldOutLoss! <= summary.stage2!.targetLoss!);
+    else assert.equal(summary.stage2!.epochs, 30);
+    for (const r of stage2.slice(0, -1)) assert.ok(r.heldOutLoss! > summary.stage2!.targetLoss!, 'stopped at the first epoch reaching the target');
+    m.dispose();
+  });
+
+  test('retrain: from scratch on train + validation for the number of epochs stage 1 chose', async () => {
+    const m = model('maxout', 0.05);
+    const summary = await run(m, { epochs: 5, earlyStopping: { patience: 2 }, stage2: { mode: 'retrain' } });
+    const stage2 = summary.history.filter((r) => r.stage === 2);
+    assert.equal(stage2.length, summary.bestEpoch);
+    assert.equal(summary.stage2?.stoppedBy, 'chosen-epochs');
+    // a fresh start: stage 2's first learning rate is the schedule's first
+    assert.equal(stage2[0]!.learningRate, learningRateAt(Math.ceil((trainSplit.n + validation.n) / 16) - 1, config().learningRate));
+    m.dispose();
+  });
+
+  test('early stopping on adversarial validation error calls the attack every epoch and selects by it', async () => {
+    const m = model('maxout', 0.05);
+    const seen: number[] = [];
+    const errors = [0.9, 0.5, 0.7, 0.8];
+    const summary = await train({
+      model: m,
+      train: trainSplit,
+      validation,
+      config: config({ epochs: 10, earlyStopping: { metric: 'adversarial-validation-error', patience: 2 } }),
+      seed: 2,
+      checkpointDir: null,
+      progress: quiet,
+      adversarialError: (_model, split) => {
+        seen.push(split.n);
+        return errors[seen.length - 1]!;
+      },
+    });
+    assert.deepEqual(seen, [100, 100, 100, 100]);
+    assert.equal(summary.bestEpoch, 2);
+    assert.equal(summary.bestValidationError, 0.5);
+    assert.deepEqual(
+      summary.history.map((r) => r.adversarialValidationError),
+      errors,
+    );
+    m.dispose();
+  });
+
+  test('maxout training with J̃ learns and leaks no tensor', async () => {
+    const m = model('maxout', 0.05);
+    const before = tf.memory().numTensors;
+    const adversarial = trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.1, gradientState: 'deterministic' });
+    const summary = await train({
+      model: m,
+      train: trainSplit,
+      validation,
+      config: config({ epochs: 6 }),
+      seed: 2,
+      perturbation: adversarial,
+      checkpointDir: null,
+      progress: quiet,
+    });
+    assert.equal(tf.memory().numTensors, before);
+    assert.ok(summary.history.at(-1)!.trainLoss < summary.history[0]!.trainLoss);
     m.dispose();
   });
 });

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { FgsmError } from '../core/errors.js';
 import { EVALUATION, type Classifier } from '../models/classifier.js';
+import { exactSign } from '../models/exact-sign.js';
 
 export interface FgsmOptions {
   /** Every ε to produce an adversarial batch for; one gradient serves them all. */
@@ -75,7 +76,7 @@ export function fastGradientSign(model: Classifier, x: tf.Tensor2D, y: tf.Tensor
 
     const state = options.dropoutSeed == null ? EVALUATION : { dropoutSeed: options.dropoutSeed, gradients: 'input' as const };
     const gradient = tf.grad((input: tf.Tensor) => tf.sum(model.loss(model.logits(input as tf.Tensor2D, state), lossLabels)))(x) as tf.Tensor2D;
-    const sign = tf.sign(gradient);
+    const sign = exactSign(gradient);
     const direction = options.target === null ? sign : tf.neg(sign);
     const zeroGradient = tf.sum(tf.cast(tf.equal(tf.max(tf.abs(gradient), 1), 0), 'int32')).dataSync()[0]!;
     const adversarial = options.epsilons.map((eps) => {

@@ -4,7 +4,7 @@ import { initBackend, installedTfjsVersions, type BackendRequest } from '../back
 import { loadExperiment, type LoadedExperiment } from '../config/load.js';
 import type { Experiment } from '../config/schema.js';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
-import { InterruptedError } from '../core/errors.js';
+import { FgsmError, InterruptedError } from '../core/errors.js';
 import type { Progress } from '../core/progress.js';
 import { makeSplits, type Splits } from '../data/dataset.js';
 import { cacheDir, explicitDataDir, resolveMnist } from '../data/source.js';
@@ -19,8 +19,8 @@ import { examplesFigure, weightsFigure } from '../results/figures.js';
 import { trainingCurveSvg } from '../results/plots.js';
 import { collectProvenance } from '../results/provenance.js';
 import { openChoicesOf, type ResultRecord } from '../results/record.js';
-import { openRunDir, writeStatus } from '../results/run-dir.js';
-import { train, type EpochRecord, type TrainingSummary } from '../train/loop.js';
+import { latestUnfinishedRun, openRunDir, writeStatus } from '../results/run-dir.js';
+import { train, trainingSoFar, type EpochRecord, type TrainingSummary } from '../train/loop.js';
 
 export interface RunOptions {
   overrides: string[];
@@ -30,6 +30,11 @@ export interface RunOptions {
   fresh: boolean;
   progress: Progress;
   signal?: AbortSignal;
+  /**
+   * Do not train: evaluate the newest unfinished run of this config at its last checkpoint (stage 1: the best
+   * parameters so far) and write the results, marked provisional, into its provisional/ folder.
+   */
+  peek?: boolean;
 }
 
 export interface RunOutcome {
@@ -78,6 +83,12 @@ async function writeFigures(dir: string, config: Experiment, model: Classifier, 
   return written;
 }
 
+function provisionalSummary(model: Classifier, runDir: string, config: Experiment): TrainingSummary {
+  const summary = trainingSoFar(model, join(runDir, 'checkpoints'), config.training);
+  if (!summary) throw new FgsmError(`${runDir}: no checkpoint yet (the first epoch has not finished)`);
+  return summary;
+}
+
 /**
  * One experiment along the straight line: config → data → backend → model → train → attacks/eval →
  * results → report. Resumes the newest unfinished run of the same resolved config unless `fresh`.
@@ -100,28 +111,40 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
   const backend = await initBackend(config.backend);
   progress.line(`backend: ${backend.name} — ${backend.reason}`);
 
-  const run = openRunDir(options.resultsDir, config.name, loaded.configHash, { fresh: options.fresh });
-  progress.line(`${run.resumed ? 'resuming' : 'starting'} ${config.name} → ${run.dir}`);
+  const unfinished = options.peek ? latestUnfinishedRun(options.resultsDir, config.name, loaded.configHash) : null;
+  if (options.peek && !unfinished) {
+    throw new FgsmError(
+      `no unfinished run of ${config.name} (config hash ${loaded.configHash}) under ${options.resultsDir}`,
+      'peek looks at a run that `fgsm run` started and has not finished',
+    );
+  }
+  const run = unfinished
+    ? { dir: join(options.resultsDir, config.name, unfinished), runId: unfinished, resumed: true }
+    : openRunDir(options.resultsDir, config.name, loaded.configHash, { fresh: options.fresh });
+  const outDir = options.peek ? join(run.dir, 'provisional') : run.dir;
+  progress.line(`${options.peek ? 'peeking at' : run.resumed ? 'resuming' : 'starting'} ${config.name} → ${run.dir}`);
   progress.line(
     `data: ${raw.provenance.kind} (${raw.provenance.reason}); train ${splits.train.n}, validation ${splits.validation?.n ?? 0}, test ${splits.test.n}`,
   );
 
   const model = buildModel(specFromConfig(config.model, splits.classes), config.model.init.range, config.seed);
   try {
-    const summary = await train({
-      model,
-      train: splits.train,
-      validation: splits.validation,
-      config: config.training,
-      seed: config.seed,
-      perturbation: trainingPerturbation(config.training.objective),
-      adversarialError: (m, split) => fgsmErrorRate(m, split, config.training.earlyStopping.epsilon),
-      checkpointDir: join(run.dir, 'checkpoints'),
-      progress,
-      signal: options.signal,
-      onEpoch: (_record, state) => writeFileAtomic(join(run.dir, 'epochs.csv'), epochsCsv(state.history)),
-    });
-    await saveModel(join(run.dir, 'model'), model);
+    const summary = options.peek
+      ? provisionalSummary(model, run.dir, config)
+      : await train({
+          model,
+          train: splits.train,
+          validation: splits.validation,
+          config: config.training,
+          seed: config.seed,
+          perturbation: trainingPerturbation(config.training.objective),
+          adversarialError: (m, split) => fgsmErrorRate(m, split, config.training.earlyStopping.epsilon),
+          checkpointDir: join(run.dir, 'checkpoints'),
+          progress,
+          signal: options.signal,
+          onEpoch: (_record, state) => writeFileAtomic(join(run.dir, 'epochs.csv'), epochsCsv(state.history)),
+        });
+    await saveModel(join(outDir, 'model'), model);
 
     const evaluation = evaluate(model, splits.test, {
       attack: config.attack,
@@ -138,7 +161,7 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
       'epochs.csv',
       'model/model.json',
       'model/weights.bin',
-      ...(await writeFigures(run.dir, config, model, summary, evaluation)),
+      ...(await writeFigures(outDir, config, model, summary, evaluation)),
     ];
     // per-epoch seconds are measured in whichever invocation ran the epoch, so this holds across resumes too
     const trainingSeconds = history.reduce((sum, r) => sum + r.seconds, 0);
@@ -159,7 +182,10 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
       metrics: { clean: evaluation.clean, fgsm: evaluation.fgsm, rubbish: evaluation.rubbish, training },
       throughput: {
         fgsmImagesPerSecond: evaluation.fgsmImagesPerSecond,
-        trainingExamplesPerSecond: trainingSeconds > 0 ? history.reduce((sum, r) => sum + (r.stage === 1 ? splits.train.n : splits.train.n + (splits.validation?.n ?? 0)), 0) / trainingSeconds : 0,
+        trainingExamplesPerSecond:
+          trainingSeconds > 0
+            ? history.reduce((sum, r) => sum + (r.stage === 1 ? splits.train.n : splits.train.n + (splits.validation?.n ?? 0)), 0) / trainingSeconds
+            : 0,
       },
       data: {
         ...raw.provenance,
@@ -172,13 +198,20 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
       ),
       seed: config.seed,
       files,
+      ...(options.peek
+        ? {
+            provisional: `training unfinished: evaluated at stage ${history.at(-1)!.stage} epoch ${history.at(-1)!.epoch}, with the parameters of epoch ${summary.chosenEpoch}`,
+          }
+        : {}),
     };
-    writeJsonAtomic(join(run.dir, 'result.json'), result);
-    writeFileAtomic(join(run.dir, 'report.md'), renderRunReport(result, compareClaims(result)));
-    writeStatus(run.dir, 'complete');
-    return { result, dir: run.dir, splits };
+    if (options.peek) writeFileAtomic(join(outDir, 'epochs.csv'), epochsCsv(history));
+    writeJsonAtomic(join(outDir, 'result.json'), result);
+    writeFileAtomic(join(outDir, 'report.md'), renderRunReport(result, compareClaims(result)));
+    if (!options.peek) writeStatus(run.dir, 'complete');
+    return { result, dir: outDir, splits };
   } catch (error) {
-    if (existsSync(run.dir)) writeStatus(run.dir, error instanceof InterruptedError ? 'interrupted' : 'failed', (error as Error).message);
+    if (!options.peek && existsSync(run.dir))
+      writeStatus(run.dir, error instanceof InterruptedError ? 'interrupted' : 'failed', (error as Error).message);
     throw error;
   } finally {
     model.dispose();

@@ -11,10 +11,10 @@ import { MNIST_FILES } from '../data/mnist-files.js';
 import { cacheDir, downloadMissing, explicitDataDir } from '../data/source.js';
 import { inspectDir } from '../data/verify.js';
 import { mirrorsFromEnv } from '../data/download.js';
-import { compareClaims, failedChecks, unmeasuredClaims } from '../report/compare.js';
+import { compareClaims, failedChecks, resolveRelativeChecks, unmeasuredClaims, withSeedMeans } from '../report/compare.js';
 import { latestResults } from '../report/collect.js';
 import { renderCsv, renderJson, renderMarkdown, renderTerminal } from '../report/render.js';
-import { runExperiment, type RunOptions } from './experiment.js';
+import { loadForRun, runExperiment, type RunOptions } from './experiment.js';
 import { parseEpsilons, sweepExperiment } from './sweep.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -29,14 +29,14 @@ interface ExperimentFlags {
 }
 
 /** The options of every command that runs an experiment (run, sweep). */
-function withExperimentFlags(command: Command, freshMeans: string): Command {
-  return command
+function withExperimentFlags(command: Command, freshMeans: string | null): Command {
+  command
     .option('--set <key=value>', 'override a config key, e.g. --set training.epochs=2 (repeatable)', collect, [])
     .addOption(new Option('--backend <name>', 'tfjs backend; overrides the config').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
     .option('--data-dir <dir>', 'directory with the four MNIST files (else data.dir, FGSM_DATA_DIR, cache, download)')
-    .option('--results-dir <dir>', 'where run folders go', 'results')
-    .option('--fresh', freshMeans, false)
-    .option('-q, --quiet', 'no progress output', false);
+    .option('--results-dir <dir>', 'where run folders go', 'results');
+  if (freshMeans) command.option('--fresh', freshMeans, false);
+  return command.option('-q, --quiet', 'no progress output', false);
 }
 
 function runOptionsFrom(flags: ExperimentFlags, signal?: AbortSignal): RunOptions {
@@ -45,7 +45,7 @@ function runOptionsFrom(flags: ExperimentFlags, signal?: AbortSignal): RunOption
     backend: flags.backend,
     dataDir: flags.dataDir,
     resultsDir: resolve(flags.resultsDir),
-    fresh: flags.fresh,
+    fresh: flags.fresh ?? false,
     progress: createProgress(progressModeFor({ quiet: flags.quiet })),
     signal,
   };
@@ -72,12 +72,34 @@ function program(): Command {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     const options = runOptionsFrom(flags, controller.signal);
-    for (const config of configs) {
-      const outcome = await runExperiment(config, options);
+    const runs = configs.flatMap((file) => {
+      const seeds = loadForRun(file, options).config.seeds;
+      return seeds
+        ? seeds.map((seed) => ({ file, overrides: [...options.overrides, `seed=${seed}`, 'seeds=null'] }))
+        : [{ file, overrides: options.overrides }];
+    });
+    for (const { file, overrides } of runs) {
+      const outcome = await runExperiment(file, { ...options, overrides });
       const rows = compareClaims(outcome.result);
       console.log(`\n${chalk.bold(outcome.result.experiment)} → ${outcome.dir}`);
       if (outcome.result.data.warning) console.log(chalk.red.bold(outcome.result.data.warning));
       console.log(rows.length ? renderTerminal(rows) : 'this experiment names no claims of the paper');
+    }
+  });
+
+  withExperimentFlags(
+    cli
+      .command('peek')
+      .description(
+        'evaluate an unfinished run (e.g. a long one still training) at its last checkpoint, stage 1 at the best epoch so far; writes <run>/provisional/',
+      )
+      .argument('<configs...>', 'experiment YAML files, as given to run'),
+    null,
+  ).action(async (configs: string[], flags: ExperimentFlags) => {
+    for (const file of configs) {
+      const outcome = await runExperiment(file, { ...runOptionsFrom(flags), peek: true });
+      console.log(`\n${chalk.bold(outcome.result.experiment)} (${outcome.result.provisional}) → ${outcome.dir}`);
+      console.log(renderTerminal(compareClaims(outcome.result)));
     }
   });
 
@@ -126,7 +148,7 @@ function program(): Command {
     .option('--no-write', 'do not write report.md and report.csv into the directory')
     .action((dir: string, opts: { json: boolean; check: boolean; write: boolean; measuredOnly: boolean }) => {
       const results = latestResults(resolve(dir));
-      const measuredRows = results.flatMap(compareClaims);
+      const measuredRows = withSeedMeans(resolveRelativeChecks(results.flatMap(compareClaims)));
       const rows = opts.measuredOnly ? measuredRows : [...measuredRows, ...unmeasuredClaims(measuredRows)];
       if (opts.write) {
         writeFileAtomic(join(dir, 'report.md'), `# fgsm: the paper vs this reproduction\n\n${renderMarkdown(rows)}`);

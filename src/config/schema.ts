@@ -149,7 +149,11 @@ export const TrainingSchema = z
       .prefault({})
       .describe('classical momentum: v ← μv − ηg; θ ← θ + v'),
     weightDecay: z.number().min(0).default(0).describe('L2 penalty coefficient on weights (not biases)'),
-    l1FirstLayer: z.number().min(0).default(0).describe("§5: L1 penalty coefficient on the first layer's weights (the paper's 0.0025 stalls training)"),
+    l1FirstLayer: z
+      .number()
+      .min(0)
+      .default(0)
+      .describe("§5: L1 penalty coefficient on the first layer's weights (the paper's 0.0025 stalls training)"),
     objective: ObjectiveSchema,
     earlyStopping: z
       .strictObject({
@@ -214,6 +218,12 @@ export const ExperimentSchema = z
       .describe('experiment name: results go to <results dir>/<name>/<run id>/'),
     description: z.string().default(''),
     seed: z.number().int().min(0).default(1).describe('every random stream (init, shuffle, subsets, rubbish) derives from it'),
+    seeds: z
+      .array(z.number().int().min(0))
+      .min(1)
+      .nullable()
+      .optional()
+      .describe('run the experiment once per seed (each its own run, replacing seed); the report shows each run and their mean ± spread'),
     backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
     data: DataSchema.prefault({}),
     model: ModelSchema,
@@ -256,7 +266,14 @@ export const ExperimentSchema = z
       });
     }
     if (config.training.l1FirstLayer > 0 && config.model.kind !== 'maxout') {
-      ctx.addIssue({ code: 'custom', path: ['training', 'l1FirstLayer'], message: 'expected 0 for a single-layer model (the penalty is on the first of several layers)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['training', 'l1FirstLayer'],
+        message: 'expected 0 for a single-layer model (the penalty is on the first of several layers)',
+      });
+    }
+    if (config.seeds && new Set(config.seeds).size !== config.seeds.length) {
+      ctx.addIssue({ code: 'custom', path: ['seeds'], message: 'expected distinct seeds' });
     }
     if (config.data.digits && new Set(config.data.digits).size !== config.data.digits.length) {
       ctx.addIssue({ code: 'custom', path: ['data', 'digits'], message: 'expected distinct digits' });

@@ -36,8 +36,7 @@ interface SpecBase {
 
 /** Everything needed to rebuild a model (saved beside its weights). */
 export type ModelSpec =
-  | (SpecBase & { kind: 'softmax' | 'logistic' })
-  | (SpecBase & { kind: 'maxout'; layers: MaxoutLayerSpec[]; dropout: DropoutSpec | null });
+  (SpecBase & { kind: 'softmax' | 'logistic' }) | (SpecBase & { kind: 'maxout'; layers: MaxoutLayerSpec[]; dropout: DropoutSpec | null });
 
 /**
  * The network state of one forward pass. `dropoutSeed`: null for the deterministic (evaluation) network, or

@@ -45,7 +45,11 @@ export class DenseLayer {
   }
 
   private initialWeights(): tf.Tensor2D {
-    const values = stream(this.seed, 'init', `W${this.name}`).fillUniform(new Float32Array(this.shape[0] * this.shape[1]), -this.initRange, this.initRange);
+    const values = stream(this.seed, 'init', `W${this.name}`).fillUniform(
+      new Float32Array(this.shape[0] * this.shape[1]),
+      -this.initRange,
+      this.initRange,
+    );
     return tf.tensor2d(values, this.shape);
   }
 

@@ -87,4 +87,3 @@ export class MaxoutNetwork implements Classifier {
     for (const layer of [...this.hidden, this.output]) layer.dispose();
   }
 }
-

@@ -14,7 +14,7 @@ function findResultFiles(dir: string, depth: number): string[] {
   return found;
 }
 
-/** The newest complete result of every experiment found under `dir` (any depth up to 4), by experiment name. */
+/** The newest complete result of every experiment and seed found under `dir` (any depth up to 4). */
 export function latestResults(dir: string): ResultRecord[] {
   if (!existsSync(dir)) throw new FgsmError(`${dir}: no such directory`, 'run an experiment first: fgsm run configs/paper/softmax.yaml');
   const latest = new Map<string, ResultRecord>();
@@ -26,8 +26,9 @@ export function latestResults(dir: string): ResultRecord[] {
       throw new FgsmError(`${file}: not valid JSON (${(error as Error).message})`);
     }
     if (record.format !== 'fgsm-result/1') continue;
-    const known = latest.get(record.experiment);
-    if (!known || known.finishedAt < record.finishedAt) latest.set(record.experiment, record);
+    const key = `${record.experiment}#${record.seed}`;
+    const known = latest.get(key);
+    if (!known || known.finishedAt < record.finishedAt) latest.set(key, record);
   }
-  return [...latest.values()].sort((a, b) => a.experiment.localeCompare(b.experiment));
+  return [...latest.values()].sort((a, b) => a.experiment.localeCompare(b.experiment) || a.seed - b.seed);
 }

@@ -23,6 +23,8 @@ export interface ReportRow {
   mustHold: string | null;
   /** Whether the CI condition holds (null when there is none or nothing was measured). */
   holds: boolean | null;
+  /** A row summarising several seeds of one experiment: `ours` is their mean. */
+  seeds: { count: number; min: number; max: number; sd: number } | null;
 }
 
 function measured(metrics: unknown, path: string[]): number | null {
@@ -35,17 +37,37 @@ function measured(metrics: unknown, path: string[]): number | null {
 }
 
 function describeMustHold(q: ClaimQuantity): string | null {
-  if (!q.mustHold) return null;
-  const { op, value } = q.mustHold;
-  return op === 'within' ? `within ±${value} of paper` : `${op === '>=' ? '≥' : '≤'} ${value}`;
+  const must = q.mustHold;
+  if (!must) return null;
+  if (must.op === 'below') return `≥ ${must.value} pts below ${must.claim} ${must.quantity}`;
+  return must.op === 'within' ? `within ±${must.value} of paper` : `${must.op === '>=' ? '≥' : '≤'} ${must.value}`;
 }
 
+/** Whether ours meets the condition; null for a condition on another run (see resolveRelativeChecks). */
 function holds(q: ClaimQuantity, ours: number, paper: number): boolean | null {
-  if (!q.mustHold) return null;
-  const { op, value } = q.mustHold;
-  if (op === '>=') return ours >= value;
-  if (op === '<=') return ours <= value;
-  return Math.abs(ours - paper) <= value + 1e-9;
+  const must = q.mustHold;
+  if (!must || must.op === 'below') return null;
+  if (must.op === '>=') return ours >= must.value;
+  if (must.op === '<=') return ours <= must.value;
+  return Math.abs(ours - paper) <= must.value + 1e-9;
+}
+
+/**
+ * Settles the conditions that compare two runs (e.g. the adversarially trained network's FGSM error at least 30
+ * points below the baseline's) against the other rows: fails when the other run is absent or did not measure it.
+ */
+export function resolveRelativeChecks(rows: ReportRow[]): ReportRow[] {
+  return rows.map((row) => {
+    const must = claimById(row.id)?.quantities.find((q) => q.name === row.quantity)?.mustHold;
+    if (must?.op !== 'below' || row.ours === null || row.verdict === 'not comparable') return row;
+    const others = rows.filter((other) => other.id === must.claim && other.quantity === must.quantity && other.ours !== null);
+    const reference = others.length ? others.reduce((sum, other) => sum + other.ours!, 0) / others.length : null;
+    return {
+      ...row,
+      mustHold: `${row.mustHold} (${reference === null ? 'not measured' : `${reference.toFixed(2)}%`})`,
+      holds: reference === null ? false : row.ours <= reference - must.value,
+    };
+  });
 }
 
 /** The rows of one claim as `result` measured it; with no result, the claim as no run has measured it yet. */
@@ -66,7 +88,7 @@ function rowsFor(claim: Claim, result: ResultRecord | null): ReportRow[] {
             ? 'reproduced'
             : 'off';
     return {
-      experiment: result?.experiment ?? '—',
+      experiment: result ? `${result.experiment}${result.provisional ? ' (provisional)' : ''}` : '—',
       runId: result?.runId ?? '—',
       id: claim.id,
       section: claim.section,
@@ -81,6 +103,7 @@ function rowsFor(claim: Claim, result: ResultRecord | null): ReportRow[] {
       mustHold: describeMustHold(q),
       // a must-hold claim that a run names but did not measure fails; one that no run names is not judged
       holds: !result ? null : ours === null || !comparable ? (q.mustHold ? false : null) : holds(q, ours, paper),
+      seeds: null,
     };
   });
 }
@@ -102,4 +125,42 @@ export function unmeasuredClaims(rows: ReportRow[]): ReportRow[] {
 /** Rows whose must-hold condition fails (or was not measured): what `fgsm report --check` rejects. */
 export function failedChecks(rows: ReportRow[]): ReportRow[] {
   return rows.filter((row) => row.mustHold !== null && row.holds === false);
+}
+
+/**
+ * For every experiment measured with several seeds, a row per quantity with the mean over the seeds (judged like
+ * any row) and their spread, placed after the runs' own rows.
+ */
+export function withSeedMeans(rows: ReportRow[]): ReportRow[] {
+  const groups = new Map<string, ReportRow[]>();
+  for (const row of rows) {
+    if (row.ours === null || row.experiment === '—') continue;
+    const key = `${row.experiment}\u0000${row.id}\u0000${row.quantity}`;
+    groups.set(key, [...(groups.get(key) ?? []), row]);
+  }
+  const out: ReportRow[] = [];
+  const done = new Set<string>();
+  for (const row of rows) {
+    out.push(row);
+    const key = `${row.experiment}\u0000${row.id}\u0000${row.quantity}`;
+    const group = groups.get(key) ?? [];
+    if (group.length < 2 || group.at(-1) !== row || done.has(key)) continue;
+    done.add(key);
+    const values = group.map((r) => r.ours!);
+    const mean = values.reduce((a, b) => a + b, 0) / values.length;
+    const sd = Math.sqrt(values.reduce((sum, v) => sum + (v - mean) ** 2, 0) / (values.length - 1));
+    const claim = claimById(row.id)!;
+    const q = claim.quantities.find((quantity) => quantity.name === row.quantity)!;
+    const delta = mean - row.paper;
+    out.push({
+      ...row,
+      runId: `mean of ${values.length} seeds`,
+      ours: mean,
+      delta,
+      verdict: group.some((r) => r.verdict === 'not comparable') ? 'not comparable' : Math.abs(delta) <= q.tolerance + 1e-9 ? 'reproduced' : 'off',
+      holds: group.some((r) => r.holds === false) ? false : holds(q, mean, row.paper),
+      seeds: { count: values.length, min: Math.min(...values), max: Math.max(...values), sd },
+    });
+  }
+  return out;
 }

@@ -4,6 +4,11 @@ import type { ReportRow, Verdict } from './compare.js';
 
 const percent = (v: number | null, digits = 2): string => (v === null ? '—' : `${v.toFixed(digits)}%`);
 const signed = (v: number | null): string => (v === null ? '—' : `${v >= 0 ? '+' : ''}${v.toFixed(2)}`);
+/** Ours; for a mean over seeds, with the standard deviation and range. */
+const oursText = (row: ReportRow): string =>
+  row.seeds
+    ? `${percent(row.ours, 3)} ± ${row.seeds.sd.toFixed(3)} (${row.seeds.min.toFixed(2)}–${row.seeds.max.toFixed(2)}, n = ${row.seeds.count})`
+    : percent(row.ours);
 /** The paper's number exactly as printed (several seeds: each, and their mean). */
 const paperText = (row: ReportRow): string =>
   row.paperValues.length > 1 ? `${row.paperValues.join(', ')} (mean ${+row.paper.toFixed(4)})%` : `${row.paper}%`;
@@ -12,7 +17,7 @@ function verdictText(row: ReportRow): string {
   const base =
     row.verdict === 'reproduced' ? `reproduced (±${row.tolerance})` : row.verdict === 'off' ? `off (tolerance ±${row.tolerance})` : row.verdict;
   if (row.mustHold === null) return base;
-  return `${base}; must hold ${row.mustHold}: ${row.holds ? 'holds' : 'FAILS'}`;
+  return `${base}; must hold ${row.mustHold}: ${row.holds === null ? 'judged by fgsm report' : row.holds ? 'holds' : 'FAILS'}`;
 }
 
 const COLOURS: Record<Verdict, (text: string) => string> = {
@@ -39,7 +44,7 @@ export function renderTerminal(rows: ReportRow[]): string {
       row.section,
       row.quantity,
       paperText(row),
-      percent(row.ours),
+      oursText(row),
       signed(row.delta),
       colour(verdictText(row)),
     ]);
@@ -51,7 +56,7 @@ export function renderMarkdown(rows: ReportRow[]): string {
   const lines = ['| claim | § | quantity | paper | ours | Δ (points) | verdict | experiment / run |', '|---|---|---|---:|---:|---:|---|---|'];
   for (const row of rows) {
     lines.push(
-      `| ${row.id} | ${row.section} | ${row.quantity} | ${paperText(row)} | ${percent(row.ours)} | ${signed(row.delta)} | ${verdictText(row)} | ${row.experiment} / ${row.runId} |`,
+      `| ${row.id} | ${row.section} | ${row.quantity} | ${paperText(row)} | ${oursText(row)} | ${signed(row.delta)} | ${verdictText(row)} | ${row.experiment} / ${row.runId} |`,
     );
   }
   return `${lines.join('\n')}\n`;

@@ -32,6 +32,8 @@ export interface ResultRecord {
   provenance: Provenance;
   seed: number;
   files: string[];
+  /** Present when the run had not finished: what was evaluated (`fgsm peek`). */
+  provisional?: string;
 }
 
 export interface OpenChoices {

@@ -48,18 +48,24 @@ function timestamp(date: Date): string {
   return date.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 }
 
+/** The newest run of `experiment` with this config hash that has not completed (running, interrupted, failed). */
+export function latestUnfinishedRun(resultsDir: string, experiment: string, configHash: string): string | null {
+  const experimentDir = join(resultsDir, experiment);
+  if (!existsSync(experimentDir)) return null;
+  const id = readdirSync(experimentDir)
+    .sort()
+    .reverse()
+    .find((candidate) => {
+      const status = readStatus(join(experimentDir, candidate));
+      return status !== null && status.configHash === configHash && status.state !== 'complete';
+    });
+  return id ?? null;
+}
+
 export function openRunDir(resultsDir: string, experiment: string, configHash: string, options: { fresh: boolean }): RunDir {
   const experimentDir = join(resultsDir, experiment);
-  if (!options.fresh && existsSync(experimentDir)) {
-    const unfinished = readdirSync(experimentDir)
-      .sort()
-      .reverse()
-      .find((id) => {
-        const status = readStatus(join(experimentDir, id));
-        return status !== null && status.configHash === configHash && status.state !== 'complete';
-      });
-    if (unfinished) return { dir: join(experimentDir, unfinished), runId: unfinished, experimentDir, resumed: true };
-  }
+  const unfinished = options.fresh ? null : latestUnfinishedRun(resultsDir, experiment, configHash);
+  if (unfinished) return { dir: join(experimentDir, unfinished), runId: unfinished, experimentDir, resumed: true };
   let runId = `${timestamp(new Date())}-${configHash.slice(0, 6)}`;
   for (let n = 2; existsSync(join(experimentDir, runId)); n++) runId = `${timestamp(new Date())}-${configHash.slice(0, 6)}-${n}`;
   const dir = join(experimentDir, runId);

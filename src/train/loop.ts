@@ -226,7 +226,8 @@ export async function train(options: TrainOptions): Promise<TrainingSummary> {
         record.heldOutLoss = meanTrainingLoss(model, heldOut.x, heldOut.y, streamSeed(options.seed, 'held-out-loss', epoch));
         if (record.heldOutLoss <= state.bestTrainingLoss!) state.stoppedBy = 'target-loss';
       }
-      if (state.stoppedBy === null && epoch >= plan.maxEpochs) state.stoppedBy = state.stage === 2 && secondStage === 'retrain' ? 'chosen-epochs' : 'max-epochs';
+      if (state.stoppedBy === null && epoch >= plan.maxEpochs)
+        state.stoppedBy = state.stage === 2 && secondStage === 'retrain' ? 'chosen-epochs' : 'max-epochs';
       record.seconds = (Date.now() - epochStarted) / 1000;
       state.history.push(record);
 
@@ -349,7 +350,11 @@ function describeDuration(seconds: number): string {
 }
 
 function describeEpoch(record: EpochRecord, state: TrainingState, maxEpochs: number, patience: number): string {
-  const parts = [`stage ${record.stage} epoch ${record.epoch}/${maxEpochs}`, `loss ${record.trainLoss.toFixed(4)}`, `train error ${percent(record.trainError)}`];
+  const parts = [
+    `stage ${record.stage} epoch ${record.epoch}/${maxEpochs}`,
+    `loss ${record.trainLoss.toFixed(4)}`,
+    `train error ${percent(record.trainError)}`,
+  ];
   if (record.validationError !== null) parts.push(`validation error ${percent(record.validationError)}`);
   if (record.adversarialValidationError !== null) parts.push(`adversarial validation error ${percent(record.adversarialValidationError)}`);
   if (record.stage === 1 && state.bestEpoch !== null) parts.push(`best ${percent(state.bestValidationError!)} @ ${state.bestEpoch}`);
@@ -358,8 +363,39 @@ function describeEpoch(record: EpochRecord, state: TrainingState, maxEpochs: num
   if (state.stoppedBy) parts.push(`→ stop (${state.stoppedBy})`);
   else {
     // early stopping can end stage 1 sooner than maxEpochs: the ETA assumes no new best from here
-    const remaining = record.stage === 1 && state.bestEpoch !== null ? Math.min(maxEpochs, state.bestEpoch + patience) - record.epoch : maxEpochs - record.epoch;
+    const remaining =
+      record.stage === 1 && state.bestEpoch !== null ? Math.min(maxEpochs, state.bestEpoch + patience) - record.epoch : maxEpochs - record.epoch;
     if (record.stage === 1 || state.stage1 === null || record.heldOutLoss === null) parts.push(`ETA ${describeDuration(remaining * record.seconds)}`);
   }
   return parts.join(' | ');
+}
+
+/**
+ * A look at an unfinished run: loads its last checkpoint into `model` (stage 1: the best parameters so far, when
+ * early stopping keeps them; stage 2: the current ones) and summarises the training so far. Null without one.
+ */
+export function trainingSoFar(model: Classifier, checkpointDir: string, config: TrainingConfig): TrainingSummary | null {
+  const checkpoint = loadCheckpoint<TrainingState>(checkpointDir);
+  if (!checkpoint) return null;
+  const { state, tensors } = checkpoint;
+  const useBest = state.stage === 1 && state.bestEpoch !== null && config.earlyStopping.keepBest;
+  assignParameters(
+    model,
+    Object.fromEntries(model.parameters.map((p) => [p.name, tensors[`${useBest ? 'best' : 'params'}/${p.name}`]!])),
+    'checkpoint',
+  );
+  tf.dispose(Object.values(tensors));
+  const last = state.history.at(-1)!;
+  const stage1 = state.stage1 ?? { epochs: state.epoch, steps: state.step, stoppedBy: state.stoppedBy ?? 'max-epochs' };
+  return {
+    ...stage1,
+    bestEpoch: state.bestEpoch,
+    bestValidationError: state.bestValidationError,
+    chosenEpoch: useBest ? state.bestEpoch! : state.epoch,
+    stage2: null,
+    finalTrainingError: last.trainError,
+    resumedFromEpoch: null,
+    seconds: state.history.reduce((sum, r) => sum + r.seconds, 0),
+    history: state.history,
+  };
 }

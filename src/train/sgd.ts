@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Parameter } from '../models/classifier.js';
+import { exactSign } from '../models/exact-sign.js';
 
 export interface Penalties {
   /** L2: λ·θ added to the gradient of every weight (not biases). */
@@ -31,7 +32,7 @@ export class MomentumSgd {
         let g = gradients[p.variable.name];
         if (!g) throw new Error(`no gradient for parameter ${p.name}`);
         if (weightDecay > 0 && p.role === 'weight') g = tf.add(g, tf.mul(weightDecay, p.variable));
-        if (l1FirstLayer > 0 && p.role === 'weight' && p.layer === 1) g = tf.add(g, tf.mul(l1FirstLayer, tf.sign(p.variable)));
+        if (l1FirstLayer > 0 && p.role === 'weight' && p.layer === 1) g = tf.add(g, tf.mul(l1FirstLayer, exactSign(p.variable)));
         const v = this.velocities.get(p.name)!;
         v.assign(tf.sub(tf.mul(momentum, v), tf.mul(learningRate, g)));
         p.variable.assign(tf.add(p.variable, v));

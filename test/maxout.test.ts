@@ -1,0 +1,193 @@
+import * as tf from '@tensorflow/tfjs';
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import { fastGradientSign } from '../src/attacks/fgsm.js';
+import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
+import { buildModel } from '../src/models/build.js';
+import type { Classifier, ModelSpec } from '../src/models/classifier.js';
+import { dropoutMask } from '../src/models/maxout.js';
+import { plainMatMul } from '../src/models/plain-matmul.js';
+import { minibatchObjective } from '../src/train/objective.js';
+import { MomentumSgd } from '../src/train/sgd.js';
+import { model, randomImages, randomLabels, useWasm } from './helpers.js';
+
+const values = (t: tf.Tensor): number[] => Array.from(t.dataSync());
+const maxDifference = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+
+function setParameters(m: Classifier, seed: number): void {
+  m.parameters.forEach((p, i) => p.variable.assign(tf.randomUniform(p.variable.shape, -0.3, 0.3, 'float32', seed + i)));
+}
+
+describe('plain matMul gradient variants', () => {
+  before(useWasm);
+
+  test('input-only and parameters-only give the gradients of tf.matMul, and none for the constant operand', () => {
+    tf.tidy(() => {
+      const x = tf.randomUniform([13, 50], 0, 1, 'float32', 1) as tf.Tensor2D;
+      const w = tf.randomUniform([50, 7], -1, 1, 'float32', 2) as tf.Tensor2D;
+      const dy = tf.randomUniform([13, 7], -1, 1, 'float32', 3);
+      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.matMul(a, b), dy)))([x, w]);
+      const inputOnly = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(plainMatMul(a as tf.Tensor2D, w, 'input'), dy)))(x);
+      const weightsOnly = tf.grad((b: tf.Tensor) => tf.sum(tf.mul(plainMatMul(x, b as tf.Tensor2D, 'parameters'), dy)))(w);
+      assert.ok(maxDifference(inputOnly, dx!) < 1e-5);
+      assert.ok(maxDifference(weightsOnly, dw!) < 1e-5);
+      // the other operand is a constant to the tape: its gradient is zero, not computed
+      const none = tf.grad((b: tf.Tensor) => tf.add(tf.sum(tf.mul(plainMatMul(x, w, 'input'), dy)), tf.sum(b)))(w);
+      assert.equal(tf.max(tf.abs(tf.sub(none, 1))).dataSync()[0], 0);
+    });
+  });
+});
+
+describe('maxout network', () => {
+  before(useWasm);
+
+  test('a unit is the max of its pieces; the softmax layer reads the units (hand-computed)', () => {
+    const m = model('maxout');
+    tf.tidy(() => {
+      setParameters(m, 10);
+      const x = tf.tensor2d(randomImages(3, 4), [3, 784]);
+      const [w1, b1, w2, b2, w3, b3] = m.parameters.map((p) => p.variable as tf.Tensor);
+      // piece p of unit u is column p·units + u
+      const maxout = (h: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D => {
+        const z = tf.add(tf.matMul(h, w as tf.Tensor2D), b).arraySync() as number[][];
+        return tf.tensor2d(z.map((row) => Array.from({ length: 12 }, (_, u) => Math.max(...[0, 1, 2].map((p) => row[p * 12 + u]!)))));
+      };
+      const expected = tf.add(tf.matMul(maxout(maxout(x, w1!, b1!), w2!, b2!), w3 as tf.Tensor2D), b3!);
+      assert.ok(maxDifference(m.logits(x), expected) < 1e-5);
+    });
+    m.dispose();
+  });
+
+  test('dropout masks: keep rates and scales as configured, a fresh mask per seed, tall masks extend short ones', () => {
+    const mask = dropoutMask(200, 784, 0.8, 1, 7);
+    const kept = mask.filter((v) => v === 1).length;
+    assert.equal(kept + mask.filter((v) => v === 0).length, mask.length);
+    assert.ok(Math.abs(kept / mask.length - 0.8) < 0.005, `kept ${kept / mask.length}`);
+    const hidden = dropoutMask(100, 240, 0.5, 2, 7);
+    assert.ok(hidden.every((v) => v === 0 || v === 2));
+    assert.ok(Math.abs(hidden.filter((v) => v === 2).length / hidden.length - 0.5) < 0.01);
+    assert.deepEqual(dropoutMask(100, 784, 0.8, 1, 7), mask.subarray(0, 100 * 784));
+    assert.notDeepEqual(dropoutMask(100, 784, 0.8, 1, 8), mask.subarray(0, 100 * 784));
+  });
+
+  test('the training state applies the masks; evaluation has no dropout; the same seed gives the same masks', () => {
+    const m = model('maxout');
+    tf.tidy(() => {
+      setParameters(m, 20);
+      const x = tf.tensor2d(randomImages(5, 5), [5, 784]);
+      const training = (seed: number) => m.logits(x, { dropoutSeed: seed, gradients: 'parameters' });
+      assert.deepEqual(values(training(3)), values(training(3)));
+      assert.ok(maxDifference(training(3), training(4)) > 1e-3);
+      assert.deepEqual(values(m.logits(x)), values(m.logits(x, { dropoutSeed: null, gradients: 'both' })));
+      assert.ok(maxDifference(training(3), m.logits(x)) > 1e-3);
+    });
+    m.dispose();
+  });
+
+  test('max column norm applies to the weight columns of all three layers', () => {
+    const net = buildModel({ ...model('maxout').spec, maxColumnNorm: 0.5 } as ModelSpec, 0.3, 1);
+    net.constrain();
+    for (const p of net.parameters.filter((q) => q.role === 'weight')) {
+      const norms = tf.tidy(() => tf.sqrt(tf.sum(tf.square(p.variable), 0)).dataSync());
+      assert.ok(Math.max(...norms) <= 0.5 + 1e-5, `${p.name}: max column norm ${Math.max(...norms)}`);
+      assert.ok(Math.max(...norms) > 0.49, `${p.name}: the norm binds`);
+    }
+    assert.equal(net.parameters.filter((q) => q.role === 'weight').length, 3);
+    net.dispose();
+  });
+
+  test('L1 on the first layer adds λ·sign(W) to the gradient of layer-1 weights only', () => {
+    const m = model('maxout');
+    const before = m.parameters.map((p) => values(p.variable));
+    const sgd = new MomentumSgd(m.parameters, { weightDecay: 0, l1FirstLayer: 0.01 });
+    const zero = Object.fromEntries(m.parameters.map((p) => [p.variable.name, tf.zerosLike(p.variable)]));
+    sgd.apply(zero, 1, 0);
+    m.parameters.forEach((p, i) => {
+      const after = values(p.variable);
+      const expected = p.layer === 1 && p.role === 'weight' ? before[i]!.map((v) => v - 0.01 * Math.sign(v)) : before[i]!;
+      const worst = Math.max(...after.map((v, j) => Math.abs(v - expected[j]!)));
+      assert.ok(worst < 1e-7, `${p.name}: off by ${worst}`);
+    });
+    tf.dispose(Object.values(zero));
+    sgd.dispose();
+    m.dispose();
+  });
+});
+
+describe('training objectives (§6)', () => {
+  before(useWasm);
+  const n = 8;
+  const xs = randomImages(n, 31);
+  const ys = randomLabels(n, 10, 31);
+
+  test('J̃ = α·J(x) + (1 − α)·J(x̃) in the training state, x̃ from the deterministic network, no gradient through x̃', () => {
+    const m = model('maxout');
+    setParameters(m, 40);
+    const seed = 77;
+    const adversarial = trainingPerturbation({ kind: 'adversarial', alpha: 0.3, epsilon: 0.25, gradientState: 'deterministic' })!;
+    tf.tidy(() => {
+      const x = tf.tensor2d(xs, [n, 784]);
+      const y = tf.tensor1d(ys, 'int32');
+      const perturbed = adversarial.perturb(m, x, y, seed);
+      const expectedX = fastGradientSign(m, x, y, { epsilons: [0.25], clip: null, labels: 'true', target: null }).adversarial[0]!;
+      assert.deepEqual(values(perturbed), values(expectedX));
+
+      const objective = minibatchObjective(m, x, y, perturbed, adversarial, seed);
+      const state = { dropoutSeed: seed, gradients: 'both' } as const;
+      // the clean rows of [x; x̃] get the masks of a pass over x alone; x̃'s rows are rows n..2n of the same masks
+      const both = m.loss(m.logits(tf.concat([x, perturbed]), state), tf.concat([y, y]));
+      const clean = tf.mean(m.loss(m.logits(x, state), y)).dataSync()[0]!;
+      const [j, jTilde] = [tf.mean(both.slice(0, n)).dataSync()[0]!, tf.mean(both.slice(n, n)).dataSync()[0]!];
+      assert.ok(Math.abs(j - clean) < 1e-5);
+      assert.ok(Math.abs(objective.loss.dataSync()[0]! - (0.3 * j + 0.7 * jTilde)) < 1e-5);
+
+      // ∇θ of J̃ equals ∇θ of the same expression with x̃ fed in as plain data
+      const variables = m.parameters.map((p) => p.variable);
+      const ours = tf.variableGrads(() => minibatchObjective(m, x, y, adversarial.perturb(m, x, y, seed), adversarial, seed).loss, variables).grads;
+      const constant = tf.tensor2d(perturbed.dataSync() as Float32Array, [n, 784]);
+      const reference = tf.variableGrads(() => minibatchObjective(m, x, y, constant, adversarial, seed).loss, variables).grads;
+      for (const name of Object.keys(reference)) assert.ok(maxDifference(ours[name]!, reference[name]!) < 1e-6, name);
+    });
+    m.dispose();
+  });
+
+  test("the gradient state: the clean term's masks, or masks of its own, change x̃", () => {
+    const m = model('maxout');
+    setParameters(m, 50);
+    tf.tidy(() => {
+      const x = tf.tensor2d(xs, [n, 784]);
+      const y = tf.tensor1d(ys, 'int32');
+      const xTilde = (gradientState: 'deterministic' | 'clean-mask' | 'independent-mask') =>
+        values(trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState })!.perturb(m, x, y, 9));
+      const withCleanMask = fastGradientSign(m, x, y, { epsilons: [0.25], clip: null, labels: 'true', target: null, dropoutSeed: 9 }).adversarial[0]!;
+      assert.deepEqual(xTilde('clean-mask'), values(withCleanMask));
+      assert.notDeepEqual(xTilde('independent-mask'), xTilde('clean-mask'));
+      assert.notDeepEqual(xTilde('deterministic'), xTilde('clean-mask'));
+    });
+    m.dispose();
+  });
+
+  test('noise controls: ±ε per pixel or U(−ε, ε), fresh per step, replace or α-mix', () => {
+    const m = model('maxout');
+    tf.tidy(() => {
+      const x = tf.tensor2d(xs, [n, 784]);
+      const y = tf.tensor1d(ys, 'int32');
+      const sign = trainingPerturbation({ kind: 'noise', distribution: 'sign', epsilon: 0.25, mixing: 'replace', alpha: 0.5 })!;
+      const noise = values(tf.sub(sign.perturb(m, x, y, 1), x));
+      assert.ok(noise.every((v) => Math.abs(Math.abs(v) - 0.25) < 1e-6));
+      assert.ok(Math.abs(noise.filter((v) => v > 0).length / noise.length - 0.5) < 0.03);
+      assert.notDeepEqual(values(sign.perturb(m, x, y, 2)), values(sign.perturb(m, x, y, 1)));
+      const uniform = trainingPerturbation({ kind: 'noise', distribution: 'uniform', epsilon: 0.25, mixing: 'alpha-mix', alpha: 0.5 })!;
+      const u = values(tf.sub(uniform.perturb(m, x, y, 1), x));
+      assert.ok(u.every((v) => Math.abs(v) <= 0.25 + 1e-6) && Math.max(...u.map(Math.abs)) > 0.2);
+      assert.equal(uniform.mixing, 'alpha-mix');
+
+      // replace trains on x + noise only
+      const noisy = sign.perturb(m, x, y, 1);
+      const replaced = minibatchObjective(m, x, y, noisy, sign, 3).loss.dataSync()[0]!;
+      const direct = tf.mean(m.loss(m.logits(noisy, { dropoutSeed: 3, gradients: 'both' }), y)).dataSync()[0]!;
+      assert.ok(Math.abs(replaced - direct) < 1e-6);
+    });
+    m.dispose();
+  });
+});
