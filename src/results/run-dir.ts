@@ -48,8 +48,8 @@ function timestamp(date: Date): string {
   return date.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 }
 
-/** The newest run of `experiment` with this config hash that has not completed (running, interrupted, failed). */
-export function latestUnfinishedRun(resultsDir: string, experiment: string, configHash: string): string | null {
+/** The id of the newest run of `experiment` with this config hash whose state `wanted` accepts, or null. */
+function newestRun(resultsDir: string, experiment: string, configHash: string, wanted: (state: RunStatus['state']) => boolean): string | null {
   const experimentDir = join(resultsDir, experiment);
   if (!existsSync(experimentDir)) return null;
   const id = readdirSync(experimentDir)
@@ -57,9 +57,14 @@ export function latestUnfinishedRun(resultsDir: string, experiment: string, conf
     .reverse()
     .find((candidate) => {
       const status = readStatus(join(experimentDir, candidate));
-      return status !== null && status.configHash === configHash && status.state !== 'complete';
+      return status !== null && status.configHash === configHash && wanted(status.state);
     });
   return id ?? null;
+}
+
+/** The id of the newest run of `experiment` with this config hash that has not completed (running, interrupted, failed). */
+export function latestUnfinishedRun(resultsDir: string, experiment: string, configHash: string): string | null {
+  return newestRun(resultsDir, experiment, configHash, (state) => state !== 'complete');
 }
 
 export function openRunDir(resultsDir: string, experiment: string, configHash: string, options: { fresh: boolean }): RunDir {
@@ -75,16 +80,8 @@ export function openRunDir(resultsDir: string, experiment: string, configHash: s
   return { dir, runId, experimentDir, resumed: false };
 }
 
-/** The newest complete run of `experiment` with this config hash, or null. */
+/** The folder of the newest complete run of `experiment` with this config hash, or null. */
 export function latestCompleteRun(resultsDir: string, experiment: string, configHash: string): string | null {
-  const experimentDir = join(resultsDir, experiment);
-  if (!existsSync(experimentDir)) return null;
-  const id = readdirSync(experimentDir)
-    .sort()
-    .reverse()
-    .find((candidate) => {
-      const status = readStatus(join(experimentDir, candidate));
-      return status?.state === 'complete' && status.configHash === configHash;
-    });
-  return id ? join(experimentDir, id) : null;
+  const id = newestRun(resultsDir, experiment, configHash, (state) => state === 'complete');
+  return id ? join(resultsDir, experiment, id) : null;
 }
