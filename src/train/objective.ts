@@ -39,12 +39,9 @@ export function minibatchObjective(
   const state = { dropoutSeed, gradients: 'parameters' } as const;
   const wrong = (logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar =>
     tf.sum(tf.cast(tf.notEqual(tf.argMax(model.probabilities(logits), 1), labels), 'float32'));
-  if (!perturbed || !perturbation) {
-    const logits = model.logits(x, state);
-    return { loss: tf.mean(model.loss(logits, y)), misclassified: wrong(logits, y) };
-  }
-  if (perturbation.mixing === 'replace') {
-    const logits = model.logits(perturbed, state);
+  if (!perturbed || !perturbation || perturbation.mixing === 'replace') {
+    const inputs = perturbed ?? x;
+    const logits = model.logits(inputs, state);
     return { loss: tf.mean(model.loss(logits, y)), misclassified: wrong(logits, y) };
   }
   const n = x.shape[0];
