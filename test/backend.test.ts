@@ -4,7 +4,44 @@ import { describe, test } from 'node:test';
 import { initBackend } from '../src/backend/select.js';
 import { createProgress } from '../src/core/progress.js';
 import { evaluate } from '../src/eval/evaluate.js';
+import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
+import { buildModel } from '../src/models/build.js';
+import { minibatchObjective } from '../src/train/objective.js';
+import { MomentumSgd } from '../src/train/sgd.js';
 import { model, randomImages, randomLabels } from './helpers.js';
+
+/** Parameters after a few adversarial-training steps of a 784 → maxout(240, 5) → 10 network (large enough for XNNPACK to split its matMuls across threads). */
+function parametersAfterAdversarialSteps(): Float32Array[] {
+  const network = buildModel(
+    {
+      kind: 'maxout',
+      inputSize: 784,
+      classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+      maxColumnNorm: 1.9365,
+      layers: [{ units: 240, pieces: 5 }],
+      dropout: { inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2 },
+    },
+    0.005,
+    1,
+  );
+  const optimizer = new MomentumSgd(network.parameters, { weightDecay: 0, l1FirstLayer: 0 });
+  const adversarial = trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState: 'deterministic' })!;
+  const variables = network.parameters.map((p) => p.variable);
+  const [images, labels] = [randomImages(100, 4), randomLabels(100, 10, 4)];
+  for (let step = 0; step < 5; step++) {
+    tf.tidy(() => {
+      const [x, y] = [tf.tensor2d(images, [100, 784]), tf.tensor1d(labels, 'int32')];
+      const perturbed = adversarial.perturb(network, x, y, step);
+      const { grads } = tf.variableGrads(() => minibatchObjective(network, x, y, perturbed, adversarial, step).loss, variables);
+      optimizer.apply(grads, 0.1, 0.5);
+      network.constrain();
+    });
+  }
+  const values = variables.map((v) => v.dataSync() as Float32Array);
+  optimizer.dispose();
+  network.dispose();
+  return values;
+}
 
 describe('backends', () => {
   test('an explicitly requested backend that cannot load is an error with the reason and the fix', async (t) => {
@@ -37,6 +74,26 @@ describe('backends', () => {
     }
     assert.equal((await initBackend('cpu')).name, 'cpu');
     assert.equal((await initBackend('wasm')).reason, 'wasm was requested');
+  });
+
+  test('wasm on 2 threads starts the threaded build and trains to exactly the bits of one thread', async () => {
+    const single = await initBackend('wasm');
+    assert.deepEqual([single.threads, tf.getBackend()], [1, 'wasm']);
+    const expected = parametersAfterAdversarialSteps();
+    const threaded = await initBackend('wasm', { wasmThreads: 2 });
+    assert.equal(threaded.name, 'wasm');
+    assert.equal(threaded.threads, 2);
+    assert.equal(tf.getBackend(), 'wasm-threads');
+    assert.match(threaded.detail, /threaded SIMD build \(2 threads\)/);
+    assert.deepEqual(parametersAfterAdversarialSteps(), expected);
+    // the pool is fixed once started: another count falls back to one thread and says why
+    const fallback = await initBackend('wasm', { wasmThreads: 3 });
+    assert.equal(fallback.threads, 1);
+    assert.equal(tf.getBackend(), 'wasm');
+    assert.match(
+      fallback.detail,
+      /single thread; 3 threads were asked for, but the threaded build did not start: .*already runs the threaded build with 2 threads/,
+    );
   });
 
   test('evaluation (clean, FGSM at several ε, rubbish, figures) leaks no tensor', async () => {

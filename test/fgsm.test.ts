@@ -131,6 +131,9 @@ describe('fastGradientSign', () => {
     const result = attack(m, x, y, untargeted);
     assert.equal(result.zeroGradient, 8);
     assert.deepEqual(result.adversarial[0], x);
+    const uncounted = attack(m, x, y, { ...untargeted, countZeroGradients: false });
+    assert.equal(uncounted.zeroGradient, null);
+    assert.deepEqual(uncounted.adversarial[0], x);
     m.dispose();
   });
 

@@ -5,6 +5,7 @@ import { fastGradientSign } from '../src/attacks/fgsm.js';
 import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
 import { buildModel } from '../src/models/build.js';
 import type { Classifier, ModelSpec } from '../src/models/classifier.js';
+import { stream } from '../src/core/rng.js';
 import { dropoutMask } from '../src/models/maxout.js';
 import { plainMatMul } from '../src/models/plain-matmul.js';
 import { minibatchObjective } from '../src/train/objective.js';
@@ -68,6 +69,15 @@ describe('maxout network', () => {
     assert.ok(Math.abs(hidden.filter((v) => v === 2).length / hidden.length - 0.5) < 0.01);
     assert.deepEqual(dropoutMask(100, 784, 0.8, 1, 7), mask.subarray(0, 100 * 784));
     assert.notDeepEqual(dropoutMask(100, 784, 0.8, 1, 8), mask.subarray(0, 100 * 784));
+    // the bulk draw is the per-element draw u < keep·2³², and leaves the stream where those draws would
+    const rng = stream(7);
+    assert.deepEqual(
+      mask,
+      Float32Array.from(mask, () => (rng.nextUint32() < 0.8 * 2 ** 32 ? 1 : 0)),
+    );
+    const bulk = stream(7);
+    bulk.fillBernoulli(new Float32Array(mask.length), 0.8, 1, 0);
+    assert.equal(bulk.nextUint32(), rng.nextUint32());
   });
 
   test('the training state applies the masks; evaluation has no dropout; the same seed gives the same masks', () => {

@@ -21,6 +21,8 @@ export interface FgsmOptions {
    * for the training state with dropout masks drawn from it (adversarial training's gradient-state option).
    */
   dropoutSeed?: number | null;
+  /** Count the examples with an all-zero input gradient (default true); training skips it: it costs a sync per batch. */
+  countZeroGradients?: boolean;
 }
 
 export interface FgsmResult {
@@ -28,8 +30,8 @@ export interface FgsmResult {
   adversarial: tf.Tensor2D[];
   /** ±sign(∇ₓJ), [N, D]: the perturbation per unit ε (before clipping). The caller disposes it. */
   direction: tf.Tensor2D;
-  /** Examples whose input gradient is exactly zero everywhere (saturation / gradient masking signal). */
-  zeroGradient: number;
+  /** Examples whose input gradient is exactly zero everywhere (saturation / gradient masking signal); null when not counted. */
+  zeroGradient: number | null;
 }
 
 function validate(model: Classifier, x: tf.Tensor, y: tf.Tensor | null, options: FgsmOptions): void {
@@ -78,7 +80,8 @@ export function fastGradientSign(model: Classifier, x: tf.Tensor2D, y: tf.Tensor
     const gradient = tf.grad((input: tf.Tensor) => tf.sum(model.loss(model.logits(input as tf.Tensor2D, state), lossLabels)))(x) as tf.Tensor2D;
     const sign = exactSign(gradient);
     const direction = options.target === null ? sign : tf.neg(sign);
-    const zeroGradient = tf.sum(tf.cast(tf.equal(tf.max(tf.abs(gradient), 1), 0), 'int32')).dataSync()[0]!;
+    const zeroGradient =
+      options.countZeroGradients === false ? null : tf.sum(tf.cast(tf.equal(tf.max(tf.abs(gradient), 1), 0), 'int32')).dataSync()[0]!;
     const adversarial = options.epsilons.map((eps) => {
       const stepped = tf.add(x, tf.mul(direction, eps));
       return (options.clip ? tf.clipByValue(stepped, options.clip[0], options.clip[1]) : stepped) as tf.Tensor2D;

@@ -26,6 +26,7 @@ function adversarialExamples(objective: Adversarial): TrainingPerturbation {
         labels: 'true',
         target: null,
         dropoutSeed: gradientSeed,
+        countZeroGradients: false,
       });
       direction.dispose();
       return adversarial[0]!;
@@ -42,7 +43,7 @@ function noisyExamples(objective: Noise): TrainingPerturbation {
     perturb: (_model, x, _y, dropoutSeed) => {
       const rng = stream(dropoutSeed, 'noise');
       const noise = new Float32Array(x.size);
-      if (objective.distribution === 'sign') for (let i = 0; i < noise.length; i++) noise[i] = rng.nextUint32() < 0x80000000 ? epsilon : -epsilon;
+      if (objective.distribution === 'sign') rng.fillBernoulli(noise, 0.5, epsilon, -epsilon);
       else rng.fillUniform(noise, -epsilon, epsilon);
       return tf.tidy(() => tf.add(x, tf.tensor2d(noise, x.shape)));
     },

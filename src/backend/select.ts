@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { FgsmError } from '../core/errors.js';
+import { activateThreadedWasm, THREADED_WASM } from './wasm-threads.js';
 
 /**
  * Which TensorFlow.js backend runs the experiment. `auto` tries tensorflow (@tensorflow/tfjs-node-gpu, CUDA;
@@ -26,6 +27,18 @@ export interface BackendChoice {
   attempts: BackendAttempt[];
   /** The devices the backend computes on, as far as it tells. */
   device: string;
+  /** Which package provided it, and on how many threads. */
+  detail: string;
+  /** Threads the wasm kernels run on; null for backends that manage their own (tensorflow, cpu). */
+  threads: number | null;
+}
+
+export interface BackendOptions {
+  /**
+   * Threads for the wasm backend (default 1: tfjs's stock single-thread build). More than one starts the
+   * multithreaded build (see wasm-threads.ts); where it cannot start, wasm runs on one thread and says why.
+   */
+  wasmThreads?: number;
 }
 
 const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -56,10 +69,19 @@ async function loadTensorflow(): Promise<BackendAttempt> {
   return { backend: 'tensorflow', ok: false, detail: reasons.join('; '), fix: TENSORFLOW_FIX };
 }
 
-async function loadWasm(): Promise<BackendAttempt> {
+async function loadWasm(threads = 1): Promise<BackendAttempt> {
+  let fallback = '';
+  if (threads > 1) {
+    try {
+      await activateThreadedWasm(threads);
+      return { backend: 'wasm', ok: true, detail: `@tensorflow/tfjs-backend-wasm, threaded SIMD build (${threads} threads)` };
+    } catch (error) {
+      fallback = `; ${threads} threads were asked for, but the threaded build did not start: ${(error as Error).message.split('\n')[0]!}`;
+    }
+  }
   try {
     await import('@tensorflow/tfjs-backend-wasm');
-    if (await tf.setBackend('wasm')) return { backend: 'wasm', ok: true, detail: '@tensorflow/tfjs-backend-wasm (single thread)' };
+    if (await tf.setBackend('wasm')) return { backend: 'wasm', ok: true, detail: `@tensorflow/tfjs-backend-wasm (single thread${fallback})` };
     return { backend: 'wasm', ok: false, detail: 'the wasm backend failed to initialise', fix: 'reinstall: npm ci' };
   } catch (error) {
     return { backend: 'wasm', ok: false, detail: (error as Error).message.split('\n')[0]!, fix: 'reinstall: npm ci' };
@@ -72,7 +94,7 @@ async function loadCpu(): Promise<BackendAttempt> {
     : { backend: 'cpu', ok: false, detail: 'the cpu backend failed to initialise' };
 }
 
-const LOADERS: Record<BackendName, () => Promise<BackendAttempt>> = { tensorflow: loadTensorflow, wasm: loadWasm, cpu: loadCpu };
+const LOADERS: Record<BackendName, (threads?: number) => Promise<BackendAttempt>> = { tensorflow: loadTensorflow, wasm: loadWasm, cpu: loadCpu };
 
 function deviceOf(name: BackendName, attempt: BackendAttempt): string {
   if (name !== 'tensorflow') return 'CPU';
@@ -80,11 +102,11 @@ function deviceOf(name: BackendName, attempt: BackendAttempt): string {
 }
 
 /** Loads and activates a backend; see the module comment for the rules. */
-export async function initBackend(requested: BackendRequest): Promise<BackendChoice> {
+export async function initBackend(requested: BackendRequest, options: BackendOptions = {}): Promise<BackendChoice> {
   const candidates = requested === 'auto' ? ORDER : [requested];
   const attempts: BackendAttempt[] = [];
   for (const name of candidates) {
-    const attempt = await LOADERS[name]();
+    const attempt = await LOADERS[name](options.wasmThreads);
     attempts.push(attempt);
     if (!attempt.ok) continue;
     await tf.ready();
@@ -93,7 +115,8 @@ export async function initBackend(requested: BackendRequest): Promise<BackendCho
       requested === 'auto'
         ? `auto chose ${name}${skipped.length ? ` (${skipped.join('; ')})` : ' (the first in the order tensorflow → wasm → cpu)'}`
         : `${name} was requested`;
-    return { name, requested, reason, attempts, device: deviceOf(name, attempt) };
+    const threads = name === 'wasm' ? (tf.getBackend() === THREADED_WASM ? options.wasmThreads! : 1) : null;
+    return { name, requested, reason, detail: attempt.detail, attempts, device: deviceOf(name, attempt), threads };
   }
   const failed = attempts[attempts.length - 1]!;
   throw new FgsmError(`backend ${requested} cannot load: ${failed.detail}`, failed.fix ?? 'try --backend auto');

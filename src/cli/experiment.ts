@@ -25,6 +25,8 @@ import { train, trainingSoFar, type EpochRecord, type TrainingSummary } from '..
 export interface RunOptions {
   overrides: string[];
   backend?: BackendRequest;
+  /** Threads for the wasm backend (execution only: the numbers do not depend on it). */
+  threads?: number;
   dataDir?: string;
   resultsDir: string;
   fresh: boolean;
@@ -108,8 +110,8 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
   if (raw.provenance.warning) progress.line(`\n!!! ${raw.provenance.warning}\n`);
   const splits = makeSplits(raw, config.data);
 
-  const backend = await initBackend(config.backend);
-  progress.line(`backend: ${backend.name} — ${backend.reason}`);
+  const backend = await initBackend(config.backend, { wasmThreads: options.threads });
+  progress.line(`backend: ${backend.name} — ${backend.reason}; ${backend.detail}`);
 
   const unfinished = options.peek ? latestUnfinishedRun(options.resultsDir, config.name, loaded.configHash) : null;
   if (options.peek && !unfinished) {
@@ -193,7 +195,14 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
         classes: splits.classes,
       },
       provenance: collectProvenance(
-        { name: backend.name, requested: backend.requested, reason: backend.reason, device: backend.device },
+        {
+          name: backend.name,
+          requested: backend.requested,
+          reason: backend.reason,
+          detail: backend.detail,
+          threads: backend.threads,
+          device: backend.device,
+        },
         installedTfjsVersions(),
       ),
       seed: config.seed,

@@ -1,7 +1,8 @@
 import chalk from 'chalk';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { join, resolve } from 'node:path';
 import { probeBackends, installedTfjsVersions, type BackendRequest } from '../backend/select.js';
+import { availableThreads } from '../backend/wasm-threads.js';
 import { loadExperiment } from '../config/load.js';
 import { experimentJsonSchema } from '../config/schema.js';
 import { writeFileAtomic } from '../core/atomic.js';
@@ -22,10 +23,32 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 interface ExperimentFlags {
   set: string[];
   backend?: BackendRequest;
+  threads: number;
   dataDir?: string;
   resultsDir: string;
   fresh: boolean;
   quiet: boolean;
+}
+
+/** --threads / FGSM_THREADS: a count ≥ 1, or auto (every core this process may use); null if neither. */
+function threadCount(value: string): number | null {
+  if (value === 'auto') return availableThreads();
+  const n = Number(value);
+  return Number.isInteger(n) && n >= 1 ? n : null;
+}
+const EXPECTED_THREADS = 'expected a whole number ≥ 1 or "auto"';
+
+function parseThreads(value: string): number {
+  const n = threadCount(value);
+  if (n === null) throw new InvalidArgumentError(`${EXPECTED_THREADS}, found "${value}"`);
+  return n;
+}
+
+function threadsFromEnv(): number {
+  const value = process.env.FGSM_THREADS ?? '1';
+  const n = threadCount(value);
+  if (n === null) throw new FgsmError(`FGSM_THREADS: ${EXPECTED_THREADS}, found "${value}"`, 'unset it or set it to e.g. 2');
+  return n;
 }
 
 /** The options of every command that runs an experiment (run, sweep). */
@@ -33,6 +56,12 @@ function withExperimentFlags(command: Command, freshMeans: string | null): Comma
   command
     .option('--set <key=value>', 'override a config key, e.g. --set training.epochs=2 (repeatable)', collect, [])
     .addOption(new Option('--backend <name>', 'tfjs backend; overrides the config').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
+    .option(
+      '--threads <n>',
+      'threads for the wasm backend: a number or auto (default: FGSM_THREADS, else 1); results do not depend on it',
+      parseThreads,
+      threadsFromEnv(),
+    )
     .option('--data-dir <dir>', 'directory with the four MNIST files (else data.dir, FGSM_DATA_DIR, cache, download)')
     .option('--results-dir <dir>', 'where run folders go', 'results');
   if (freshMeans) command.option('--fresh', freshMeans, false);
@@ -43,6 +72,7 @@ function runOptionsFrom(flags: ExperimentFlags, signal?: AbortSignal): RunOption
   return {
     overrides: flags.set,
     backend: flags.backend,
+    threads: flags.threads,
     dataDir: flags.dataDir,
     resultsDir: resolve(flags.resultsDir),
     fresh: flags.fresh ?? false,

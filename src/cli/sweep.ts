@@ -51,7 +51,7 @@ export async function sweepExperiment(file: string, epsilons: number[], options:
       progress: options.progress,
     });
     splits = makeSplits(raw, config.data);
-    await initBackend(config.backend);
+    await initBackend(config.backend, { wasmThreads: options.threads });
   } else {
     ({ dir, splits } = await runExperiment(file, options));
   }

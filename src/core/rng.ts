@@ -78,6 +78,26 @@ export class Rng {
     return r * Math.cos(2 * Math.PI * v);
   }
 
+  /**
+   * out[i] = whenTrue with probability p, else whenFalse: the draw nextUint32() < p·2³² per element, in bulk
+   * (the state lives in locals, about five times faster than a call per element; the same sequence).
+   */
+  fillBernoulli(out: Float32Array, p: number, whenTrue: number, whenFalse: number): Float32Array {
+    const threshold = p * 4294967296;
+    let { a, b, c, d } = this;
+    for (let i = 0; i < out.length; i++) {
+      const t = (((a + b) >>> 0) + d) >>> 0;
+      d = (d + 1) >>> 0;
+      a = b ^ (b >>> 9);
+      b = (c + (c << 3)) >>> 0;
+      c = ((c << 21) | (c >>> 11)) >>> 0;
+      c = (c + t) >>> 0;
+      out[i] = t < threshold ? whenTrue : whenFalse;
+    }
+    Object.assign(this, { a, b, c, d });
+    return out;
+  }
+
   fillUniform(out: Float32Array, low: number, high: number): Float32Array {
     for (let i = 0; i < out.length; i++) out[i] = low + (high - low) * this.next();
     return out;

@@ -76,7 +76,7 @@ export function evaluate(model: Classifier, test: Split, options: EvaluateOption
     const x = tf.tensor2d(test.x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]);
     const y = tf.tensor1d(test.y.subarray(start, end), 'int32');
     const result = fastGradientSign(model, x, y, fgsmOptions);
-    zeroGradient += result.zeroGradient;
+    zeroGradient += result.zeroGradient!;
     epsilons.forEach((_, e) => {
       const probabilities = tf.tidy(() => model.probabilities(model.logits(result.adversarial[e]!)));
       adversarial[e]!.set(probabilities.dataSync(), start * k);

@@ -12,11 +12,7 @@ type MaxoutSpec = Extract<ModelSpec, { kind: 'maxout' }>;
  * [x; x̃] gets on its clean rows exactly the masks a pass over x alone would.
  */
 export function dropoutMask(rows: number, width: number, keep: number, scale: number, seed: number): Float32Array {
-  const rng = stream(seed);
-  const threshold = keep * 4294967296;
-  const mask = new Float32Array(rows * width);
-  for (let i = 0; i < mask.length; i++) mask[i] = rng.nextUint32() < threshold ? scale : 0;
-  return mask;
+  return stream(seed).fillBernoulli(new Float32Array(rows * width), keep, scale, 0);
 }
 
 /**

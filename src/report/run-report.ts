@@ -51,7 +51,7 @@ export function renderRunReport(result: ResultRecord, rows: ReportRow[]): string
     '',
     `- data: ${result.data.kind} (${result.data.reason}) at ${result.data.location}; train ${result.data.counts.train}, validation ${result.data.counts.validation}, test ${result.data.counts.test}; classes [${result.data.classes}]`,
     ...result.data.files.map((f) => `  - ${f.name}${f.gzip ? '.gz' : ''}: sha256 ${f.sha256}`),
-    `- backend: ${result.provenance.backend.name} — ${result.provenance.backend.reason}; device ${result.provenance.backend.device}`,
+    `- backend: ${result.provenance.backend.name} — ${result.provenance.backend.reason}${result.provenance.backend.detail ? `; ${result.provenance.backend.detail}` : ''}; device ${result.provenance.backend.device}`,
     `- code: fgsm ${result.provenance.fgsmVersion}, git ${result.provenance.git.commit ?? 'unknown'}${result.provenance.git.dirty ? ' (with uncommitted changes)' : ''}; Node ${result.provenance.node}; ${Object.entries(
       result.provenance.tfjs,
     )

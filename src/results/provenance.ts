@@ -10,7 +10,8 @@ export interface Provenance {
   git: { commit: string | null; dirty: boolean | null };
   node: string;
   tfjs: Record<string, string>;
-  backend: { name: string; requested: string; reason: string; device: string };
+  /** detail and threads: absent in records written before threaded wasm existed */
+  backend: { name: string; requested: string; reason: string; device: string; detail?: string; threads?: number | null };
   machine: { platform: string; arch: string; cpu: string; cores: number; memoryGiB: number; hostname: string };
   command: string[];
 }
