@@ -253,12 +253,8 @@ export async function train(options: TrainOptions): Promise<TrainingSummary> {
     } else if (secondStage !== 'none') {
       chosenEpoch = state.bestEpoch!;
     }
-    const stage1 = state.stage1 ?? { epochs: state.epoch, steps: state.step, stoppedBy: state.stoppedBy! };
     const last = state.history.at(-1)!;
-    return {
-      ...stage1,
-      bestEpoch: state.bestEpoch,
-      bestValidationError: state.bestValidationError,
+    return summarise(state, state.stoppedBy!, {
       chosenEpoch,
       stage2:
         secondStage === 'none'
@@ -271,11 +267,9 @@ export async function train(options: TrainOptions): Promise<TrainingSummary> {
               targetLoss: state.bestTrainingLoss,
               finalHeldOutLoss: last.heldOutLoss,
             },
-      finalTrainingError: last.trainError,
       resumedFromEpoch,
       seconds: (Date.now() - started) / 1000,
-      history: state.history,
-    };
+    });
   } finally {
     optimizer.dispose();
     for (const v of best.values()) v.dispose();
@@ -385,17 +379,27 @@ export function trainingSoFar(model: Classifier, checkpointDir: string, config: 
     'checkpoint',
   );
   tf.dispose(Object.values(tensors));
-  const last = state.history.at(-1)!;
-  const stage1 = state.stage1 ?? { epochs: state.epoch, steps: state.step, stoppedBy: state.stoppedBy ?? 'max-epochs' };
+  return summarise(state, state.stoppedBy ?? 'max-epochs', {
+    chosenEpoch: useBest ? state.bestEpoch! : state.epoch,
+    stage2: null,
+    resumedFromEpoch: null,
+    seconds: state.history.reduce((sum, r) => sum + r.seconds, 0),
+  });
+}
+
+/** The summary of a training state; stage 1's figures are the current ones while stage 1 is still running. */
+function summarise(
+  state: TrainingState,
+  stage1StoppedBy: NonNullable<TrainingState['stoppedBy']>,
+  rest: Pick<TrainingSummary, 'chosenEpoch' | 'stage2' | 'resumedFromEpoch' | 'seconds'>,
+): TrainingSummary {
+  const stage1 = state.stage1 ?? { epochs: state.epoch, steps: state.step, stoppedBy: stage1StoppedBy };
   return {
     ...stage1,
     bestEpoch: state.bestEpoch,
     bestValidationError: state.bestValidationError,
-    chosenEpoch: useBest ? state.bestEpoch! : state.epoch,
-    stage2: null,
-    finalTrainingError: last.trainError,
-    resumedFromEpoch: null,
-    seconds: state.history.reduce((sum, r) => sum + r.seconds, 0),
+    finalTrainingError: state.history.at(-1)!.trainError,
     history: state.history,
+    ...rest,
   };
 }
