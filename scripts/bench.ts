@@ -7,9 +7,9 @@
  * Data: FGSM_DATA_DIR, else the cache, else the embedded subset.
  */
 import * as tf from '@tensorflow/tfjs';
+import { availableParallelism } from 'node:os';
 import { fastGradientSign } from '../src/attacks/fgsm.js';
 import { initBackend, type BackendRequest } from '../src/backend/select.js';
-import { availableThreads } from '../src/backend/wasm-threads.js';
 import { createProgress } from '../src/core/progress.js';
 import { makeSplits, type Split } from '../src/data/dataset.js';
 import { cacheDir, explicitDataDir, resolveMnist } from '../src/data/source.js';
@@ -131,7 +131,7 @@ function naiveMaxoutExamplesPerSecond(model: Classifier, split: Split, steps: nu
 async function main(): Promise<void> {
   const raw = await resolveMnist({ source: 'auto', explicit: explicitDataDir(undefined, null), cache: cacheDir(), progress: quiet });
   const backend = await initBackend((arg('--backend') as BackendRequest | undefined) ?? 'auto');
-  const threads = Number(arg('--threads') ?? availableThreads());
+  const threads = Number(arg('--threads') ?? availableParallelism());
   const splits = makeSplits(raw, {
     source: 'auto',
     dir: null,

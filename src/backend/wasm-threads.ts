@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { BackendWasm, getThreadsCount, setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
 
@@ -103,9 +103,4 @@ export async function activateThreadedWasm(threads: number): Promise<void> {
   tf.registerBackend(THREADED_WASM, () => backend);
   for (const kernel of tf.getKernelsForBackend('wasm')) tf.registerKernel({ ...kernel, backendName: THREADED_WASM });
   if (!(await tf.setBackend(THREADED_WASM))) throw new Error('the threaded wasm backend failed to initialise');
-}
-
-/** Threads the machine offers: what `--threads auto` uses. */
-export function availableThreads(): number {
-  return availableParallelism();
 }

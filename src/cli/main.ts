@@ -1,8 +1,8 @@
 import chalk from 'chalk';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { probeBackends, installedTfjsVersions, type BackendRequest } from '../backend/select.js';
-import { availableThreads } from '../backend/wasm-threads.js';
 import { loadExperiment } from '../config/load.js';
 import { experimentJsonSchema } from '../config/schema.js';
 import { writeFileAtomic } from '../core/atomic.js';
@@ -32,7 +32,7 @@ interface ExperimentFlags {
 
 /** --threads / FGSM_THREADS: a count ≥ 1, or auto (every core this process may use); null if neither. */
 function threadCount(value: string): number | null {
-  if (value === 'auto') return availableThreads();
+  if (value === 'auto') return availableParallelism();
   const n = Number(value);
   return Number.isInteger(n) && n >= 1 ? n : null;
 }
