@@ -6,7 +6,7 @@ import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
 import { buildModel } from '../src/models/build.js';
 import type { Classifier, ModelSpec } from '../src/models/classifier.js';
 import { stream } from '../src/core/rng.js';
-import { dropoutMask } from '../src/models/maxout.js';
+import { dropoutMask, maxoutUnits } from '../src/models/maxout.js';
 import { plainMatMul } from '../src/models/plain-matmul.js';
 import { minibatchObjective } from '../src/train/objective.js';
 import { MomentumSgd } from '../src/train/sgd.js';
@@ -57,6 +57,30 @@ describe('maxout network', () => {
       assert.ok(maxDifference(m.logits(x), expected) < 1e-5);
     });
     m.dispose();
+  });
+
+  test('maxout units: the gradient goes to the pieces at the max (all of them on a tie, none a hair below)', () => {
+    tf.tidy(() => {
+      // 2 examples, 3 units of 2 pieces (piece p of unit u is column p·3 + u)
+      const z = tf.tensor2d([
+        [1, 5, 2, 3, 5, -1],
+        [1e-30, 0, 7, 0, 0, 7 - 1e-6],
+      ]);
+      const dy = tf.tensor2d([
+        [10, 20, 30],
+        [40, 50, 60],
+      ]);
+      assert.deepEqual(values(maxoutUnits(z, 2)), [3, 5, 2, 1e-30, 0, 7].map(Math.fround));
+      const dz = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(maxoutUnits(v as tf.Tensor2D, 2), dy)))(z);
+      assert.deepEqual(values(dz), [0, 20, 30, 10, 20, 0, 40, 50, 60, 0, 50, 0]);
+      // on random values (no ties) it equals the gradient of a chain of tf.maximum
+      const r = tf.randomUniform([7, 20], -1, 1, 'float32', 5) as tf.Tensor2D;
+      const dr = tf.randomUniform([7, 5], -1, 1, 'float32', 6);
+      const chain = (v: tf.Tensor2D): tf.Tensor2D => (tf.split(v, 4, 1) as tf.Tensor2D[]).reduce((a, b) => tf.maximum(a, b));
+      const expected = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(chain(v as tf.Tensor2D), dr)))(r);
+      const actual = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(maxoutUnits(v as tf.Tensor2D, 4), dr)))(r);
+      assert.deepEqual(values(actual), values(expected));
+    });
   });
 
   test('dropout masks: keep rates and scales as configured, a fresh mask per seed, tall masks extend short ones', () => {
