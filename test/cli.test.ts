@@ -196,6 +196,40 @@ describe('fgsm CLI end to end', () => {
     assert.equal(JSON.parse(readFileSync(join(folder, 'status.json'), 'utf8')).state, 'interrupted');
   });
 
+  test('run --jobs 2: each config and seed in its own process, output lines labelled, same numbers as in-process', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'one.yaml'), SMALL('one'));
+    writeFileSync(join(dir, 'two.yaml'), SMALL('two', 'seeds: [4, 5]'));
+    const results = join(dir, 'results');
+    const run = fgsm(['run', join(dir, 'one.yaml'), join(dir, 'two.yaml'), '--jobs', '2', '--results-dir', results, '--set', 'training.epochs=2']);
+    assert.equal(run.status, 0, run.stderr);
+    for (const label of ['one', 'two seed 4', 'two seed 5']) assert.match(run.stdout, new RegExp(`^\\[${label}\\] .*s4\\.softmax\\.fgsm`, 'm'));
+    assert.equal(readdirSync(join(results, 'two')).length, 2);
+    const inProcess = fgsm(['run', join(dir, 'one.yaml'), '--results-dir', join(dir, 'alone'), '--set', 'training.epochs=2', '-q']);
+    assert.equal(inProcess.status, 0, inProcess.stderr);
+    const a = JSON.parse(readFileSync(join(onlyRun(results, 'one'), 'result.json'), 'utf8'));
+    const b = JSON.parse(readFileSync(join(onlyRun(join(dir, 'alone'), 'one'), 'result.json'), 'utf8'));
+    assert.equal(a.config.training.epochs, 2);
+    assert.deepEqual(a.metrics.fgsm, b.metrics.fgsm);
+
+    const broken = fgsm([
+      'run',
+      join(dir, 'one.yaml'),
+      join(dir, 'two.yaml'),
+      '--jobs',
+      '2',
+      '--results-dir',
+      results,
+      '--set',
+      'data.source=dir',
+      '--data-dir',
+      join(dir, 'nowhere'),
+      '-q',
+    ]);
+    assert.equal(broken.status, 2);
+    assert.match(broken.stderr, /3 of 3 runs failed: one \(exit status 2\), two seed 4 \(exit status 2\), two seed 5 \(exit status 2\)/);
+  });
+
   test('data verify and doctor report what they find', () => {
     const dataDir = process.env.FGSM_DATA_DIR;
     if (dataDir) {

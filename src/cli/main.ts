@@ -1,7 +1,7 @@
 import chalk from 'chalk';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { availableParallelism } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, extname, join, resolve } from 'node:path';
 import { probeBackends, installedTfjsVersions, type BackendRequest } from '../backend/select.js';
 import { loadExperiment } from '../config/load.js';
 import { experimentJsonSchema } from '../config/schema.js';
@@ -16,6 +16,7 @@ import { compareClaims, failedChecks, resolveRelativeChecks, unmeasuredClaims, w
 import { latestResults } from '../report/collect.js';
 import { renderCsv, renderJson, renderMarkdown, renderTerminal } from '../report/render.js';
 import { loadForRun, runExperiment, type RunOptions } from './experiment.js';
+import { runJobs } from './jobs.js';
 import { parseEpsilons, sweepExperiment } from './sweep.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -68,6 +69,19 @@ function withExperimentFlags(command: Command, freshMeans: string | null): Comma
   return command.option('-q, --quiet', 'no progress output', false);
 }
 
+/** The flags that make a child `fgsm run` (one of --jobs) run exactly as this process would have. */
+function childFlags(flags: ExperimentFlags): string[] {
+  return [
+    ...flags.set.flatMap((override) => ['--set', override]),
+    ...(flags.backend ? ['--backend', flags.backend] : []),
+    ...['--threads', String(flags.threads)],
+    ...(flags.dataDir ? ['--data-dir', resolve(flags.dataDir)] : []),
+    ...['--results-dir', resolve(flags.resultsDir)],
+    ...(flags.fresh ? ['--fresh'] : []),
+    ...(flags.quiet ? ['--quiet'] : []),
+  ];
+}
+
 function runOptionsFrom(flags: ExperimentFlags, signal?: AbortSignal): RunOptions {
   return {
     overrides: flags.set,
@@ -90,9 +104,15 @@ function program(): Command {
     cli
       .command('run')
       .description('train, attack and evaluate each experiment; write results/ and print the table against the paper')
-      .argument('<configs...>', 'experiment YAML files'),
+      .argument('<configs...>', 'experiment YAML files')
+      .option(
+        '--jobs <n>',
+        'runs (configs, seeds) at a time, each its own process: a number or auto (one per core); default 1, in this process',
+        parseThreads,
+        1,
+      ),
     'start a new run even if an unfinished one of the same config exists',
-  ).action(async (configs: string[], flags: ExperimentFlags) => {
+  ).action(async (configs: string[], flags: ExperimentFlags & { jobs: number }) => {
     const controller = new AbortController();
     const onSignal = (signal: NodeJS.Signals) => {
       if (controller.signal.aborted) process.exit(130);
@@ -102,12 +122,27 @@ function program(): Command {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     const options = runOptionsFrom(flags, controller.signal);
-    const runs = configs.flatMap((file) => {
+    const runs = configs.flatMap((file): { file: string; seed: number | null; overrides: string[] }[] => {
       const seeds = loadForRun(file, options).config.seeds;
       return seeds
-        ? seeds.map((seed) => ({ file, overrides: [...options.overrides, `seed=${seed}`, 'seeds=null'] }))
-        : [{ file, overrides: options.overrides }];
+        ? seeds.map((seed) => ({ file, seed, overrides: [...options.overrides, `seed=${seed}`, 'seeds=null'] }))
+        : [{ file, seed: null, overrides: options.overrides }];
     });
+    if (flags.jobs > 1 && runs.length > 1) {
+      const jobs = runs.map(({ file, seed, overrides }) => ({
+        label: seed === null ? basename(file, extname(file)) : `${basename(file, extname(file))} seed ${seed}`,
+        args: ['run', file, ...childFlags({ ...flags, set: overrides })],
+      }));
+      const failed = (await runJobs(process.argv[1]!, jobs, flags.jobs, controller.signal)).filter((job) => job.status !== 0);
+      if (controller.signal.aborted) throw new InterruptedError('interrupted; rerun the same command to resume the unfinished runs');
+      if (failed.length) {
+        throw new FgsmError(
+          `${failed.length} of ${jobs.length} runs failed: ${failed.map((job) => `${job.label} (exit status ${job.status})`).join(', ')}`,
+          'their messages are above, each line prefixed with its run',
+        );
+      }
+      return;
+    }
     for (const { file, overrides } of runs) {
       const outcome = await runExperiment(file, { ...options, overrides });
       const rows = compareClaims(outcome.result);

@@ -1,0 +1,52 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+
+/** One run of `fgsm run`, as its own process: the arguments after `fgsm`, and a label for its output lines. */
+export interface Job {
+  label: string;
+  args: string[];
+}
+
+export interface JobOutcome {
+  label: string;
+  /** The exit status; 130 for a run interrupted by a signal (its checkpoint is kept). */
+  status: number;
+}
+
+/** Copies a child's output line by line, each line prefixed with its run's label, so parallel runs stay legible. */
+function relay(from: Readable, to: NodeJS.WritableStream, label: string): Promise<void> {
+  const lines = createInterface({ input: from, crlfDelay: Infinity });
+  lines.on('line', (line) => to.write(`[${label}] ${line}\n`));
+  return new Promise((resolve) => lines.on('close', resolve));
+}
+
+/**
+ * Runs `jobs` as separate `fgsm` processes, at most `parallel` at a time, in order. Independent runs (seeds,
+ * configs) use several cores this way without sharing a tfjs engine. A signal passed to `interrupt` reaches every
+ * running child (each stops after its epoch's checkpoint), and no further job starts.
+ */
+export async function runJobs(bin: string, jobs: readonly Job[], parallel: number, interrupt: AbortSignal): Promise<JobOutcome[]> {
+  const outcomes: JobOutcome[] = new Array(jobs.length);
+  const running = new Set<ChildProcess>();
+  interrupt.addEventListener('abort', () => {
+    for (const child of running) child.kill('SIGINT');
+  });
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length && !interrupt.aborted) {
+      const index = next++;
+      const { label, args } = jobs[index]!;
+      // its own process group: a terminal's Ctrl-C reaches the child once, through `interrupt`, not twice
+      const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      running.add(child);
+      const copied = Promise.all([relay(child.stdout, process.stdout, label), relay(child.stderr, process.stderr, label)]);
+      const status = await new Promise<number>((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal ? 130 : 1))));
+      await copied;
+      running.delete(child);
+      outcomes[index] = { label, status };
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, worker));
+  return outcomes.filter((outcome) => outcome !== undefined);
+}
