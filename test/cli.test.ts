@@ -165,6 +165,18 @@ describe('fgsm CLI end to end', () => {
     const a = JSON.parse(readFileSync(join(folder, 'result.json'), 'utf8'));
     const b = JSON.parse(readFileSync(join(onlyRun(join(dir, 'fresh'), 'long'), 'result.json'), 'utf8'));
     assert.ok(a.metrics.training.resumedFromEpoch.epoch >= 1);
+    // the total counts the killed invocation's epochs too: every epoch of epochs.csv
+    const epochSeconds = readFileSync(join(folder, 'epochs.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((row) => Number(row.split(',').at(-1)));
+    assert.ok(epochSeconds.length > a.metrics.training.epochs - a.metrics.training.resumedFromEpoch.epoch);
+    assert.ok(Math.abs(a.metrics.training.totalSeconds - epochSeconds.reduce((sum, s) => sum + s, 0)) < 1e-6);
+    assert.match(
+      readFileSync(join(folder, 'report.md'), 'utf8'),
+      /Training time [\d.]+ s over all invocations \([\d.]+ s in this one, resumed after stage 1 epoch \d+\)/,
+    );
     assert.deepEqual(a.metrics.clean, b.metrics.clean);
     assert.deepEqual(a.metrics.fgsm, b.metrics.fgsm);
     assert.deepEqual(a.metrics.rubbish, b.metrics.rubbish);

@@ -3,6 +3,7 @@ import type { ReportRow } from './compare.js';
 import { renderMarkdown } from './render.js';
 
 const pct = (v: number | null | undefined): string => (v === null || v === undefined ? '—' : `${(100 * v).toFixed(2)}%`);
+const duration = (seconds: number): string => (seconds < 120 ? `${seconds.toFixed(1)} s` : `${(seconds / 60).toFixed(1)} min`);
 
 /** report.md of one run: the paper table, every measured number, the open choices and the provenance. */
 export function renderRunReport(result: ResultRecord, rows: ReportRow[]): string {
@@ -34,14 +35,21 @@ export function renderRunReport(result: ResultRecord, rows: ReportRow[]): string
       '',
     );
   }
+  const stage2 = t.stage2
+    ? ` Stage 2 (${t.stage2.mode}): ${t.stage2.epochs} epochs (${t.stage2.steps} updates), stopped by ${t.stage2.stoppedBy}` +
+      (t.stage2.targetLoss !== null
+        ? `; held-out loss ${t.stage2.finalHeldOutLoss?.toFixed(4)} against the target ${t.stage2.targetLoss.toFixed(4)}`
+        : '') +
+      '.'
+    : '';
+  const resumed = t.resumedFromEpoch ? `, resumed after stage ${t.resumedFromEpoch.stage} epoch ${t.resumedFromEpoch.epoch}` : '';
   lines.push(
     '## Training',
     '',
-    `${t.epochs} epochs (${t.steps} updates), stopped by ${t.stoppedBy}; parameters of epoch ${t.chosenEpoch}` +
+    `Stage 1: ${t.epochs} epochs (${t.steps} updates), stopped by ${t.stoppedBy}; parameters of epoch ${t.chosenEpoch}` +
       (t.bestValidationError !== null ? ` (best validation error ${pct(t.bestValidationError)})` : '') +
-      `; final training error (training state) ${pct(t.finalTrainingError)}; ${t.seconds.toFixed(1)} s in this invocation` +
-      (t.resumedFromEpoch !== null ? `, resumed after epoch ${t.resumedFromEpoch}` : '') +
-      '. Per epoch: `epochs.csv`; curve: `training-curve.svg`.',
+      `.${stage2} Final training error (training state) ${pct(t.finalTrainingError)}. Training time ${duration(t.totalSeconds)} over all invocations` +
+      ` (${duration(t.seconds)} in this one${resumed}). Per epoch: \`epochs.csv\`; curve: \`training-curve.svg\`.`,
     '',
     '## Open choices (PAPER.md §3)',
     '',

@@ -73,7 +73,10 @@ export interface TrainingSummary {
   /** Training-state error of the last epoch trained (stage 2's when there is one). */
   finalTrainingError: number;
   resumedFromEpoch: { stage: 1 | 2; epoch: number } | null;
+  /** Seconds this invocation trained (a resumed run counts only its own part). */
   seconds: number;
+  /** Seconds of training over every invocation: the sum of the epochs' times, each measured where it ran. */
+  totalSeconds: number;
   history: EpochRecord[];
 }
 
@@ -399,6 +402,7 @@ function summarise(
     bestEpoch: state.bestEpoch,
     bestValidationError: state.bestValidationError,
     finalTrainingError: state.history.at(-1)!.trainError,
+    totalSeconds: state.history.reduce((sum, r) => sum + r.seconds, 0),
     history: state.history,
     ...rest,
   };
