@@ -59,7 +59,7 @@ describe('maxout network', () => {
     m.dispose();
   });
 
-  test('maxout units: the gradient goes to the pieces at the max (all of them on a tie, none a hair below)', () => {
+  test("maxout units: the gradient goes to the piece at the max, on a tie to the last one (pylearn2's)", () => {
     tf.tidy(() => {
       // 2 examples, 3 units of 2 pieces (piece p of unit u is column p·3 + u)
       const z = tf.tensor2d([
@@ -72,14 +72,18 @@ describe('maxout network', () => {
       ]);
       assert.deepEqual(values(maxoutUnits(z, 2)), [3, 5, 2, 1e-30, 0, 7].map(Math.fround));
       const dz = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(maxoutUnits(v as tf.Tensor2D, 2), dy)))(z);
-      assert.deepEqual(values(dz), [0, 20, 30, 10, 20, 0, 40, 50, 60, 0, 50, 0]);
-      // on random values (no ties) it equals the gradient of a chain of tf.maximum
-      const r = tf.randomUniform([7, 20], -1, 1, 'float32', 5) as tf.Tensor2D;
-      const dr = tf.randomUniform([7, 5], -1, 1, 'float32', 6);
-      const chain = (v: tf.Tensor2D): tf.Tensor2D => (tf.split(v, 4, 1) as tf.Tensor2D[]).reduce((a, b) => tf.maximum(a, b));
-      const expected = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(chain(v as tf.Tensor2D), dr)))(r);
-      const actual = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(maxoutUnits(v as tf.Tensor2D, 4), dr)))(r);
-      assert.deepEqual(values(actual), values(expected));
+      assert.deepEqual(values(dz), [0, 0, 30, 10, 20, 0, 40, 0, 60, 0, 50, 0]);
+      // pylearn2's p = T.maximum(cur, p): tfjs's maximum, like Theano's, gives a tie's gradient to its first argument
+      const pylearn2 = (v: tf.Tensor2D): tf.Tensor2D => (tf.split(v, 4, 1) as tf.Tensor2D[]).reduce((p, cur) => tf.maximum(cur, p));
+      const dr = tf.randomUniform([50, 5], -1, 1, 'float32', 6);
+      for (const r of [
+        tf.randomUniform([50, 20], -1, 1, 'float32', 5),
+        tf.round(tf.randomUniform([50, 20], -2, 2, 'float32', 7)), // many ties, some of 3 or 4 pieces
+      ]) {
+        const expected = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(pylearn2(v as tf.Tensor2D), dr)))(r);
+        const actual = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(maxoutUnits(v as tf.Tensor2D, 4), dr)))(r);
+        assert.deepEqual(values(actual), values(expected));
+      }
     });
   });
 

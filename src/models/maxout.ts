@@ -16,13 +16,40 @@ export function dropoutMask(rows: number, width: number, keep: number, scale: nu
 }
 
 /**
+ * On the pieces at their unit's maximum (`atMax`, [n, pieces, units], 1 or 0), keeps only the last piece of each
+ * tie: pylearn2 computed a unit as p = T.maximum(cur, p) over the pieces in order, and Theano's maximum gives the
+ * gradient of a tie to its first argument, so the last tied piece takes it all. Ties are rare but real (exact
+ * float equality, a few per epoch on MNIST), so they are found with one vectorised count and fixed on the host.
+ */
+function lastTiedPiece(atMax: tf.Tensor3D): tf.Tensor3D {
+  const [n, pieces, units] = atMax.shape;
+  const mostAtMax = tf.tidy(
+    () => tf.max(tf.avgPool(tf.reshape(atMax, [n, 1, pieces, units]) as tf.Tensor4D, [1, pieces], [1, pieces], 'valid')).dataSync()[0]!,
+  );
+  if (mostAtMax * pieces < 1.5) return atMax;
+  const mask = atMax.dataSync().slice();
+  for (let i = 0; i < n; i++) {
+    for (let u = 0; u < units; u++) {
+      let last = -1;
+      for (let p = 0; p < pieces; p++) {
+        const at = (i * pieces + p) * units + u;
+        if (mask[at] === 0) continue;
+        if (last >= 0) mask[last] = 0;
+        last = at;
+      }
+    }
+  }
+  return tf.tensor3d(mask, [n, pieces, units]);
+}
+
+/**
  * h_u = max_p z[:, p·units + u]: the maxout units of pre-activations z whose `pieces` blocks of columns are the
- * pieces. The gradient goes to every piece equal to its unit's maximum (exact ties have probability zero).
+ * pieces. The gradient goes to the piece at the maximum, on a tie to the last one (see lastTiedPiece).
  *
  * Written for speed on wasm, where tf.maximum, the comparisons and tf.max's gradient are scalar C++ loops
  * (a chain of tf.maximum over tf.split's blocks, with its gradient, took 3.7 ms on 100 × 1200) while
- * max-pooling, Sub, Mul and Step run vectorised (0.9 ms): the forward pass is a 1 × pieces max-pool over
- * z seen as [n, 1, pieces, units], and the gradient is dy on the pieces where step(max − z) is 0. Step is
+ * max-pooling, Sub, Mul and Step run vectorised (about 1 ms): the forward pass is a 1 × pieces max-pool over
+ * z seen as [n, 1, pieces, units], and the pieces at the maximum are those where step(max − z) is 0. Step is
  * exact there (step(1e-40) = 1), unlike wasm's Sign, which rounds |x| < 1e-7 to 0.
  */
 export const maxoutUnits = (z: tf.Tensor2D, pieces: number): tf.Tensor2D => {
@@ -37,8 +64,8 @@ export const maxoutUnits = (z: tf.Tensor2D, pieces: number): tf.Tensor2D => {
       value: max,
       gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
         const [zs, maxs] = saved as [tf.Tensor2D, tf.Tensor2D];
-        const belowMax = tf.step(tf.sub(tf.reshape(maxs, [n, 1, units]), tf.reshape(zs, [n, pieces, units])));
-        return tf.reshape(tf.mul(tf.sub(1, belowMax), tf.reshape(dy, [n, 1, units])), [n, width]);
+        const atMax = tf.sub(1, tf.step(tf.sub(tf.reshape(maxs, [n, 1, units]), tf.reshape(zs, [n, pieces, units])))) as tf.Tensor3D;
+        return tf.reshape(tf.mul(lastTiedPiece(atMax), tf.reshape(dy, [n, 1, units])), [n, width]);
       },
     };
   })(z);
