@@ -31,24 +31,24 @@ interface ExperimentFlags {
   quiet: boolean;
 }
 
-/** --threads / FGSM_THREADS: a count ≥ 1, or auto (every core this process may use); null if neither. */
-function threadCount(value: string): number | null {
+/** --threads, FGSM_THREADS, --jobs: a count ≥ 1, or auto (one per core this process may use); null if neither. */
+function countOrAuto(value: string): number | null {
   if (value === 'auto') return availableParallelism();
   const n = Number(value);
   return Number.isInteger(n) && n >= 1 ? n : null;
 }
-const EXPECTED_THREADS = 'expected a whole number ≥ 1 or "auto"';
+const EXPECTED_COUNT = 'expected a whole number ≥ 1 or "auto"';
 
-function parseThreads(value: string): number {
-  const n = threadCount(value);
-  if (n === null) throw new InvalidArgumentError(`${EXPECTED_THREADS}, found "${value}"`);
+function parseCount(value: string): number {
+  const n = countOrAuto(value);
+  if (n === null) throw new InvalidArgumentError(`${EXPECTED_COUNT}, found "${value}"`);
   return n;
 }
 
 function threadsFromEnv(): number {
   const value = process.env.FGSM_THREADS ?? '1';
-  const n = threadCount(value);
-  if (n === null) throw new FgsmError(`FGSM_THREADS: ${EXPECTED_THREADS}, found "${value}"`, 'unset it or set it to e.g. 2');
+  const n = countOrAuto(value);
+  if (n === null) throw new FgsmError(`FGSM_THREADS: ${EXPECTED_COUNT}, found "${value}"`, 'unset it or set it to e.g. 2');
   return n;
 }
 
@@ -60,7 +60,7 @@ function withExperimentFlags(command: Command, freshMeans: string | null): Comma
     .option(
       '--threads <n>',
       'threads for the wasm backend: a number or auto (default: FGSM_THREADS, else 1); results do not depend on it',
-      parseThreads,
+      parseCount,
       threadsFromEnv(),
     )
     .option('--data-dir <dir>', 'directory with the four MNIST files (else data.dir, FGSM_DATA_DIR, cache, download)')
@@ -108,7 +108,7 @@ function program(): Command {
       .option(
         '--jobs <n>',
         'runs (configs, seeds) at a time, each its own process: a number or auto (one per core); default 1, in this process',
-        parseThreads,
+        parseCount,
         1,
       ),
     'start a new run even if an unfinished one of the same config exists',
