@@ -165,8 +165,7 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
       'model/weights.bin',
       ...(await writeFigures(outDir, config, model, summary, evaluation)),
     ];
-    // per-epoch seconds are measured in whichever invocation ran the epoch, so this holds across resumes too
-    const trainingSeconds = history.reduce((sum, r) => sum + r.seconds, 0);
+    const trainingSeconds = training.totalSeconds; // over every invocation, so throughput holds across resumes
     const finished = new Date();
     const result: ResultRecord = {
       format: 'fgsm-result/1',

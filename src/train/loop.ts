@@ -386,7 +386,7 @@ export function trainingSoFar(model: Classifier, checkpointDir: string, config: 
     chosenEpoch: useBest ? state.bestEpoch! : state.epoch,
     stage2: null,
     resumedFromEpoch: null,
-    seconds: state.history.reduce((sum, r) => sum + r.seconds, 0),
+    seconds: 0, // a look at a checkpoint trains nothing; totalSeconds has the run's training time
   });
 }
 
