@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { tempDir } from './helpers.js';
 
@@ -101,23 +101,29 @@ describe('fgsm CLI end to end', () => {
     const fgsmRow = rows.find((r: { id: string; quantity: string }) => r.id === 's4.softmax.fgsm' && r.quantity === 'error');
     assert.equal(fgsmRow.paper, 99.9);
     assert.ok(Math.abs(fgsmRow.ours - 100 * result.metrics.fgsm['0.25'].error) < 1e-9);
-    assert.ok(existsSync(join(dir, 'results', 'report.md')) && existsSync(join(dir, 'results', 'report.csv')));
+    assert.ok(!existsSync(join(dir, 'results', 'report.md')), 'report never writes into the folder it reads');
+    const out = join(dir, 'report-out');
+    assert.equal(fgsm(['report', join(dir, 'results'), '--out', out]).status, 0);
+    assert.ok(existsSync(join(out, 'report.md')) && existsSync(join(out, 'report.csv')));
 
     const sweep = fgsm(['sweep', join(dir, 'small.yaml'), '--eps', '0:0.2:0.1', '--results-dir', join(dir, 'results'), '--set', 'training.epochs=2']);
     assert.equal(sweep.status, 0, sweep.stderr);
     assert.match(sweep.stderr, /using the trained model of/);
-    const lines = readFileSync(join(folder, 'sweep.csv'), 'utf8').trim().split('\n');
+    const sweepDir = /→ (.*)\/sweep\.csv/.exec(sweep.stdout)![1]!;
+    assert.equal(dirname(dirname(sweepDir)), folder, 'a sweep is kept under the run whose model it attacks');
+    const lines = readFileSync(join(sweepDir, 'sweep.csv'), 'utf8').trim().split('\n');
     assert.deepEqual(
       lines.map((l) => l.split(',')[0]),
       ['epsilon', '0', '0.1', '0.2'],
     );
     assert.equal(Number(lines[1]!.split(',')[1]), result.metrics.clean.error, 'FGSM at ε = 0 is the clean error');
     assert.equal(Number(lines[2]!.split(',')[1]), result.metrics.fgsm['0.1'].error, 'the sweep agrees with the run');
-    assert.ok(existsSync(join(folder, 'sweep.svg')));
+    assert.ok(existsSync(join(sweepDir, 'sweep.svg')));
+    assert.deepEqual(JSON.parse(readFileSync(join(sweepDir, 'sweep.json'), 'utf8')).epsilons, [0, 0.1, 0.2]);
     assert.equal(fgsm(['sweep', join(dir, 'small.yaml'), '--eps', '0.3:0.1:0.1']).status, 2);
 
     // numbers on the embedded subset are never evidence for the paper: --check must fail on every must-hold claim
-    const check = fgsm(['report', join(dir, 'results'), '--check', '--no-write']);
+    const check = fgsm(['report', join(dir, 'results'), '--check']);
     assert.equal(check.status, 2);
     assert.match(check.stderr, /2 must-hold claim\(s\) failed:/);
     assert.match(check.stderr, /s5\.logreg37\.clean error: ours \d+\.\d+ \(on data not comparable with the paper's\), must hold within ±1 of paper/);

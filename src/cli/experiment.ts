@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend, installedTfjsVersions, type BackendRequest } from '../backend/select.js';
 import { loadExperiment, type LoadedExperiment } from '../config/load.js';
@@ -7,6 +6,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
 import { FgsmError, InterruptedError } from '../core/errors.js';
 import type { Progress } from '../core/progress.js';
 import { makeSplits, type Splits } from '../data/dataset.js';
+import { countsOf, dataIdentity, type DataIdentity } from '../data/identity.js';
 import { cacheDir, explicitDataDir, resolveMnist } from '../data/source.js';
 import { trainingPerturbation } from '../attacks/training-perturbations.js';
 import { evaluate, fgsmErrorRate, type Evaluation } from '../eval/evaluate.js';
@@ -19,8 +19,9 @@ import { examplesFigure, weightsFigure } from '../results/figures.js';
 import { trainingCurveSvg } from '../results/plots.js';
 import { collectProvenance } from '../results/provenance.js';
 import { openChoicesOf, type ResultRecord } from '../results/record.js';
-import { latestUnfinishedRun, openRunDir, writeStatus } from '../results/run-dir.js';
-import { train, trainingSoFar, type EpochRecord, type TrainingSummary } from '../train/loop.js';
+import { latestUnfinishedRun, openRun, writeStatus } from '../results/run-dir.js';
+import type { RunLock } from '../results/run-lock.js';
+import { checkpointStepsPerEpoch, train, trainingSoFar, type EpochRecord, type TrainingSummary } from '../train/loop.js';
 
 export interface RunOptions {
   overrides: string[];
@@ -91,6 +92,57 @@ function provisionalSummary(model: Classifier, runDir: string, config: Experimen
   return summary;
 }
 
+function lockLost(lock: RunLock): boolean {
+  try {
+    lock.assertHeld();
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+interface RunFolder {
+  dir: string;
+  runId: string;
+  resumed: boolean;
+  /** Null for a peek, which reads a run another process may be writing and writes only under provisional/. */
+  lock: RunLock | null;
+}
+
+function peekRun(resultsDir: string, experiment: string, configHash: string): RunFolder {
+  const unfinished = latestUnfinishedRun(resultsDir, experiment, configHash);
+  if (!unfinished) {
+    throw new FgsmError(
+      `no unfinished run of ${experiment} (config hash ${configHash}) under ${resultsDir}`,
+      'peek looks at a run that `fgsm run` started and has not finished',
+    );
+  }
+  return { dir: join(resultsDir, experiment, unfinished), runId: unfinished, resumed: true, lock: null };
+}
+
+/**
+ * Opens (claims and locks) the run folder; a run begun before runs recorded their identity is checked by what its
+ * checkpoint shows: its minibatches per epoch must be this data's.
+ */
+async function openRunFor(options: RunOptions, loaded: LoadedExperiment, data: DataIdentity, backend: string, splits: Splits): Promise<RunFolder> {
+  const { config, configHash } = loaded;
+  const run = await openRun(options.resultsDir, config.name, configHash, { fresh: options.fresh, seed: config.seed, identity: { data, backend } });
+  const legacy = run.resumed && run.recorded === null ? checkpointStepsPerEpoch(join(run.dir, 'checkpoints')) : null;
+  if (legacy) {
+    const n = legacy.stage === 1 ? splits.train.n : splits.train.n + (splits.validation?.n ?? 0);
+    const expected = Math.ceil(n / config.training.batchSize);
+    if (legacy.steps !== expected) {
+      writeStatus(run.dir, 'interrupted', 'not resumed: other data');
+      await run.lock.release();
+      throw new FgsmError(
+        `cannot resume ${run.dir}: its checkpoint made ${legacy.steps} minibatches per epoch in stage ${legacy.stage}, this data makes ${expected} (${data.description}), and a run never mixes two datasets`,
+        'give it the data it was begun on again (the same --data-dir / FGSM_DATA_DIR), or pass --fresh to start a separate run',
+      );
+    }
+  }
+  return run;
+}
+
 /**
  * One experiment along the straight line: config → data → backend → model → train → attacks/eval →
  * results → report. Resumes the newest unfinished run of the same resolved config unless `fresh`.
@@ -113,21 +165,14 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
   const backend = await initBackend(config.backend, { wasmThreads: options.threads });
   progress.line(`backend: ${backend.name} — ${backend.reason}; ${backend.detail}`);
 
-  const unfinished = options.peek ? latestUnfinishedRun(options.resultsDir, config.name, loaded.configHash) : null;
-  if (options.peek && !unfinished) {
-    throw new FgsmError(
-      `no unfinished run of ${config.name} (config hash ${loaded.configHash}) under ${options.resultsDir}`,
-      'peek looks at a run that `fgsm run` started and has not finished',
-    );
-  }
-  const run = unfinished
-    ? { dir: join(options.resultsDir, config.name, unfinished), runId: unfinished, resumed: true }
-    : openRunDir(options.resultsDir, config.name, loaded.configHash, { fresh: options.fresh });
+  const data = dataIdentity(raw.provenance, countsOf(splits));
+  const run = options.peek
+    ? peekRun(options.resultsDir, config.name, loaded.configHash)
+    : await openRunFor(options, loaded, data, backend.name, splits);
   const outDir = options.peek ? join(run.dir, 'provisional') : run.dir;
+  const writing = (): void => run.lock?.assertHeld();
   progress.line(`${options.peek ? 'peeking at' : run.resumed ? 'resuming' : 'starting'} ${config.name} → ${run.dir}`);
-  progress.line(
-    `data: ${raw.provenance.kind} (${raw.provenance.reason}); train ${splits.train.n}, validation ${splits.validation?.n ?? 0}, test ${splits.test.n}`,
-  );
+  progress.line(`data: ${raw.provenance.kind} (${raw.provenance.reason}); ${data.description}`);
 
   const model = buildModel(specFromConfig(config.model, splits.classes), config.model.init.range, config.seed);
   try {
@@ -142,10 +187,15 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
           perturbation: trainingPerturbation(config.training.objective),
           adversarialError: (m, split) => fgsmErrorRate(m, split, config.training.earlyStopping.epsilon),
           checkpointDir: join(run.dir, 'checkpoints'),
+          beforeCheckpoint: writing,
           progress,
           signal: options.signal,
-          onEpoch: (_record, state) => writeFileAtomic(join(run.dir, 'epochs.csv'), epochsCsv(state.history)),
+          onEpoch: (_record, state) => {
+            writing();
+            writeFileAtomic(join(run.dir, 'epochs.csv'), epochsCsv(state.history));
+          },
         });
+    writing();
     await saveModel(join(outDir, 'model'), model);
 
     const evaluation = evaluate(model, splits.test, {
@@ -190,6 +240,7 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
       },
       data: {
         ...raw.provenance,
+        identity: data,
         counts: { train: splits.train.n, validation: splits.validation?.n ?? 0, test: splits.test.n },
         classes: splits.classes,
       },
@@ -212,16 +263,17 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
           }
         : {}),
     };
+    writing();
     if (options.peek) writeFileAtomic(join(outDir, 'epochs.csv'), epochsCsv(history));
     writeJsonAtomic(join(outDir, 'result.json'), result);
     writeFileAtomic(join(outDir, 'report.md'), renderRunReport(result, compareClaims(result)));
     if (!options.peek) writeStatus(run.dir, 'complete');
     return { result, dir: outDir, splits };
   } catch (error) {
-    if (!options.peek && existsSync(run.dir))
-      writeStatus(run.dir, error instanceof InterruptedError ? 'interrupted' : 'failed', (error as Error).message);
+    if (run.lock && !lockLost(run.lock)) writeStatus(run.dir, error instanceof InterruptedError ? 'interrupted' : 'failed', (error as Error).message);
     throw error;
   } finally {
     model.dispose();
+    await run.lock?.release();
   }
 }

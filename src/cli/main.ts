@@ -14,6 +14,8 @@ import { inspectDir } from '../data/verify.js';
 import { mirrorsFromEnv } from '../data/download.js';
 import { compareClaims, failedChecks, resolveRelativeChecks, unmeasuredClaims, withSeedMeans } from '../report/compare.js';
 import { latestResults } from '../report/collect.js';
+import { listRuns } from '../results/runs.js';
+import { describeRun, renderRunTable } from './status.js';
 import { renderCsv, renderJson, renderMarkdown, renderTerminal } from '../report/render.js';
 import { loadForRun, runExperiment, type RunOptions } from './experiment.js';
 import { runJobs } from './jobs.js';
@@ -208,32 +210,59 @@ function program(): Command {
     .description('the paper table for the latest run of every experiment under a results directory')
     .argument('[dir]', 'results directory', 'results')
     .option('--json', 'print the rows as JSON (id, section, paper, ours, delta, verdict, …)', false)
-    .option('--check', 'exit with status 2 if a must-hold claim fails or was not measured', false)
+    .option('--check', 'exit with status 2 when no run is found, or a must-hold claim fails, or one that a run here names was not measured', false)
     .option('--measured-only', 'leave out the claims no run has measured', false)
-    .option('--no-write', 'do not write report.md and report.csv into the directory')
-    .action((dir: string, opts: { json: boolean; check: boolean; write: boolean; measuredOnly: boolean }) => {
+    .option('--out <dir>', 'also write report.md and report.csv into this directory')
+    .action((dir: string, opts: { json: boolean; check: boolean; out?: string; measuredOnly: boolean }) => {
       const results = latestResults(resolve(dir));
       const measuredRows = withSeedMeans(resolveRelativeChecks(results.flatMap(compareClaims)));
       const rows = opts.measuredOnly ? measuredRows : [...measuredRows, ...unmeasuredClaims(measuredRows)];
-      if (opts.write) {
-        writeFileAtomic(join(dir, 'report.md'), `# fgsm: the paper vs this reproduction\n\n${renderMarkdown(rows)}`);
-        writeFileAtomic(join(dir, 'report.csv'), renderCsv(rows));
+      if (opts.out) {
+        writeFileAtomic(join(opts.out, 'report.md'), `# fgsm: the paper vs this reproduction\n\n${renderMarkdown(rows)}`);
+        writeFileAtomic(join(opts.out, 'report.csv'), renderCsv(rows));
       }
+      const unfinished = listRuns(resolve(dir)).filter((run) => run.state !== 'complete');
       if (opts.json) process.stdout.write(renderJson(rows));
       else {
         console.log(`${results.length} experiment(s) under ${dir}: ${results.map((r) => `${r.experiment} (${r.runId})`).join(', ')}`);
         console.log(renderTerminal(rows));
         for (const r of results) if (r.data.warning) console.log(chalk.red(`${r.experiment}: ${r.data.warning}`));
+        for (const run of unfinished) console.log(chalk.yellow(`unfinished: ${describeRun(run)}`));
       }
       if (opts.check) {
+        if (results.length === 0) {
+          throw new FgsmError(
+            `--check: no complete run under ${dir}, so nothing holds`,
+            'run the experiments first, or point at the folder they wrote',
+          );
+        }
         const failed = failedChecks(measuredRows);
         if (failed.length) {
           throw new FgsmError(
-            `${failed.length} must-hold claim(s) failed:\n${failed.map((r) => `  ${r.id} ${r.quantity}: ours ${r.ours?.toFixed(2) ?? 'not measured'}${r.verdict === 'not comparable' ? " (on data not comparable with the paper's)" : ''}, must hold ${r.mustHold}`).join('\n')}`,
+            `${failed.length} must-hold claim(s) failed:\n${failed.map((r) => `  ${r.id} ${r.quantity}: ours ${r.ours?.toFixed(2) ?? 'not measured (the run names this claim)'}${r.verdict === 'not comparable' ? " (on data not comparable with the paper's)" : ''}, must hold ${r.mustHold}`).join('\n')}`,
           );
         }
-        if (!opts.json) console.log(chalk.green(`check: all ${measuredRows.filter((r) => r.mustHold).length} must-hold claims measured here hold`));
+        const judged = measuredRows.filter((r) => r.mustHold).length;
+        const unjudged = unmeasuredClaims(measuredRows).filter((r) => r.mustHold);
+        if (!opts.json) {
+          console.log(chalk.green(`check: all ${judged} must-hold claims of the runs here hold`));
+          if (unjudged.length) console.log(`not judged (no run here names them): ${unjudged.map((r) => r.id).join(', ')}`);
+        }
       }
+    });
+
+  cli
+    .command('status')
+    .description(
+      'every run under a results directory: experiment, seed, state (running, dead, interrupted, failed, complete), stage/epoch, best so far, last heartbeat',
+    )
+    .argument('[dir]', 'results directory', 'results')
+    .option('--json', 'print the runs as JSON', false)
+    .action((dir: string, opts: { json: boolean }) => {
+      const runs = listRuns(resolve(dir));
+      if (opts.json) process.stdout.write(`${JSON.stringify(runs, null, 2)}\n`);
+      else if (runs.length === 0) console.log(`no runs under ${dir}`);
+      else console.log(renderRunTable(runs, resolve(dir)));
     });
 
   const data = cli.command('data').description('MNIST: download, verify, info');

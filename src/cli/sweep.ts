@@ -1,8 +1,11 @@
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { basename, join } from 'node:path';
 import { initBackend } from '../backend/select.js';
-import { writeFileAtomic } from '../core/atomic.js';
+import type { Experiment } from '../config/schema.js';
+import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
 import { FgsmError } from '../core/errors.js';
-import { makeSplits, type Splits } from '../data/dataset.js';
+import { makeSplits } from '../data/dataset.js';
+import { countsOf, dataIdentity, type DataIdentity } from '../data/identity.js';
 import { cacheDir, explicitDataDir, resolveMnist } from '../data/source.js';
 import { evaluate } from '../eval/evaluate.js';
 import { loadModel } from '../models/weights-io.js';
@@ -31,34 +34,46 @@ export function parseEpsilons(text: string): number[] {
   return list;
 }
 
+/** What a sweep was: its grid, its attack and its data. Sweeps that differ in any of these never share a folder. */
+function sweepKey(epsilons: number[], attack: Experiment['attack'], data: DataIdentity): string {
+  const { epsilons: _configured, ...options } = attack;
+  return createHash('sha256')
+    .update(JSON.stringify({ epsilons, options, data: data.id }))
+    .digest('hex')
+    .slice(0, 10);
+}
+
 /**
- * FGSM error against ε for an experiment's model: the newest complete run of the same resolved config is
- * reused (its saved model), otherwise the experiment is run first. Writes sweep.csv and sweep.svg beside it.
+ * FGSM error against ε for an experiment's model: the newest complete run of the same resolved config on the
+ * same data is reused (its saved model), otherwise the experiment is run first. A sweep is a result of its own:
+ * <run>/sweeps/<key>/ holds sweep.json (grid, attack, data, points), sweep.csv and sweep.svg, the key naming the
+ * grid, the attack and the data, so a sweep on other data or another grid never overwrites this one.
  */
 export async function sweepExperiment(file: string, epsilons: number[], options: RunOptions): Promise<{ dir: string; csv: string }> {
   const loaded = loadForRun(file, options);
   const { config } = loaded;
-  const complete = options.fresh ? null : latestCompleteRun(options.resultsDir, config.name, loaded.configHash);
-  let dir: string;
-  let splits: Splits;
+  const raw = await resolveMnist({
+    source: config.data.source,
+    explicit: explicitDataDir(options.dataDir, config.data.dir),
+    cache: cacheDir(),
+    progress: options.progress,
+  });
+  let splits = makeSplits(raw, config.data);
+  const data = dataIdentity(raw.provenance, countsOf(splits));
+  const complete = options.fresh ? null : latestCompleteRun(options.resultsDir, config.name, loaded.configHash, data.id);
+  let runDir: string;
   if (complete) {
     options.progress.line(`using the trained model of ${complete}`);
-    dir = complete;
-    const raw = await resolveMnist({
-      source: config.data.source,
-      explicit: explicitDataDir(options.dataDir, config.data.dir),
-      cache: cacheDir(),
-      progress: options.progress,
-    });
-    splits = makeSplits(raw, config.data);
+    runDir = complete;
     await initBackend(config.backend, { wasmThreads: options.threads });
   } else {
-    ({ dir, splits } = await runExperiment(file, options));
+    ({ dir: runDir, splits } = await runExperiment(file, options));
   }
-  const model = loadModel(join(dir, 'model'));
+  const model = loadModel(join(runDir, 'model'));
   try {
+    const attack = { ...config.attack, epsilons };
     const evaluation = evaluate(model, splits.test, {
-      attack: { ...config.attack, epsilons },
+      attack,
       rubbishSamples: null,
       figureExamples: 0,
       seed: config.seed,
@@ -69,6 +84,17 @@ export async function sweepExperiment(file: string, epsilons: number[], options:
       'epsilon,error,mean_confidence,mean_confidence_on_mistakes,zero_gradient,n',
       ...points.map((p) => [p.epsilon, p.error, p.meanConfidence, p.meanConfidenceOnMistakes ?? '', p.zeroGradient, p.n].join(',')),
     ].join('\n');
+    const dir = join(runDir, 'sweeps', sweepKey(epsilons, config.attack, data));
+    writeJsonAtomic(join(dir, 'sweep.json'), {
+      format: 'fgsm-sweep/1',
+      experiment: config.name,
+      runId: basename(runDir),
+      createdAt: new Date().toISOString(),
+      epsilons,
+      attack,
+      data: { ...raw.provenance, identity: data },
+      points,
+    });
     writeFileAtomic(join(dir, 'sweep.csv'), `${csv}\n`);
     writeFileAtomic(join(dir, 'sweep.svg'), await sweepSvg(points, `${config.name}: FGSM on ${splits.test.n} test examples`));
     return { dir, csv };

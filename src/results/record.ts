@@ -1,4 +1,5 @@
 import type { Experiment } from '../config/schema.js';
+import type { Counts, DataIdentity } from '../data/identity.js';
 import type { DataProvenance } from '../data/source.js';
 import type { ClassificationMetrics, RubbishMetrics } from '../eval/metrics.js';
 import type { FgsmMetrics } from '../eval/evaluate.js';
@@ -28,7 +29,8 @@ export interface ResultRecord {
     training: Omit<TrainingSummary, 'history'>;
   };
   throughput: { fgsmImagesPerSecond: number; trainingExamplesPerSecond: number };
-  data: DataProvenance & { counts: { train: number; validation: number; test: number }; classes: number[] };
+  /** identity: absent in records written before runs recorded it. */
+  data: DataProvenance & { counts: Counts; classes: number[]; identity?: DataIdentity };
   provenance: Provenance;
   seed: number;
   files: string[];

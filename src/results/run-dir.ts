@@ -1,25 +1,46 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../core/atomic.js';
+import { FgsmError } from '../core/errors.js';
+import { dataIdentity, type Counts, type DataIdentity } from '../data/identity.js';
+import type { DataProvenance } from '../data/source.js';
+import { acquireRunLock, type LockTiming, type RunLock } from './run-lock.js';
 
 /**
  * One folder per run: <results>/<experiment>/<run id>/. `status.json` says whether the run is running,
- * interrupted, failed or complete; a later `fgsm run` of the same resolved config resumes the newest
- * unfinished run instead of starting again.
+ * interrupted, failed or complete, what it was begun on (its identity) and which process ran it last; a later
+ * `fgsm run` of the same resolved config resumes the newest unfinished run, on the same identity only, holding
+ * the folder's lock (run-lock.ts) for as long as it writes there.
  */
+export interface RunIdentity {
+  data: DataIdentity;
+  /** The tfjs backend that trains: float results differ between backends, so a run keeps one. */
+  backend: string;
+}
+
 export interface RunStatus {
   state: 'running' | 'interrupted' | 'failed' | 'complete';
   configHash: string;
   startedAt: string;
   updatedAt: string;
   message?: string;
+  /** Absent in runs begun before identities were recorded. */
+  experiment?: string;
+  seed?: number;
+  identity?: RunIdentity;
+  /** The process that last ran it. */
+  pid?: number;
+  host?: string;
 }
 
-export interface RunDir {
+export interface OpenRun {
   dir: string;
   runId: string;
-  experimentDir: string;
   resumed: boolean;
+  /** The identity the folder recorded before this invocation; null for a new run or one begun before identities. */
+  recorded: RunIdentity | null;
+  lock: RunLock;
 }
 
 const statusPath = (dir: string) => join(dir, 'status.json');
@@ -33,55 +54,139 @@ export function readStatus(dir: string): RunStatus | null {
 }
 
 export function writeStatus(dir: string, state: RunStatus['state'], message?: string): void {
-  const previous = readStatus(dir);
+  const { message: _previousMessage, ...previous } = readStatus(dir) ?? ({} as Partial<RunStatus>);
   const now = new Date().toISOString();
   writeJsonAtomic(statusPath(dir), {
+    ...previous,
     state,
-    configHash: previous?.configHash ?? '',
-    startedAt: previous?.startedAt ?? now,
+    configHash: previous.configHash ?? '',
+    startedAt: previous.startedAt ?? now,
     updatedAt: now,
+    pid: process.pid,
+    host: hostname(),
     ...(message ? { message } : {}),
-  });
+  } satisfies RunStatus);
 }
 
 function timestamp(date: Date): string {
   return date.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 }
 
-/** The id of the newest run of `experiment` with this config hash whose state `wanted` accepts, or null. */
-function newestRun(resultsDir: string, experiment: string, configHash: string, wanted: (state: RunStatus['state']) => boolean): string | null {
+/** The id of the newest run of `experiment` whose status `wanted` accepts, or null. */
+function newestRun(resultsDir: string, experiment: string, wanted: (status: RunStatus, dir: string) => boolean): string | null {
   const experimentDir = join(resultsDir, experiment);
   if (!existsSync(experimentDir)) return null;
   const id = readdirSync(experimentDir)
     .sort()
     .reverse()
     .find((candidate) => {
-      const status = readStatus(join(experimentDir, candidate));
-      return status !== null && status.configHash === configHash && wanted(status.state);
+      const dir = join(experimentDir, candidate);
+      const status = readStatus(dir);
+      return status !== null && wanted(status, dir);
     });
   return id ?? null;
 }
 
 /** The id of the newest run of `experiment` with this config hash that has not completed (running, interrupted, failed). */
 export function latestUnfinishedRun(resultsDir: string, experiment: string, configHash: string): string | null {
-  return newestRun(resultsDir, experiment, configHash, (state) => state !== 'complete');
+  return newestRun(resultsDir, experiment, (s) => s.configHash === configHash && s.state !== 'complete');
 }
 
-export function openRunDir(resultsDir: string, experiment: string, configHash: string, options: { fresh: boolean }): RunDir {
+/**
+ * Claims a new run folder: mkdir of the final component fails if it exists, so two processes starting in the
+ * same second on the same results folder (any file system) get two folders.
+ */
+function claimRunDir(experimentDir: string, configHash: string): { dir: string; runId: string } {
+  mkdirSync(experimentDir, { recursive: true });
+  const base = `${timestamp(new Date())}-${configHash.slice(0, 6)}`;
+  for (let n = 1; ; n++) {
+    const runId = n === 1 ? base : `${base}-${n}`;
+    const dir = join(experimentDir, runId);
+    try {
+      mkdirSync(dir);
+      return { dir, runId };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+}
+
+export interface OpenOptions {
+  fresh: boolean;
+  seed: number;
+  identity: RunIdentity;
+  lockTiming?: LockTiming;
+}
+
+function sameIdentity(a: RunIdentity, b: RunIdentity): string | null {
+  if (a.data.id !== b.data.id) return `it was begun on ${a.data.description}; this invocation reads ${b.data.description}`;
+  if (a.backend !== b.backend) return `it was begun on the ${a.backend} backend; this invocation runs ${b.backend}`;
+  return null;
+}
+
+/**
+ * The run this invocation writes: the newest unfinished run of the same config (unless `fresh`), or a new one;
+ * locked. Resuming a run begun on other data or another backend is refused: a run never mixes the two.
+ */
+export async function openRun(resultsDir: string, experiment: string, configHash: string, options: OpenOptions): Promise<OpenRun> {
   const experimentDir = join(resultsDir, experiment);
   const unfinished = options.fresh ? null : latestUnfinishedRun(resultsDir, experiment, configHash);
-  if (unfinished) return { dir: join(experimentDir, unfinished), runId: unfinished, experimentDir, resumed: true };
-  let runId = `${timestamp(new Date())}-${configHash.slice(0, 6)}`;
-  for (let n = 2; existsSync(join(experimentDir, runId)); n++) runId = `${timestamp(new Date())}-${configHash.slice(0, 6)}-${n}`;
-  const dir = join(experimentDir, runId);
-  mkdirSync(dir, { recursive: true });
-  const now = new Date().toISOString();
-  writeJsonAtomic(statusPath(dir), { state: 'running', configHash, startedAt: now, updatedAt: now } satisfies RunStatus);
-  return { dir, runId, experimentDir, resumed: false };
+  if (unfinished) {
+    const dir = join(experimentDir, unfinished);
+    const lock = await acquireRunLock(dir, options.lockTiming);
+    const recorded = readStatus(dir)?.identity ?? null;
+    const conflict = recorded && sameIdentity(recorded, options.identity);
+    if (conflict) {
+      await lock.release();
+      throw new FgsmError(
+        `cannot resume ${dir}: ${conflict}, and a run never mixes two`,
+        `give it what it was begun on again (e.g. the same --data-dir / FGSM_DATA_DIR, --backend ${recorded.backend}), or pass --fresh to start a separate run`,
+      );
+    }
+    recordStart(dir, configHash, experiment, options);
+    return { dir, runId: unfinished, resumed: true, recorded, lock };
+  }
+  const { dir, runId } = claimRunDir(experimentDir, configHash);
+  const lock = await acquireRunLock(dir, options.lockTiming);
+  recordStart(dir, configHash, experiment, options);
+  return { dir, runId, resumed: false, recorded: null, lock };
 }
 
-/** The folder of the newest complete run of `experiment` with this config hash, or null. */
-export function latestCompleteRun(resultsDir: string, experiment: string, configHash: string): string | null {
-  const id = newestRun(resultsDir, experiment, configHash, (state) => state === 'complete');
+function recordStart(dir: string, configHash: string, experiment: string, options: OpenOptions): void {
+  const previous = readStatus(dir);
+  const now = new Date().toISOString();
+  writeJsonAtomic(statusPath(dir), {
+    state: 'running',
+    configHash,
+    startedAt: previous?.startedAt ?? now,
+    updatedAt: now,
+    experiment,
+    seed: options.seed,
+    identity: options.identity,
+    pid: process.pid,
+    host: hostname(),
+  } satisfies RunStatus);
+}
+
+/** The data a complete run was trained on: its recorded identity, or for older runs, the data in its result.json. */
+function dataIdOfCompleteRun(dir: string, status: RunStatus): string | null {
+  if (status.identity) return status.identity.data.id;
+  try {
+    const result = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')) as {
+      data: Pick<DataProvenance, 'kind' | 'files'> & { counts: Counts };
+    };
+    return dataIdentity(result.data, result.data.counts).id;
+  } catch {
+    return null;
+  }
+}
+
+/** The folder of the newest complete run of `experiment` with this config hash, trained on the data `dataId`, or null. */
+export function latestCompleteRun(resultsDir: string, experiment: string, configHash: string, dataId: string): string | null {
+  const id = newestRun(
+    resultsDir,
+    experiment,
+    (s, dir) => s.configHash === configHash && s.state === 'complete' && dataIdOfCompleteRun(dir, s) === dataId,
+  );
   return id ? join(resultsDir, experiment, id) : null;
 }

@@ -49,3 +49,10 @@ export function loadCheckpoint<State>(dir: string): Checkpoint<State> | null {
   }
   return { state: pointer.state, tensors: decodeTensors(data, pointer.weights) };
 }
+
+/** The loop state of the last complete checkpoint in `dir`, without reading its tensors; null if there is none. */
+export function readCheckpointState<State>(dir: string): State | null {
+  const path = join(dir, 'checkpoint.json');
+  if (!existsSync(path)) return null;
+  return (JSON.parse(readFileSync(path, 'utf8')) as Pointer<State>).state;
+}

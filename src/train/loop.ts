@@ -9,7 +9,7 @@ import { IMAGE_SIZE } from '../data/mnist-files.js';
 import type { Classifier } from '../models/classifier.js';
 import { errorRate, meanTrainingLoss } from '../models/inference.js';
 import { assignParameters } from '../models/weights-io.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, readCheckpointState, saveCheckpoint } from './checkpoint.js';
 import { minibatchObjective, type TrainingPerturbation } from './objective.js';
 import { learningRateAt, momentumAt } from './schedule.js';
 import { MomentumSgd } from './sgd.js';
@@ -93,6 +93,8 @@ export interface TrainOptions {
   /** Where checkpoints go (and are resumed from); null: no checkpoints. */
   checkpointDir: string | null;
   progress: Progress;
+  /** Called before each checkpoint is written; throws to stop without writing (e.g. the run folder's lock was lost). */
+  beforeCheckpoint?: () => void;
   /** Checked after each epoch's checkpoint: stop there with InterruptedError. */
   signal?: AbortSignal;
   /** Called after each epoch, after its checkpoint is written. */
@@ -235,6 +237,7 @@ export async function train(options: TrainOptions): Promise<TrainingSummary> {
       state.history.push(record);
 
       if (options.checkpointDir) {
+        options.beforeCheckpoint?.();
         const tensors: Record<string, tf.Tensor> = {};
         for (const p of model.parameters) tensors[`params/${p.name}`] = p.variable;
         for (const [name, v] of optimizer.velocities) tensors[`velocity/${name}`] = v;
@@ -406,4 +409,13 @@ function summarise(
     history: state.history,
     ...rest,
   };
+}
+
+/**
+ * Minibatches per epoch in the stage a checkpoint stopped in, or null before its first epoch: how the data of a
+ * run begun before runs recorded their data identity can still be checked on resume.
+ */
+export function checkpointStepsPerEpoch(checkpointDir: string): { stage: 1 | 2; steps: number } | null {
+  const state = readCheckpointState<TrainingState>(checkpointDir);
+  return state && state.epoch > 0 ? { stage: state.stage, steps: state.step / state.epoch } : null;
 }
