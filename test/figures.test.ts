@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { PNG } from 'pngjs';
+import { examplesFigure } from '../src/results/figures.js';
 import { sweepSvg, trainingCurveSvg, type SweepPoint } from '../src/results/plots.js';
 import type { EpochRecord } from '../src/train/loop.js';
 
@@ -164,5 +165,37 @@ describe('figures', () => {
     for (const [series, set] of colours) assert.equal(set.size, 1, `"${series}" is drawn in ${[...set].join(' and ')}`);
     const all = [...colours.values()].map((s) => [...s][0]);
     assert.equal(new Set(all).size, all.length, 'two series share a colour');
+  });
+
+  test('examples.png: labels drawn large enough to read, nothing past the edge', () => {
+    const image = (v: number) => new Float32Array(784).fill(v);
+    const probabilities = (k: number, p: number) => Float32Array.from({ length: 10 }, (_, j) => (j === k ? p : (1 - p) / 9));
+    const triple = {
+      label: 7,
+      clean: image(0.2),
+      direction: image(1),
+      adversarial: image(0.45),
+      cleanProbabilities: probabilities(7, 0.99),
+      adversarialProbabilities: probabilities(3, 0.9),
+    };
+    const png = PNG.sync.read(examplesFigure([triple, triple], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 0.25));
+    // the prediction labels are the only green (right) and red (wrong) pixels: measure their glyphs' height
+    const rows = (rgb: [number, number, number]) => {
+      const ys = new Set<number>();
+      for (let i = 0; i < png.width * png.height; i++)
+        if (png.data[i * 4] === rgb[0] && png.data[i * 4 + 1] === rgb[1] && png.data[i * 4 + 2] === rgb[2]) ys.add(Math.floor(i / png.width));
+      return [...ys];
+    };
+    const green = rows([0, 120, 0]);
+    assert.ok(green.length > 0, 'a green (right) prediction label');
+    // the first label's rows: consecutive from the topmost green row
+    let glyphHeight = 1;
+    while (green.includes(green[0]! + glyphHeight)) glyphHeight++;
+    assert.ok(glyphHeight >= 14, `labels are ${glyphHeight} pixels tall`);
+    assert.ok(rows([200, 0, 0]).length > 0, 'a red (wrong) prediction label');
+    for (let x = 0; x < png.width; x++)
+      for (const y of [0, png.height - 1]) assert.equal(png.data[(y * png.width + x) * 4], 255, `ink on the edge at (${x}, ${y})`);
+    for (let y = 0; y < png.height; y++)
+      for (const x of [0, png.width - 1]) assert.equal(png.data[(y * png.width + x) * 4], 255, `ink on the edge at (${x}, ${y})`);
   });
 });
