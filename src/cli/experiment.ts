@@ -73,7 +73,7 @@ function epochsCsv(history: EpochRecord[]): string {
 /** The run's pictures: training curve, clean / perturbation / adversarial examples, and w for logistic regression. */
 async function writeFigures(dir: string, config: Experiment, model: Classifier, summary: TrainingSummary, evaluation: Evaluation): Promise<string[]> {
   const written = ['training-curve.svg'];
-  writeFileAtomic(join(dir, 'training-curve.svg'), await trainingCurveSvg(summary.history, summary.chosenEpoch, `${config.name}: error per epoch`));
+  writeFileAtomic(join(dir, 'training-curve.svg'), await trainingCurveSvg(summary, `${config.name}: error per epoch`));
   if (evaluation.examples.triples.length > 0) {
     writeFileAtomic(join(dir, 'examples.png'), examplesFigure(evaluation.examples.triples, model.spec.classes, evaluation.examples.epsilon));
     written.push('examples.png');

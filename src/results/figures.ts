@@ -1,11 +1,16 @@
 import type { ExampleTriple } from '../eval/evaluate.js';
+import { GLYPH_HEIGHT } from './font.js';
 import { grayScale, Raster, signedScale, type Rgb } from './raster.js';
 
 const SIDE = 28;
-const SCALE = 3;
+const SCALE = 4;
 const CELL = SIDE * SCALE;
-const GAP = 12;
-const LABEL = 12;
+/** The 5×7 font at 2×: 14-pixel capitals, readable at the PNG's natural size (at 1× they were 7 pixels). */
+const FONT = 2;
+const TEXT = GLYPH_HEIGHT * FONT;
+const GAP = 16;
+/** Space between a picture and its label. */
+const SPACE = 6;
 const BLACK: Rgb = [0, 0, 0];
 const RED: Rgb = [200, 0, 0];
 const GREEN: Rgb = [0, 120, 0];
@@ -23,13 +28,7 @@ function prediction(probabilities: Float32Array, classes: number[]): { digit: nu
  */
 export function examplesFigure(triples: ExampleTriple[], classes: number[], epsilon: number): Buffer {
   const headers = ['X (CLEAN)', 'SIGN(GRAD J)', `X + ${epsilon} SIGN`];
-  const columnWidth = Math.max(CELL, ...headers.map((h) => Raster.textWidth(h))) + GAP;
-  const rowHeight = CELL + LABEL + GAP;
-  const top = 16;
-  const raster = new Raster(columnWidth * 3 + GAP, top + rowHeight * Math.max(1, triples.length));
-  headers.forEach((h, c) => raster.text(GAP + c * columnWidth, 4, h, BLACK));
-  triples.forEach((t, r) => {
-    const y = top + r * rowHeight;
+  const rows = triples.map((t) => {
     const before = prediction(t.cleanProbabilities, classes);
     const after = prediction(t.adversarialProbabilities, classes);
     const cells: [Float32Array, (v: number) => Rgb, string, Rgb][] = [
@@ -37,10 +36,21 @@ export function examplesFigure(triples: ExampleTriple[], classes: number[], epsi
       [t.direction, signedScale, `TRUE ${classes[t.label]}`, BLACK],
       [t.adversarial, grayScale, `${after.digit} ${(100 * after.confidence).toFixed(1)}%`, after.index === t.label ? GREEN : RED],
     ];
+    return cells;
+  });
+  const texts = [...headers, ...rows.flatMap((cells) => cells.map((c) => c[2]))];
+  const columnWidth = Math.max(CELL, ...texts.map((h) => Raster.textWidth(h, FONT)));
+  const rowHeight = CELL + SPACE + TEXT + GAP;
+  const top = GAP + TEXT + SPACE;
+  const raster = new Raster(GAP + 3 * (columnWidth + GAP), top + rowHeight * Math.max(1, triples.length));
+  // each column centres its picture, header and labels
+  const centred = (c: number, width: number) => GAP + c * (columnWidth + GAP) + Math.floor((columnWidth - width) / 2);
+  headers.forEach((h, c) => raster.text(centred(c, Raster.textWidth(h, FONT)), GAP, h, BLACK, FONT));
+  rows.forEach((cells, r) => {
+    const y = top + r * rowHeight;
     cells.forEach(([values, color, label, labelColor], c) => {
-      const x = GAP + c * columnWidth;
-      raster.image(values, SIDE, x, y, SCALE, color);
-      raster.text(x, y + CELL + 3, label, labelColor);
+      raster.image(values, SIDE, centred(c, CELL), y, SCALE, color);
+      raster.text(centred(c, Raster.textWidth(label, FONT)), y + CELL + SPACE, label, labelColor, FONT);
     });
   });
   return raster.encode();
@@ -53,25 +63,17 @@ export function examplesFigure(triples: ExampleTriple[], classes: number[], epsi
 export function weightsFigure(w: Float32Array): Buffer {
   const scale = 5;
   const cell = SIDE * scale;
-  const raster = new Raster(cell * 2 + GAP * 3, cell + 16 + GAP);
+  const top = GAP + TEXT + SPACE;
+  const raster = new Raster(GAP + 2 * (cell + GAP), top + cell + GAP);
   const maxAbs = w.reduce((m, v) => Math.max(m, Math.abs(v)), 0) || 1;
-  raster.text(GAP, 4, 'W', BLACK);
-  raster.text(GAP * 2 + cell, 4, 'SIGN(W)', BLACK);
-  raster.image(
-    w.map((v) => v / maxAbs),
-    SIDE,
-    GAP,
-    16,
-    scale,
-    signedScale,
-  );
-  raster.image(
-    w.map((v) => Math.sign(v)),
-    SIDE,
-    GAP * 2 + cell,
-    16,
-    scale,
-    signedScale,
-  );
+  const pictures: [string, Float32Array][] = [
+    ['W', w.map((v) => v / maxAbs)],
+    ['SIGN(W)', w.map((v) => Math.sign(v))],
+  ];
+  pictures.forEach(([title, values], c) => {
+    const x = GAP + c * (cell + GAP);
+    raster.text(x, GAP, title, BLACK, FONT);
+    raster.image(values, SIDE, x, top, scale, signedScale);
+  });
   return raster.encode();
 }

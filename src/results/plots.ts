@@ -1,6 +1,7 @@
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import type { EpochRecord } from '../train/loop.js';
+import type { TrainingSummary } from '../train/loop.js';
+import { SERIES_COLOURS, seriesColourScale, type Series } from './palette.js';
 
 /** Renders a vega-lite spec to SVG in Node (no browser). */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
@@ -12,21 +13,54 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   }
 }
 
-const frame = (title: string) => ({ $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title, width: 480, height: 280 }) as const;
+/**
+ * Type sizes that read at the SVG's natural size (vega's 10-px labels did not), and the legend below the plot
+ * with its labels whole: at the right, vega's 160-px label limit cut "training (minibatches)" short.
+ */
+const CONFIG = {
+  title: { fontSize: 15 },
+  axis: { labelFontSize: 12, titleFontSize: 13 },
+  legend: { orient: 'bottom', direction: 'vertical', labelFontSize: 12, labelLimit: 0 },
+} as const;
+
+const frame = (title: string) =>
+  ({ $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title, width: 480, height: 280, config: CONFIG }) as const;
+
+/** Percentages with as many decimals as a tick needs: 0.3%, 2%, 8.5%. */
+const PERCENT = '.2~%';
 
 /**
- * Training and validation error (clean, and adversarial when measured) per epoch, the chosen epoch marked by a
- * rule. Stage 2's epochs follow stage 1's on the axis, in their own series.
+ * A y scale fitted to the errors drawn: logarithmic when they span a decade or more (a maxout network's first
+ * epochs near 90%, its last near 1%), linear otherwise, where a log axis flattens them (a softmax's 7–10% took a
+ * sixth of the fixed 1–100% log axis). A log axis has no place for an error of 0: it is drawn on the floor.
  */
-export function trainingCurveSvg(history: EpochRecord[], chosenEpoch: number, title: string): Promise<string> {
+function errorScale(errors: number[]): { type: 'log' | 'linear'; domain?: number[]; nice: boolean; zero?: boolean; clamp?: boolean } {
+  const positive = errors.filter((e) => e > 0);
+  const low = Math.min(...positive);
+  const high = Math.max(...errors);
+  return positive.length > 0 && high / low >= 10
+    ? { type: 'log', domain: [low / 1.1, Math.min(1, high * 1.1)], nice: false, clamp: true }
+    : { type: 'linear', zero: false, nice: true };
+}
+
+/**
+ * Training and validation error (clean, and adversarial when measured) per epoch, the epoch whose parameters
+ * stage 1 kept marked by a labelled rule. Stage 2's epochs follow stage 1's on the axis, in their own series.
+ */
+export function trainingCurveSvg(training: Pick<TrainingSummary, 'history' | 'chosenEpoch' | 'bestEpoch'>, title: string): Promise<string> {
+  const { history, chosenEpoch } = training;
   const values = history.flatMap((r, i) => {
     const epoch = i + 1;
+    const point = (error: number, series: Series) => ({ epoch, error, series });
     return [
-      { epoch, error: r.trainError, series: r.stage === 1 ? 'training (minibatches)' : 'stage 2 training, all 60,000 (minibatches)' },
-      ...(r.validationError === null ? [] : [{ epoch, error: r.validationError, series: 'validation' }]),
-      ...(r.adversarialValidationError === null ? [] : [{ epoch, error: r.adversarialValidationError, series: 'validation, FGSM' }]),
+      point(r.trainError, r.stage === 1 ? 'training (minibatches)' : 'stage 2 training, all 60,000 (minibatches)'),
+      ...(r.validationError === null ? [] : [point(r.validationError, 'validation')]),
+      ...(r.adversarialValidationError === null ? [] : [point(r.adversarialValidationError, 'validation, FGSM')]),
     ];
   });
+  const marker = chosenEpoch === training.bestEpoch ? `best epoch ${chosenEpoch}` : `parameters of epoch ${chosenEpoch}`;
+  // the label sits on the side of the rule with room for it
+  const onRight = chosenEpoch <= history.length / 2;
   return renderSvg({
     ...frame(title),
     layer: [
@@ -34,14 +68,20 @@ export function trainingCurveSvg(history: EpochRecord[], chosenEpoch: number, ti
         data: { values },
         mark: { type: 'line', point: history.length <= 60 },
         encoding: {
-          x: { field: 'epoch', type: 'quantitative', title: 'epoch' },
-          y: { field: 'error', type: 'quantitative', title: 'error rate', axis: { format: '.1%' }, scale: { type: 'log' } },
-          color: { field: 'series', type: 'nominal', title: null },
+          x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
+          y: { field: 'error', type: 'quantitative', title: 'error rate', axis: { format: PERCENT }, scale: errorScale(values.map((v) => v.error)) },
+          color: { field: 'series', type: 'nominal', title: null, scale: seriesColourScale(values.map((v) => v.series)) },
         },
       },
       {
-        data: { values: [{ epoch: chosenEpoch }] },
-        mark: { type: 'rule', strokeDash: [4, 4], color: 'gray' },
+        data: { values: [{ epoch: chosenEpoch, label: marker }] },
+        layer: [
+          { mark: { type: 'rule', strokeDash: [4, 4], color: 'gray' } },
+          {
+            mark: { type: 'text', align: onRight ? 'left' : 'right', dx: onRight ? 4 : -4, baseline: 'top', fontSize: 12, color: 'dimgray' },
+            encoding: { y: { value: 4 }, text: { field: 'label' } },
+          },
+        ],
         encoding: { x: { field: 'epoch', type: 'quantitative' } },
       },
     ],
@@ -54,22 +94,36 @@ export interface SweepPoint {
   meanConfidenceOnMistakes: number | null;
 }
 
-/** FGSM error and confidence on mistakes against ε. */
+/**
+ * FGSM error and confidence on mistakes against ε: two quantities, so each has its own axis (left and right,
+ * titled in its line's colour) though both run from 0 to 100%.
+ */
 export function sweepSvg(points: SweepPoint[], title: string): Promise<string> {
+  const point = (epsilon: number, value: number, series: Series) => ({ epsilon, value, series });
   const values = points.flatMap((p) => [
-    { epsilon: p.epsilon, value: p.error, series: 'error rate' },
-    ...(p.meanConfidenceOnMistakes === null
-      ? []
-      : [{ epsilon: p.epsilon, value: p.meanConfidenceOnMistakes, series: 'mean confidence on mistakes' }]),
+    point(p.epsilon, p.error, 'FGSM error rate'),
+    ...(p.meanConfidenceOnMistakes === null ? [] : [point(p.epsilon, p.meanConfidenceOnMistakes, 'mean confidence on mistakes')]),
   ]);
+  const drawn = seriesColourScale(values.map((v) => v.series));
+  const line = (series: Series, orient: 'left' | 'right') => ({
+    transform: [{ filter: { field: 'series', equal: series } }],
+    mark: { type: 'line' as const, point: true },
+    encoding: {
+      y: {
+        field: 'value',
+        type: 'quantitative' as const,
+        title: series,
+        scale: { domain: [0, 1] },
+        axis: { format: '.0%', orient, titleColor: SERIES_COLOURS[series], grid: orient === 'left' },
+      },
+      color: { field: 'series', type: 'nominal' as const, title: null, scale: drawn },
+    },
+  });
   return renderSvg({
     ...frame(title),
     data: { values },
-    mark: { type: 'line', point: true },
-    encoding: {
-      x: { field: 'epsilon', type: 'quantitative', title: 'ε (L∞ step of FGSM)' },
-      y: { field: 'value', type: 'quantitative', title: null, axis: { format: '.0%' }, scale: { domain: [0, 1] } },
-      color: { field: 'series', type: 'nominal', title: null },
-    },
+    encoding: { x: { field: 'epsilon', type: 'quantitative', title: 'ε (L∞ step of FGSM)' } },
+    layer: drawn.domain.map((series, i) => line(series, i === 0 ? 'left' : 'right')),
+    resolve: { scale: { y: 'independent' } },
   });
 }
