@@ -1,6 +1,6 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '../core/atomic.js';
+import { makeDir, writeJsonAtomic } from '../core/atomic.js';
 
 /**
  * One folder per run: <results>/<experiment>/<run id>/. `status.json` says whether the run is running,
@@ -74,7 +74,7 @@ export function openRunDir(resultsDir: string, experiment: string, configHash: s
   let runId = `${timestamp(new Date())}-${configHash.slice(0, 6)}`;
   for (let n = 2; existsSync(join(experimentDir, runId)); n++) runId = `${timestamp(new Date())}-${configHash.slice(0, 6)}-${n}`;
   const dir = join(experimentDir, runId);
-  mkdirSync(dir, { recursive: true });
+  makeDir(dir);
   const now = new Date().toISOString();
   writeJsonAtomic(statusPath(dir), { state: 'running', configHash, startedAt: now, updatedAt: now } satisfies RunStatus);
   return { dir, runId, experimentDir, resumed: false };
