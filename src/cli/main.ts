@@ -191,6 +191,7 @@ function program(): Command {
     .action((configs: string[], opts: { set: string[]; schema: boolean; resolved: boolean }) => {
       if (opts.schema) console.log(JSON.stringify(experimentJsonSchema(), null, 2));
       const problems: string[] = [];
+      const hints = new Set<string>();
       for (const file of configs) {
         try {
           const loaded = loadExperiment(file, opts.set);
@@ -198,9 +199,10 @@ function program(): Command {
         } catch (error) {
           if (!(error instanceof FgsmError)) throw error;
           problems.push(error.message);
+          if (error.hint) hints.add(error.hint);
         }
       }
-      if (problems.length) throw new FgsmError(problems.join('\n'), 'see `fgsm validate --schema` for every key, its type and its default');
+      if (problems.length) throw new FgsmError(problems.join('\n'), [...hints].join('; '));
     });
 
   cli
