@@ -271,7 +271,10 @@ function program(): Command {
       console.log(`data directory: ${explicit ? `${explicit.dir} (${explicit.origin})` : 'none given (--data-dir, data.dir or FGSM_DATA_DIR)'}`);
       console.log(`user cache:     ${cacheDir()}`);
       console.log(`mirrors:        ${mirrorsFromEnv().join(', ')}`);
-      for (const f of MNIST_FILES) console.log(`  ${f.name}.gz  ${f.count} ${f.kind}  ${f.gzBytes} bytes  sha256 ${f.gzSha256}`);
+      for (const f of MNIST_FILES) {
+        console.log(`  ${f.name}.gz  ${f.count} ${f.kind}  ${f.gzBytes} bytes  sha256 ${f.gzSha256}`);
+        console.log(`  ${f.name}  (uncompressed)  ${f.rawBytes} bytes  sha256 ${f.rawSha256}`);
+      }
     });
 
   cli
