@@ -343,3 +343,43 @@ describe('user errors: one message with the path, the cause and the fix, exit 2'
     }
   });
 });
+
+describe('CLI conventions', () => {
+  test('--version and -V; usage errors exit 2; FGSM_THREADS=x --help prints help; validate with no files is an error', () => {
+    const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) assert.deepEqual(fgsm([flag]), { status: 0, stdout: `${version}\n`, stderr: '' });
+    for (const args of [
+      [],
+      ['frob'],
+      ['run'],
+      ['run', 'x.yaml', '--frob'],
+      ['run', 'x.yaml', '--backend', 'nope'],
+      ['run', 'x.yaml', '--threads', 'x'],
+    ]) {
+      const usage = fgsm(args);
+      assert.equal(usage.status, 2, `fgsm ${args.join(' ')}: ${usage.stderr}`);
+      assert.match(usage.stderr, /Usage: fgsm/);
+    }
+    const help = fgsm(['--help'], process.cwd(), { FGSM_THREADS: 'x' });
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /^Usage: fgsm /);
+    const threads = fgsm(['run', 'configs/ci/softmax.yaml'], process.cwd(), { FGSM_THREADS: 'x' });
+    assert.equal(threads.status, 2);
+    assert.match(threads.stderr, /FGSM_THREADS: expected a whole number ≥ 1 or "auto", found "x"/);
+    const validate = fgsm(['validate']);
+    assert.equal(validate.status, 2);
+    assert.match(validate.stderr, /^fgsm: validate: no experiment files given\nhint: name them/);
+  });
+
+  test('NO_COLOR and --no-color turn colour off, even with FORCE_COLOR', () => {
+    const empty = tempDir();
+    const verify = (args: string[], env: NodeJS.ProcessEnv) => {
+      const out = fgsm(['data', 'verify', '--data-dir', empty, ...args], process.cwd(), { FORCE_COLOR: '1', NO_COLOR: '', ...env });
+      assert.equal(out.status, 2);
+      return out.stdout + out.stderr;
+    };
+    assert.match(verify([], {}), /\x1b\[/);
+    assert.doesNotMatch(verify([], { NO_COLOR: '1' }), /\x1b\[/);
+    assert.doesNotMatch(verify(['--no-color'], {}), /\x1b\[/);
+  });
+});
