@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ConfigError, loadExperiment } from '../src/config/load.js';
+import { experimentJsonSchema } from '../src/config/schema.js';
 import { tempDir } from './helpers.js';
 
 const VALID = `name: t
@@ -145,6 +146,24 @@ describe('experiment configs', () => {
     }
     const [issue] = issuesOf(() => loadExperiment(file, ['training.epochs=[1']));
     assert.match(issue!.message, /^expected a YAML value; found "\[1" \(Flow sequence must end with a \] at character 3\)$/);
+  });
+
+  test('--schema describes every key', () => {
+    const undescribed: string[] = [];
+    let keys = 0;
+    const walk = (node: unknown, path: string): void => {
+      if (!node || typeof node !== 'object') return;
+      const schema = node as { properties?: Record<string, { description?: string }>; items?: unknown; anyOf?: unknown[]; oneOf?: unknown[] };
+      for (const branch of [...(schema.anyOf ?? []), ...(schema.oneOf ?? []), schema.items]) walk(branch, path);
+      for (const [key, value] of Object.entries(schema.properties ?? {})) {
+        keys++;
+        if (!value.description) undescribed.push(`${path}${key}`);
+        walk(value, `${path}${key}.`);
+      }
+    };
+    walk(experimentJsonSchema(), '');
+    assert.ok(keys > 70, `only ${keys} keys found: the walk misses some`);
+    assert.deepEqual(undescribed, []);
   });
 
   test('extends: the base file supplies keys, the file overrides them, errors point at the file that set the key', () => {
