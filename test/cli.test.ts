@@ -98,7 +98,7 @@ describe('fgsm CLI end to end', () => {
     const json = fgsm(['report', join(dir, 'results'), '--json']);
     assert.equal(json.status, 0, json.stderr);
     const rows = JSON.parse(json.stdout);
-    const fgsmRow = rows.find((r: { id: string; quantity: string }) => r.id === 's4.softmax.fgsm' && r.quantity === 'error');
+    const fgsmRow = rows.find((r: { id: string; quantity: string }) => r.id === 's4.softmax.fgsm' && r.quantity === 'FGSM ε=.25 error');
     assert.equal(fgsmRow.paper, 99.9);
     assert.ok(Math.abs(fgsmRow.ours - 100 * result.metrics.fgsm['0.25'].error) < 1e-9);
     assert.ok(existsSync(join(dir, 'results', 'report.md')) && existsSync(join(dir, 'results', 'report.csv')));
@@ -120,7 +120,10 @@ describe('fgsm CLI end to end', () => {
     const check = fgsm(['report', join(dir, 'results'), '--check', '--no-write']);
     assert.equal(check.status, 2);
     assert.match(check.stderr, /2 must-hold claim\(s\) failed:/);
-    assert.match(check.stderr, /s5\.logreg37\.clean error: ours \d+\.\d+ \(on data not comparable with the paper's\), must hold within ±1 of paper/);
+    assert.match(
+      check.stderr,
+      /s5\.logreg37\.clean clean test error: ours \d+\.\d+ \(on data not comparable with the paper's\), must hold within ±1 of paper/,
+    );
   });
 
   test('a bad config fails before any work with every problem and its line', () => {
