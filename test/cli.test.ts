@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { tempDir } from './helpers.js';
 
 const BIN = join(process.cwd(), 'bin', 'fgsm.js');
 
-function fgsm(args: string[], cwd = process.cwd()) {
-  const out = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
-  return { status: out.status, stdout: out.stdout, stderr: out.stderr };
+function fgsm(args: string[], cwd = process.cwd(), env: NodeJS.ProcessEnv = {}, options: SpawnSyncOptions = {}) {
+  const out = spawnSync(process.execPath, [BIN, ...args], { ...options, cwd, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0', ...env } });
+  return { status: out.status, stdout: String(out.stdout), stderr: String(out.stderr) };
 }
 
 const SMALL = (name: string, extra = '') => `name: ${name}
@@ -98,7 +98,7 @@ describe('fgsm CLI end to end', () => {
     const json = fgsm(['report', join(dir, 'results'), '--json']);
     assert.equal(json.status, 0, json.stderr);
     const rows = JSON.parse(json.stdout);
-    const fgsmRow = rows.find((r: { id: string; quantity: string }) => r.id === 's4.softmax.fgsm' && r.quantity === 'error');
+    const fgsmRow = rows.find((r: { id: string; quantity: string }) => r.id === 's4.softmax.fgsm' && r.quantity === 'FGSM ε=.25 error');
     assert.equal(fgsmRow.paper, 99.9);
     assert.ok(Math.abs(fgsmRow.ours - 100 * result.metrics.fgsm['0.25'].error) < 1e-9);
     assert.ok(!existsSync(join(dir, 'results', 'report.md')), 'report never writes into the folder it reads');
@@ -126,7 +126,10 @@ describe('fgsm CLI end to end', () => {
     const check = fgsm(['report', join(dir, 'results'), '--check']);
     assert.equal(check.status, 2);
     assert.match(check.stderr, /2 must-hold claim\(s\) failed:/);
-    assert.match(check.stderr, /s5\.logreg37\.clean error: ours \d+\.\d+ \(on data not comparable with the paper's\), must hold within ±1 of paper/);
+    assert.match(
+      check.stderr,
+      /s5\.logreg37\.clean clean test error: ours \d+\.\d+ \(on data not comparable with the paper's\), must hold within ±1 of paper/,
+    );
   });
 
   test('a bad config fails before any work with every problem and its line', () => {
@@ -262,5 +265,130 @@ describe('fgsm CLI end to end', () => {
     assert.equal(doctor.status, 0, doctor.stderr);
     assert.match(doctor.stdout, /loads\s+wasm/);
     assert.match(doctor.stdout, /auto would use: (tensorflow|wasm)/);
+  });
+});
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const isRoot = process.getuid?.() === 0;
+
+/** Mounts a tmpfs of `options` at `dir` (root only); false when this machine does not allow it. */
+function mountTmpfs(dir: string, options: string): boolean {
+  return isRoot && spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir]).status === 0;
+}
+
+describe('user errors: one message with the path, the cause and the fix, exit 2', () => {
+  test('a results folder under a file, without write permission, or on a read-only disk', (t) => {
+    const dir = tempDir();
+    chmodSync(dir, 0o755); // readable by the unprivileged user below
+    const config = join(dir, 'small.yaml');
+    writeFileSync(config, SMALL('small'));
+    writeFileSync(join(dir, 'a-file'), '');
+    const underFile = fgsm(['run', config, '--results-dir', join(dir, 'a-file', 'results'), '-q']);
+    assert.equal(underFile.status, 2, underFile.stderr);
+    const file = escape(join(dir, 'a-file'));
+    assert.match(
+      underFile.stderr,
+      new RegExp(
+        `^fgsm: cannot write ${file}/results/small/\\S+: ${file} is a file, not a folder\nhint: choose another folder, or move ${file} away\n$`,
+      ),
+    );
+
+    // root may write anywhere: the same failure as an unprivileged user (nobody), as any other user meets it
+    const locked = join(dir, 'locked');
+    mkdirSync(locked, { mode: 0o555 });
+    const asUser = isRoot ? { uid: 65534, gid: 65534 } : {};
+    if (fgsm(['--version'], process.cwd(), {}, asUser).status !== 0) {
+      t.diagnostic('permission case skipped: user nobody cannot run fgsm from this checkout');
+    } else {
+      const denied = fgsm(['run', config, '--results-dir', join(locked, 'results'), '-q'], process.cwd(), {}, asUser);
+      assert.equal(denied.status, 2, denied.stderr);
+      assert.match(
+        denied.stderr,
+        new RegExp(
+          `^fgsm: cannot write ${escape(locked)}/results/small/\\S+: permission denied: ${escape(locked)} is not writable by this user \\(uid \\d+\\)\nhint: choose a folder you can write to, or give this user write permission on ${escape(locked)}\n$`,
+        ),
+      );
+    }
+
+    const readOnly = join(dir, 'read-only');
+    mkdirSync(readOnly);
+    if (!mountTmpfs(readOnly, 'ro,size=1m')) return t.skip('read-only case needs root to mount a tmpfs');
+    try {
+      const rofs = fgsm(['run', config, '--results-dir', join(readOnly, 'results'), '-q']);
+      assert.equal(rofs.status, 2, rofs.stderr);
+      assert.match(rofs.stderr, new RegExp(`: ${escape(readOnly)} is on a read-only file system\nhint: choose a folder on a writable disk\n$`));
+    } finally {
+      spawnSync('umount', [readOnly]);
+    }
+  });
+
+  test('a full disk: the message, the last checkpoint kept, and the same command resumes once there is space', (t) => {
+    const dir = tempDir();
+    const config = join(dir, 'small.yaml');
+    writeFileSync(config, SMALL('small'));
+    const disk = join(dir, 'disk');
+    mkdirSync(disk);
+    // room for the first epoch's checkpoint (94 kB of tensors) and the small files, not for a second one beside it
+    if (!mountTmpfs(disk, 'size=150k')) return t.skip('needs root to mount a small tmpfs');
+    try {
+      const full = fgsm(['run', config, '--results-dir', disk, '-q']);
+      assert.equal(full.status, 2, full.stderr);
+      assert.match(
+        full.stderr,
+        new RegExp(
+          `^fgsm: cannot write ${escape(disk)}/small/\\S+: no space left on the disk holding it \\(\\d+ kB free\\)\nhint: free some space there or choose another folder, then rerun the same command: files already written are kept, and an unfinished run resumes from its last checkpoint\n$`,
+        ),
+      );
+      const run = onlyRun(disk, 'small');
+      const checkpoints = readdirSync(join(run, 'checkpoints'));
+      assert.deepEqual(checkpoints, ['checkpoint.json', 'epoch-000001.bin'], 'the last complete checkpoint, and no temporary file');
+      assert.equal(spawnSync('mount', ['-o', 'remount,size=8m', disk]).status, 0);
+      const resumed = fgsm(['run', config, '--results-dir', disk]);
+      assert.equal(resumed.status, 0, resumed.stderr);
+      assert.match(resumed.stderr, /resuming from the checkpoint after stage 1 epoch 1 /);
+      assert.equal(onlyRun(disk, 'small'), run);
+    } finally {
+      spawnSync('umount', [disk]);
+    }
+  });
+});
+
+describe('CLI conventions', () => {
+  test('--version and -V; usage errors exit 2; FGSM_THREADS=x --help prints help; validate with no files is an error', () => {
+    const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) assert.deepEqual(fgsm([flag]), { status: 0, stdout: `${version}\n`, stderr: '' });
+    for (const args of [
+      [],
+      ['frob'],
+      ['run'],
+      ['run', 'x.yaml', '--frob'],
+      ['run', 'x.yaml', '--backend', 'nope'],
+      ['run', 'x.yaml', '--threads', 'x'],
+    ]) {
+      const usage = fgsm(args);
+      assert.equal(usage.status, 2, `fgsm ${args.join(' ')}: ${usage.stderr}`);
+      assert.match(usage.stderr, /Usage: fgsm/);
+    }
+    const help = fgsm(['--help'], process.cwd(), { FGSM_THREADS: 'x' });
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /^Usage: fgsm /);
+    const threads = fgsm(['run', 'configs/ci/softmax.yaml'], process.cwd(), { FGSM_THREADS: 'x' });
+    assert.equal(threads.status, 2);
+    assert.match(threads.stderr, /FGSM_THREADS: expected a whole number ≥ 1 or "auto", found "x"/);
+    const validate = fgsm(['validate']);
+    assert.equal(validate.status, 2);
+    assert.match(validate.stderr, /^fgsm: validate: no experiment files given\nhint: name them/);
+  });
+
+  test('NO_COLOR and --no-color turn colour off, even with FORCE_COLOR', () => {
+    const empty = tempDir();
+    const verify = (args: string[], env: NodeJS.ProcessEnv) => {
+      const out = fgsm(['data', 'verify', '--data-dir', empty, ...args], process.cwd(), { FORCE_COLOR: '1', NO_COLOR: '', ...env });
+      assert.equal(out.status, 2);
+      return out.stdout + out.stderr;
+    };
+    assert.match(verify([], {}), /\x1b\[/);
+    assert.doesNotMatch(verify([], { NO_COLOR: '1' }), /\x1b\[/);
+    assert.doesNotMatch(verify(['--no-color'], {}), /\x1b\[/);
   });
 });

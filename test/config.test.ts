@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ConfigError, loadExperiment } from '../src/config/load.js';
+import { experimentJsonSchema } from '../src/config/schema.js';
 import { tempDir } from './helpers.js';
 
 const VALID = `name: t
@@ -98,6 +99,71 @@ describe('experiment configs', () => {
     assert.deepEqual(issues.map((i) => i.where).sort(), ['--set nonsense'].sort());
     const schemaIssues = issuesOf(() => loadExperiment(file, ['training.epochs=-1', 'training.epochz=2']));
     assert.deepEqual(schemaIssues.map((i) => i.where).sort(), ['--set training.epochs=-1', '--set training.epochz=2']);
+  });
+
+  test("YAML's .nan and .inf are reported as written, not as JSON's null", () => {
+    const dir = tempDir();
+    const file = write(
+      dir,
+      'nan.yaml',
+      VALID.replace('epochs: 3', 'epochs: .inf').replace('epsilons: [0.25]', 'epsilons: [.nan]').replace('name: t', 'name: t\nseed: .nan'),
+    );
+    const found = Object.fromEntries(issuesOf(() => loadExperiment(file)).map((i) => [i.key, i.message]));
+    assert.deepEqual(found, {
+      seed: 'expected number; found .nan',
+      'training.epochs': 'expected number; found .inf',
+      'attack.epsilons.0': 'expected number; found .nan',
+    });
+  });
+
+  test('an empty (or comment-only) file is one problem, "the file is empty", not a list of missing keys', () => {
+    const dir = tempDir();
+    for (const [name, text] of [
+      ['empty.yaml', ''],
+      ['comment.yaml', '# nothing yet\n'],
+    ]) {
+      const file = write(dir, name!, text!);
+      assert.deepEqual(
+        issuesOf(() => loadExperiment(file)),
+        [{ where: file, key: '', message: 'the file is empty; expected a mapping of keys (name:, model:, training:, …)' }],
+      );
+    }
+  });
+
+  test('a --set that cannot be read: one line with the value, and a hint about --set, not about the file path', () => {
+    const dir = tempDir();
+    const file = write(dir, 'e.yaml', VALID);
+    for (const set of ['training.epochs=[1', 'training.epochs']) {
+      try {
+        loadExperiment(file, [set]);
+        assert.fail('expected a ConfigError');
+      } catch (error) {
+        assert.ok(error instanceof ConfigError);
+        assert.equal(error.issues.length, 1);
+        assert.equal(error.message.trim().split('\n').length, 2, error.message);
+        assert.match(error.hint!, /^write --set key\.path=value with the value in YAML/);
+      }
+    }
+    const [issue] = issuesOf(() => loadExperiment(file, ['training.epochs=[1']));
+    assert.match(issue!.message, /^expected a YAML value; found "\[1" \(Flow sequence must end with a \] at character 3\)$/);
+  });
+
+  test('--schema describes every key', () => {
+    const undescribed: string[] = [];
+    let keys = 0;
+    const walk = (node: unknown, path: string): void => {
+      if (!node || typeof node !== 'object') return;
+      const schema = node as { properties?: Record<string, { description?: string }>; items?: unknown; anyOf?: unknown[]; oneOf?: unknown[] };
+      for (const branch of [...(schema.anyOf ?? []), ...(schema.oneOf ?? []), schema.items]) walk(branch, path);
+      for (const [key, value] of Object.entries(schema.properties ?? {})) {
+        keys++;
+        if (!value.description) undescribed.push(`${path}${key}`);
+        walk(value, `${path}${key}.`);
+      }
+    };
+    walk(experimentJsonSchema(), '');
+    assert.ok(keys > 70, `only ${keys} keys found: the walk misses some`);
+    assert.deepEqual(undescribed, []);
   });
 
   test('extends: the base file supplies keys, the file overrides them, errors point at the file that set the key', () => {

@@ -51,12 +51,28 @@ describe('checksums', () => {
     assert.throws(
       () => verifyBytes(labelsFile, 'some/path.gz', bytes),
       (error: Error) => {
-        assert.match(error.message, /some\/path\.gz: checksum mismatch: MD5 [0-9a-f]{32}, expected ec29112dd5afa0611ce80d1b7f02629c/);
+        assert.match(error.message, new RegExp(`some/path\\.gz: checksum mismatch: SHA-256 [0-9a-f]{64}, expected ${labelsFile.gzSha256}`));
         return true;
       },
     );
     const raw = gunzipSync(readFileSync(join(realDataDir(), 't10k-labels-idx1-ubyte.gz')));
     assert.equal(verifyBytes(labelsFile, 'raw', raw).gzip, false);
+  });
+
+  test('one algorithm everywhere: errors quote the SHA-256 that `fgsm data info` shows, gzipped or not', () => {
+    const raw = gunzipSync(readFileSync(join(realDataDir(), 't10k-labels-idx1-ubyte.gz')));
+    assert.equal(verifyBytes(labelsFile, 'raw', raw).sha256, labelsFile.rawSha256);
+    raw[raw.length - 1] = raw[raw.length - 1]! ^ 0xff;
+    assert.throws(
+      () => verifyBytes(labelsFile, 'raw', raw),
+      new RegExp(`raw: checksum mismatch: SHA-256 [0-9a-f]{64}, expected ${labelsFile.rawSha256} \\(uncompressed`),
+    );
+    for (const file of MNIST_FILES)
+      assert.deepEqual(
+        Object.keys(file).filter((key) => /md5/i.test(key)),
+        [],
+        file.name,
+      );
   });
 });
 
@@ -156,15 +172,22 @@ describe('data sources and splits', () => {
     writeFileSync(join(broken, 'train-labels-idx1-ubyte.gz'), 'not a gzip file');
     await assert.rejects(
       resolveMnist({ source: 'auto', explicit: { dir: broken, origin: '--data-dir' }, cache: tempDir(), progress: quiet }),
-      /train-labels-idx1-ubyte\.gz: checksum mismatch: MD5 [0-9a-f]+, expected a25bea736e30d166cdddb491f175f624/,
+      /train-labels-idx1-ubyte\.gz: checksum mismatch: SHA-256 [0-9a-f]+, expected 65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5 \(uncompressed/,
     );
   });
 
-  test('with no directory, no cache and no network: the embedded subset, with a warning', async () => {
-    process.env.FGSM_MNIST_MIRRORS = 'http://127.0.0.1:9/';
+  test('with no directory, no cache and no network: the embedded subset, with a warning that lists each failure', async () => {
+    process.env.FGSM_MNIST_MIRRORS = 'http://127.0.0.1:9/,http://127.0.0.1:7/';
+    const lines: string[] = [];
+    const progress = { ...quiet, line: (message: string) => lines.push(message) };
     try {
-      const raw = await resolveMnist({ source: 'auto', explicit: null, cache: tempDir(), progress: quiet, stallMs: 500, timeoutMs: 2000 });
+      const raw = await resolveMnist({ source: 'auto', explicit: null, cache: tempDir(), progress, stallMs: 500, timeoutMs: 2000 });
       assert.equal(raw.provenance.kind, 'embedded');
+      const failed = lines.find((line) => line.startsWith('MNIST download failed'))!;
+      assert.match(
+        failed,
+        /from any mirror:\n {2}http:\/\/127\.0\.0\.1:9\/train-images-idx3-ubyte\.gz: .+\n {2}http:\/\/127\.0\.0\.1:7\/train-images/,
+      );
       assert.match(raw.provenance.warning!, /NOT comparable to the paper/);
       assert.equal(raw.train.count + raw.test.count, 10000);
     } finally {

@@ -15,6 +15,37 @@ describe('paper table', () => {
     for (const c of CLAIMS) for (const q of c.quantities) assert.ok(q.metric.length >= 2, c.id);
   });
 
+  test('each quantity says what it is: the attack and its ε, clean, rubbish, training or agreement', () => {
+    for (const claim of CLAIMS) {
+      for (const q of claim.quantities) {
+        const [source, epsilon] = q.metric;
+        const says =
+          source === 'fgsm'
+            ? `FGSM ε=${epsilon!.replace(/^0/, '')} `
+            : source === 'ensemble' || source === 'transfer'
+              ? 'FGSM ε=.25 '
+              : { clean: 'clean test ', rubbish: 'rubbish', training: 'training', agreement: 'agreement' }[source!];
+        assert.ok(says && q.name.includes(says), `${claim.id} (${q.metric.join('.')}): "${q.name}" should say "${says}"`);
+      }
+    }
+  });
+
+  test("on data that is not the paper's, the verdict is one statement: not comparable, and why the check cannot pass", () => {
+    const embedded = {
+      ...result(['s4.softmax.fgsm'], { fgsm: { '0.25': { error: 1, meanConfidenceOnMistakes: 0.8 } } }),
+      data: { warning: 'embedded subset' },
+    } as unknown as ResultRecord;
+    const verdicts = renderMarkdown(compareClaims(embedded))
+      .trim()
+      .split('\n')
+      .slice(2)
+      .map((line) => line.split(' | ')[6]);
+    assert.deepEqual(verdicts, [
+      'not comparable: not the paper\'s data, so it cannot show "≥ 99" (needs full MNIST)',
+      "not comparable: not the paper's data",
+    ]);
+  });
+
   test('verdicts: within tolerance, off, must-hold conditions, not measured, out of scope', () => {
     const rows = compareClaims(
       result(['s4.softmax.fgsm', 's5.logreg37.clean', 's6.maxout1600_adv.clean', 's4.cifar'], {
@@ -23,17 +54,17 @@ describe('paper table', () => {
       }),
     );
     const byKey = Object.fromEntries(rows.map((r) => [`${r.id}/${r.quantity}`, r]));
-    const error = byKey['s4.softmax.fgsm/error']!;
+    const error = byKey['s4.softmax.fgsm/FGSM ε=.25 error']!;
     assert.ok(Math.abs(error.ours! - 98.5) < 1e-9 && Math.abs(error.delta! + 1.4) < 1e-9);
     assert.equal(error.verdict, 'off');
     assert.equal(error.holds, false); // must hold ≥ 99
-    assert.equal(byKey['s4.softmax.fgsm/confidence on mistakes']!.verdict, 'reproduced');
-    const logreg = byKey['s5.logreg37.clean/error']!;
+    assert.equal(byKey['s4.softmax.fgsm/FGSM ε=.25 confidence on mistakes']!.verdict, 'reproduced');
+    const logreg = byKey['s5.logreg37.clean/clean test error']!;
     assert.equal(logreg.holds, false); // 2.75 is 1.15 points from 1.6: outside ±1
-    const seeds = byKey['s6.maxout1600_adv.clean/error']!;
+    const seeds = byKey['s6.maxout1600_adv.clean/clean test error']!;
     assert.ok(Math.abs(seeds.paper - 0.782) < 1e-9); // the mean of 0.77 ×4 and 0.83
     assert.equal(seeds.verdict, 'off');
-    assert.equal(byKey['s4.cifar/error']!.verdict, 'out of scope');
+    assert.equal(byKey['s4.cifar/FGSM ε=.1 error']!.verdict, 'out of scope');
     assert.deepEqual(
       failedChecks(rows).map((r) => r.id),
       ['s4.softmax.fgsm', 's5.logreg37.clean'],
@@ -66,7 +97,7 @@ describe('paper table', () => {
     assert.equal(renderMarkdown(rows).trim().split('\n').length, 2 + rows.length);
     const csv = renderCsv(rows).trim().split('\n');
     assert.equal(csv[0], 'id,section,quantity,paper,ours,delta,tolerance,verdict,must_hold,holds,experiment,run_id');
-    assert.equal(csv[1], 's4.softmax.fgsm,4,error,99.9,99.9,0,0.5,reproduced,≥ 99,true,e,r');
+    assert.equal(csv[1], 's4.softmax.fgsm,4,FGSM ε=.25 error,99.9,99.9,0,0.5,reproduced,≥ 99,true,e,r');
   });
 });
 

@@ -270,7 +270,13 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
     if (!options.peek) writeStatus(run.dir, 'complete');
     return { result, dir: outDir, splits };
   } catch (error) {
-    if (run.lock && !lockLost(run.lock)) writeStatus(run.dir, error instanceof InterruptedError ? 'interrupted' : 'failed', (error as Error).message);
+    try {
+      if (run.lock && !lockLost(run.lock))
+        writeStatus(run.dir, error instanceof InterruptedError ? 'interrupted' : 'failed', (error as Error).message);
+    } catch (statusError) {
+      // on a full disk the status cannot be written either: report the first failure (the run resumes all the same)
+      if (!(statusError instanceof FgsmError)) throw statusError;
+    }
     throw error;
   } finally {
     model.dispose();

@@ -1,5 +1,6 @@
 import chalk from 'chalk';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, extname, join, resolve } from 'node:path';
 import { probeBackends, installedTfjsVersions, type BackendRequest } from '../backend/select.js';
@@ -7,6 +8,7 @@ import { loadExperiment } from '../config/load.js';
 import { experimentJsonSchema } from '../config/schema.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { FgsmError, InterruptedError } from '../core/errors.js';
+import { packageRoot } from '../core/package-root.js';
 import { createProgress, progressModeFor } from '../core/progress.js';
 import { MNIST_FILES } from '../data/mnist-files.js';
 import { cacheDir, downloadMissing, explicitDataDir } from '../data/source.js';
@@ -26,7 +28,8 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 interface ExperimentFlags {
   set: string[];
   backend?: BackendRequest;
-  threads: number;
+  /** Unset: FGSM_THREADS, read only when an experiment runs (a bad value must not break --help). */
+  threads?: number;
   dataDir?: string;
   resultsDir: string;
   fresh: boolean;
@@ -63,7 +66,6 @@ function withExperimentFlags(command: Command, freshMeans: string | null): Comma
       '--threads <n>',
       'threads for the wasm backend: a number or auto (default: FGSM_THREADS, else 1); results do not depend on it',
       parseCount,
-      threadsFromEnv(),
     )
     .option('--data-dir <dir>', 'directory with the four MNIST files (else data.dir, FGSM_DATA_DIR, cache, download)')
     .option('--results-dir <dir>', 'where run folders go', 'results');
@@ -76,7 +78,7 @@ function childFlags(flags: ExperimentFlags): string[] {
   return [
     ...flags.set.flatMap((override) => ['--set', override]),
     ...(flags.backend ? ['--backend', flags.backend] : []),
-    ...['--threads', String(flags.threads)],
+    ...['--threads', String(flags.threads ?? threadsFromEnv())],
     ...(flags.dataDir ? ['--data-dir', resolve(flags.dataDir)] : []),
     ...['--results-dir', resolve(flags.resultsDir)],
     ...(flags.fresh ? ['--fresh'] : []),
@@ -88,7 +90,7 @@ function runOptionsFrom(flags: ExperimentFlags, signal?: AbortSignal): RunOption
   return {
     overrides: flags.set,
     backend: flags.backend,
-    threads: flags.threads,
+    threads: flags.threads ?? threadsFromEnv(),
     dataDir: flags.dataDir,
     resultsDir: resolve(flags.resultsDir),
     fresh: flags.fresh ?? false,
@@ -100,7 +102,16 @@ function runOptionsFrom(flags: ExperimentFlags, signal?: AbortSignal): RunOption
 function program(): Command {
   const cli = new Command('fgsm')
     .description('Reproduces the MNIST results of Goodfellow, Shlens & Szegedy (ICLR 2015) from YAML experiments')
-    .showHelpAfterError();
+    .version(packageVersion(), '-V, --version', 'print the version of fgsm')
+    .option('--no-color', 'no colour in the output (also when NO_COLOR is set)')
+    .showHelpAfterError()
+    // usage errors are thrown to main(), which exits 2 as for every user error (subcommands inherit this)
+    .exitOverride();
+  cli.hook('preAction', () => {
+    if (cli.opts<{ color: boolean }>().color !== false) return;
+    chalk.level = 0;
+    process.env.NO_COLOR = '1'; // the processes of --jobs inherit it
+  });
 
   withExperimentFlags(
     cli
@@ -191,8 +202,12 @@ function program(): Command {
     .option('--schema', 'print the JSON Schema of an experiment (every key, type, default and description)', false)
     .option('--resolved', 'print the resolved config (defaults filled in) as JSON', false)
     .action((configs: string[], opts: { set: string[]; schema: boolean; resolved: boolean }) => {
+      if (!opts.schema && configs.length === 0) {
+        throw new FgsmError('validate: no experiment files given', 'name them, e.g. `fgsm validate configs/paper/*.yaml`, or pass --schema');
+      }
       if (opts.schema) console.log(JSON.stringify(experimentJsonSchema(), null, 2));
       const problems: string[] = [];
+      const hints = new Set<string>();
       for (const file of configs) {
         try {
           const loaded = loadExperiment(file, opts.set);
@@ -200,9 +215,10 @@ function program(): Command {
         } catch (error) {
           if (!(error instanceof FgsmError)) throw error;
           problems.push(error.message);
+          if (error.hint) hints.add(error.hint);
         }
       }
-      if (problems.length) throw new FgsmError(problems.join('\n'), 'see `fgsm validate --schema` for every key, its type and its default');
+      if (problems.length) throw new FgsmError(problems.join('\n'), [...hints].join('; '));
     });
 
   cli
@@ -298,7 +314,10 @@ function program(): Command {
       console.log(`data directory: ${explicit ? `${explicit.dir} (${explicit.origin})` : 'none given (--data-dir, data.dir or FGSM_DATA_DIR)'}`);
       console.log(`user cache:     ${cacheDir()}`);
       console.log(`mirrors:        ${mirrorsFromEnv().join(', ')}`);
-      for (const f of MNIST_FILES) console.log(`  ${f.name}.gz  ${f.count} ${f.kind}  ${f.gzBytes} bytes  sha256 ${f.gzSha256}`);
+      for (const f of MNIST_FILES) {
+        console.log(`  ${f.name}.gz  ${f.count} ${f.kind}  ${f.gzBytes} bytes  sha256 ${f.gzSha256}`);
+        console.log(`  ${f.name}  (uncompressed)  ${f.rawBytes} bytes  sha256 ${f.rawSha256}`);
+      }
     });
 
   cli
@@ -321,12 +340,22 @@ function program(): Command {
   return cli;
 }
 
-/** Runs the CLI; user errors print without a stack and exit 2, an interruption exits 130, bugs exit 1. */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/**
+ * Runs the CLI; user errors (usage errors included) print without a stack and exit 2, an interruption exits
+ * 130, bugs exit 1. NO_COLOR (https://no-color.org) and --no-color win over FORCE_COLOR: the user asked.
+ */
 export async function main(argv: string[]): Promise<void> {
+  if (process.env.NO_COLOR) chalk.level = 0;
   try {
     await program().parseAsync(argv);
   } catch (error) {
-    if (error instanceof InterruptedError) {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode === 0 ? 0 : 2; // commander has printed the message and the usage
+    } else if (error instanceof InterruptedError) {
       console.error(chalk.yellow(error.message));
       process.exitCode = 130;
     } else if (error instanceof FgsmError) {

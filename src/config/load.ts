@@ -34,16 +34,18 @@ export interface ConfigIssue {
   /** Dotted key path, e.g. training.epochs. */
   key: string;
   message: string;
+  /** What fixes it, where that is not "see the schema" (a path to check, the --set syntax). */
+  hint?: string;
 }
+
+const SCHEMA_HINT = 'see `fgsm validate --schema` for every key, its type and its default';
 
 export class ConfigError extends FgsmError {
   constructor(readonly issues: ConfigIssue[]) {
     super(
       `invalid experiment (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n` +
         issues.map((issue) => `  ${issue.where}: ${issue.key ? `${issue.key}: ` : ''}${issue.message}`).join('\n'),
-      issues.every((issue) => issue.message.startsWith('cannot read'))
-        ? 'check the path of the experiment file (and of its extends:)'
-        : 'see `fgsm validate --schema` for every key, its type and its default',
+      [...new Set(issues.map((issue) => issue.hint ?? SCHEMA_HINT))].join('; '),
     );
     this.name = 'ConfigError';
   }
@@ -81,7 +83,12 @@ function readFileLayers(file: string, chain: string[], issues: ConfigIssue[]): {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
-    issues.push({ where: chain.at(-1) ?? path, key: chain.length ? 'extends' : '', message: `cannot read ${path}: ${reason}` });
+    issues.push({
+      where: chain.at(-1) ?? path,
+      key: chain.length ? 'extends' : '',
+      message: `cannot read ${path}: ${reason}`,
+      hint: 'check the path of the experiment file (and of its extends:)',
+    });
     return { layers: [], value: {} };
   }
   const lines = new LineCounter();
@@ -91,8 +98,13 @@ function readFileLayers(file: string, chain: string[], issues: ConfigIssue[]): {
     issues.push({ where: `${path}:${pos.line}:${pos.col}`, key: '', message: `YAML syntax: ${error.message.split('\n')[0]}` });
   }
   if (doc.errors.length > 0) return { layers: [], value: {} };
+  if (doc.contents === null) {
+    // not one "missing key" line per required key: the cause is that the file has none
+    issues.push({ where: path, key: '', message: 'the file is empty; expected a mapping of keys (name:, model:, training:, …)' });
+    return { layers: [], value: {} };
+  }
   const layer: FileLayer = { kind: 'file', file: path, doc, lines };
-  const value = (doc.toJS() ?? {}) as Json;
+  const value = doc.toJS() as Json;
   if (!isObject(value)) {
     issues.push({ where: `${path}:1:1`, key: '', message: `expected a mapping of keys (name:, model:, …), found ${describe(value)}` });
     return { layers: [], value: {} };
@@ -107,12 +119,14 @@ function readFileLayers(file: string, chain: string[], issues: ConfigIssue[]): {
   return { layers: [...base.layers, layer], value: mergeDeep(base.value, own) };
 }
 
+const SET_HINT = 'write --set key.path=value with the value in YAML, e.g. --set training.epochs=2 or --set attack.epsilons=[0.1,0.25]';
+
 /** Parses one `key.path=value` override; the value is read as YAML (2 → number, [0, 1] → list, none → string). */
 function parseOverride(text: string, issues: ConfigIssue[]): { layer: OverrideLayer; value: Json } | null {
   const eq = text.indexOf('=');
   const keyText = eq < 0 ? '' : text.slice(0, eq).trim();
   if (!keyText || keyText.split('.').some((part) => part === '')) {
-    issues.push({ where: `--set ${text}`, key: keyText, message: 'expected key.path=value, e.g. --set training.epochs=2' });
+    issues.push({ where: `--set ${text}`, key: keyText, message: 'expected key.path=value, e.g. --set training.epochs=2', hint: SET_HINT });
     return null;
   }
   const path = keyText.split('.');
@@ -120,7 +134,14 @@ function parseOverride(text: string, issues: ConfigIssue[]): { layer: OverrideLa
   try {
     value = parseYamlValue(text.slice(eq + 1)) as Json;
   } catch (error) {
-    issues.push({ where: `--set ${text}`, key: keyText, message: `cannot read the value as YAML: ${(error as Error).message}` });
+    // the YAML parser's message spans lines (the text, a caret); its first line says what is wrong
+    const why = (error as Error).message.split('\n')[0]!.replace(/ at line 1, column (\d+):$/, ' at character $1');
+    issues.push({
+      where: `--set ${text}`,
+      key: keyText,
+      message: `expected a YAML value; found ${describe(text.slice(eq + 1))} (${why})`,
+      hint: SET_HINT,
+    });
     return null;
   }
   let nested: Json = value;
@@ -175,9 +196,17 @@ function locate(layers: Layer[], path: (string | number)[]): Location {
   return best ?? { depth: 0, where: 'experiment', line: 0 };
 }
 
+/** YAML's .nan, .inf and -.inf, which JSON would show as null. */
+const yamlNumber = (n: number): string => (Number.isNaN(n) ? '.nan' : n > 0 ? '.inf' : '-.inf');
+
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing (the key is missing)';
-  const text = JSON.stringify(value);
+  if (typeof value === 'number' && !Number.isFinite(value)) return yamlNumber(value);
+  // inside lists and mappings: a marked string, unquoted again below
+  const text = JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? `\u0000${yamlNumber(v)}` : v)).replace(
+    /"\\u0000([^"]*)"/g,
+    '$1',
+  );
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 

@@ -29,9 +29,9 @@ const DataSchema = z
       .describe('keep only these digits, in this order (class i is digits[i]); e.g. [3, 7] for logistic regression'),
     limit: z
       .strictObject({
-        train: positiveInt.nullable().default(null),
-        validation: positiveInt.nullable().default(null),
-        test: positiveInt.nullable().default(null),
+        train: positiveInt.nullable().default(null).describe('at most this many training examples; null for all'),
+        validation: positiveInt.nullable().default(null).describe('at most this many validation examples; null for all'),
+        test: positiveInt.nullable().default(null).describe('at most this many test examples; null for all'),
       })
       .prefault({})
       .describe('use only the first N examples of each split (after the digit filter), for quick runs'),
@@ -131,19 +131,20 @@ const ObjectiveSchema = z
 export const TrainingSchema = z
   .strictObject({
     epochs: positiveInt.describe('the maximum number of epochs'),
-    batchSize: positiveInt.default(100),
+    batchSize: positiveInt.default(100).describe('examples per minibatch (one SGD update each)'),
     learningRate: z
       .strictObject({
-        initial: z.number().positive().default(0.1),
+        initial: z.number().positive().default(0.1).describe('η at the first update'),
         decay: z.number().min(1).default(1.000004).describe('η = initial / decay^t after t minibatch updates'),
-        floor: z.number().min(0).default(1e-6),
+        floor: z.number().min(0).default(1e-6).describe('η never falls below this'),
       })
-      .prefault({}),
+      .prefault({})
+      .describe("the learning rate η: exponential decay per update down to a floor (pylearn2's ExponentialDecay)"),
     momentum: z
       .strictObject({
-        initial: z.number().min(0).max(0.999).default(0.5),
-        final: z.number().min(0).max(0.999).default(0.7),
-        startEpoch: positiveInt.default(1),
+        initial: z.number().min(0).max(0.999).default(0.5).describe('μ up to startEpoch'),
+        final: z.number().min(0).max(0.999).default(0.7).describe('μ from endEpoch on'),
+        startEpoch: positiveInt.default(1).describe('the epoch at which μ starts to rise from initial'),
         endEpoch: positiveInt.default(250).describe('momentum rises linearly from initial (startEpoch) to final (endEpoch)'),
       })
       .prefault({})
@@ -165,7 +166,8 @@ export const TrainingSchema = z
         patience: positiveInt.default(10).describe('stop after this many epochs without a new best'),
         keepBest: z.boolean().default(true).describe('end with the parameters of the best epoch'),
       })
-      .prefault({}),
+      .prefault({})
+      .describe("stage 1 stops when the validation metric has not improved for `patience` epochs (pylearn2's MonitorBased)"),
     stage2: z
       .strictObject({
         mode: z
@@ -202,13 +204,14 @@ const AttackSchema = z
 const EvaluationSchema = z
   .strictObject({
     rubbish: z
-      .strictObject({ samples: positiveInt.default(10000) })
+      .strictObject({ samples: positiveInt.default(10000).describe('how many N(0, I) inputs to draw') })
       .nullable()
       .default({ samples: 10000 })
       .describe('Appendix A: N(0, I) inputs, "error" = some class gets p > 0.5; null to skip'),
     figureExamples: z.number().int().min(0).default(8).describe('test examples shown in the clean / perturbation / adversarial figure'),
   })
-  .prefault({});
+  .prefault({})
+  .describe('what is measured besides the attack: rubbish inputs, the examples figure');
 
 export const ExperimentSchema = z
   .strictObject({
@@ -216,7 +219,7 @@ export const ExperimentSchema = z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" or "-"')
       .describe('experiment name: results go to <results dir>/<name>/<run id>/'),
-    description: z.string().default(''),
+    description: z.string().default('').describe('free text about the experiment, kept in its result'),
     seed: z.number().int().min(0).default(1).describe('every random stream (init, shuffle, subsets, rubbish) derives from it'),
     seeds: z
       .array(z.number().int().min(0))
@@ -224,9 +227,12 @@ export const ExperimentSchema = z
       .nullable()
       .optional()
       .describe('run the experiment once per seed (each its own run, replacing seed); the report shows each run and their mean ± spread'),
-    backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+    backend: z
+      .enum(['auto', 'tensorflow', 'wasm', 'cpu'])
+      .default('auto')
+      .describe('the tfjs backend: auto takes the first that loads (tensorflow → wasm → cpu); --backend overrides it'),
     data: DataSchema.prefault({}),
-    model: ModelSchema,
+    model: ModelSchema.describe('the network; kind: softmax, logistic or maxout picks which, and which keys it has'),
     training: TrainingSchema,
     attack: AttackSchema,
     evaluation: EvaluationSchema,

@@ -22,7 +22,7 @@ export interface DataProvenance {
   location: string;
   /** Why this source was used (e.g. "FGSM_DATA_DIR"). */
   reason: string;
-  files: { name: string; gzip: boolean; md5: string; sha256: string }[];
+  files: { name: string; gzip: boolean; sha256: string }[];
   /** Set when the numbers cannot be compared with the paper's. */
   warning?: string;
 }
@@ -92,7 +92,7 @@ function fromDir(dir: string, kind: DataProvenance['kind'], reason: string): Raw
       kind,
       location: dir,
       reason,
-      files: files.map((f) => ({ name: f.file.name, gzip: f.gzip, md5: f.md5, sha256: f.sha256 })),
+      files: files.map((f) => ({ name: f.file.name, gzip: f.gzip, sha256: f.sha256 })),
     },
   };
 }
@@ -163,7 +163,7 @@ export async function resolveMnist(options: ResolveOptions): Promise<RawMnist> {
     return fromDir(options.cache, downloaded > 0 ? 'download' : 'cache', `downloaded into ${options.cache}`);
   } catch (error) {
     if (source === 'download') throw error;
-    options.progress.line(`MNIST download failed: ${(error as Error).message.split('\n')[0]}`);
+    options.progress.line(`MNIST download failed: ${(error as Error).message}`); // with every mirror's reason
     return fromEmbedded('no data directory, no cache, download failed');
   }
 }

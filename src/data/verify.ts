@@ -10,11 +10,10 @@ export interface VerifiedFile {
   path: string;
   bytes: Uint8Array;
   gzip: boolean;
-  md5: string;
   sha256: string;
 }
 
-export const digest = (algorithm: 'md5' | 'sha256', bytes: Uint8Array): string => createHash(algorithm).update(bytes).digest('hex');
+export const digest = (algorithm: 'sha256', bytes: Uint8Array): string => createHash(algorithm).update(bytes).digest('hex');
 
 /** The path of `file` in `dir`: the .gz if present, else the uncompressed file; null if neither. */
 export function findInDir(dir: string, file: MnistFile): string | null {
@@ -28,18 +27,17 @@ export function findInDir(dir: string, file: MnistFile): string | null {
 /** Checks bytes against the canonical checksums; a mismatch is an error naming the file and both sums. */
 export function verifyBytes(file: MnistFile, path: string, bytes: Uint8Array): VerifiedFile {
   const gzip = isGzip(bytes);
-  const md5 = digest('md5', bytes);
   const sha256 = digest('sha256', bytes);
-  const expected = gzip ? file.gzMd5 : file.rawMd5;
-  if (md5 !== expected || (gzip && sha256 !== file.gzSha256)) {
+  const expected = gzip ? file.gzSha256 : file.rawSha256;
+  if (sha256 !== expected) {
     const expectedBytes = gzip ? file.gzBytes : file.rawBytes;
     throw new FgsmError(
-      `${path}: checksum mismatch: MD5 ${md5}, expected ${expected} (${gzip ? 'gzipped' : 'uncompressed'} ${file.name}; ` +
+      `${path}: checksum mismatch: SHA-256 ${sha256}, expected ${expected} (${gzip ? 'gzipped' : 'uncompressed'} ${file.name}; ` +
         `${bytes.length} bytes, expected ${expectedBytes}${bytes.length < expectedBytes ? ', truncated' : ''})`,
       `the file is corrupted or not canonical MNIST: delete it and run \`fgsm data download\`, or point --data-dir at good copies`,
     );
   }
-  return { file, path, bytes, gzip, md5, sha256 };
+  return { file, path, bytes, gzip, sha256 };
 }
 
 export function verifyFile(file: MnistFile, path: string): VerifiedFile {

@@ -22,6 +22,7 @@ export type MustHold =
     };
 
 export interface ClaimQuantity {
+  /** What is measured, as the report's quantity column shows it: says the attack and its ε, or clean, rubbish, … */
   name: string;
   /** The paper's value in percent (several for a multi-seed claim; compared against their mean). */
   paper: number | number[];
@@ -49,8 +50,8 @@ export const CLAIMS: readonly Claim[] = [
     section: '4',
     description: 'shallow softmax (784→10), FGSM ε=.25, MNIST test',
     quantities: [
-      { name: 'error', paper: 99.9, metric: fgsmAt('0.25', 'error'), tolerance: 0.5, mustHold: { op: '>=', value: 99 } },
-      { name: 'confidence on mistakes', paper: 79.3, metric: fgsmAt('0.25', 'meanConfidenceOnMistakes'), tolerance: 5 },
+      { name: 'FGSM ε=.25 error', paper: 99.9, metric: fgsmAt('0.25', 'error'), tolerance: 0.5, mustHold: { op: '>=', value: 99 } },
+      { name: 'FGSM ε=.25 confidence on mistakes', paper: 79.3, metric: fgsmAt('0.25', 'meanConfidenceOnMistakes'), tolerance: 5 },
     ],
   },
   {
@@ -58,51 +59,53 @@ export const CLAIMS: readonly Claim[] = [
     section: '4',
     description: 'maxout 240×5 + dropout (baseline), FGSM ε=.25',
     quantities: [
-      { name: 'error', paper: 89.4, metric: fgsmAt('0.25', 'error'), tolerance: 5, mustHold: { op: '>=', value: 80 } },
-      { name: 'confidence on mistakes', paper: 97.6, metric: fgsmAt('0.25', 'meanConfidenceOnMistakes'), tolerance: 3 },
+      { name: 'FGSM ε=.25 error', paper: 89.4, metric: fgsmAt('0.25', 'error'), tolerance: 5, mustHold: { op: '>=', value: 80 } },
+      { name: 'FGSM ε=.25 confidence on mistakes', paper: 97.6, metric: fgsmAt('0.25', 'meanConfidenceOnMistakes'), tolerance: 3 },
     ],
   },
   {
     id: 's5.logreg37.clean',
     section: '5, Fig. 2',
     description: 'logistic regression, 3 vs 7, clean test error',
-    quantities: [{ name: 'error', paper: 1.6, metric: ['clean', 'error'], tolerance: 1, mustHold: { op: 'within', value: 1 } }],
+    quantities: [{ name: 'clean test error', paper: 1.6, metric: ['clean', 'error'], tolerance: 1, mustHold: { op: 'within', value: 1 } }],
   },
   {
     id: 's5.logreg37.fgsm',
     section: '5, Fig. 2',
     description: 'logistic regression, 3 vs 7, FGSM ε=.25 (exact: x − ε·y·sign(w))',
-    quantities: [{ name: 'error', paper: 99, metric: fgsmAt('0.25', 'error'), tolerance: 1, mustHold: { op: '>=', value: 95 } }],
+    quantities: [{ name: 'FGSM ε=.25 error', paper: 99, metric: fgsmAt('0.25', 'error'), tolerance: 1, mustHold: { op: '>=', value: 95 } }],
   },
   {
     id: 's5.l1',
     section: '5',
     description: 'maxout with L1 0.0025 on the first layer: training error',
-    quantities: [{ name: 'training error', paper: 5, metric: ['training', 'finalTrainingError'], tolerance: 100, mustHold: { op: '>=', value: 5 } }],
+    quantities: [
+      { name: 'final training error', paper: 5, metric: ['training', 'finalTrainingError'], tolerance: 100, mustHold: { op: '>=', value: 5 } },
+    ],
   },
   {
     id: 's6.maxout.clean',
     section: '6',
     description: 'maxout 240 baseline, clean test error',
-    quantities: [{ name: 'error', paper: 0.94, metric: ['clean', 'error'], tolerance: 0.1 }],
+    quantities: [{ name: 'clean test error', paper: 0.94, metric: ['clean', 'error'], tolerance: 0.1 }],
   },
   {
     id: 's6.maxout_adv.clean',
     section: '6',
     description: 'maxout 240, adversarial training α=.5 ε=.25, clean test error',
-    quantities: [{ name: 'error', paper: 0.84, metric: ['clean', 'error'], tolerance: 0.1 }],
+    quantities: [{ name: 'clean test error', paper: 0.84, metric: ['clean', 'error'], tolerance: 0.1 }],
   },
   {
     id: 's6.maxout1600.clean',
     section: '6',
     description: 'maxout 1600 units/layer, no adversarial training, clean test error',
-    quantities: [{ name: 'error', paper: 1.14, metric: ['clean', 'error'], tolerance: 0.1 }],
+    quantities: [{ name: 'clean test error', paper: 1.14, metric: ['clean', 'error'], tolerance: 0.1 }],
   },
   {
     id: 's6.maxout1600_adv.clean',
     section: '6',
     description: 'maxout 1600, adversarial training, early stop on adversarial validation error, 5 seeds',
-    quantities: [{ name: 'error', paper: [0.77, 0.77, 0.77, 0.77, 0.83], metric: ['clean', 'error'], tolerance: 0.1 }],
+    quantities: [{ name: 'clean test error', paper: [0.77, 0.77, 0.77, 0.77, 0.83], metric: ['clean', 'error'], tolerance: 0.1 }],
   },
   {
     id: 's6.adv.fgsm',
@@ -110,12 +113,12 @@ export const CLAIMS: readonly Claim[] = [
     description: 'adversarially trained maxout, FGSM ε=.25 error (baseline 89.4%)',
     quantities: [
       {
-        name: 'error',
+        name: 'FGSM ε=.25 error',
         paper: 17.9,
         metric: fgsmAt('0.25', 'error'),
         tolerance: 5,
         // the paper: 89.4% → 17.9%; even a short run must cut the baseline's error by 30 points
-        mustHold: { op: 'below', value: 30, claim: 's4.maxout.fgsm', quantity: 'error' },
+        mustHold: { op: 'below', value: 30, claim: 's4.maxout.fgsm', quantity: 'FGSM ε=.25 error' },
       },
     ],
   },
@@ -123,27 +126,27 @@ export const CLAIMS: readonly Claim[] = [
     id: 's6.transfer.orig_to_adv',
     section: '6',
     description: 'examples made on the original model, scored on the adversarially trained model',
-    quantities: [{ name: 'error', paper: 19.6, metric: ['transfer', 'originalToAdversarial', 'error'], tolerance: 5 }],
+    quantities: [{ name: 'transferred FGSM ε=.25 error', paper: 19.6, metric: ['transfer', 'originalToAdversarial', 'error'], tolerance: 5 }],
   },
   {
     id: 's6.transfer.adv_to_orig',
     section: '6',
     description: 'examples made on the adversarially trained model, scored on the original',
-    quantities: [{ name: 'error', paper: 40.9, metric: ['transfer', 'adversarialToOriginal', 'error'], tolerance: 5 }],
+    quantities: [{ name: 'transferred FGSM ε=.25 error', paper: 40.9, metric: ['transfer', 'adversarialToOriginal', 'error'], tolerance: 5 }],
   },
   {
     id: 's6.adv.conf_mistakes',
     section: '6',
     description: 'adversarially trained maxout, mean confidence on misclassified FGSM examples',
-    quantities: [{ name: 'confidence on mistakes', paper: 81.4, metric: fgsmAt('0.25', 'meanConfidenceOnMistakes'), tolerance: 5 }],
+    quantities: [{ name: 'FGSM ε=.25 confidence on mistakes', paper: 81.4, metric: fgsmAt('0.25', 'meanConfidenceOnMistakes'), tolerance: 5 }],
   },
   {
     id: 's6.noise_sign',
     section: '6',
     description: 'maxout trained with ±ε noise per pixel, FGSM ε=.25',
     quantities: [
-      { name: 'error', paper: 86.2, metric: fgsmAt('0.25', 'error'), tolerance: 5 },
-      { name: 'confidence on mistakes', paper: 97.3, metric: fgsmAt('0.25', 'meanConfidenceOnMistakes'), tolerance: 3 },
+      { name: 'FGSM ε=.25 error', paper: 86.2, metric: fgsmAt('0.25', 'error'), tolerance: 5 },
+      { name: 'FGSM ε=.25 confidence on mistakes', paper: 97.3, metric: fgsmAt('0.25', 'meanConfidenceOnMistakes'), tolerance: 3 },
     ],
   },
   {
@@ -151,8 +154,8 @@ export const CLAIMS: readonly Claim[] = [
     section: '6',
     description: 'maxout trained with U(−ε, ε) noise, FGSM ε=.25',
     quantities: [
-      { name: 'error', paper: 90.4, metric: fgsmAt('0.25', 'error'), tolerance: 5 },
-      { name: 'confidence on mistakes', paper: 97.8, metric: fgsmAt('0.25', 'meanConfidenceOnMistakes'), tolerance: 3 },
+      { name: 'FGSM ε=.25 error', paper: 90.4, metric: fgsmAt('0.25', 'error'), tolerance: 5 },
+      { name: 'FGSM ε=.25 confidence on mistakes', paper: 97.8, metric: fgsmAt('0.25', 'meanConfidenceOnMistakes'), tolerance: 3 },
     ],
   },
   {
@@ -160,60 +163,60 @@ export const CLAIMS: readonly Claim[] = [
     section: '7',
     description: 'shallow RBF network, FGSM ε=.25',
     quantities: [
-      { name: 'error', paper: 55.4, metric: fgsmAt('0.25', 'error'), tolerance: 5 },
-      { name: 'confidence on mistakes', paper: 1.2, metric: fgsmAt('0.25', 'meanConfidenceOnMistakes'), tolerance: 2 },
-      { name: 'mean confidence, clean test', paper: 60.6, metric: ['clean', 'meanConfidence'], tolerance: 5 },
+      { name: 'FGSM ε=.25 error', paper: 55.4, metric: fgsmAt('0.25', 'error'), tolerance: 5 },
+      { name: 'FGSM ε=.25 confidence on mistakes', paper: 1.2, metric: fgsmAt('0.25', 'meanConfidenceOnMistakes'), tolerance: 2 },
+      { name: 'clean test mean confidence', paper: 60.6, metric: ['clean', 'meanConfidence'], tolerance: 5 },
     ],
   },
   {
     id: 's8.agree.rbf_all',
     section: '8',
     description: "maxout-made examples maxout misclassifies: RBF predicts maxout's class",
-    quantities: [{ name: 'rate', paper: 16.0, metric: ['agreement', 'rbfAll'], tolerance: 5 }],
+    quantities: [{ name: 'agreement rate', paper: 16.0, metric: ['agreement', 'rbfAll'], tolerance: 5 }],
   },
   {
     id: 's8.agree.softmax_all',
     section: '8',
     description: "maxout-made examples maxout misclassifies: softmax predicts maxout's class",
-    quantities: [{ name: 'rate', paper: 54.6, metric: ['agreement', 'softmaxAll'], tolerance: 5 }],
+    quantities: [{ name: 'agreement rate', paper: 54.6, metric: ['agreement', 'softmaxAll'], tolerance: 5 }],
   },
   {
     id: 's8.agree.softmax_botherr',
     section: '8',
     description: 'only where both err: softmax agrees with maxout',
-    quantities: [{ name: 'rate', paper: 84.6, metric: ['agreement', 'softmaxBothErr'], tolerance: 5 }],
+    quantities: [{ name: 'agreement rate', paper: 84.6, metric: ['agreement', 'softmaxBothErr'], tolerance: 5 }],
   },
   {
     id: 's8.agree.rbf_botherr',
     section: '8',
     description: 'only where both err: RBF agrees with maxout',
-    quantities: [{ name: 'rate', paper: 54.3, metric: ['agreement', 'rbfBothErr'], tolerance: 5 }],
+    quantities: [{ name: 'agreement rate', paper: 54.3, metric: ['agreement', 'rbfBothErr'], tolerance: 5 }],
   },
   {
     id: 's8.agree.rbf_softmax',
     section: '8',
     description: "RBF predicts softmax's class",
-    quantities: [{ name: 'rate', paper: 53.6, metric: ['agreement', 'rbfSoftmax'], tolerance: 5 }],
+    quantities: [{ name: 'agreement rate', paper: 53.6, metric: ['agreement', 'rbfSoftmax'], tolerance: 5 }],
   },
   {
     id: 's9.ensemble.whole',
     section: '9',
     description: 'ensemble of 12 maxout nets, FGSM against the whole ensemble',
-    quantities: [{ name: 'error', paper: 91.1, metric: ['ensemble', 'whole', 'error'], tolerance: 5 }],
+    quantities: [{ name: 'FGSM ε=.25 error', paper: 91.1, metric: ['ensemble', 'whole', 'error'], tolerance: 5 }],
   },
   {
     id: 's9.ensemble.member',
     section: '9',
     description: 'same ensemble, FGSM against one member',
-    quantities: [{ name: 'error', paper: 87.9, metric: ['ensemble', 'member', 'error'], tolerance: 5 }],
+    quantities: [{ name: 'FGSM ε=.25 error', paper: 87.9, metric: ['ensemble', 'member', 'error'], tolerance: 5 }],
   },
   {
     id: 'a.rubbish.maxout',
     section: 'App. A',
     description: 'N(0, I) rubbish inputs, some class p > .5: naive maxout',
     quantities: [
-      { name: 'error', paper: 98.35, metric: ['rubbish', 'error'], tolerance: 5 },
-      { name: 'confidence', paper: 92.8, metric: ['rubbish', 'meanConfidence'], tolerance: 5 },
+      { name: 'rubbish inputs with some p > .5', paper: 98.35, metric: ['rubbish', 'error'], tolerance: 5 },
+      { name: 'rubbish mean confidence', paper: 92.8, metric: ['rubbish', 'meanConfidence'], tolerance: 5 },
     ],
   },
   {
@@ -221,8 +224,8 @@ export const CLAIMS: readonly Claim[] = [
     section: 'App. A',
     description: 'N(0, I) rubbish inputs: maxout with independent-sigmoid top',
     quantities: [
-      { name: 'error', paper: 68, metric: ['rubbish', 'error'], tolerance: 5 },
-      { name: 'confidence', paper: 87.9, metric: ['rubbish', 'meanConfidence'], tolerance: 5 },
+      { name: 'rubbish inputs with some p > .5', paper: 68, metric: ['rubbish', 'error'], tolerance: 5 },
+      { name: 'rubbish mean confidence', paper: 87.9, metric: ['rubbish', 'meanConfidence'], tolerance: 5 },
     ],
   },
   {
@@ -230,23 +233,23 @@ export const CLAIMS: readonly Claim[] = [
     section: 'App. A',
     description: 'N(0, I) rubbish inputs, some class p > .5: softmax regression',
     quantities: [
-      { name: 'error', paper: 59.8, metric: ['rubbish', 'error'], tolerance: 5 },
-      { name: 'confidence', paper: 70.8, metric: ['rubbish', 'meanConfidence'], tolerance: 5 },
+      { name: 'rubbish inputs with some p > .5', paper: 59.8, metric: ['rubbish', 'error'], tolerance: 5 },
+      { name: 'rubbish mean confidence', paper: 70.8, metric: ['rubbish', 'meanConfidence'], tolerance: 5 },
     ],
   },
   {
     id: 'a.rubbish.rbf',
     section: 'App. A',
     description: 'N(0, I) rubbish inputs: RBF network',
-    quantities: [{ name: 'error', paper: 0, metric: ['rubbish', 'error'], tolerance: 1 }],
+    quantities: [{ name: 'rubbish inputs with some p > .5', paper: 0, metric: ['rubbish', 'error'], tolerance: 1 }],
   },
   {
     id: 'a.rubbish.skew',
     section: 'App. A',
     description: 'maxout rubbish false positives by class: share that are "5" (none are "8")',
     quantities: [
-      { name: 'share "5"', paper: 45.3, metric: ['rubbish', 'classShares', '5'], tolerance: 10 },
-      { name: 'share "8"', paper: 0, metric: ['rubbish', 'classShares', '8'], tolerance: 2 },
+      { name: 'rubbish positives that are "5"', paper: 45.3, metric: ['rubbish', 'classShares', '5'], tolerance: 10 },
+      { name: 'rubbish positives that are "8"', paper: 0, metric: ['rubbish', 'classShares', '8'], tolerance: 2 },
     ],
   },
   {
@@ -254,8 +257,8 @@ export const CLAIMS: readonly Claim[] = [
     section: '9',
     description: 'MP-DBM clean / FGSM error',
     quantities: [
-      { name: 'clean error', paper: 0.88, metric: ['clean', 'error'], tolerance: 0.1 },
-      { name: 'FGSM error', paper: 97.5, metric: fgsmAt('0.25', 'error'), tolerance: 5 },
+      { name: 'clean test error', paper: 0.88, metric: ['clean', 'error'], tolerance: 0.1 },
+      { name: 'FGSM ε=.25 error', paper: 97.5, metric: fgsmAt('0.25', 'error'), tolerance: 5 },
     ],
     outOfScope: 'a different model family (multi-prediction deep Boltzmann machine)',
   },
@@ -264,8 +267,8 @@ export const CLAIMS: readonly Claim[] = [
     section: '4',
     description: 'conv maxout, CIFAR-10, ε=.1',
     quantities: [
-      { name: 'error', paper: 87.15, metric: fgsmAt('0.1', 'error'), tolerance: 5 },
-      { name: 'probability on wrong label', paper: 96.6, metric: fgsmAt('0.1', 'meanConfidenceOnMistakes'), tolerance: 5 },
+      { name: 'FGSM ε=.1 error', paper: 87.15, metric: fgsmAt('0.1', 'error'), tolerance: 5 },
+      { name: 'FGSM ε=.1 probability on wrong label', paper: 96.6, metric: fgsmAt('0.1', 'meanConfidenceOnMistakes'), tolerance: 5 },
     ],
     outOfScope: 'needs CIFAR-10, which this project does not load',
   },

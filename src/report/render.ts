@@ -14,6 +14,10 @@ const paperText = (row: ReportRow): string =>
   row.paperValues.length > 1 ? `${row.paperValues.join(', ')} (mean ${+row.paper.toFixed(4)})%` : `${row.paper}%`;
 
 function verdictText(row: ReportRow): string {
+  // one statement: a number on other data neither holds nor fails a condition about the paper's data
+  if (row.verdict === 'not comparable') {
+    return `not comparable: not the paper's data${row.mustHold === null ? '' : `, so it cannot show "${row.mustHold}" (needs full MNIST)`}`;
+  }
   const base =
     row.verdict === 'reproduced' ? `reproduced (±${row.tolerance})` : row.verdict === 'off' ? `off (tolerance ±${row.tolerance})` : row.verdict;
   if (row.mustHold === null) return base;
@@ -35,7 +39,7 @@ export function renderTerminal(rows: ReportRow[]): string {
     wordWrap: true,
     // cli-table3 colours borders and headers by itself; follow chalk's terminal detection instead
     style: chalk.level > 0 ? { head: [], border: ['grey'] } : { head: [], border: [] },
-    colWidths: [26, 8, 17, 14, 9, 9, 32],
+    colWidths: [26, 8, 22, 14, 9, 9, 32],
   });
   for (const row of rows) {
     const colour = row.holds === false ? chalk.red : COLOURS[row.verdict];

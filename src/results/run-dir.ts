@@ -1,7 +1,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '../core/atomic.js';
+import { makeDir, writeJsonAtomic } from '../core/atomic.js';
+import { fileSystemError } from '../core/fs-errors.js';
 import { FgsmError } from '../core/errors.js';
 import { dataIdentity, type Counts, type DataIdentity } from '../data/identity.js';
 import type { DataProvenance } from '../data/source.js';
@@ -97,7 +98,7 @@ export function latestUnfinishedRun(resultsDir: string, experiment: string, conf
  * same second on the same results folder (any file system) get two folders.
  */
 function claimRunDir(experimentDir: string, configHash: string): { dir: string; runId: string } {
-  mkdirSync(experimentDir, { recursive: true });
+  makeDir(experimentDir);
   const base = `${timestamp(new Date())}-${configHash.slice(0, 6)}`;
   for (let n = 1; ; n++) {
     const runId = n === 1 ? base : `${base}-${n}`;
@@ -106,7 +107,7 @@ function claimRunDir(experimentDir: string, configHash: string): { dir: string; 
       mkdirSync(dir);
       return { dir, runId };
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw fileSystemError(error, dir);
     }
   }
 }
