@@ -112,6 +112,7 @@ describe('backends', () => {
     assert.equal(tf.memory().numTensors, before);
     assert.equal(result.examples.triples.length, 3);
     assert.equal(result.fgsm['0.25']!.n, n);
+    assert.equal(result.fgsmOtherGradient['0.25']!.gradient, 'stable');
     assert.equal(result.rubbish!.samples, 100);
     m.dispose();
   });

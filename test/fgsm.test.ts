@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { fastGradientSign, type FgsmOptions } from '../src/attacks/fgsm.js';
 import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
+import { createProgress } from '../src/core/progress.js';
+import { evaluate } from '../src/eval/evaluate.js';
 import type { Classifier } from '../src/models/classifier.js';
 import { exactSign } from '../src/models/exact-sign.js';
 import { float64LossGradient, lossOf, model, randomImages, randomLabels, useWasm } from './helpers.js';
@@ -240,5 +242,47 @@ describe('exact sign', () => {
     const values = [1e-3, 5e-8, 1e-12, 1e-30, -1e-30, -5e-8, 0];
     const ours = tf.tidy(() => Array.from(exactSign(tf.tensor1d(values)).dataSync()));
     assert.deepEqual(ours, [1, 1, 1, 1, -1, -1, 0]);
+  });
+});
+
+describe('evaluation with both softmax gradients', () => {
+  before(useWasm);
+
+  test('measures the configured gradient and the other one, and counts the saturated test examples', () => {
+    const m = model('softmax');
+    const w = m.parameters.find((p) => p.name === 'W')!.variable;
+    w.assign(tf.tidy(() => tf.mul(w, 80)));
+    const n = 64;
+    const x = randomImages(n, 10);
+    const { y, saturated } = tf.tidy(() => {
+      const p = m.probabilities(m.logits(tf.tensor2d(x, [n, 784])));
+      const predicted = tf.argMax(p, 1).dataSync() as Int32Array;
+      const values = p.dataSync();
+      return { y: predicted, saturated: Array.from(predicted).filter((c, i) => values[i * 10 + c] === 1).length };
+    });
+    const test = { name: 'test' as const, x, y, n };
+    const run = (gradient: 'standard' | 'stable') =>
+      evaluate(m, test, {
+        attack: { method: 'fgsm', epsilons: [0.01, 0.25], clip: 'none', labels: 'true', target: 'none', batchSize: 20, gradient },
+        rubbishSamples: null,
+        figureExamples: 0,
+        seed: 1,
+        progress: createProgress('quiet'),
+      });
+    const standard = run('standard');
+    const stable = run('stable');
+    assert.ok(saturated > n / 3);
+    for (const eps of ['0.01', '0.25']) {
+      assert.equal(standard.fgsm[eps]!.gradient, 'standard');
+      assert.equal(standard.fgsmOtherGradient[eps]!.gradient, 'stable');
+      assert.equal(standard.fgsm[eps]!.saturated, saturated);
+      // configuring the other gradient swaps the two, nothing else
+      assert.deepEqual(stable.fgsm[eps], standard.fgsmOtherGradient[eps]);
+      assert.deepEqual(stable.fgsmOtherGradient[eps], standard.fgsm[eps]);
+    }
+    // these logits are tens apart: a small step tells the two apart (at ε = .25 both reach 100%)
+    const [turned, kept] = [standard.fgsm['0.01']!.error, standard.fgsmOtherGradient['0.01']!.error];
+    assert.ok(kept > turned, `stable ${kept} vs standard ${turned}: the turned gradient should attack worse`);
+    m.dispose();
   });
 });
