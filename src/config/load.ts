@@ -226,7 +226,7 @@ function canonicalJson(value: unknown): string {
  * key holds that value it is left out of the hash, so those runs keep their identity (resume and peek still find
  * them); any other value changes the hash. A key added later with a default belongs here.
  */
-export const LATER_KEYS: readonly { path: readonly string[]; value: Json }[] = [
+const LATER_KEYS: readonly { path: readonly string[]; value: Json }[] = [
   { path: ['attack', 'gradient'], value: 'standard' },
   { path: ['training', 'objective', 'gradient'], value: 'standard' },
 ];
