@@ -169,7 +169,7 @@ async function main(): Promise<void> {
     dropout: { inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2 },
   };
   const subset: Split = { ...splits.train, n: 5000, x: splits.train.x.subarray(0, 5000 * 784), y: splits.train.y.subarray(0, 5000) };
-  const adversarial = trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState: 'deterministic' });
+  const adversarial = trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState: 'deterministic', gradient: 'standard' });
   const maxout = buildModel(maxoutSpec, 0.005, 1);
   const plainNaive = naiveMaxoutExamplesPerSecond(maxout, subset, 30, false);
   const advNaive = naiveMaxoutExamplesPerSecond(maxout, subset, 15, true);

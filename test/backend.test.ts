@@ -25,7 +25,7 @@ function parametersAfterAdversarialSteps(): Float32Array[] {
     1,
   );
   const optimizer = new MomentumSgd(network.parameters, { weightDecay: 0, l1FirstLayer: 0 });
-  const adversarial = trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState: 'deterministic' })!;
+  const adversarial = trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState: 'deterministic', gradient: 'standard' })!;
   const variables = network.parameters.map((p) => p.variable);
   const [images, labels] = [randomImages(100, 4), randomLabels(100, 10, 4)];
   for (let step = 0; step < 5; step++) {
@@ -103,7 +103,7 @@ describe('backends', () => {
     const test = { name: 'test' as const, x: randomImages(n, 1), y: randomLabels(n, 10, 1), n };
     const before = tf.memory().numTensors;
     const result = evaluate(m, test, {
-      attack: { method: 'fgsm', epsilons: [0.1, 0.25], clip: 'none', labels: 'true', target: 'none', batchSize: 16 },
+      attack: { method: 'fgsm', epsilons: [0.1, 0.25], clip: 'none', labels: 'true', target: 'none', batchSize: 16, gradient: 'standard' },
       rubbishSamples: 100,
       figureExamples: 3,
       seed: 1,
@@ -112,6 +112,7 @@ describe('backends', () => {
     assert.equal(tf.memory().numTensors, before);
     assert.equal(result.examples.triples.length, 3);
     assert.equal(result.fgsm['0.25']!.n, n);
+    assert.equal(result.fgsmOtherGradient['0.25']!.gradient, 'stable');
     assert.equal(result.rubbish!.samples, 100);
     m.dispose();
   });

@@ -82,6 +82,11 @@ describe('fgsm CLI end to end', () => {
     assert.deepEqual(Object.keys(result.metrics.fgsm), ['0.1', '0.25']);
     assert.ok(result.metrics.fgsm['0.25'].error > result.metrics.clean.error);
     assert.equal(result.metrics.fgsm['0.25'].maxPerturbation.toFixed(4), '0.2500');
+    assert.equal(result.metrics.fgsm['0.25'].gradient, 'standard');
+    assert.equal(result.metrics.fgsmOtherGradient['0.25'].gradient, 'stable');
+    assert.equal(result.metrics.fgsmOtherGradient['0.25'].n, 300);
+    assert.ok(Number.isInteger(result.metrics.fgsm['0.25'].saturated));
+    assert.equal(result.openChoices.attackSoftmaxGradient, 'standard');
     assert.equal(result.metrics.rubbish.samples, 500);
     assert.equal(result.data.kind, 'embedded');
     assert.deepEqual(result.data.counts, { train: 1000, validation: 300, test: 300 });
@@ -94,6 +99,7 @@ describe('fgsm CLI end to end', () => {
     assert.deepEqual([...readFileSync(join(folder, 'examples.png')).subarray(1, 4)], [...Buffer.from('PNG')]);
     assert.match(readFileSync(join(folder, 'training-curve.svg'), 'utf8'), /^<svg/);
     assert.match(readFileSync(join(folder, 'report.md'), 'utf8'), /## Paper vs ours[\s\S]*s4\.softmax\.fgsm/);
+    assert.match(readFileSync(join(folder, 'report.md'), 'utf8'), /\| FGSM ε=0\.25 \| stable \| 300 \|[\s\S]*Saturated: \d+ of 300/);
 
     const json = fgsm(['report', join(dir, 'results'), '--json']);
     assert.equal(json.status, 0, json.stderr);
@@ -101,6 +107,7 @@ describe('fgsm CLI end to end', () => {
     const fgsmRow = rows.find((r: { id: string; quantity: string }) => r.id === 's4.softmax.fgsm' && r.quantity === 'FGSM ε=.25 error');
     assert.equal(fgsmRow.paper, 99.9);
     assert.ok(Math.abs(fgsmRow.ours - 100 * result.metrics.fgsm['0.25'].error) < 1e-9);
+    assert.ok(Math.abs(fgsmRow.oursStableGradient - 100 * result.metrics.fgsmOtherGradient['0.25'].error) < 1e-9);
     assert.ok(!existsSync(join(dir, 'results', 'report.md')), 'report never writes into the folder it reads');
     const out = join(dir, 'report-out');
     assert.equal(fgsm(['report', join(dir, 'results'), '--out', out]).status, 0);
@@ -118,6 +125,8 @@ describe('fgsm CLI end to end', () => {
     );
     assert.equal(Number(lines[1]!.split(',')[1]), result.metrics.clean.error, 'FGSM at ε = 0 is the clean error');
     assert.equal(Number(lines[2]!.split(',')[1]), result.metrics.fgsm['0.1'].error, 'the sweep agrees with the run');
+    const other = lines[0]!.split(',').indexOf('other_gradient_error');
+    assert.equal(Number(lines[2]!.split(',')[other]), result.metrics.fgsmOtherGradient['0.1'].error, 'and so does its other gradient');
     assert.ok(existsSync(join(sweepDir, 'sweep.svg')));
     assert.deepEqual(JSON.parse(readFileSync(join(sweepDir, 'sweep.json'), 'utf8')).epsilons, [0, 0.1, 0.2]);
     assert.equal(fgsm(['sweep', join(dir, 'small.yaml'), '--eps', '0.3:0.1:0.1']).status, 2);

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { ConfigError, loadExperiment } from '../src/config/load.js';
-import { experimentJsonSchema } from '../src/config/schema.js';
+import { ConfigError, hashConfig, loadExperiment } from '../src/config/load.js';
+import { ExperimentSchema, experimentJsonSchema } from '../src/config/schema.js';
 import { tempDir } from './helpers.js';
 
 const VALID = `name: t
@@ -191,5 +191,25 @@ describe('experiment configs', () => {
       join(process.cwd(), 'elsewhere'),
       '--set is relative to the working directory',
     );
+  });
+
+  test('keys added after runs began leave the hash of those runs unchanged while they hold their default', () => {
+    // the hashes these configs had before attack.gradient and training.objective.gradient existed
+    assert.equal(loadExperiment('configs/paper/maxout-adv.yaml').configHash, '7e451ee2cea2');
+    assert.equal(loadExperiment('configs/paper/softmax.yaml').configHash, 'b84ebfeb49a3');
+    // every committed run's config, resolved again by today's schema, still has the hash it was run under
+    for (const experiment of readdirSync('results/reference')) {
+      const file = join('results/reference', experiment, 'result.json');
+      const record = JSON.parse(readFileSync(file, 'utf8')) as { config: unknown; configHash: string };
+      assert.equal(hashConfig(ExperimentSchema.parse(record.config)), record.configHash, file);
+    }
+    const base = loadExperiment('configs/paper/maxout-adv.yaml', ['attack.gradient=standard', 'training.objective.gradient=standard']);
+    assert.equal(base.configHash, '7e451ee2cea2', 'the default written out is the default');
+    const hashes = new Set([
+      base.configHash,
+      loadExperiment('configs/paper/maxout-adv.yaml', ['attack.gradient=stable']).configHash,
+      loadExperiment('configs/paper/maxout-adv.yaml', ['training.objective.gradient=stable']).configHash,
+    ]);
+    assert.equal(hashes.size, 3, 'a value other than the default changes the hash');
   });
 });

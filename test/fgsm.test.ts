@@ -2,9 +2,12 @@ import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { fastGradientSign, type FgsmOptions } from '../src/attacks/fgsm.js';
+import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
+import { createProgress } from '../src/core/progress.js';
+import { evaluate } from '../src/eval/evaluate.js';
 import type { Classifier } from '../src/models/classifier.js';
 import { exactSign } from '../src/models/exact-sign.js';
-import { lossOf, model, randomImages, randomLabels, useWasm } from './helpers.js';
+import { float64LossGradient, lossOf, model, randomImages, randomLabels, useWasm } from './helpers.js';
 
 const untargeted: FgsmOptions = { epsilons: [0.25], clip: null, labels: 'true', target: null };
 const N = 64;
@@ -113,14 +116,82 @@ describe('fastGradientSign', () => {
     m.dispose();
   });
 
-  test('leaves the input tensor untouched and leaks no tensor', () => {
+  test('leaves the input tensor untouched and leaks no tensor, with either gradient', () => {
+    for (const kind of ['softmax', 'maxout'] as const) {
+      const m = model(kind);
+      const x = randomImages(N, 6);
+      const y = randomLabels(N, 10, 6);
+      const tensorsBefore = tf.memory().numTensors;
+      for (const gradient of ['standard', 'stable'] as const) {
+        const { input } = attack(m, x, y, { ...untargeted, epsilons: [0.1, 0.25], labels: 'predicted', target: 'least-likely', gradient });
+        assert.deepEqual(input, x);
+        assert.equal(tf.memory().numTensors, tensorsBefore, `${kind}, ${gradient}`);
+      }
+      m.dispose();
+    }
+  });
+
+  test('standard and stable gradients give identical examples where nothing saturates', () => {
+    for (const kind of ['softmax', 'maxout'] as const) {
+      const m = model(kind);
+      const x = randomImages(N, 9);
+      const y = randomLabels(N, 10, 9);
+      const p = tf.tidy(() => m.probabilities(m.logits(tf.tensor2d(x, [N, 784]))).dataSync());
+      assert.ok(
+        p.every((v) => v < 0.99),
+        'the control must be far from saturation',
+      );
+      assert.deepEqual(attack(m, x, y, { ...untargeted, gradient: 'stable' }), attack(m, x, y, untargeted), kind);
+      m.dispose();
+    }
+  });
+
+  test('where p_y rounds to 1, stable follows the float64 input gradient sign for sign; standard turns', () => {
     const m = model('softmax');
-    const x = randomImages(N, 6);
-    const y = randomLabels(N, 10, 6);
-    const tensorsBefore = tf.memory().numTensors;
-    const { input } = attack(m, x, y, { ...untargeted, epsilons: [0.1, 0.25], labels: 'predicted', target: 'least-likely' });
-    assert.deepEqual(input, x);
-    assert.equal(tf.memory().numTensors, tensorsBefore);
+    const w = m.parameters.find((p) => p.name === 'W')!.variable;
+    w.assign(tf.tidy(() => tf.mul(w, 80))); // logit gaps of 1 to 67: p_y rounds to 1 in half the examples, no p_k underflows
+    const x = randomImages(N, 10);
+    const { logits, predicted } = tf.tidy(() => {
+      const z = m.logits(tf.tensor2d(x, [N, 784]));
+      return { logits: z.dataSync() as Float32Array, predicted: tf.argMax(z, 1).dataSync() as Int32Array };
+    });
+    const p = tf.tidy(() => m.probabilities(tf.tensor2d(logits, [N, 10])).dataSync());
+    const saturated = Array.from(predicted).filter((c, i) => p[i * 10 + c] === 1).length;
+    assert.ok(saturated > N / 3, `only ${saturated} of ${N} examples saturate`);
+    const ws = w.dataSync();
+    const stable = attack(m, x, predicted, { ...untargeted, gradient: 'stable' }).direction;
+    const standard = attack(m, x, predicted, untargeted).direction;
+    let compared = 0;
+    let standardTurned = 0;
+    for (let i = 0; i < N; i++) {
+      const dz = float64LossGradient(logits.subarray(i * 10, (i + 1) * 10), predicted[i]!);
+      for (let j = 0; j < 784; j++) {
+        let g = 0;
+        let scale = 0;
+        for (let k = 0; k < 10; k++) {
+          g += ws[j * 10 + k]! * dz[k]!;
+          scale += Math.abs(ws[j * 10 + k]! * dz[k]!);
+        }
+        if (Math.abs(g) < 1e-4 * scale) continue; // cancels to below float32's reach: its sign is noise
+        compared++;
+        assert.equal(stable[i * 784 + j], Math.sign(g), `example ${i} pixel ${j}: float64 gradient ${g}`);
+        if (standard[i * 784 + j] !== Math.sign(g)) standardTurned++;
+      }
+    }
+    assert.ok(compared > 0.95 * N * 784, `compared ${compared} pixels`);
+    assert.ok(standardTurned > 0.1 * compared, `the standard gradient turned only ${standardTurned} of ${compared} signs`);
+
+    // adversarial training makes x̃ with the objective's gradient
+    const xTilde = (gradient: 'standard' | 'stable') =>
+      tf.tidy(() => {
+        const objective = { kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState: 'deterministic', gradient } as const;
+        return trainingPerturbation(objective)!
+          .perturb(m, tf.tensor2d(x, [N, 784]), tf.tensor1d(predicted, 'int32'), 1)
+          .dataSync();
+      });
+    assert.deepEqual(xTilde('stable'), attack(m, x, predicted, { ...untargeted, gradient: 'stable' }).adversarial[0]);
+    assert.deepEqual(xTilde('standard'), attack(m, x, predicted, untargeted).adversarial[0]);
+    assert.notDeepEqual(xTilde('stable'), xTilde('standard'));
     m.dispose();
   });
 
@@ -171,5 +242,47 @@ describe('exact sign', () => {
     const values = [1e-3, 5e-8, 1e-12, 1e-30, -1e-30, -5e-8, 0];
     const ours = tf.tidy(() => Array.from(exactSign(tf.tensor1d(values)).dataSync()));
     assert.deepEqual(ours, [1, 1, 1, 1, -1, -1, 0]);
+  });
+});
+
+describe('evaluation with both softmax gradients', () => {
+  before(useWasm);
+
+  test('measures the configured gradient and the other one, and counts the saturated test examples', () => {
+    const m = model('softmax');
+    const w = m.parameters.find((p) => p.name === 'W')!.variable;
+    w.assign(tf.tidy(() => tf.mul(w, 80)));
+    const n = 64;
+    const x = randomImages(n, 10);
+    const { y, saturated } = tf.tidy(() => {
+      const p = m.probabilities(m.logits(tf.tensor2d(x, [n, 784])));
+      const predicted = tf.argMax(p, 1).dataSync() as Int32Array;
+      const values = p.dataSync();
+      return { y: predicted, saturated: Array.from(predicted).filter((c, i) => values[i * 10 + c] === 1).length };
+    });
+    const test = { name: 'test' as const, x, y, n };
+    const run = (gradient: 'standard' | 'stable') =>
+      evaluate(m, test, {
+        attack: { method: 'fgsm', epsilons: [0.01, 0.25], clip: 'none', labels: 'true', target: 'none', batchSize: 20, gradient },
+        rubbishSamples: null,
+        figureExamples: 0,
+        seed: 1,
+        progress: createProgress('quiet'),
+      });
+    const standard = run('standard');
+    const stable = run('stable');
+    assert.ok(saturated > n / 3);
+    for (const eps of ['0.01', '0.25']) {
+      assert.equal(standard.fgsm[eps]!.gradient, 'standard');
+      assert.equal(standard.fgsmOtherGradient[eps]!.gradient, 'stable');
+      assert.equal(standard.fgsm[eps]!.saturated, saturated);
+      // configuring the other gradient swaps the two, nothing else
+      assert.deepEqual(stable.fgsm[eps], standard.fgsmOtherGradient[eps]);
+      assert.deepEqual(stable.fgsmOtherGradient[eps], standard.fgsm[eps]);
+    }
+    // these logits are tens apart: a small step tells the two apart (at ε = .25 both reach 100%)
+    const [turned, kept] = [standard.fgsm['0.01']!.error, standard.fgsmOtherGradient['0.01']!.error];
+    assert.ok(kept > turned, `stable ${kept} vs standard ${turned}: the turned gradient should attack worse`);
+    m.dispose();
   });
 });

@@ -58,3 +58,15 @@ export function model(kind: ModelSpec['kind'], initRange = 0.05, seed = 3): Clas
 export function lossOf(m: Classifier, x: Float32Array, y: Int32Array): Float32Array {
   return tf.tidy(() => m.loss(m.logits(tf.tensor2d(x, [y.length, 784])), tf.tensor1d(y, 'int32')).dataSync() as Float32Array);
 }
+
+/**
+ * ∂J/∂z of the softmax cross-entropy in float64 (plain JS numbers): p_k for k ≠ y, and p_y − 1 written as the
+ * exact −Σ_{k≠y} p_k (with z_y 40 above the rest even float64 rounds p_y to 1).
+ */
+export function float64LossGradient(z: ArrayLike<number>, y: number): number[] {
+  const values = Array.from(z);
+  const max = Math.max(...values);
+  const lse = max + Math.log(values.reduce((sum, v) => sum + Math.exp(v - max), 0));
+  const p = values.map((v) => Math.exp(v - lse));
+  return p.map((pk, k) => (k === y ? -p.reduce((sum, other, j) => (j === y ? sum : sum + other), 0) : pk));
+}

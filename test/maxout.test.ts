@@ -162,7 +162,13 @@ describe('training objectives (§6)', () => {
     const m = model('maxout');
     setParameters(m, 40);
     const seed = 77;
-    const adversarial = trainingPerturbation({ kind: 'adversarial', alpha: 0.3, epsilon: 0.25, gradientState: 'deterministic' })!;
+    const adversarial = trainingPerturbation({
+      kind: 'adversarial',
+      alpha: 0.3,
+      epsilon: 0.25,
+      gradientState: 'deterministic',
+      gradient: 'standard',
+    })!;
     tf.tidy(() => {
       const x = tf.tensor2d(xs, [n, 784]);
       const y = tf.tensor1d(ys, 'int32');
@@ -196,7 +202,7 @@ describe('training objectives (§6)', () => {
       const x = tf.tensor2d(xs, [n, 784]);
       const y = tf.tensor1d(ys, 'int32');
       const xTilde = (gradientState: 'deterministic' | 'clean-mask' | 'independent-mask') =>
-        values(trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState })!.perturb(m, x, y, 9));
+        values(trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState, gradient: 'standard' })!.perturb(m, x, y, 9));
       const withCleanMask = fastGradientSign(m, x, y, { epsilons: [0.25], clip: null, labels: 'true', target: null, dropoutSeed: 9 }).adversarial[0]!;
       assert.deepEqual(xTilde('clean-mask'), values(withCleanMask));
       assert.notDeepEqual(xTilde('independent-mask'), xTilde('clean-mask'));

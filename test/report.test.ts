@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { CLAIMS } from '../src/paper/claims.js';
-import { compareClaims, failedChecks } from '../src/report/compare.js';
-import { renderCsv, renderMarkdown } from '../src/report/render.js';
+import { latestResults } from '../src/report/collect.js';
+import { compareClaims, failedChecks, withSeedMeans } from '../src/report/compare.js';
+import { renderCsv, renderJson, renderMarkdown, renderTerminal } from '../src/report/render.js';
+import { renderRunReport } from '../src/report/run-report.js';
 import type { ResultRecord } from '../src/results/record.js';
 
 const result = (claims: string[], metrics: Record<string, unknown>): ResultRecord =>
@@ -96,8 +98,53 @@ describe('paper table', () => {
     const rows = compareClaims(result(['s4.softmax.fgsm'], { fgsm: { '0.25': { error: 0.999, meanConfidenceOnMistakes: 0.8 } } }));
     assert.equal(renderMarkdown(rows).trim().split('\n').length, 2 + rows.length);
     const csv = renderCsv(rows).trim().split('\n');
-    assert.equal(csv[0], 'id,section,quantity,paper,ours,delta,tolerance,verdict,must_hold,holds,experiment,run_id');
-    assert.equal(csv[1], 's4.softmax.fgsm,4,FGSM ε=.25 error,99.9,99.9,0,0.5,reproduced,≥ 99,true,e,r');
+    assert.equal(csv[0], 'id,section,quantity,paper,ours,ours_stable_gradient,delta,tolerance,verdict,must_hold,holds,experiment,run_id');
+    assert.equal(csv[1], 's4.softmax.fgsm,4,FGSM ε=.25 error,99.9,99.9,,0,0.5,reproduced,≥ 99,true,e,r');
+  });
+
+  test('FGSM claims take the standard gradient, whichever the run configured, and show the stable one beside it', () => {
+    const attack = (gradient: string, error: number) => ({ '0.25': { gradient, error, meanConfidenceOnMistakes: 0.9, saturated: 1191 } });
+    for (const [fgsm, fgsmOtherGradient] of [
+      [attack('standard', 0.9145), attack('stable', 0.9973)],
+      [attack('stable', 0.9973), attack('standard', 0.9145)],
+    ]) {
+      const rows = compareClaims(result(['s4.maxout.fgsm', 's6.maxout.clean'], { fgsm, fgsmOtherGradient, clean: { error: 0.0094 } }));
+      const error = rows.find((r) => r.id === 's4.maxout.fgsm' && r.quantity === 'FGSM ε=.25 error')!;
+      assert.ok(Math.abs(error.ours! - 91.45) < 1e-9 && Math.abs(error.oursStableGradient! - 99.73) < 1e-9);
+      assert.equal(rows.find((r) => r.id === 's6.maxout.clean')!.oursStableGradient, null, 'not an FGSM quantity');
+      assert.match(renderMarkdown(rows), /\| 91\.45% \| 99\.73% \|[\s\S]*stable ∇J: the same attack/);
+      assert.match(renderCsv(rows).split('\n')[1]!, /^s4\.maxout\.fgsm,4,FGSM ε=\.25 error,89\.4,91\.45,99\.73,/);
+      assert.ok(Math.abs(JSON.parse(renderJson(rows))[0].oursStableGradient - 99.73) < 1e-9);
+      assert.match(renderTerminal(rows), /99\.73%/);
+    }
+    const seeds = withSeedMeans(
+      [0.9, 0.92]
+        .map((e, i) => ({
+          ...result(['s4.maxout.fgsm'], { fgsm: attack('standard', e), fgsmOtherGradient: attack('stable', e + 0.07) }),
+          runId: `r${i}`,
+        }))
+        .flatMap((r) => compareClaims(r as ResultRecord)),
+    );
+    assert.ok(Math.abs(seeds.find((r) => r.seeds && r.quantity === 'FGSM ε=.25 error')!.oursStableGradient! - 98) < 1e-9);
+  });
+
+  test('the committed results, written before the stable gradient existed, still render (standard only)', () => {
+    const records = latestResults('results/reference');
+    assert.ok(records.length >= 4);
+    for (const record of records) {
+      assert.equal(record.metrics.fgsmOtherGradient, undefined, 'a result from before both gradients were measured');
+      const rows = compareClaims(record);
+      for (const row of rows.filter((r) => r.quantity === 'FGSM ε=.25 error' && r.id.endsWith('fgsm'))) {
+        assert.ok(Math.abs(row.ours! - 100 * record.metrics.fgsm['0.25']!.error) < 1e-9, row.id);
+        assert.equal(row.oursStableGradient, null);
+      }
+      assert.doesNotMatch(renderMarkdown(rows), /stable ∇J: the same attack/);
+      renderTerminal(rows);
+      renderCsv(rows);
+      const report = renderRunReport(record, rows);
+      assert.match(report, /\| FGSM ε=0\.25 \| standard \(configured\) \|/);
+      assert.match(report, /Saturated examples \(p_y = 1 in float32\) were not counted in this run/);
+    }
   });
 });
 

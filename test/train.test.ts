@@ -171,7 +171,13 @@ describe('training loop', () => {
   });
 
   test('resume is exact for maxout with dropout and adversarial training, interrupted as stage 1 ends (continue)', async () => {
-    const adversarial = trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState: 'independent-mask' });
+    const adversarial = trainingPerturbation({
+      kind: 'adversarial',
+      alpha: 0.5,
+      epsilon: 0.25,
+      gradientState: 'independent-mask',
+      gradient: 'standard',
+    });
     const resumed = await assertResumeEqualsUninterrupted(
       'maxout',
       config({ epochs: 3, stage2: { mode: 'continue', maxEpochs: 3 } }),
@@ -273,7 +279,7 @@ describe('the two stages of the pylearn2 recipe', () => {
   test('maxout training with J̃ learns and leaks no tensor', async () => {
     const m = model('maxout', 0.05);
     const before = tf.memory().numTensors;
-    const adversarial = trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.1, gradientState: 'deterministic' });
+    const adversarial = trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.1, gradientState: 'deterministic', gradient: 'standard' });
     const summary = await train({
       model: m,
       train: trainSplit,

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { FgsmError } from '../core/errors.js';
-import { EVALUATION, type Classifier } from '../models/classifier.js';
+import { EVALUATION, type Classifier, type SoftmaxGradient } from '../models/classifier.js';
 import { exactSign } from '../models/exact-sign.js';
 
 export interface FgsmOptions {
@@ -21,6 +21,11 @@ export interface FgsmOptions {
    * for the training state with dropout masks drawn from it (adversarial training's gradient-state option).
    */
   dropoutSeed?: number | null;
+  /**
+   * How J's gradient with respect to the logits is computed (default standard, as the frameworks and the paper's
+   * Theano did): see SoftmaxGradient. Where p_y rounds to 1 in float32 the two give different directions.
+   */
+  gradient?: SoftmaxGradient;
   /** Count the examples with an all-zero input gradient (default true); training skips it: it costs a sync per batch. */
   countZeroGradients?: boolean;
 }
@@ -77,7 +82,9 @@ export function fastGradientSign(model: Classifier, x: tf.Tensor2D, y: tf.Tensor
     else if (typeof options.target === 'number') lossLabels = tf.fill([n], options.target, 'int32') as tf.Tensor1D;
 
     const state = options.dropoutSeed == null ? EVALUATION : { dropoutSeed: options.dropoutSeed, gradients: 'input' as const };
-    const gradient = tf.grad((input: tf.Tensor) => tf.sum(model.loss(model.logits(input as tf.Tensor2D, state), lossLabels)))(x) as tf.Tensor2D;
+    const gradient = tf.grad((input: tf.Tensor) => tf.sum(model.loss(model.logits(input as tf.Tensor2D, state), lossLabels, options.gradient)))(
+      x,
+    ) as tf.Tensor2D;
     const sign = exactSign(gradient);
     const direction = options.target === null ? sign : tf.neg(sign);
     const zeroGradient =

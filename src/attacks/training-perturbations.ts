@@ -10,7 +10,8 @@ type Noise = Extract<ObjectiveConfig, { kind: 'noise' }>;
 /**
  * §6's adversarial training: x̃ = x + ε·sign(∇ₓJ(θ, x, y)) with the true labels, unclipped, recomputed for
  * every minibatch from the current parameters, mixed as J̃ = α·J(x) + (1 − α)·J(x̃). The network while ∇ₓJ is
- * taken: deterministic (no dropout), the clean term's dropout masks, or masks of its own.
+ * taken: deterministic (no dropout), the clean term's dropout masks, or masks of its own; its softmax gradient:
+ * standard or stable (see SoftmaxGradient).
  */
 function adversarialExamples(objective: Adversarial): TrainingPerturbation {
   return {
@@ -26,6 +27,7 @@ function adversarialExamples(objective: Adversarial): TrainingPerturbation {
         labels: 'true',
         target: null,
         dropoutSeed: gradientSeed,
+        gradient: objective.gradient,
         countZeroGradients: false,
       });
       direction.dispose();

@@ -185,7 +185,7 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
           config: config.training,
           seed: config.seed,
           perturbation: trainingPerturbation(config.training.objective),
-          adversarialError: (m, split) => fgsmErrorRate(m, split, config.training.earlyStopping.epsilon),
+          adversarialError: (m, split) => fgsmErrorRate(m, split, config.training.earlyStopping.epsilon, config.attack.gradient),
           checkpointDir: join(run.dir, 'checkpoints'),
           beforeCheckpoint: writing,
           progress,
@@ -230,7 +230,13 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
       overrides: loaded.overrides,
       openChoices: openChoicesOf(config),
       claims: config.claims,
-      metrics: { clean: evaluation.clean, fgsm: evaluation.fgsm, rubbish: evaluation.rubbish, training },
+      metrics: {
+        clean: evaluation.clean,
+        fgsm: evaluation.fgsm,
+        fgsmOtherGradient: evaluation.fgsmOtherGradient,
+        rubbish: evaluation.rubbish,
+        training,
+      },
       throughput: {
         fgsmImagesPerSecond: evaluation.fgsmImagesPerSecond,
         trainingExamplesPerSecond:

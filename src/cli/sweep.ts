@@ -80,9 +80,23 @@ export async function sweepExperiment(file: string, epsilons: number[], options:
       progress: options.progress,
     });
     const points = epsilons.map((epsilon) => evaluation.fgsm[String(epsilon)]!);
+    const others = epsilons.map((epsilon) => evaluation.fgsmOtherGradient[String(epsilon)]!);
     const csv = [
-      'epsilon,error,mean_confidence,mean_confidence_on_mistakes,zero_gradient,n',
-      ...points.map((p) => [p.epsilon, p.error, p.meanConfidence, p.meanConfidenceOnMistakes ?? '', p.zeroGradient, p.n].join(',')),
+      'epsilon,error,mean_confidence,mean_confidence_on_mistakes,zero_gradient,n,gradient,saturated,other_gradient_error,other_gradient_mean_confidence_on_mistakes',
+      ...points.map((p, i) =>
+        [
+          p.epsilon,
+          p.error,
+          p.meanConfidence,
+          p.meanConfidenceOnMistakes ?? '',
+          p.zeroGradient,
+          p.n,
+          p.gradient,
+          p.saturated,
+          others[i]!.error,
+          others[i]!.meanConfidenceOnMistakes ?? '',
+        ].join(','),
+      ),
     ].join('\n');
     const dir = join(runDir, 'sweeps', sweepKey(epsilons, config.attack, data));
     writeJsonAtomic(join(dir, 'sweep.json'), {

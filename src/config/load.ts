@@ -250,8 +250,25 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/**
+ * Keys added to the schema after runs had begun, each with the value every earlier run implicitly had. While a
+ * key holds that value it is left out of the hash, so those runs keep their identity (resume and peek still find
+ * them); any other value changes the hash. A key added later with a default belongs here.
+ */
+const LATER_KEYS: readonly { path: readonly string[]; value: Json }[] = [
+  { path: ['attack', 'gradient'], value: 'standard' },
+  { path: ['training', 'objective', 'gradient'], value: 'standard' },
+];
+
+/** A short hash of the resolved config, blind to LATER_KEYS at their original values. */
 export function hashConfig(config: Experiment): string {
-  return createHash('sha256').update(canonicalJson(config)).digest('hex').slice(0, 12);
+  const hashed = structuredClone(config) as unknown as JsonObject;
+  for (const { path, value } of LATER_KEYS) {
+    const parent = valueAt(hashed, path.slice(0, -1));
+    const key = path.at(-1)!;
+    if (isObject(parent) && key in parent && canonicalJson(parent[key]) === canonicalJson(value)) delete parent[key];
+  }
+  return createHash('sha256').update(canonicalJson(hashed)).digest('hex').slice(0, 12);
 }
 
 export function loadExperiment(file: string, overrides: string[] = []): LoadedExperiment {

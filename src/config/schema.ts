@@ -105,6 +105,9 @@ export const ModelSchema = z.discriminatedUnion('kind', [SoftmaxSchema, Logistic
 const alpha = z.number().min(0).max(1).default(0.5).describe('weight of the clean term: α·J(x) + (1 − α)·J(x̃)');
 const epsilon = z.number().min(0).max(1).default(0.25).describe('ε, in pixel units ([0, 1])');
 
+/** How ∂J/∂z of the softmax cross-entropy is computed in float32 (PAPER.md §3); each key says where it applies. */
+const lossGradient = z.enum(['standard', 'stable']).default('standard');
+
 const ObjectiveSchema = z
   .discriminatedUnion('kind', [
     z.strictObject({ kind: z.literal('clean').describe('the usual loss J(θ, x, y)') }),
@@ -116,6 +119,9 @@ const ObjectiveSchema = z
         .enum(['deterministic', 'clean-mask', 'independent-mask'])
         .default('deterministic')
         .describe("the network while ∇ₓJ is taken: without dropout, with the clean term's dropout masks, or with masks of its own"),
+      gradient: lossGradient.describe(
+        "the softmax gradient while ∇ₓJ is taken for x̃ (see attack.gradient); the parameters' gradient is the standard one either way",
+      ),
     }),
     z.strictObject({
       kind: z.literal('noise').describe('§6 control: train on x + noise instead of x + ε·sign(∇ₓJ)'),
@@ -197,6 +203,9 @@ const AttackSchema = z
       .default('none')
       .describe('none: untargeted; otherwise step towards a class: (y+1) mod K, the least likely class, or a fixed digit'),
     batchSize: positiveInt.default(2000).describe('examples per gradient batch (results do not depend on it)'),
+    gradient: lossGradient.describe(
+      "the softmax gradient of the attack (and of early stopping's adversarial validation error). standard: p − onehot(y), as every float32 framework (and the paper's Theano) computes it: once p_y rounds to 1 its true-class part is 0 and ∇ₓJ turns; stable: ∂J/∂z_y = −Σ_{k≠y} p_k, no saturation. Every run measures both; this one is metrics.fgsm, the other metrics.fgsmOtherGradient, and the paper table keeps the standard one",
+    ),
   })
   .prefault({})
   .describe('the attack evaluated on the test set');

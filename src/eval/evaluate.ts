@@ -6,14 +6,21 @@ import { FgsmError } from '../core/errors.js';
 import type { Progress } from '../core/progress.js';
 import type { Split } from '../data/dataset.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
-import type { Classifier } from '../models/classifier.js';
+import type { Classifier, SoftmaxGradient } from '../models/classifier.js';
 import { predictProbabilities } from '../models/inference.js';
-import { classificationMetrics, rubbishMetrics, type ClassificationMetrics, type RubbishMetrics } from './metrics.js';
+import { classificationMetrics, rubbishMetrics, saturatedCount, type ClassificationMetrics, type RubbishMetrics } from './metrics.js';
 
 export interface FgsmMetrics extends ClassificationMetrics {
   epsilon: number;
+  /** The softmax gradient the attack took (PAPER.md §3). */
+  gradient: SoftmaxGradient;
   /** Examples whose input gradient was all zero. */
   zeroGradient: number;
+  /**
+   * Clean examples whose true class has p_y = 1 exactly in float32: there the standard gradient has lost its
+   * true-class part (see SoftmaxGradient). A property of the model and the test set, the same in every entry.
+   */
+  saturated: number;
   /** The largest |x̃ − x| measured over all pixels (= ε unless clipping bound it). */
   maxPerturbation: number;
 }
@@ -30,10 +37,13 @@ export interface ExampleTriple {
 
 export interface Evaluation {
   clean: ClassificationMetrics;
-  /** Keyed by String(ε), e.g. "0.25". */
+  /** With the configured gradient (attack.gradient), keyed by String(ε), e.g. "0.25". */
   fgsm: Record<string, FgsmMetrics>;
+  /** The same attack with the other gradient: every run measures both. */
+  fgsmOtherGradient: Record<string, FgsmMetrics>;
   rubbish: RubbishMetrics | null;
   examples: { epsilon: number; triples: ExampleTriple[] };
+  /** Test images attacked per second, counting both gradients' attacks. */
   fgsmImagesPerSecond: number;
 }
 
@@ -46,7 +56,7 @@ export function fgsmOptionsFrom(attack: AttackConfig, classes: number[]): FgsmOp
   } else if (attack.target !== 'none') {
     target = attack.target;
   }
-  return { epsilons: attack.epsilons, clip: attack.clip === 'none' ? null : attack.clip, labels: attack.labels, target };
+  return { epsilons: attack.epsilons, clip: attack.clip === 'none' ? null : attack.clip, labels: attack.labels, target, gradient: attack.gradient };
 }
 
 export interface EvaluateOptions {
@@ -57,16 +67,33 @@ export interface EvaluateOptions {
   progress: Progress;
 }
 
-/** Clean test metrics, FGSM metrics at every ε (one gradient per batch), and the rubbish-input test. */
+/** What one gradient's attack has accumulated over the test batches. */
+interface AttackTally {
+  gradient: SoftmaxGradient;
+  /** Per ε, the probabilities on the adversarial examples, [n × k]. */
+  probabilities: Float32Array[];
+  zeroGradient: number;
+  maxPerturbation: number[];
+}
+
+/**
+ * Clean test metrics; FGSM metrics at every ε (one gradient per batch serves every ε) with the configured softmax
+ * gradient and with the other one; and the rubbish-input test.
+ */
 export function evaluate(model: Classifier, test: Split, options: EvaluateOptions): Evaluation {
   const k = model.spec.classes.length;
   const fgsmOptions = fgsmOptionsFrom(options.attack, model.spec.classes);
   const epsilons = options.attack.epsilons;
   const figureEpsilon = epsilons.includes(0.25) ? 0.25 : epsilons[0]!;
   const clean = predictProbabilities(model, test.x, options.attack.batchSize);
-  const adversarial = epsilons.map(() => new Float32Array(test.n * k));
-  let zeroGradient = 0;
-  const maxPerturbation = epsilons.map(() => 0);
+  const configured = options.attack.gradient;
+  const gradients: SoftmaxGradient[] = [configured, configured === 'standard' ? 'stable' : 'standard'];
+  const tallies: AttackTally[] = gradients.map((gradient) => ({
+    gradient,
+    probabilities: epsilons.map(() => new Float32Array(test.n * k)),
+    zeroGradient: 0,
+    maxPerturbation: epsilons.map(() => 0),
+  }));
   const triples: ExampleTriple[] = [];
   const batch = options.attack.batchSize;
   options.progress.start(test.n, `FGSM on ${test.n} test examples`);
@@ -75,21 +102,24 @@ export function evaluate(model: Classifier, test: Split, options: EvaluateOption
     const end = Math.min(test.n, start + batch);
     const x = tf.tensor2d(test.x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]);
     const y = tf.tensor1d(test.y.subarray(start, end), 'int32');
-    const result = fastGradientSign(model, x, y, fgsmOptions);
-    zeroGradient += result.zeroGradient!;
-    epsilons.forEach((_, e) => {
-      const probabilities = tf.tidy(() => model.probabilities(model.logits(result.adversarial[e]!)));
-      adversarial[e]!.set(probabilities.dataSync(), start * k);
-      const perturbation = tf.tidy(() => tf.max(tf.abs(tf.sub(result.adversarial[e]!, x))));
-      maxPerturbation[e] = Math.max(maxPerturbation[e]!, perturbation.dataSync()[0]!);
-      tf.dispose([probabilities, perturbation]);
+    const results = tallies.map((tally) => {
+      const result = fastGradientSign(model, x, y, { ...fgsmOptions, gradient: tally.gradient });
+      tally.zeroGradient += result.zeroGradient!;
+      epsilons.forEach((_, e) => {
+        const probabilities = tf.tidy(() => model.probabilities(model.logits(result.adversarial[e]!)));
+        tally.probabilities[e]!.set(probabilities.dataSync(), start * k);
+        const perturbation = tf.tidy(() => tf.max(tf.abs(tf.sub(result.adversarial[e]!, x))));
+        tally.maxPerturbation[e] = Math.max(tally.maxPerturbation[e]!, perturbation.dataSync()[0]!);
+        tf.dispose([probabilities, perturbation]);
+      });
+      return result;
     });
     if (triples.length < options.figureExamples) {
       const e = epsilons.indexOf(figureEpsilon);
       const take = Math.min(options.figureExamples - triples.length, end - start);
       const xs = x.dataSync();
-      const ds = result.direction.dataSync();
-      const as = result.adversarial[e]!.dataSync();
+      const ds = results[0]!.direction.dataSync();
+      const as = results[0]!.adversarial[e]!.dataSync();
       for (let i = 0; i < take; i++) {
         const row = start + i;
         triples.push({
@@ -98,25 +128,31 @@ export function evaluate(model: Classifier, test: Split, options: EvaluateOption
           direction: ds.slice(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE) as Float32Array,
           adversarial: as.slice(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE) as Float32Array,
           cleanProbabilities: clean.slice(row * k, (row + 1) * k),
-          adversarialProbabilities: adversarial[e]!.slice(row * k, (row + 1) * k),
+          adversarialProbabilities: tallies[0]!.probabilities[e]!.slice(row * k, (row + 1) * k),
         });
       }
     }
-    tf.dispose([x, y, result.direction, ...result.adversarial]);
+    tf.dispose([x, y, ...results.flatMap((result) => [result.direction, ...result.adversarial])]);
     options.progress.update(end);
   }
   const seconds = (performance.now() - started) / 1000;
   options.progress.stop();
 
-  const fgsm: Record<string, FgsmMetrics> = {};
-  epsilons.forEach((epsilon, e) => {
-    fgsm[String(epsilon)] = {
-      epsilon,
-      ...classificationMetrics(adversarial[e]!, test.y, k),
-      zeroGradient,
-      maxPerturbation: maxPerturbation[e]!,
-    };
-  });
+  const saturated = saturatedCount(clean, test.y, k);
+  const [fgsm, fgsmOtherGradient] = tallies.map((tally) => {
+    const byEpsilon: Record<string, FgsmMetrics> = {};
+    epsilons.forEach((epsilon, e) => {
+      byEpsilon[String(epsilon)] = {
+        epsilon,
+        gradient: tally.gradient,
+        ...classificationMetrics(tally.probabilities[e]!, test.y, k),
+        zeroGradient: tally.zeroGradient,
+        saturated,
+        maxPerturbation: tally.maxPerturbation[e]!,
+      };
+    });
+    return byEpsilon;
+  }) as [Record<string, FgsmMetrics>, Record<string, FgsmMetrics>];
 
   let rubbish: RubbishMetrics | null = null;
   if (options.rubbishSamples) {
@@ -126,24 +162,25 @@ export function evaluate(model: Classifier, test: Split, options: EvaluateOption
   return {
     clean: classificationMetrics(clean, test.y, k),
     fgsm,
+    fgsmOtherGradient,
     rubbish,
     examples: { epsilon: figureEpsilon, triples },
-    fgsmImagesPerSecond: test.n / seconds,
+    fgsmImagesPerSecond: (tallies.length * test.n) / seconds,
   };
 }
 
 /**
- * The error on FGSM examples (true labels, unclipped, deterministic network) of a split at one ε: the
- * adversarial validation error that §6's 1600-unit protocol early-stops on.
+ * The error on FGSM examples (true labels, unclipped, deterministic network, the given softmax gradient) of a
+ * split at one ε: the adversarial validation error that §6's 1600-unit protocol early-stops on.
  */
-export function fgsmErrorRate(model: Classifier, split: Split, epsilon: number, batchSize = 1000): number {
+export function fgsmErrorRate(model: Classifier, split: Split, epsilon: number, gradient: SoftmaxGradient, batchSize = 1000): number {
   let wrong = 0;
   for (let start = 0; start < split.n; start += batchSize) {
     const end = Math.min(split.n, start + batchSize);
     const count = tf.tidy(() => {
       const x = tf.tensor2d(split.x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]);
       const y = tf.tensor1d(split.y.subarray(start, end), 'int32');
-      const { adversarial } = fastGradientSign(model, x, y, { epsilons: [epsilon], clip: null, labels: 'true', target: null });
+      const { adversarial } = fastGradientSign(model, x, y, { epsilons: [epsilon], clip: null, labels: 'true', target: null, gradient });
       return tf.sum(tf.cast(tf.notEqual(tf.argMax(model.logits(adversarial[0]!), 1), y), 'int32'));
     });
     wrong += count.dataSync()[0]!;

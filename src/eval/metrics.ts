@@ -39,6 +39,16 @@ export function classificationMetrics(probabilities: Float32Array, labels: Int32
   };
 }
 
+/**
+ * Examples whose true class has probability exactly 1 in float32 (the others sum below half an ulp of 1): where
+ * the standard softmax gradient has lost its true-class part (see SoftmaxGradient in models/).
+ */
+export function saturatedCount(probabilities: Float32Array, labels: Int32Array, k: number): number {
+  let count = 0;
+  for (let i = 0; i < labels.length; i++) if (probabilities[i * k + labels[i]!] === 1) count++;
+  return count;
+}
+
 export interface RubbishMetrics {
   samples: number;
   /** Share of samples where some class gets p > 0.5 (Appendix A's "error"). */

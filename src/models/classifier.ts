@@ -48,6 +48,15 @@ export interface ForwardState {
   gradients: Gradients;
 }
 
+/**
+ * How the gradient of the softmax cross-entropy with respect to the logits is computed in float32 (PAPER.md §3).
+ * standard: p − onehot(y), what autodiff of log-sum-exp gives and every float32 framework computes; once p_y
+ * rounds to 1, ∂J/∂z_y = p_y − 1 is 0 while ∂J/∂z_k = p_k stays tiny but non-zero, so ∇ₓJ loses its "push the
+ * true class down" part and turns. stable: the same loss, with ∂J/∂z_k = p_k for k ≠ y and ∂J/∂z_y = −Σ_{k≠y} p_k,
+ * each p_k from z − logsumexp(z), which never saturates.
+ */
+export type SoftmaxGradient = 'standard' | 'stable';
+
 /** The deterministic network, differentiable with respect to its input: what evaluation and attacks use. */
 export const EVALUATION: ForwardState = { dropoutSeed: null, gradients: 'input' };
 
@@ -60,8 +69,11 @@ export interface Classifier {
   readonly parameters: readonly Parameter[];
   /** Logits, [N, classes], in `state` (default: EVALUATION). */
   logits(x: tf.Tensor2D, state?: ForwardState): tf.Tensor2D;
-  /** Per-example cross-entropy J(θ, x, y) from logits and class indices: the loss the paper attacks. */
-  loss(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D;
+  /**
+   * Per-example cross-entropy J(θ, x, y) from logits and class indices: the loss the paper attacks. `gradient`
+   * (default standard) chooses how its gradient is computed; the values are the same either way.
+   */
+  loss(logits: tf.Tensor2D, labels: tf.Tensor1D, gradient?: SoftmaxGradient): tf.Tensor1D;
   /** Class probabilities, [N, classes]. */
   probabilities(logits: tf.Tensor2D): tf.Tensor2D;
   /** Applies the model's constraints (max column norm) after a parameter update. */

@@ -1,12 +1,39 @@
 import * as tf from '@tensorflow/tfjs';
-import { EVALUATION, type Classifier, type ForwardState, type ModelSpec, type Parameter } from './classifier.js';
+import { EVALUATION, type Classifier, type ForwardState, type ModelSpec, type Parameter, type SoftmaxGradient } from './classifier.js';
 import { DenseLayer } from './dense.js';
 
-/** J = −log softmax(z)_y per example, computed stably from the logits z (never from clipped probabilities). */
-export function softmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
+/** J = logsumexp(z) − z_y per example, from logits z of shape [n, k] and the one-hot labels. */
+const crossEntropy = (logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Tensor1D => tf.sub(tf.logSumExp(logits, 1), tf.sum(tf.mul(logits, oneHot), 1));
+
+/**
+ * J with the saturation-free gradient (see SoftmaxGradient): ∂J/∂z_k = p_k = exp(z_k − logsumexp(z)) for k ≠ y,
+ * and ∂J/∂z_y = −Σ_{k≠y} p_k summed from those, never 1 − p_y: it stays non-zero however close p_y is to 1.
+ */
+function stableCrossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Tensor1D {
+  return tf.customGrad<tf.Tensor1D>((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [z, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    save([z, oneHot]); // kept for the backward pass, which runs after the caller's tidy has ended
+    return {
+      value: crossEntropy(z, oneHot),
+      gradFunc: (dy: tf.Tensor1D, saved: tf.Tensor[]) => {
+        const [zs, y] = saved as [tf.Tensor2D, tf.Tensor2D];
+        const others = tf.mul(tf.exp(tf.sub(zs, tf.logSumExp(zs, 1, true))), tf.sub(1, y));
+        const dz = tf.sub(others, tf.mul(y, tf.sum(others, 1, true)));
+        return tf.mul(dz, tf.reshape(dy, [-1, 1]));
+      },
+    };
+  })(logits);
+}
+
+/**
+ * J = −log softmax(z)_y per example, computed stably from the logits z (never from clipped probabilities), with
+ * its gradient computed as `gradient` says (the values are identical).
+ */
+export function softmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, gradient: SoftmaxGradient = 'standard'): tf.Tensor1D {
   return tf.tidy((): tf.Tensor1D => {
-    const picked = tf.sum(tf.mul(logits, tf.oneHot(labels, logits.shape[1])), 1);
-    return tf.sub(tf.logSumExp(logits, 1), picked) as tf.Tensor1D;
+    // cast, not oneHot's dtype argument: tfjs-wasm's OneHot writes int32 bits whatever the dtype (1 reads as 1.4e-45)
+    const oneHot = tf.cast(tf.oneHot(labels, logits.shape[1]), 'float32') as tf.Tensor2D;
+    return gradient === 'stable' ? stableCrossEntropy(logits, oneHot) : crossEntropy(logits, oneHot);
   });
 }
 
@@ -42,7 +69,7 @@ abstract class LinearClassifier implements Classifier {
     this.layer.dispose();
   }
 
-  abstract loss(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D;
+  abstract loss(logits: tf.Tensor2D, labels: tf.Tensor1D, gradient?: SoftmaxGradient): tf.Tensor1D;
   abstract probabilities(logits: tf.Tensor2D): tf.Tensor2D;
 }
 
@@ -52,8 +79,8 @@ export class SoftmaxRegression extends LinearClassifier {
     super(spec, spec.classes.length, initRange, seed);
   }
 
-  loss(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
-    return softmaxCrossEntropy(logits, labels);
+  loss(logits: tf.Tensor2D, labels: tf.Tensor1D, gradient: SoftmaxGradient = 'standard'): tf.Tensor1D {
+    return softmaxCrossEntropy(logits, labels, gradient);
   }
 
   probabilities(logits: tf.Tensor2D): tf.Tensor2D {
@@ -64,6 +91,10 @@ export class SoftmaxRegression extends LinearClassifier {
 /**
  * Binary logistic regression (§5): one logit z = wᵀx + b, P(y = +1 | x) = σ(z), y ∈ {−1, +1} with class 0 ↔ −1
  * and class 1 ↔ +1; J = softplus(−y·z). Its input gradient is −y·σ(−y·z)·w, so FGSM gives x − ε·y·sign(w).
+ *
+ * It has no SoftmaxGradient choice: softplus's derivative σ(−y·z) is computed directly, not as 1 − σ(y·z), so
+ * it does not round to 0 until exp leaves float32's range (margin y·z ≳ 88), and with one logit it scales w as a
+ * whole: it can vanish there (a zero-gradient example), but never turn.
  */
 export class LogisticRegression extends LinearClassifier {
   constructor(spec: ModelSpec, initRange: number, seed: number) {

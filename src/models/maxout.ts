@@ -1,6 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { streamSeed, stream } from '../core/rng.js';
-import { EVALUATION, type Classifier, type ForwardState, type MaxoutLayerSpec, type ModelSpec, type Parameter } from './classifier.js';
+import {
+  EVALUATION,
+  type Classifier,
+  type ForwardState,
+  type MaxoutLayerSpec,
+  type ModelSpec,
+  type Parameter,
+  type SoftmaxGradient,
+} from './classifier.js';
 import { DenseLayer } from './dense.js';
 import { softmaxCrossEntropy } from './linear.js';
 
@@ -117,8 +125,8 @@ export class MaxoutNetwork implements Classifier {
     return this.output.apply(h, state.gradients === 'input' ? 'input' : 'both');
   }
 
-  loss(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
-    return softmaxCrossEntropy(logits, labels);
+  loss(logits: tf.Tensor2D, labels: tf.Tensor1D, gradient: SoftmaxGradient = 'standard'): tf.Tensor1D {
+    return softmaxCrossEntropy(logits, labels, gradient);
   }
 
   probabilities(logits: tf.Tensor2D): tf.Tensor2D {

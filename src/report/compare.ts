@@ -1,5 +1,5 @@
 import { CLAIMS, claimById, paperValue, type Claim, type ClaimQuantity } from '../paper/claims.js';
-import type { ResultRecord } from '../results/record.js';
+import { fgsmByGradient, type ResultRecord } from '../results/record.js';
 
 export type Verdict = 'reproduced' | 'off' | 'not measured' | 'out of scope' | 'not comparable';
 
@@ -14,8 +14,10 @@ export interface ReportRow {
   /** Percent. For multi-seed claims, the mean of `paperValues`. */
   paper: number;
   paperValues: number[];
-  /** Percent, or null when this run did not measure it. */
+  /** Percent, or null when this run did not measure it. For FGSM quantities: with the standard softmax gradient, as the paper computed it. */
   ours: number | null;
+  /** FGSM quantities only: the same with the stable softmax gradient (PAPER.md §3); null otherwise or not measured. */
+  oursStableGradient: number | null;
   delta: number | null;
   tolerance: number;
   verdict: Verdict;
@@ -70,13 +72,25 @@ export function resolveRelativeChecks(rows: ReportRow[]): ReportRow[] {
   });
 }
 
+/**
+ * A quantity as `result` measured it, in percent, and for an FGSM quantity also with the stable gradient: the
+ * claim's own number is the standard gradient's, whichever the run configured, since that is what the paper did.
+ */
+function measuredBothWays(result: ResultRecord, metric: string[]): { ours: number | null; stable: number | null } {
+  // (a record without FGSM metrics, as a hand-made one may be, measured neither)
+  if (metric[0] !== 'fgsm' || !result.metrics.fgsm) return { ours: measured(result.metrics, metric), stable: null };
+  const { standard, stable } = fgsmByGradient(result.metrics);
+  return { ours: measured(standard, metric.slice(1)), stable: measured(stable, metric.slice(1)) };
+}
+
 /** The rows of one claim as `result` measured it; with no result, the claim as no run has measured it yet. */
 function rowsFor(claim: Claim, result: ResultRecord | null): ReportRow[] {
   // a run on data other than the paper's (the embedded subset) measures something, but not the paper's number
   const comparable = !result?.data?.warning;
   return claim.quantities.map((q) => {
     const paper = paperValue(q);
-    const ours = claim.outOfScope || !result ? null : measured(result.metrics, q.metric);
+    const both = claim.outOfScope || !result ? { ours: null, stable: null } : measuredBothWays(result, q.metric);
+    const ours = both.ours;
     const delta = ours === null ? null : ours - paper;
     const verdict: Verdict = claim.outOfScope
       ? 'out of scope'
@@ -97,6 +111,7 @@ function rowsFor(claim: Claim, result: ResultRecord | null): ReportRow[] {
       paper,
       paperValues: Array.isArray(q.paper) ? q.paper : [q.paper],
       ours,
+      oursStableGradient: both.stable,
       delta,
       tolerance: q.tolerance,
       verdict,
@@ -148,6 +163,7 @@ export function withSeedMeans(rows: ReportRow[]): ReportRow[] {
     done.add(key);
     const values = group.map((r) => r.ours!);
     const mean = values.reduce((a, b) => a + b, 0) / values.length;
+    const stable = group.map((r) => r.oursStableGradient);
     const sd = Math.sqrt(values.reduce((sum, v) => sum + (v - mean) ** 2, 0) / (values.length - 1));
     const claim = claimById(row.id)!;
     const q = claim.quantities.find((quantity) => quantity.name === row.quantity)!;
@@ -156,6 +172,7 @@ export function withSeedMeans(rows: ReportRow[]): ReportRow[] {
       ...row,
       runId: `mean of ${values.length} seeds`,
       ours: mean,
+      oursStableGradient: stable.every((v) => v !== null) ? stable.reduce((a, b) => a + b!, 0) / stable.length : null,
       delta,
       verdict: group.some((r) => r.verdict === 'not comparable') ? 'not comparable' : Math.abs(delta) <= q.tolerance + 1e-9 ? 'reproduced' : 'off',
       holds: group.some((r) => r.holds === false) ? false : holds(q, mean, row.paper),

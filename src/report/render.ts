@@ -9,6 +9,13 @@ const oursText = (row: ReportRow): string =>
   row.seeds
     ? `${percent(row.ours, 3)} ± ${row.seeds.sd.toFixed(3)} (${row.seeds.min.toFixed(2)}–${row.seeds.max.toFixed(2)}, n = ${row.seeds.count})`
     : percent(row.ours);
+/** The stable-gradient figure of an FGSM row, '—' where there is none. */
+const stableText = (row: ReportRow): string => percent(row.oursStableGradient, row.seeds ? 3 : 2);
+/** Under a table whose rows carry a stable-gradient figure: what the two columns are. */
+const GRADIENT_NOTE =
+  'ours: FGSM with the standard softmax gradient, as the paper computed it; stable ∇J: the same attack with the saturation-free gradient (PAPER.md §3).';
+const anyStable = (rows: ReportRow[]): boolean => rows.some((row) => row.oursStableGradient !== null);
+
 /** The paper's number exactly as printed (several seeds: each, and their mean). */
 const paperText = (row: ReportRow): string =>
   row.paperValues.length > 1 ? `${row.paperValues.join(', ')} (mean ${+row.paper.toFixed(4)})%` : `${row.paper}%`;
@@ -35,11 +42,11 @@ const COLOURS: Record<Verdict, (text: string) => string> = {
 /** The paper table for a terminal (colour only when chalk detects a colour terminal). */
 export function renderTerminal(rows: ReportRow[]): string {
   const table = new Table({
-    head: ['claim', '§', 'quantity', 'paper', 'ours', 'Δ (pts)', 'verdict'].map((h) => chalk.bold(h)),
+    head: ['claim', '§', 'quantity', 'paper', 'ours', 'stable ∇J', 'Δ (pts)', 'verdict'].map((h) => chalk.bold(h)),
     wordWrap: true,
     // cli-table3 colours borders and headers by itself; follow chalk's terminal detection instead
     style: chalk.level > 0 ? { head: [], border: ['grey'] } : { head: [], border: [] },
-    colWidths: [26, 8, 22, 14, 9, 9, 32],
+    colWidths: [26, 8, 22, 14, 9, 11, 9, 30],
   });
   for (const row of rows) {
     const colour = row.holds === false ? chalk.red : COLOURS[row.verdict];
@@ -49,20 +56,25 @@ export function renderTerminal(rows: ReportRow[]): string {
       row.quantity,
       paperText(row),
       oursText(row),
+      chalk.dim(stableText(row)),
       signed(row.delta),
       colour(verdictText(row)),
     ]);
   }
-  return table.toString();
+  return anyStable(rows) ? `${table.toString()}\n${chalk.dim(GRADIENT_NOTE)}` : table.toString();
 }
 
 export function renderMarkdown(rows: ReportRow[]): string {
-  const lines = ['| claim | § | quantity | paper | ours | Δ (points) | verdict | experiment / run |', '|---|---|---|---:|---:|---:|---|---|'];
+  const lines = [
+    '| claim | § | quantity | paper | ours | stable ∇J | Δ (points) | verdict | experiment / run |',
+    '|---|---|---|---:|---:|---:|---:|---|---|',
+  ];
   for (const row of rows) {
     lines.push(
-      `| ${row.id} | ${row.section} | ${row.quantity} | ${paperText(row)} | ${oursText(row)} | ${signed(row.delta)} | ${verdictText(row)} | ${row.experiment} / ${row.runId} |`,
+      `| ${row.id} | ${row.section} | ${row.quantity} | ${paperText(row)} | ${oursText(row)} | ${stableText(row)} | ${signed(row.delta)} | ${verdictText(row)} | ${row.experiment} / ${row.runId} |`,
     );
   }
+  if (anyStable(rows)) lines.push('', GRADIENT_NOTE);
   return `${lines.join('\n')}\n`;
 }
 
@@ -72,7 +84,21 @@ const csvField = (value: unknown): string => {
 };
 
 export function renderCsv(rows: ReportRow[]): string {
-  const header = ['id', 'section', 'quantity', 'paper', 'ours', 'delta', 'tolerance', 'verdict', 'must_hold', 'holds', 'experiment', 'run_id'];
+  const header = [
+    'id',
+    'section',
+    'quantity',
+    'paper',
+    'ours',
+    'ours_stable_gradient',
+    'delta',
+    'tolerance',
+    'verdict',
+    'must_hold',
+    'holds',
+    'experiment',
+    'run_id',
+  ];
   const body = rows.map((r) =>
     [
       r.id,
@@ -80,6 +106,7 @@ export function renderCsv(rows: ReportRow[]): string {
       r.quantity,
       r.paper,
       r.ours === null ? null : +r.ours.toFixed(4),
+      r.oursStableGradient === null ? null : +r.oursStableGradient.toFixed(4),
       r.delta === null ? null : +r.delta.toFixed(4),
       r.tolerance,
       r.verdict,

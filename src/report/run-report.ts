@@ -12,16 +12,23 @@ export function renderRunReport(result: ResultRecord, rows: ReportRow[]): string
   const lines: string[] = [`# ${result.experiment} — run ${result.runId}`, '', result.config.description, ''];
   if (result.data.warning) lines.push(`> **Warning:** ${result.data.warning}`, '');
   lines.push('## Paper vs ours', '', rows.length ? renderMarkdown(rows) : '_This experiment names no claims of the paper._\n');
+  // the configured gradient first, then the other one (results from before both were measured have only the first)
+  const attacks = [...Object.values(m.fgsm), ...Object.values(m.fgsmOtherGradient ?? {})].sort((a, b) => a.epsilon - b.epsilon);
+  const saturated = Object.values(m.fgsm)[0]?.saturated;
   lines.push(
     '## Test metrics',
     '',
-    '| set | examples | error | mean confidence | confidence on mistakes | zero-gradient examples | max ‖x̃ − x‖∞ |',
-    '|---|---:|---:|---:|---:|---:|---:|',
-    `| clean | ${m.clean.n} | ${pct(m.clean.error)} | ${pct(m.clean.meanConfidence)} | ${pct(m.clean.meanConfidenceOnMistakes)} | — | — |`,
-    ...Object.values(m.fgsm).map(
+    '| set | softmax gradient | examples | error | mean confidence | confidence on mistakes | zero-gradient examples | max ‖x̃ − x‖∞ |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+    `| clean | — | ${m.clean.n} | ${pct(m.clean.error)} | ${pct(m.clean.meanConfidence)} | ${pct(m.clean.meanConfidenceOnMistakes)} | — | — |`,
+    ...attacks.map(
       (f) =>
-        `| FGSM ε=${f.epsilon} | ${f.n} | ${pct(f.error)} | ${pct(f.meanConfidence)} | ${pct(f.meanConfidenceOnMistakes)} | ${f.zeroGradient} | ${f.maxPerturbation.toFixed(4)} |`,
+        `| FGSM ε=${f.epsilon} | ${f.gradient ?? 'standard'}${f === m.fgsm[String(f.epsilon)] ? ' (configured)' : ''} | ${f.n} | ${pct(f.error)} | ${pct(f.meanConfidence)} | ${pct(f.meanConfidenceOnMistakes)} | ${f.zeroGradient} | ${f.maxPerturbation.toFixed(4)} |`,
     ),
+    '',
+    saturated === undefined
+      ? 'Saturated examples (p_y = 1 in float32) were not counted in this run.'
+      : `Saturated: ${saturated} of ${m.clean.n} clean test examples have p_y = 1 exactly in float32; there the standard gradient loses its true-class part (∂J/∂z_y = 0) and ∇ₓJ turns, the stable one does not (PAPER.md §3).`,
     '',
   );
   if (m.rubbish) {

@@ -3,6 +3,7 @@ import type { Counts, DataIdentity } from '../data/identity.js';
 import type { DataProvenance } from '../data/source.js';
 import type { ClassificationMetrics, RubbishMetrics } from '../eval/metrics.js';
 import type { FgsmMetrics } from '../eval/evaluate.js';
+import type { SoftmaxGradient } from '../models/classifier.js';
 import type { TrainingSummary } from '../train/loop.js';
 import type { Provenance } from './provenance.js';
 
@@ -24,7 +25,10 @@ export interface ResultRecord {
   claims: string[];
   metrics: {
     clean: ClassificationMetrics;
-    fgsm: Record<string, FgsmMetrics>;
+    /** With the configured softmax gradient (attack.gradient), keyed by String(ε). */
+    fgsm: Record<string, RecordedFgsmMetrics>;
+    /** The same attack with the other gradient; absent from results written before both were measured. */
+    fgsmOtherGradient?: Record<string, RecordedFgsmMetrics>;
     rubbish: RubbishMetrics | null;
     training: Omit<TrainingSummary, 'history'>;
   };
@@ -38,6 +42,19 @@ export interface ResultRecord {
   provisional?: string;
 }
 
+/**
+ * FGSM metrics as result.json holds them. Results written before the stable gradient existed lack `gradient`
+ * (their attack was the standard one) and `saturated`.
+ */
+export type RecordedFgsmMetrics = Omit<FgsmMetrics, 'gradient' | 'saturated'> & Partial<Pick<FgsmMetrics, 'gradient' | 'saturated'>>;
+
+/** A record's FGSM metrics by softmax gradient: null where it did not measure that one. */
+export function fgsmByGradient(metrics: ResultRecord['metrics']): Record<SoftmaxGradient, Record<string, RecordedFgsmMetrics> | null> {
+  const configured = Object.values(metrics.fgsm)[0]?.gradient ?? 'standard';
+  const other = metrics.fgsmOtherGradient ?? null;
+  return configured === 'standard' ? { standard: metrics.fgsm, stable: other } : { standard: other, stable: metrics.fgsm };
+}
+
 export interface OpenChoices {
   clip: 'none' | [number, number];
   fgsmLabels: 'true' | 'predicted';
@@ -45,6 +62,9 @@ export interface OpenChoices {
   signOfZero: 0;
   attackedNetworkState: 'deterministic (evaluation state, no dropout)';
   adversarialTrainingGradientState: string;
+  /** The softmax gradient of the attack (metrics.fgsm); the other one is measured too (metrics.fgsmOtherGradient). */
+  attackSoftmaxGradient: SoftmaxGradient;
+  adversarialTrainingSoftmaxGradient: string;
   noiseControlMixing: string;
   /** §6's 1600-unit protocol: pieces, patience, validation attack ε, second stage. */
   earlyStopping: string;
@@ -59,6 +79,8 @@ export function openChoicesOf(config: Experiment): OpenChoices {
     signOfZero: 0,
     attackedNetworkState: 'deterministic (evaluation state, no dropout)',
     adversarialTrainingGradientState: objective.kind === 'adversarial' ? objective.gradientState : 'not applicable (no adversarial training)',
+    attackSoftmaxGradient: config.attack.gradient,
+    adversarialTrainingSoftmaxGradient: objective.kind === 'adversarial' ? objective.gradient : 'not applicable (no adversarial training)',
     noiseControlMixing: objective.kind === 'noise' ? objective.mixing : 'not applicable (no noise training)',
     earlyStopping:
       early.metric === 'none'
