@@ -41,7 +41,7 @@ describe('paper table', () => {
       .trim()
       .split('\n')
       .slice(2)
-      .map((line) => line.split(' | ')[6]);
+      .map((line) => line.split(' | ')[7]);
     assert.deepEqual(verdicts, [
       'not comparable: not the paper\'s data, so it cannot show "≥ 99" (needs full MNIST)',
       "not comparable: not the paper's data",
