@@ -217,9 +217,10 @@ describe('fgsm CLI end to end', () => {
     assert.equal(JSON.parse(readFileSync(join(folder, 'status.json'), 'utf8')).state, 'interrupted');
 
     // peek evaluates the unfinished run at its best epoch so far, without training or finishing it
-    const peek = fgsm(['peek', config, '--results-dir', results, '-q']);
+    const peek = fgsm(['peek', config, '--results-dir', results, '-q', '--eps', '0.05,0.25']);
     assert.equal(peek.status, 0, peek.stderr);
     const provisional = JSON.parse(readFileSync(join(folder, 'provisional', 'result.json'), 'utf8'));
+    assert.deepEqual(Object.keys(provisional.metrics.fgsm), ['0.05', '0.25'], 'peek --eps attacks at its own ε');
     assert.match(provisional.provisional, /^training unfinished: evaluated at stage 1 epoch \d+, with the parameters of epoch \d+$/);
     assert.ok(provisional.metrics.clean.error < 0.5);
     assert.ok(existsSync(join(folder, 'provisional', 'training-curve.svg')));

@@ -38,6 +38,8 @@ export interface RunOptions {
    * parameters so far) and write the results, marked provisional, into its provisional/ folder.
    */
   peek?: boolean;
+  /** With peek: attack at these ε instead of the config's (the run's identity does not depend on them). */
+  peekEpsilons?: number[];
 }
 
 export interface RunOutcome {
@@ -199,7 +201,7 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
     await saveModel(join(outDir, 'model'), model);
 
     const evaluation = evaluate(model, splits.test, {
-      attack: config.attack,
+      attack: options.peek && options.peekEpsilons ? { ...config.attack, epsilons: options.peekEpsilons } : config.attack,
       rubbishSamples: config.evaluation.rubbish?.samples ?? null,
       figureExamples: config.evaluation.figureExamples,
       seed: config.seed,

@@ -171,11 +171,13 @@ function program(): Command {
       .description(
         'evaluate an unfinished run (e.g. a long one still training) at its last checkpoint, stage 1 at the best epoch so far; writes <run>/provisional/',
       )
-      .argument('<configs...>', 'experiment YAML files, as given to run'),
+      .argument('<configs...>', 'experiment YAML files, as given to run')
+      .option('--eps <range>', "attack at these ε instead of the config's: START:STOP:STEP or a list, e.g. 0.05:0.3:0.05"),
     null,
-  ).action(async (configs: string[], flags: ExperimentFlags) => {
+  ).action(async (configs: string[], flags: ExperimentFlags & { eps?: string }) => {
     for (const file of configs) {
-      const outcome = await runExperiment(file, { ...runOptionsFrom(flags), peek: true });
+      const peekEpsilons = flags.eps === undefined ? undefined : parseEpsilons(flags.eps);
+      const outcome = await runExperiment(file, { ...runOptionsFrom(flags), peek: true, peekEpsilons });
       console.log(`\n${chalk.bold(outcome.result.experiment)} (${outcome.result.provisional}) → ${outcome.dir}`);
       console.log(renderTerminal(compareClaims(outcome.result)));
     }
