@@ -198,9 +198,8 @@ describe('experiment configs', () => {
     assert.equal(loadExperiment('configs/paper/maxout-adv.yaml').configHash, '7e451ee2cea2');
     assert.equal(loadExperiment('configs/paper/softmax.yaml').configHash, 'b84ebfeb49a3');
     // every committed run's config, resolved again by today's schema, still has the hash it was run under
-    for (const experiment of readdirSync('results/reference')) {
-      const file = join('results/reference', experiment, 'result.json');
-      const record = JSON.parse(readFileSync(file, 'utf8')) as { config: unknown; configHash: string };
+    for (const file of readdirSync('results/reference', { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('result.json'))) {
+      const record = JSON.parse(readFileSync(join('results/reference', file), 'utf8')) as { config: unknown; configHash: string };
       assert.equal(hashConfig(ExperimentSchema.parse(record.config)), record.configHash, file);
     }
     const base = loadExperiment('configs/paper/maxout-adv.yaml', ['attack.gradient=standard', 'training.objective.gradient=standard']);
