@@ -129,7 +129,9 @@ describe('paper table', () => {
   });
 
   test('the committed results written before the stable gradient existed still render (standard only)', () => {
-    const records = latestResults('results/reference').filter((record) => record.metrics.fgsmOtherGradient === undefined);
+    const records = latestResults('results/reference').filter(
+      (record): record is ResultRecord => record.format === 'fgsm-result/1' && record.metrics.fgsmOtherGradient === undefined,
+    );
     assert.ok(records.length >= 1, 'results/reference keeps runs from before both gradients were measured');
     for (const record of records) {
       const rows = compareClaims(record);

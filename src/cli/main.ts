@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, extname, join, resolve } from 'node:path';
 import { probeBackends, installedTfjsVersions, type BackendRequest } from '../backend/select.js';
-import { loadExperiment } from '../config/load.js';
+import { documentKind, loadExperiment, loadTransfer } from '../config/load.js';
 import { experimentJsonSchema } from '../config/schema.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { FgsmError, InterruptedError } from '../core/errors.js';
@@ -18,10 +18,11 @@ import { compareClaims, failedChecks, resolveRelativeChecks, unmeasuredClaims, w
 import { latestResults } from '../report/collect.js';
 import { listRuns } from '../results/runs.js';
 import { describeRun, renderRunTable } from './status.js';
-import { renderCsv, renderJson, renderMarkdown, renderTerminal } from '../report/render.js';
+import { renderCsv, renderJson, renderMarkdown, renderTerminal, renderTransferTable } from '../report/render.js';
 import { loadForRun, runExperiment, type RunOptions } from './experiment.js';
 import { runJobs } from './jobs.js';
 import { parseEpsilons, sweepExperiment } from './sweep.js';
+import { adHocTransfer, runTransfer } from './transfer.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -99,6 +100,52 @@ function runOptionsFrom(flags: ExperimentFlags, signal?: AbortSignal): RunOption
   };
 }
 
+/** The experiments that train (configs × seeds): in this process, or each its own process with --jobs. */
+async function runTrainingExperiments(
+  configs: string[],
+  flags: ExperimentFlags & { jobs: number },
+  options: RunOptions,
+  signal: AbortSignal,
+): Promise<void> {
+  const runs = configs.flatMap((file): { file: string; seed: number | null; overrides: string[] }[] => {
+    const seeds = loadForRun(file, options).config.seeds;
+    return seeds
+      ? seeds.map((seed) => ({ file, seed, overrides: [...options.overrides, `seed=${seed}`, 'seeds=null'] }))
+      : [{ file, seed: null, overrides: options.overrides }];
+  });
+  if (flags.jobs > 1 && runs.length > 1) {
+    const jobs = runs.map(({ file, seed, overrides }) => ({
+      label: seed === null ? basename(file, extname(file)) : `${basename(file, extname(file))} seed ${seed}`,
+      args: ['run', file, ...childFlags({ ...flags, set: overrides })],
+    }));
+    const failed = (await runJobs(process.argv[1]!, jobs, flags.jobs, signal)).filter((job) => job.status !== 0);
+    if (signal.aborted) throw new InterruptedError('interrupted; rerun the same command to resume the unfinished runs');
+    if (failed.length) {
+      throw new FgsmError(
+        `${failed.length} of ${jobs.length} runs failed: ${failed.map((job) => `${job.label} (exit status ${job.status})`).join(', ')}`,
+        'their messages are above, each line prefixed with its run',
+      );
+    }
+    return;
+  }
+  for (const { file, overrides } of runs) {
+    const outcome = await runExperiment(file, { ...options, overrides });
+    const rows = compareClaims(outcome.result);
+    console.log(`\n${chalk.bold(outcome.result.experiment)} → ${outcome.dir}`);
+    if (outcome.result.data.warning) console.log(chalk.red.bold(outcome.result.data.warning));
+    console.log(rows.length ? renderTerminal(rows) : 'this experiment names no claims of the paper');
+  }
+}
+
+function printTransfer({ record, dir }: Awaited<ReturnType<typeof runTransfer>>): void {
+  console.log(`\n${chalk.bold(record.experiment)} → ${dir}`);
+  for (const used of record.uses)
+    console.log(`  ${used.name}: ${used.experiment} run ${used.runId} (weights sha256 ${used.weightsSha256.slice(0, 12)})`);
+  for (const matrix of record.metrics.matrices) console.log(renderTransferTable(matrix));
+  const rows = compareClaims(record);
+  if (rows.length) console.log(renderTerminal(rows));
+}
+
 function program(): Command {
   const cli = new Command('fgsm')
     .description('Reproduces the MNIST results of Goodfellow, Shlens & Szegedy (ICLR 2015) from YAML experiments')
@@ -123,9 +170,10 @@ function program(): Command {
         'runs (configs, seeds) at a time, each its own process: a number or auto (one per core); default 1, in this process',
         parseCount,
         1,
-      ),
+      )
+      .option('--train-missing', 'a transfer experiment trains the experiments it uses that have no complete run, instead of refusing', false),
     'start a new run even if an unfinished one of the same config exists',
-  ).action(async (configs: string[], flags: ExperimentFlags & { jobs: number }) => {
+  ).action(async (configs: string[], flags: ExperimentFlags & { jobs: number; trainMissing: boolean }) => {
     const controller = new AbortController();
     const onSignal = (signal: NodeJS.Signals) => {
       if (controller.signal.aborted) process.exit(130);
@@ -135,34 +183,15 @@ function program(): Command {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     const options = runOptionsFrom(flags, controller.signal);
-    const runs = configs.flatMap((file): { file: string; seed: number | null; overrides: string[] }[] => {
-      const seeds = loadForRun(file, options).config.seeds;
-      return seeds
-        ? seeds.map((seed) => ({ file, seed, overrides: [...options.overrides, `seed=${seed}`, 'seeds=null'] }))
-        : [{ file, seed: null, overrides: options.overrides }];
-    });
-    if (flags.jobs > 1 && runs.length > 1) {
-      const jobs = runs.map(({ file, seed, overrides }) => ({
-        label: seed === null ? basename(file, extname(file)) : `${basename(file, extname(file))} seed ${seed}`,
-        args: ['run', file, ...childFlags({ ...flags, set: overrides })],
-      }));
-      const failed = (await runJobs(process.argv[1]!, jobs, flags.jobs, controller.signal)).filter((job) => job.status !== 0);
-      if (controller.signal.aborted) throw new InterruptedError('interrupted; rerun the same command to resume the unfinished runs');
-      if (failed.length) {
-        throw new FgsmError(
-          `${failed.length} of ${jobs.length} runs failed: ${failed.map((job) => `${job.label} (exit status ${job.status})`).join(', ')}`,
-          'their messages are above, each line prefixed with its run',
-        );
-      }
-      return;
-    }
-    for (const { file, overrides } of runs) {
-      const outcome = await runExperiment(file, { ...options, overrides });
-      const rows = compareClaims(outcome.result);
-      console.log(`\n${chalk.bold(outcome.result.experiment)} → ${outcome.dir}`);
-      if (outcome.result.data.warning) console.log(chalk.red.bold(outcome.result.data.warning));
-      console.log(rows.length ? renderTerminal(rows) : 'this experiment names no claims of the paper');
-    }
+    // experiments over other runs go last: the runs they use may be among the experiments given
+    const transfers = configs.filter((file) => documentKind(file) === 'transfer');
+    await runTrainingExperiments(
+      configs.filter((file) => !transfers.includes(file)),
+      flags,
+      options,
+      controller.signal,
+    );
+    for (const file of transfers) printTransfer(await runTransfer(loadTransfer(file, flags.set), { ...options, trainMissing: flags.trainMissing }));
   });
 
   withExperimentFlags(
@@ -196,6 +225,21 @@ function program(): Command {
     console.log(`→ ${join(dir, 'sweep.csv')}, ${join(dir, 'sweep.svg')}`);
   });
 
+  withExperimentFlags(
+    cli
+      .command('transfer')
+      .description(
+        'the transfer matrix (§6) between trained experiments: FGSM examples made on each model (rows), scored by every model (columns); writes CSV and a heat map',
+      )
+      .argument('<configs...>', 'experiment YAML files whose newest complete runs (on this data) are used')
+      .option('--eps <range>', 'ε to attack at: START:STOP:STEP or a list (default 0.25)')
+      .option('--train-missing', 'train the experiments that have no complete run instead of refusing', false),
+    null,
+  ).action(async (configs: string[], flags: ExperimentFlags & { eps?: string; trainMissing: boolean }) => {
+    const loaded = adHocTransfer(configs, flags.eps === undefined ? null : parseEpsilons(flags.eps));
+    printTransfer(await runTransfer(loaded, { ...runOptionsFrom(flags), trainMissing: flags.trainMissing }));
+  });
+
   cli
     .command('validate')
     .description('check experiment files against the schema and report every problem with its line')
@@ -212,8 +256,18 @@ function program(): Command {
       const hints = new Set<string>();
       for (const file of configs) {
         try {
-          const loaded = loadExperiment(file, opts.set);
-          console.log(opts.resolved ? JSON.stringify(loaded.config, null, 2) : `${file}: ok (${loaded.config.name}, hash ${loaded.configHash})`);
+          if (documentKind(file) === 'transfer') {
+            const loaded = loadTransfer(file, opts.set);
+            for (const use of Object.values(loaded.config.uses)) loadExperiment(typeof use === 'string' ? use : use.config);
+            console.log(
+              opts.resolved
+                ? JSON.stringify(loaded.config, null, 2)
+                : `${file}: ok (${loaded.config.name}, transfer over ${Object.keys(loaded.config.uses).join(', ')})`,
+            );
+          } else {
+            const loaded = loadExperiment(file, opts.set);
+            console.log(opts.resolved ? JSON.stringify(loaded.config, null, 2) : `${file}: ok (${loaded.config.name}, hash ${loaded.configHash})`);
+          }
         } catch (error) {
           if (!(error instanceof FgsmError)) throw error;
           problems.push(error.message);

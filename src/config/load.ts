@@ -4,6 +4,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isSeq, isScalar, LineCounter, parse as parseYamlValue, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { FgsmError } from '../core/errors.js';
+import { TransferSchema, type TransferConfig } from './cross-run.js';
 import { ExperimentSchema, type Experiment } from './schema.js';
 
 /**
@@ -271,7 +272,8 @@ export function hashConfig(config: Experiment): string {
   return createHash('sha256').update(canonicalJson(hashed)).digest('hex').slice(0, 12);
 }
 
-export function loadExperiment(file: string, overrides: string[] = []): LoadedExperiment {
+/** The file (with its extends:) and the overrides, merged; throws ConfigError with every problem found. */
+function readDocument(file: string, overrides: string[]): { layers: Layer[]; fileLayers: FileLayer[]; merged: Json } {
   const issues: ConfigIssue[] = [];
   const { layers: fileLayers, value } = readFileLayers(file, [], issues);
   const layers: Layer[] = [...fileLayers];
@@ -283,27 +285,56 @@ export function loadExperiment(file: string, overrides: string[] = []): LoadedEx
     merged = mergeDeep(merged, parsed.value);
   }
   if (issues.length > 0) throw new ConfigError(issues);
+  return { layers, fileLayers, merged };
+}
 
+/** The directory a relative path at `path` is resolved against: that of the file that set it (cwd for --set). */
+function baseDirOf(layers: Layer[], path: string[]): string {
+  const definer = [...layers]
+    .reverse()
+    .find((layer) =>
+      layer.kind === 'set'
+        ? path.every((part, i) => i >= layer.path.length || layer.path[i] === part)
+        : locateInFile(layer, path).depth === path.length,
+    );
+  return definer?.kind === 'file' ? dirname(definer.file) : process.cwd();
+}
+
+/** What a YAML document describes: an experiment (it trains a model) or an experiment over other runs (kind:). */
+export function documentKind(file: string): 'experiment' | 'transfer' {
+  const { merged } = readDocument(file, []);
+  return isObject(merged) && merged.kind === 'transfer' ? 'transfer' : 'experiment';
+}
+
+export function loadExperiment(file: string, overrides: string[] = []): LoadedExperiment {
+  const { layers, fileLayers, merged } = readDocument(file, overrides);
   const result = ExperimentSchema.safeParse(merged);
   if (!result.success) throw new ConfigError(issuesFromSchema(result.error, layers, merged));
   const config = result.data;
-
-  // data.dir is relative to the file that set it (or to the working directory for --set)
-  if (config.data.dir !== null && !isAbsolute(config.data.dir)) {
-    const definer = [...layers]
-      .reverse()
-      .find((layer) =>
-        layer.kind === 'set'
-          ? layer.path[0] === 'data' && (layer.path.length === 1 || layer.path[1] === 'dir')
-          : locateInFile(layer, ['data', 'dir']).depth === 2,
-      );
-    const base = definer?.kind === 'file' ? dirname(definer.file) : process.cwd();
-    config.data.dir = resolve(base, config.data.dir);
-  }
+  if (config.data.dir !== null && !isAbsolute(config.data.dir)) config.data.dir = resolve(baseDirOf(layers, ['data', 'dir']), config.data.dir);
   return {
     config,
     files: fileLayers.map((layer) => layer.file),
     overrides,
     configHash: hashConfig(config),
   };
+}
+
+export interface LoadedTransfer {
+  /** uses: every experiment file resolved to an absolute path. */
+  config: TransferConfig;
+  files: string[];
+  overrides: string[];
+}
+
+export function loadTransfer(file: string, overrides: string[] = []): LoadedTransfer {
+  const { layers, fileLayers, merged } = readDocument(file, overrides);
+  const result = TransferSchema.safeParse(merged);
+  if (!result.success) throw new ConfigError(issuesFromSchema(result.error, layers, merged));
+  const config = result.data;
+  for (const [name, use] of Object.entries(config.uses)) {
+    const base = baseDirOf(layers, ['uses', name]);
+    config.uses[name] = typeof use === 'string' ? resolve(base, use) : { ...use, config: resolve(base, use.config) };
+  }
+  return { config, files: fileLayers.map((layer) => layer.file), overrides };
 }

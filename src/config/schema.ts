@@ -189,7 +189,7 @@ export const TrainingSchema = z
   })
   .describe('the training loop: minibatch SGD with momentum, schedules, early stopping');
 
-const AttackSchema = z
+export const AttackSchema = z
   .strictObject({
     method: z.literal('fgsm').default('fgsm').describe('the fast gradient sign method, x̃ = x + ε·sign(∇ₓJ(θ, x, y))'),
     epsilons: z.array(z.number().min(0).max(1)).min(1).default([0.25]).describe('every ε to evaluate; one gradient serves them all'),
@@ -222,12 +222,24 @@ const EvaluationSchema = z
   .prefault({})
   .describe('what is measured besides the attack: rubbish inputs, the examples figure');
 
+export const ExperimentName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" or "-"')
+  .describe('experiment name: results go to <results dir>/<name>/<run id>/');
+
+export const BackendChoice = z
+  .enum(['auto', 'tensorflow', 'wasm', 'cpu'])
+  .default('auto')
+  .describe('the tfjs backend: auto takes the first that loads (tensorflow → wasm → cpu); --backend overrides it');
+
+export const ClaimIds = z
+  .array(z.enum(CLAIM_IDS as [string, ...string[]]))
+  .default([])
+  .describe("ids of the paper's claims this run is compared against (see `fgsm report`)");
+
 export const ExperimentSchema = z
   .strictObject({
-    name: z
-      .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" or "-"')
-      .describe('experiment name: results go to <results dir>/<name>/<run id>/'),
+    name: ExperimentName,
     description: z.string().default('').describe('free text about the experiment, kept in its result'),
     seed: z.number().int().min(0).default(1).describe('every random stream (init, shuffle, subsets, rubbish) derives from it'),
     seeds: z
@@ -236,19 +248,13 @@ export const ExperimentSchema = z
       .nullable()
       .optional()
       .describe('run the experiment once per seed (each its own run, replacing seed); the report shows each run and their mean ± spread'),
-    backend: z
-      .enum(['auto', 'tensorflow', 'wasm', 'cpu'])
-      .default('auto')
-      .describe('the tfjs backend: auto takes the first that loads (tensorflow → wasm → cpu); --backend overrides it'),
+    backend: BackendChoice,
     data: DataSchema.prefault({}),
     model: ModelSchema.describe('the network; kind: softmax, logistic or maxout picks which, and which keys it has'),
     training: TrainingSchema,
     attack: AttackSchema,
     evaluation: EvaluationSchema,
-    claims: z
-      .array(z.enum(CLAIM_IDS as [string, ...string[]]))
-      .default([])
-      .describe("ids of the paper's claims this run is compared against (see `fgsm report`)"),
+    claims: ClaimIds,
   })
   .superRefine((config, ctx) => {
     if (config.data.train === 'all-train' && config.data.validation) {

@@ -126,13 +126,30 @@ export const CLAIMS: readonly Claim[] = [
     id: 's6.transfer.orig_to_adv',
     section: '6',
     description: 'examples made on the original model, scored on the adversarially trained model',
-    quantities: [{ name: 'transferred FGSM ε=.25 error', paper: 19.6, metric: ['transfer', 'originalToAdversarial', 'error'], tolerance: 5 }],
+    quantities: [
+      {
+        name: 'transferred FGSM ε=.25 error',
+        paper: 19.6,
+        metric: ['transfer', 'originalToAdversarial', 'error'],
+        tolerance: 5,
+        // the paper: 19.6% against the original's own 89.4%; even short networks: below the original's own error
+        mustHold: { op: 'below', value: 0, claim: 's4.maxout.fgsm', quantity: 'FGSM ε=.25 error' },
+      },
+    ],
   },
   {
     id: 's6.transfer.adv_to_orig',
     section: '6',
     description: 'examples made on the adversarially trained model, scored on the original',
-    quantities: [{ name: 'transferred FGSM ε=.25 error', paper: 40.9, metric: ['transfer', 'adversarialToOriginal', 'error'], tolerance: 5 }],
+    quantities: [
+      {
+        name: 'transferred FGSM ε=.25 error',
+        paper: 40.9,
+        metric: ['transfer', 'adversarialToOriginal', 'error'],
+        tolerance: 5,
+        mustHold: { op: 'below', value: 0, claim: 's4.maxout.fgsm', quantity: 'FGSM ε=.25 error' },
+      },
+    ],
   },
   {
     id: 's6.adv.conf_mistakes',

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FgsmError } from '../core/errors.js';
-import type { ResultRecord } from '../results/record.js';
+import type { ClaimSource } from '../results/record.js';
 
 function findResultFiles(dir: string, depth: number): string[] {
   if (depth < 0) return [];
@@ -14,21 +14,23 @@ function findResultFiles(dir: string, depth: number): string[] {
   return found;
 }
 
-/** The newest complete result of every experiment and seed found under `dir` (any depth up to 4). */
-export function latestResults(dir: string): ResultRecord[] {
+const FORMATS: readonly string[] = ['fgsm-result/1', 'fgsm-transfer/1'] satisfies ClaimSource['format'][];
+
+/** The newest complete result of every experiment and seed (runs and experiments over runs) under `dir`, up to 4 deep. */
+export function latestResults(dir: string): ClaimSource[] {
   if (!existsSync(dir)) throw new FgsmError(`${dir}: no such directory`, 'run an experiment first: fgsm run configs/paper/softmax.yaml');
-  const latest = new Map<string, ResultRecord>();
+  const latest = new Map<string, ClaimSource>();
   for (const file of findResultFiles(dir, 4)) {
-    let record: ResultRecord;
+    let record: ClaimSource;
     try {
-      record = JSON.parse(readFileSync(file, 'utf8')) as ResultRecord;
+      record = JSON.parse(readFileSync(file, 'utf8')) as ClaimSource;
     } catch (error) {
       throw new FgsmError(`${file}: not valid JSON (${(error as Error).message})`);
     }
-    if (record.format !== 'fgsm-result/1') continue;
+    if (!FORMATS.includes(record.format)) continue;
     const key = `${record.experiment}#${record.seed}`;
     const known = latest.get(key);
     if (!known || known.finishedAt < record.finishedAt) latest.set(key, record);
   }
-  return [...latest.values()].sort((a, b) => a.experiment.localeCompare(b.experiment) || a.seed - b.seed);
+  return [...latest.values()].sort((a, b) => a.experiment.localeCompare(b.experiment) || (a.seed ?? -1) - (b.seed ?? -1));
 }

@@ -1,5 +1,5 @@
 import { CLAIMS, claimById, paperValue, type Claim, type ClaimQuantity } from '../paper/claims.js';
-import { fgsmByGradient, type ResultRecord } from '../results/record.js';
+import { fgsmByGradient, type ClaimSource } from '../results/record.js';
 
 export type Verdict = 'reproduced' | 'off' | 'not measured' | 'out of scope' | 'not comparable';
 
@@ -76,15 +76,16 @@ export function resolveRelativeChecks(rows: ReportRow[]): ReportRow[] {
  * A quantity as `result` measured it, in percent, and for an FGSM quantity also with the stable gradient: the
  * claim's own number is the standard gradient's, whichever the run configured, since that is what the paper did.
  */
-function measuredBothWays(result: ResultRecord, metric: string[]): { ours: number | null; stable: number | null } {
+function measuredBothWays(result: ClaimSource, metric: string[]): { ours: number | null; stable: number | null } {
   // (a record without FGSM metrics, as a hand-made one may be, measured neither)
-  if (metric[0] !== 'fgsm' || !result.metrics.fgsm) return { ours: measured(result.metrics, metric), stable: null };
+  if (metric[0] !== 'fgsm' || result.format === 'fgsm-transfer/1' || !result.metrics.fgsm)
+    return { ours: measured(result.metrics, metric), stable: null };
   const { standard, stable } = fgsmByGradient(result.metrics);
   return { ours: measured(standard, metric.slice(1)), stable: measured(stable, metric.slice(1)) };
 }
 
 /** The rows of one claim as `result` measured it; with no result, the claim as no run has measured it yet. */
-function rowsFor(claim: Claim, result: ResultRecord | null): ReportRow[] {
+function rowsFor(claim: Claim, result: ClaimSource | null): ReportRow[] {
   // a run on data other than the paper's (the embedded subset) measures something, but not the paper's number
   const comparable = !result?.data?.warning;
   return claim.quantities.map((q) => {
@@ -124,7 +125,7 @@ function rowsFor(claim: Claim, result: ResultRecord | null): ReportRow[] {
 }
 
 /** The paper table rows for the claims a result names, in the order it names them. */
-export function compareClaims(result: ResultRecord): ReportRow[] {
+export function compareClaims(result: ClaimSource): ReportRow[] {
   return result.claims.flatMap((id) => {
     const claim = claimById(id);
     return claim ? rowsFor(claim, result) : [];

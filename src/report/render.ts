@@ -1,5 +1,6 @@
 import chalk from 'chalk';
 import Table from 'cli-table3';
+import type { TransferMatrix } from '../eval/transfer.js';
 import type { ReportRow, Verdict } from './compare.js';
 
 const percent = (v: number | null, digits = 2): string => (v === null ? '—' : `${v.toFixed(digits)}%`);
@@ -124,4 +125,16 @@ export function renderCsv(rows: ReportRow[]): string {
 /** The rows as JSON for other programs: id, section, paper value, measured value, Δ, verdict and the rest. */
 export function renderJson(rows: ReportRow[]): string {
   return `${JSON.stringify(rows, null, 2)}\n`;
+}
+
+/** A transfer matrix for a terminal: FGSM error of the column model on examples made on the row model. */
+export function renderTransferTable(matrix: TransferMatrix): string {
+  const table = new Table({
+    head: [`made on ↓ / scored by →  (ε=${matrix.epsilon})`, ...matrix.names].map((h) => chalk.bold(h)),
+    style: chalk.level > 0 ? { head: [], border: ['grey'] } : { head: [], border: [] },
+  });
+  matrix.names.forEach((row, r) => {
+    table.push([row, ...matrix.cells[r]!.map((cell, c) => (r === c ? chalk.bold : (text: string) => text)(`${(100 * cell.error).toFixed(2)}%`))]);
+  });
+  return table.toString();
 }

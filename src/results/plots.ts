@@ -127,3 +127,35 @@ export function sweepSvg(points: SweepPoint[], title: string): Promise<string> {
     resolve: { scale: { y: 'independent' } },
   });
 }
+
+/**
+ * A transfer matrix as a heat map: rows are the models the FGSM examples were made on, columns the models that
+ * scored them, each cell its error rate printed in it.
+ */
+export function transferHeatmapSvg(names: string[], errors: number[][], title: string): Promise<string> {
+  const values = errors.flatMap((row, r) => row.map((error, c) => ({ made: names[r], scored: names[c], error })));
+  const axis = (title: string) => ({ type: 'nominal' as const, sort: names, axis: { labelLimit: 0, labelAngle: 0 }, title });
+  const size = Math.max(160, 90 * names.length);
+  return renderSvg({
+    ...frame(title),
+    width: size,
+    height: size,
+    data: { values },
+    encoding: { y: { field: 'made', ...axis('examples made on') }, x: { field: 'scored', ...axis('scored by') } },
+    layer: [
+      {
+        mark: 'rect',
+        encoding: {
+          color: { field: 'error', type: 'quantitative', title: 'FGSM error', scale: { domain: [0, 1], scheme: 'reds' }, legend: { format: '.0%' } },
+        },
+      },
+      {
+        mark: { type: 'text', fontSize: 13 },
+        encoding: {
+          text: { field: 'error', type: 'quantitative', format: '.1%' },
+          color: { condition: { test: 'datum.error > 0.6', value: 'white' }, value: 'black' },
+        },
+      },
+    ],
+  });
+}

@@ -1,8 +1,10 @@
+import type { TransferConfig } from '../config/cross-run.js';
 import type { Experiment } from '../config/schema.js';
 import type { Counts, DataIdentity } from '../data/identity.js';
 import type { DataProvenance } from '../data/source.js';
 import type { ClassificationMetrics, RubbishMetrics } from '../eval/metrics.js';
 import type { FgsmMetrics } from '../eval/evaluate.js';
+import type { TransferMatrix } from '../eval/transfer.js';
 import type { SoftmaxGradient } from '../models/classifier.js';
 import type { TrainingSummary } from '../train/loop.js';
 import type { Provenance } from './provenance.js';
@@ -41,6 +43,57 @@ export interface ResultRecord {
   /** Present when the run had not finished: what was evaluated (`fgsm peek`). */
   provisional?: string;
 }
+
+/** A trained run that an experiment over several runs used: enough to find it again and to know it is the same. */
+export interface UsedRun {
+  /** The name the experiment gave it (a row and column of a transfer matrix). */
+  name: string;
+  configFile: string;
+  experiment: string;
+  configHash: string;
+  runId: string;
+  dir: string;
+  /** The git commit that trained it, as its result.json says. */
+  commit: string | null;
+  /** sha256 of its model/weights.bin. */
+  weightsSha256: string;
+}
+
+/** One cell of a transfer matrix, as the paper's claims read it: metrics.transfer.<row>To<Column>. */
+export interface TransferPair {
+  epsilon: number;
+  error: number;
+  meanConfidenceOnMistakes: number | null;
+}
+
+/** The contents of a transfer experiment's result.json. */
+export interface TransferRecord {
+  format: 'fgsm-transfer/1';
+  experiment: string;
+  runId: string;
+  startedAt: string;
+  finishedAt: string;
+  wallSeconds: number;
+  config: TransferConfig;
+  configFiles: string[];
+  overrides: string[];
+  claims: string[];
+  uses: UsedRun[];
+  metrics: {
+    /** <row>To<Column> at ε = .25 (the paper's), or at the first ε when .25 was not attacked. */
+    transfer: Record<string, TransferPair>;
+    matrices: TransferMatrix[];
+  };
+  data: DataProvenance & { counts: Counts; classes: number[]; identity: DataIdentity };
+  provenance: Provenance;
+  /** A transfer experiment draws nothing at random. */
+  seed: null;
+  files: string[];
+  provisional?: undefined;
+}
+
+/** Any record the paper table reads. */
+export type ClaimSource = ResultRecord | TransferRecord;
 
 /**
  * FGSM metrics as result.json holds them. Results written before the stable gradient existed lack `gradient`
