@@ -148,9 +148,9 @@ describe('Slurm executor (a real one-node Slurm)', { skip }, () => {
       assert.ok(out.stdout.split('\n').includes(line), `${line} in:\n${out.stdout}`);
     }
     assert.match(out.stdout, /task \S+\/tasks\.json "\$SLURM_ARRAY_TASK_ID" &/);
-    assert.match(out.stdout, /trap 'kill -TERM "\$fgsm" 2>\/dev\/null' TERM/);
-    assert.match(out.stdout, /if \[ "\$status" -eq 130 \]; then\n\s+if \[ "\$\{SLURM_RESTART_COUNT:-0\}" -lt 20 \]/);
-    assert.match(out.stdout, /scontrol requeue "\$\{SLURM_ARRAY_JOB_ID\}_\$\{SLURM_ARRAY_TASK_ID\}"/);
+    assert.match(out.stdout, /trap 'stop=1; \[ -n "\$fgsm" \] && kill -TERM "\$fgsm" 2>\/dev\/null' TERM\n.* task /);
+    assert.match(out.stdout, /if \[ "\$status" -eq 130 \] \|\| \[ "\$status" -eq 143 \]; then\n\s+if \[ "\$\{SLURM_RESTART_COUNT:-0\}" -lt 20 \]/);
+    assert.match(out.stdout, /scontrol requeue "\$SLURM_JOB_ID"/);
     assert.match(out.stderr, /\[2\] dry seed 3: submit \(not submitted\)/);
     assert.match(out.stderr, /would run: sbatch --parsable --array=0-2 /);
     assert.ok(!existsSync(results), 'a dry run writes nothing');
@@ -200,7 +200,9 @@ describe('Slurm executor (a real one-node Slurm)', { skip }, () => {
     ).jobId!;
     const beforeStatus = fgsm(['status', results]).stdout;
     // what Slurm does --slurm-grace seconds before the time limit (--signal=B:TERM@…): TERM to the batch shell
-    execFileSync('scancel', ['--batch', '--signal=TERM', jobId], { env });
+    // by the element's own job id: scancel retries (and would signal the requeued task) when told "<array>_<i>"
+    const elementId = execFileSync('squeue', ['--noheader', '--format=%A', `--jobs=${jobId}`], { env, encoding: 'utf8' }).trim();
+    execFileSync('scancel', ['--batch', '--signal=TERM', elementId], { env, timeout: 10_000 });
     const [requeued] = await waitForTasks(results, ([t]) => t!.state !== 'running', 60);
     assert.equal(requeued!.state, 'pending', `signalled after epoch ${epochs}: ${requeued!.state}`);
     const afterStatus = fgsm(['status', results]).stdout;

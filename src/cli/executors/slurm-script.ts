@@ -21,7 +21,7 @@ export function shellWord(word: string): string {
 /**
  * The batch script of a submission folder: array task i runs `fgsm task tasks.json i`. Slurm's warning signal
  * goes to this shell only (B:), which passes it on to fgsm; fgsm stops after the epoch's checkpoint and exits
- * 130, and then the task requeues itself (the same array element) and resumes from that checkpoint. Exit 2 (a
+ * 130 (143 if the signal came before fgsm could catch it), and then the task requeues itself (the same array element) and resumes from that checkpoint. Exit 2 (a
  * user error: bad config, missing or corrupt data) and 1 (a bug) are final, as re-running cannot fix them.
  * `fgsm` is this installation, run by this node binary: the cluster's nodes see the same file system.
  */
@@ -45,9 +45,13 @@ export function batchScript(dir: string, jobName: string, count: number, setting
 ${options.map((option) => `#SBATCH ${option}`).join('\n')}
 
 echo "== $(date -Is) array task $SLURM_ARRAY_TASK_ID (job $SLURM_JOB_ID, restart ${restarts}) on $(hostname)"
+# the trap is set before fgsm starts: a warning that comes early (Slurm may send it up to a minute early) is kept
+stop=
+fgsm=
+trap 'stop=1; [ -n "$fgsm" ] && kill -TERM "$fgsm" 2>/dev/null' TERM
 ${shellWord(fgsm.node)} ${shellWord(fgsm.bin)} task ${shellWord(taskListPath(dir))} "$SLURM_ARRAY_TASK_ID" &
 fgsm=$!
-trap 'kill -TERM "$fgsm" 2>/dev/null' TERM
+[ -n "$stop" ] && kill -TERM "$fgsm" 2>/dev/null
 # wait returns early each time the trap runs; the last wait gives fgsm's own exit status
 while :; do
   wait "$fgsm"
@@ -55,10 +59,11 @@ while :; do
 done
 wait "$fgsm"
 status=$?
-if [ "$status" -eq 130 ]; then
+# 130: stopped at a checkpoint; 143: the signal came before fgsm could catch it, so nothing was begun
+if [ "$status" -eq 130 ] || [ "$status" -eq 143 ]; then
   if [ "${restarts}" -lt ${settings.maxRequeues} ]; then
     echo "== interrupted at a checkpoint: requeued, to resume (restart ${restarts} of at most ${settings.maxRequeues})"
-    scontrol requeue "\${SLURM_ARRAY_JOB_ID}_\${SLURM_ARRAY_TASK_ID}"
+    scontrol requeue "$SLURM_JOB_ID" # this array element
   else
     echo "== interrupted at a checkpoint after ${settings.maxRequeues} restarts: not requeued again (rerun fgsm run to resubmit)"
   fi
