@@ -200,9 +200,10 @@ describe('Slurm executor (a real one-node Slurm)', { skip }, () => {
     ).jobId!;
     const beforeStatus = fgsm(['status', results]).stdout;
     // what Slurm does --slurm-grace seconds before the time limit (--signal=B:TERM@…): TERM to the batch shell
-    // by the element's own job id: scancel retries (and would signal the requeued task) when told "<array>_<i>"
+    // the signal is delivered at once, but scancel may hear "try again later" and retry every 5 s until it
+    // reaches the requeued task too: it is given 3 s
     const elementId = execFileSync('squeue', ['--noheader', '--format=%A', `--jobs=${jobId}`], { env, encoding: 'utf8' }).trim();
-    execFileSync('scancel', ['--batch', '--signal=TERM', elementId], { env, timeout: 10_000 });
+    spawnSync('scancel', ['--batch', '--signal=TERM', elementId], { env, timeout: 3000 });
     const [requeued] = await waitForTasks(results, ([t]) => t!.state !== 'running', 60);
     assert.equal(requeued!.state, 'pending', `signalled after epoch ${epochs}: ${requeued!.state}`);
     const afterStatus = fgsm(['status', results]).stdout;
