@@ -1,19 +1,27 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { test } from 'node:test';
 
 /** The path of one run, left to right; core and paper lie under everything, cli on top. */
 const ORDER = ['core', 'paper', 'config', 'data', 'backend', 'models', 'train', 'attacks', 'eval', 'results', 'report', 'cli'];
 
+/** The source files of a folder of src/, its subfolders' included (e.g. cli/executors/). */
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? sourceFiles(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : [],
+  );
+}
+
 test('each folder of src/ imports only from itself and the folders to its left', () => {
   const violations: string[] = [];
   for (const folder of readdirSync('src')) {
     assert.ok(ORDER.includes(folder), `src/${folder} is not a step of the line`);
-    for (const file of readdirSync(join('src', folder))) {
-      const text = readFileSync(join('src', folder, file), 'utf8');
-      for (const [, target] of text.matchAll(/from '\.\.\/(\w+)\//g)) {
-        if (ORDER.indexOf(target!) > ORDER.indexOf(folder)) violations.push(`src/${folder}/${file} imports src/${target}`);
+    for (const file of sourceFiles(join('src', folder))) {
+      const text = readFileSync(file, 'utf8');
+      for (const [, specifier] of text.matchAll(/from '(\.[^']+)'/g)) {
+        const target = relative(resolve('src'), resolve(dirname(file), specifier!)).split('/')[0]!;
+        if (ORDER.indexOf(target) > ORDER.indexOf(folder)) violations.push(`${file} imports src/${target}`);
       }
     }
   }

@@ -2,7 +2,7 @@ import chalk from 'chalk';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { basename, extname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { probeBackends, installedTfjsVersions, type BackendRequest } from '../backend/select.js';
 import { documentKind, loadExperiment, loadTransfer } from '../config/load.js';
 import { experimentJsonSchema } from '../config/schema.js';
@@ -17,10 +17,15 @@ import { mirrorsFromEnv } from '../data/download.js';
 import { compareClaims, failedChecks, resolveRelativeChecks, unmeasuredClaims, withSeedMeans } from '../report/compare.js';
 import { latestResults } from '../report/collect.js';
 import { listRuns } from '../results/runs.js';
-import { describeRun, renderRunTable } from './status.js';
+import { describeRun, renderArray, renderRunTable } from './status.js';
+import { arrayOverviews } from './executors/slurm-state.js';
 import { renderCsv, renderJson, renderMarkdown, renderTerminal, renderTransferTable } from '../report/render.js';
-import { loadForRun, runExperiment, type RunOptions } from './experiment.js';
-import { runJobs } from './jobs.js';
+import { runExperiment, type RunOptions } from './experiment.js';
+import { taskList } from './executors/executor.js';
+import { inProcessExecutor } from './executors/in-process.js';
+import { localExecutor } from './executors/local.js';
+import { slurmExecutor, type SlurmRun } from './executors/slurm.js';
+import { runArrayTask } from './executors/slurm-task.js';
 import { parseEpsilons, sweepExperiment } from './sweep.js';
 import { adHocTransfer, runTransfer } from './transfer.js';
 
@@ -100,41 +105,59 @@ function runOptionsFrom(flags: ExperimentFlags, signal?: AbortSignal): RunOption
   };
 }
 
-/** The experiments that train (configs × seeds): in this process, or each its own process with --jobs. */
-async function runTrainingExperiments(
-  configs: string[],
-  flags: ExperimentFlags & { jobs: number },
-  options: RunOptions,
-  signal: AbortSignal,
-): Promise<void> {
-  const runs = configs.flatMap((file): { file: string; seed: number | null; overrides: string[] }[] => {
-    const seeds = loadForRun(file, options).config.seeds;
-    return seeds
-      ? seeds.map((seed) => ({ file, seed, overrides: [...options.overrides, `seed=${seed}`, 'seeds=null'] }))
-      : [{ file, seed: null, overrides: options.overrides }];
-  });
-  if (flags.jobs > 1 && runs.length > 1) {
-    const jobs = runs.map(({ file, seed, overrides }) => ({
-      label: seed === null ? basename(file, extname(file)) : `${basename(file, extname(file))} seed ${seed}`,
-      args: ['run', file, ...childFlags({ ...flags, set: overrides })],
-    }));
-    const failed = (await runJobs(process.argv[1]!, jobs, flags.jobs, signal)).filter((job) => job.status !== 0);
-    if (signal.aborted) throw new InterruptedError('interrupted; rerun the same command to resume the unfinished runs');
-    if (failed.length) {
-      throw new FgsmError(
-        `${failed.length} of ${jobs.length} runs failed: ${failed.map((job) => `${job.label} (exit status ${job.status})`).join(', ')}`,
-        'their messages are above, each line prefixed with its run',
-      );
+interface RunFlags {
+  jobs: number;
+  executor?: 'in-process' | 'local' | 'slurm';
+  slurmPartition?: string;
+  slurmTime?: string;
+  slurmGpus?: string;
+  slurmArg: string[];
+  slurmGrace: number;
+  slurmRequeues: number;
+  dryRun: boolean;
+}
+
+function slurmRunFrom(flags: ExperimentFlags & RunFlags): SlurmRun {
+  if (flags.fresh) throw new FgsmError('--fresh cannot be used with --executor slurm', 'a requeued task must resume its run, not start another');
+  return {
+    resultsDir: flags.resultsDir,
+    backend: flags.backend,
+    threads: flags.threads,
+    dataDir: flags.dataDir,
+    settings: {
+      partition: flags.slurmPartition,
+      time: flags.slurmTime,
+      gpus: flags.slurmGpus,
+      extra: flags.slurmArg,
+      graceSeconds: flags.slurmGrace,
+      maxRequeues: flags.slurmRequeues,
+    },
+    dryRun: flags.dryRun,
+    fgsm: { node: process.execPath, bin: resolve(process.argv[1]!) },
+    say: (line) => console.error(line),
+  };
+}
+
+/**
+ * SIGINT and SIGTERM stop the run after its epoch's checkpoint. A second one quits at once when `againQuits`
+ * (a user at a terminal); a Slurm task ignores it, as Slurm may signal both the batch shell (which passes it
+ * on) and the task itself, and kills it anyway once its grace is over.
+ */
+function stopOnSignals(againQuits: boolean): AbortController {
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      if (againQuits) process.exit(130);
+      return;
     }
-    return;
-  }
-  for (const { file, overrides } of runs) {
-    const outcome = await runExperiment(file, { ...options, overrides });
-    const rows = compareClaims(outcome.result);
-    console.log(`\n${chalk.bold(outcome.result.experiment)} → ${outcome.dir}`);
-    if (outcome.result.data.warning) console.log(chalk.red.bold(outcome.result.data.warning));
-    console.log(rows.length ? renderTerminal(rows) : 'this experiment names no claims of the paper');
-  }
+    process.stderr.write(
+      `\n${signal}: stopping after this epoch's checkpoint${againQuits ? ' (again to quit now; the last checkpoint is kept)' : ''}\n`,
+    );
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return controller;
 }
 
 function printTransfer({ record, dir }: Awaited<ReturnType<typeof runTransfer>>): void {
@@ -171,28 +194,59 @@ function program(): Command {
         parseCount,
         1,
       )
+      .addOption(
+        new Option('--executor <engine>', 'where the runs execute (default: local with --jobs > 1, else in-process)').choices([
+          'in-process',
+          'local',
+          'slurm',
+        ]),
+      )
+      .option('--slurm-partition <name>', 'slurm: the partition (sbatch --partition)')
+      .option('--slurm-time <limit>', 'slurm: the time limit of each task, e.g. 08:00:00; a task stopped by it resumes when requeued')
+      .option('--slurm-gpus <n>', 'slurm: GPUs per task (sbatch --gpus)')
+      .option('--slurm-arg <option>', 'slurm: any other sbatch option, as --slurm-arg=--account=ml (repeatable)', collect, [])
+      .option('--slurm-grace <seconds>', 'slurm: warn a task this long before its time limit (one epoch, checkpoint and exit)', parseCount, 300)
+      .option('--slurm-requeues <n>', 'slurm: how often a task stopped at a checkpoint requeues itself', parseCount, 20)
+      .option('--dry-run', 'slurm: print the batch script and what would be submitted; submit nothing', false)
       .option('--train-missing', 'a transfer experiment trains the experiments it uses that have no complete run, instead of refusing', false),
     'start a new run even if an unfinished one of the same config exists',
-  ).action(async (configs: string[], flags: ExperimentFlags & { jobs: number; trainMissing: boolean }) => {
-    const controller = new AbortController();
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (controller.signal.aborted) process.exit(130);
-      process.stderr.write(`\n${signal}: stopping after this epoch's checkpoint (again to quit now; the last checkpoint is kept)\n`);
-      controller.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+  ).action(async (configs: string[], flags: ExperimentFlags & RunFlags & { trainMissing: boolean }) => {
+    const controller = stopOnSignals(true);
     const options = runOptionsFrom(flags, controller.signal);
     // experiments over other runs go last: the runs they use may be among the experiments given
     const transfers = configs.filter((file) => documentKind(file) === 'transfer');
-    await runTrainingExperiments(
+    const tasks = taskList(
       configs.filter((file) => !transfers.includes(file)),
-      flags,
       options,
-      controller.signal,
     );
+    const engine = flags.executor ?? (flags.jobs > 1 && tasks.length > 1 ? 'local' : 'in-process');
+    if (engine === 'slurm' && transfers.length) {
+      throw new FgsmError(
+        `${transfers.join(', ')}: an experiment over other runs cannot wait for a job array`,
+        'submit the experiments it uses, then `fgsm run` it where the results folder is once the array is done',
+      );
+    }
+    const executor =
+      engine === 'slurm'
+        ? slurmExecutor(slurmRunFrom(flags))
+        : engine === 'local'
+          ? localExecutor(process.argv[1]!, flags.jobs, (task) => childFlags({ ...flags, set: task.overrides }), controller.signal)
+          : inProcessExecutor(options);
+    if (tasks.length) await executor.execute(tasks);
     for (const file of transfers) printTransfer(await runTransfer(loadTransfer(file, flags.set), { ...options, trainMissing: flags.trainMissing }));
   });
+
+  cli
+    .command('task', { hidden: true })
+    .description('run one task of a Slurm job array (what its batch script runs)')
+    .argument('<tasks>', 'the tasks.json of a submission folder')
+    .argument('[index]', 'the task (default: SLURM_ARRAY_TASK_ID)')
+    .option('-q, --quiet', 'no progress output', false)
+    .action(async (tasks: string, index: string | undefined, opts: { quiet: boolean }) => {
+      const signal = stopOnSignals(false).signal;
+      const progress = createProgress(progressModeFor({ quiet: opts.quiet }));
+      await runArrayTask(tasks, index ?? process.env.SLURM_ARRAY_TASK_ID, { progress, signal, threads: threadsFromEnv() });
+    });
 
   withExperimentFlags(
     cli
@@ -326,15 +380,18 @@ function program(): Command {
   cli
     .command('status')
     .description(
-      'every run under a results directory: experiment, seed, state (running, dead, interrupted, failed, complete), stage/epoch, best so far, last heartbeat',
+      'every run under a results directory: experiment, seed, state (running, dead, interrupted, failed, complete), stage/epoch, best so far, last heartbeat; and every task of its Slurm arrays (pending, running, done, failed and why)',
     )
     .argument('[dir]', 'results directory', 'results')
-    .option('--json', 'print the runs as JSON', false)
+    .option('--json', 'print the runs as JSON ({ runs, slurm } where the folder holds Slurm arrays)', false)
     .action((dir: string, opts: { json: boolean }) => {
       const runs = listRuns(resolve(dir));
-      if (opts.json) process.stdout.write(`${JSON.stringify(runs, null, 2)}\n`);
-      else if (runs.length === 0) console.log(`no runs under ${dir}`);
-      else console.log(renderRunTable(runs, resolve(dir)));
+      const arrays = arrayOverviews(resolve(dir), runs);
+      if (opts.json) process.stdout.write(`${JSON.stringify(arrays.length ? { runs, slurm: arrays } : runs, null, 2)}\n`);
+      else {
+        console.log(runs.length ? renderRunTable(runs, resolve(dir)) : `no runs under ${dir}`);
+        for (const array of arrays) console.log(`\n${renderArray(array, resolve(dir))}`);
+      }
     });
 
   const data = cli.command('data').description('MNIST: download, verify, info');

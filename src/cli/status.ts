@@ -3,6 +3,7 @@ import Table from 'cli-table3';
 import { relative } from 'node:path';
 import type { RunOverview } from '../results/runs.js';
 import { describeOwner } from '../results/run-lock.js';
+import type { ArrayOverview, TaskOverview } from './executors/slurm-state.js';
 
 const STATE_COLOURS: Record<RunOverview['state'], (text: string) => string> = {
   running: chalk.cyan,
@@ -61,4 +62,42 @@ export function renderRunTable(runs: RunOverview[], resultsDir: string, now = Da
     ]);
   }
   return table.toString();
+}
+
+const TASK_COLOURS: Record<TaskOverview['state'], (text: string) => string> = {
+  done: chalk.green,
+  running: chalk.cyan,
+  pending: (text) => text,
+  failed: chalk.red,
+  interrupted: chalk.yellow,
+  lost: chalk.red,
+  'not submitted': chalk.yellow,
+};
+
+/** The tasks of one Slurm submission: one row per task, with its run's progress where it has one. */
+export function renderArray(array: ArrayOverview, resultsDir: string): string {
+  const counts = new Map<string, number>();
+  for (const { state } of array.tasks) counts.set(state, (counts.get(state) ?? 0) + 1);
+  const summary = [...counts].map(([state, n]) => `${n} ${state}`).join(', ');
+  const table = new Table({
+    head: ['task', 'state', 'stage/epoch', 'best so far', 'job', 'run folder'].map((h) => chalk.bold(h)),
+    wordWrap: true,
+    style: chalk.level > 0 ? { head: [], border: ['grey'] } : { head: [], border: [] },
+    colWidths: [22, 36, 18, 14, 10, 32],
+  });
+  for (const { task, state, detail, run, jobId } of array.tasks) {
+    table.push([
+      `${task.index} ${task.label}`,
+      TASK_COLOURS[state](state === 'failed' ? 'failed (why: below)' : detail ? `${state}: ${detail}` : state),
+      run ? where(run) : '—',
+      run ? bestText(run) : '—',
+      jobId ?? '—',
+      run ? relative(resultsDir, run.dir) : '—',
+    ]);
+  }
+  const jobs = array.jobIds.length ? `job array ${array.jobIds.join(', ')}` : 'not submitted';
+  const queue = array.queueKnown ? '' : ' (squeue unavailable here: queued tasks cannot be told apart)';
+  // a reason is a sentence or two: whole lines under the table, not wrapped into a cell
+  const why = array.tasks.filter((t) => t.state === 'failed').map((t) => chalk.red(`task ${t.task.index} (${t.task.label}) failed: ${t.detail}`));
+  return [`Slurm ${relative(resultsDir, array.dir)} (${jobs}): ${summary}${queue}`, table.toString(), ...why].join('\n');
 }

@@ -8,6 +8,8 @@ export interface RunOverview {
   dir: string;
   experiment: string;
   runId: string;
+  /** The resolved config's hash: with the experiment, what names the run's config. */
+  configHash: string;
   seed: number | null;
   /**
    * complete / interrupted / failed as the run recorded it; running when a live process holds its lock; dead when
@@ -71,6 +73,7 @@ export function listRuns(resultsDir: string, timing: LockTiming = LOCK_TIMING): 
         dir,
         experiment: status.experiment ?? basename(dirname(dir)),
         runId: basename(dir),
+        configHash: status.configHash,
         seed: status.seed ?? null,
         state,
         ...progressOf(dir),

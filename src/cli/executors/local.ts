@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
+import { FgsmError, InterruptedError } from '../../core/errors.js';
+import type { Executor, RunTask } from './executor.js';
 
 /** One run of `fgsm run`, as its own process: the arguments after `fgsm`, and a label for its output lines. */
 export interface Job {
@@ -26,7 +28,7 @@ function relay(from: Readable, to: NodeJS.WritableStream, label: string): Promis
  * configs) use several cores this way without sharing a tfjs engine. A signal passed to `interrupt` reaches every
  * running child (each stops after its epoch's checkpoint), and no further job starts.
  */
-export async function runJobs(bin: string, jobs: readonly Job[], parallel: number, interrupt: AbortSignal): Promise<JobOutcome[]> {
+async function runJobs(bin: string, jobs: readonly Job[], parallel: number, interrupt: AbortSignal): Promise<JobOutcome[]> {
   const outcomes: JobOutcome[] = new Array(jobs.length);
   const running = new Set<ChildProcess>();
   interrupt.addEventListener('abort', () => {
@@ -49,4 +51,24 @@ export async function runJobs(bin: string, jobs: readonly Job[], parallel: numbe
   };
   await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, worker));
   return outcomes.filter((outcome) => outcome !== undefined);
+}
+
+/**
+ * Runs each task as its own `fgsm run` process (`bin`, with `flags(task)` after the config file), `parallel` at a
+ * time; `interrupt` stops them all after their checkpoints.
+ */
+export function localExecutor(bin: string, parallel: number, flags: (task: RunTask) => string[], interrupt: AbortSignal): Executor {
+  return {
+    async execute(tasks: readonly RunTask[]) {
+      const jobs = tasks.map((task) => ({ label: task.label, args: ['run', task.file, ...flags(task)] }));
+      const failed = (await runJobs(bin, jobs, parallel, interrupt)).filter((job) => job.status !== 0);
+      if (interrupt.aborted) throw new InterruptedError('interrupted; rerun the same command to resume the unfinished runs');
+      if (failed.length) {
+        throw new FgsmError(
+          `${failed.length} of ${jobs.length} runs failed: ${failed.map((job) => `${job.label} (exit status ${job.status})`).join(', ')}`,
+          'their messages are above, each line prefixed with its run',
+        );
+      }
+    },
+  };
 }
