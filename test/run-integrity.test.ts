@@ -215,7 +215,7 @@ describe('run integrity', () => {
     try {
       await locked;
       child.kill('SIGSTOP'); // its heartbeat stops, as on a suspended machine
-      await sleep(FAST.staleMs + 500);
+      await sleep(FAST.staleMs + 1500); // (proper-lockfile may round a heartbeat up to the next second)
       assert.equal(inspectLock(dir, FAST).state, 'dead');
       const second = await acquireRunLock(dir, FAST);
       child.kill('SIGCONT');
