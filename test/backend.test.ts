@@ -20,6 +20,7 @@ function parametersAfterAdversarialSteps(): Float32Array[] {
       maxColumnNorm: 1.9365,
       layers: [{ units: 240, pieces: 5 }],
       dropout: { inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2 },
+      top: 'softmax',
     },
     0.005,
     1,

@@ -10,7 +10,7 @@ import { countsOf, dataIdentity, type DataIdentity } from '../data/identity.js';
 import { cacheDir, explicitDataDir, resolveMnist } from '../data/source.js';
 import { trainingPerturbation } from '../attacks/training-perturbations.js';
 import { evaluate, fgsmErrorRate, type Evaluation } from '../eval/evaluate.js';
-import { buildModel, specFromConfig } from '../models/build.js';
+import { modelFromConfig } from '../models/build.js';
 import type { Classifier } from '../models/classifier.js';
 import { saveModel } from '../models/weights-io.js';
 import { compareClaims } from '../report/compare.js';
@@ -176,7 +176,7 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
   progress.line(`${options.peek ? 'peeking at' : run.resumed ? 'resuming' : 'starting'} ${config.name} → ${run.dir}`);
   progress.line(`data: ${raw.provenance.kind} (${raw.provenance.reason}); ${data.description}`);
 
-  const model = buildModel(specFromConfig(config.model, splits.classes), config.model.init.range, config.seed);
+  const model = modelFromConfig(config.model, splits.classes, config.seed, splits.train);
   try {
     const summary = options.peek
       ? provisionalSummary(model, run.dir, config)

@@ -259,6 +259,7 @@ function canonicalJson(value: unknown): string {
 const LATER_KEYS: readonly { path: readonly string[]; value: Json }[] = [
   { path: ['attack', 'gradient'], value: 'standard' },
   { path: ['training', 'objective', 'gradient'], value: 'standard' },
+  { path: ['model', 'top'], value: 'softmax' },
 ];
 
 /** A short hash of the resolved config, blind to LATER_KEYS at their original values. */

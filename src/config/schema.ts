@@ -97,10 +97,44 @@ const MaxoutSchema = z
       .nullable()
       .prefault({})
       .describe('dropout in training (none at evaluation); a fresh mask per example per step; null for none'),
+    top: z
+      .enum(['softmax', 'sigmoid'])
+      .default('softmax')
+      .describe(
+        "the output layer: softmax (the paper's maxout), or sigmoid, Appendix A's independent-sigmoid top: p_k = σ(z_k), each class its own sigmoid, trained with the sum over classes of binary cross-entropies",
+      ),
   })
   .describe('maxout network with dropout (§4, §6): 784 → maxout(240, 5) → maxout(240, 5) → softmax(10)');
 
-export const ModelSchema = z.discriminatedUnion('kind', [SoftmaxSchema, LogisticSchema, MaxoutSchema]);
+const RbfSchema = z
+  .strictObject({
+    kind: z.literal('rbf').describe('an RBF network: d_k(x) = Σ_f a_kf (x_f − μ_kf)², a ≥ 0, p_k(x) = exp(−d_k(x))'),
+    output: z
+      .enum(['independent', 'softmax'])
+      .default('independent')
+      .describe(
+        'independent: each p_k on its own (they need not sum to 1), trained with the sum over classes of binary cross-entropies, prediction argmax_k p_k, confidence max_k p_k (PAPER.md §2); softmax: p = softmax(−d), softmax cross-entropy',
+      ),
+    precision: z
+      .enum(['exp', 'softplus', 'clamp'])
+      .default('clamp')
+      .describe(
+        'how a ≥ 0 is parameterised by the trained ρ: a = exp(ρ), a = softplus(ρ), or a = ρ clamped at 0 after every update (training.weightDecay, if any, acts on ρ)',
+      ),
+    init: z
+      .strictObject({
+        centres: z
+          .enum(['class-means', 'examples'])
+          .default('class-means')
+          .describe("μ_k starts at the mean training image of class k, or at one training image of class k drawn from the seed's stream"),
+        precision: z.number().positive().default(0.05).describe('every a_kf starts at this value'),
+      })
+      .prefault({})
+      .describe('where the centres and precisions start'),
+  })
+  .describe('shallow RBF network, no hidden layer (§7, Appendix A)');
+
+export const ModelSchema = z.discriminatedUnion('kind', [SoftmaxSchema, LogisticSchema, MaxoutSchema, RbfSchema]);
 
 const alpha = z.number().min(0).max(1).default(0.5).describe('weight of the clean term: α·J(x) + (1 − α)·J(x̃)');
 const epsilon = z.number().min(0).max(1).default(0.25).describe('ε, in pixel units ([0, 1])');
@@ -250,7 +284,7 @@ export const ExperimentSchema = z
       .describe('run the experiment once per seed (each its own run, replacing seed); the report shows each run and their mean ± spread'),
     backend: BackendChoice,
     data: DataSchema.prefault({}),
-    model: ModelSchema.describe('the network; kind: softmax, logistic or maxout picks which, and which keys it has'),
+    model: ModelSchema.describe('the network; kind: softmax, logistic, maxout or rbf picks which, and which keys it has'),
     training: TrainingSchema,
     attack: AttackSchema,
     evaluation: EvaluationSchema,

@@ -1,7 +1,8 @@
 /**
  * The paper's metrics. Error rate = misclassified / all evaluated examples; confidence = the probability the
  * model gives its predicted class, averaged over the misclassified examples ("confidence on mistakes"),
- * and also over all examples.
+ * and also over all examples. With independent outputs (sigmoid top, RBF) the p_k need not sum to 1: the prediction
+ * is still argmax_k p_k and its confidence max_k p_k, which can be far below 1/K.
  */
 export interface ClassificationMetrics {
   n: number;
@@ -49,13 +50,20 @@ export function saturatedCount(probabilities: Float32Array, labels: Int32Array, 
   return count;
 }
 
+/**
+ * Appendix A's rubbish-input test. A sample is a positive when some class has p > 0.5; with independent outputs
+ * (sigmoid top, RBF) several classes can, and the sample still counts once. Its confidence is the largest p,
+ * the probability of the class the model predicts, and it is counted under that class.
+ */
 export interface RubbishMetrics {
   samples: number;
   /** Share of samples where some class gets p > 0.5 (Appendix A's "error"). */
   error: number;
-  /** Mean probability of that class over those samples; null if none. */
+  /** Mean over the positive samples of their largest p; null if none. */
   meanConfidence: number | null;
-  /** How many of those samples fall in each class, keyed by digit. */
+  /** Positive samples with more than one class above 0.5 (only possible when the p_k need not sum to 1). */
+  multiplePositives: number;
+  /** How many positive samples have each class as their largest p, keyed by digit. */
   classCounts: Record<string, number>;
   /** classCounts / their total, keyed by digit. */
   classShares: Record<string, number>;
@@ -65,23 +73,28 @@ export function rubbishMetrics(probabilities: Float32Array, k: number, classes: 
   const samples = probabilities.length / k;
   const counts = new Array<number>(k).fill(0);
   let flagged = 0;
+  let multiple = 0;
   let confidenceSum = 0;
   for (let i = 0; i < samples; i++) {
+    let best = 0;
+    let above = 0;
     for (let j = 0; j < k; j++) {
       const p = probabilities[i * k + j]!;
-      if (p > 0.5) {
-        flagged++;
-        confidenceSum += p;
-        counts[j]!++;
-        break; // with normalised probabilities at most one class exceeds 0.5
-      }
+      if (p > 0.5) above++;
+      if (p > probabilities[i * k + best]!) best = j;
     }
+    if (above === 0) continue;
+    flagged++;
+    if (above > 1) multiple++;
+    confidenceSum += probabilities[i * k + best]!;
+    counts[best]!++;
   }
   const byDigit = (values: number[]) => Object.fromEntries(classes.map((digit, j) => [String(digit), values[j]!]));
   return {
     samples,
     error: samples ? flagged / samples : 0,
     meanConfidence: flagged ? confidenceSum / flagged : null,
+    multiplePositives: multiple,
     classCounts: byDigit(counts),
     classShares: byDigit(counts.map((c) => (flagged ? c / flagged : 0))),
   };

@@ -34,9 +34,30 @@ interface SpecBase {
   maxColumnNorm: number | null;
 }
 
+/**
+ * The output layer of a maxout network. softmax: p = softmax(z), J = softmax cross-entropy. sigmoid (Appendix A's
+ * "independent-sigmoid top"): p_k = σ(z_k), each class its own sigmoid, J = Σ_k binary cross-entropy of p_k.
+ */
+export type MaxoutTop = 'softmax' | 'sigmoid';
+
+/**
+ * The RBF network of §7, p_k(x) = exp(−d_k(x)) with d_k(x) = Σ_f a_kf (x_f − μ_kf)², a ≥ 0.
+ * output: independent (each p_k on its own, J = Σ_k binary cross-entropy of p_k; PAPER.md §2's reading) or
+ * softmax (p = softmax(−d), J = softmax cross-entropy). precision: how a ≥ 0 is parameterised (see RbfNetwork).
+ * init: where the centres μ start (the class means of the training split, or one seeded random training example
+ * per class) and the value every a_kf starts at.
+ */
+export interface RbfSpec {
+  output: 'independent' | 'softmax';
+  precision: 'exp' | 'softplus' | 'clamp';
+  init: { centres: 'class-means' | 'examples'; precision: number };
+}
+
 /** Everything needed to rebuild a model (saved beside its weights). */
 export type ModelSpec =
-  (SpecBase & { kind: 'softmax' | 'logistic' }) | (SpecBase & { kind: 'maxout'; layers: MaxoutLayerSpec[]; dropout: DropoutSpec | null });
+  | (SpecBase & { kind: 'softmax' | 'logistic' })
+  | (SpecBase & { kind: 'maxout'; layers: MaxoutLayerSpec[]; dropout: DropoutSpec | null; top: MaxoutTop })
+  | (SpecBase & { kind: 'rbf' } & RbfSpec);
 
 /**
  * The network state of one forward pass. `dropoutSeed`: null for the deterministic (evaluation) network, or

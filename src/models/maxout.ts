@@ -10,6 +10,7 @@ import {
   type SoftmaxGradient,
 } from './classifier.js';
 import { DenseLayer } from './dense.js';
+import { sigmoidCrossEntropy } from './independent-outputs.js';
 import { softmaxCrossEntropy } from './linear.js';
 
 type MaxoutSpec = Extract<ModelSpec, { kind: 'maxout' }>;
@@ -81,7 +82,8 @@ export const maxoutUnits = (z: tf.Tensor2D, pieces: number): tf.Tensor2D => {
 
 /**
  * The maxout network of Goodfellow et al. (2013) as §4 and §6 use it on MNIST: 784 → maxout(240, 5) →
- * maxout(240, 5) → softmax(10), with dropout in training (pylearn2's mnist_pi.yaml).
+ * maxout(240, 5) → softmax(10), with dropout in training (pylearn2's mnist_pi.yaml); or, with top: sigmoid,
+ * Appendix A's independent-sigmoid output layer in place of the softmax (see MaxoutTop).
  *
  * Each maxout layer is one dense layer with units × pieces columns. Column p·units + u is piece p of unit u
  * (pieces are contiguous blocks, not interleaved); see maxoutUnits. Which column serves which piece is a naming
@@ -125,12 +127,13 @@ export class MaxoutNetwork implements Classifier {
     return this.output.apply(h, state.gradients === 'input' ? 'input' : 'both');
   }
 
+  /** The sigmoid top has no SoftmaxGradient choice: see sigmoidCrossEntropy. */
   loss(logits: tf.Tensor2D, labels: tf.Tensor1D, gradient: SoftmaxGradient = 'standard'): tf.Tensor1D {
-    return softmaxCrossEntropy(logits, labels, gradient);
+    return this.spec.top === 'sigmoid' ? sigmoidCrossEntropy(logits, labels) : softmaxCrossEntropy(logits, labels, gradient);
   }
 
   probabilities(logits: tf.Tensor2D): tf.Tensor2D {
-    return tf.softmax(logits);
+    return this.spec.top === 'sigmoid' ? tf.sigmoid(logits) : tf.softmax(logits);
   }
 
   constrain(): void {
