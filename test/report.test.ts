@@ -151,7 +151,7 @@ describe('paper table', () => {
 
 describe('--eps ranges', () => {
   test('START:STOP:STEP is inclusive and exact; lists are read as given; bad input names what was expected', async () => {
-    const { parseEpsilons } = await import('../src/cli/sweep.js');
+    const { parseEpsilons } = await import('../src/pipeline/sweep.js');
     assert.deepEqual(parseEpsilons('0:0.3:0.025').length, 13);
     assert.deepEqual(parseEpsilons('0:0.3:0.1'), [0, 0.1, 0.2, 0.3]);
     assert.deepEqual(parseEpsilons('0.1,0.25'), [0.1, 0.25]);

@@ -20,14 +20,14 @@ import { listRuns } from '../results/runs.js';
 import { describeRun, renderArray, renderRunTable } from './status.js';
 import { arrayOverviews } from './executors/slurm-state.js';
 import { renderCsv, renderJson, renderMarkdown, renderTerminal, renderTransferTable } from '../report/render.js';
-import { runExperiment, type RunOptions } from './experiment.js';
+import { runExperiment, type RunOptions } from '../pipeline/experiment.js';
 import { taskList } from './executors/executor.js';
 import { inProcessExecutor } from './executors/in-process.js';
 import { localExecutor } from './executors/local.js';
 import { slurmExecutor, type SlurmRun } from './executors/slurm.js';
 import { runArrayTask } from './executors/slurm-task.js';
-import { parseEpsilons, sweepExperiment } from './sweep.js';
-import { adHocTransfer, runTransfer } from './transfer.js';
+import { parseEpsilons, sweepExperiment } from '../pipeline/sweep.js';
+import { adHocTransfer, runTransfer } from '../pipeline/transfer.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 

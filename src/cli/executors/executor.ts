@@ -1,5 +1,5 @@
 import { basename, extname } from 'node:path';
-import { loadForRun, type RunOptions } from '../experiment.js';
+import { loadForRun, type RunOptions } from '../../pipeline/experiment.js';
 
 /**
  * One run of `fgsm run`: a config file, the --set overrides that make it (its seed among them when the config

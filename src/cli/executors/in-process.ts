@@ -1,7 +1,7 @@
 import chalk from 'chalk';
 import { compareClaims } from '../../report/compare.js';
 import { renderTerminal } from '../../report/render.js';
-import { runExperiment, type RunOptions } from '../experiment.js';
+import { runExperiment, type RunOptions } from '../../pipeline/experiment.js';
 import type { Executor, RunTask } from './executor.js';
 
 /** Runs the tasks one after another in this process, printing each one's table against the paper. */

@@ -1,5 +1,5 @@
 import { FgsmError, InterruptedError } from '../../core/errors.js';
-import type { RunOptions } from '../experiment.js';
+import type { RunOptions } from '../../pipeline/experiment.js';
 import { dirname } from 'node:path';
 import { inProcessExecutor } from './in-process.js';
 import { readTaskList, writeOutcome } from './slurm-submission.js';

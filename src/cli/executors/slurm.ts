@@ -4,7 +4,7 @@ import type { BackendRequest } from '../../backend/select.js';
 import { makeDir, writeFileAtomic, writeJsonAtomic } from '../../core/atomic.js';
 import { FgsmError } from '../../core/errors.js';
 import { listRuns } from '../../results/runs.js';
-import { loadForRun } from '../experiment.js';
+import { loadForRun } from '../../pipeline/experiment.js';
 import type { Executor, RunTask } from './executor.js';
 import { batchScript, type SlurmSettings } from './slurm-script.js';
 import { jobNameOf, needsSubmitting, queuedTasks, taskOverviews, type TaskOverview } from './slurm-state.js';
