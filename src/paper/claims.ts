@@ -180,7 +180,14 @@ export const CLAIMS: readonly Claim[] = [
     section: '7',
     description: 'shallow RBF network, FGSM ε=.25',
     quantities: [
-      { name: 'FGSM ε=.25 error', paper: 55.4, metric: fgsmAt('0.25', 'error'), tolerance: 5 },
+      {
+        name: 'FGSM ε=.25 error',
+        paper: 55.4,
+        metric: fgsmAt('0.25', 'error'),
+        tolerance: 5,
+        // the paper: 55.4% against maxout's 89.4%; even short networks: at least 30 points below maxout's
+        mustHold: { op: 'below', value: 30, claim: 's4.maxout.fgsm', quantity: 'FGSM ε=.25 error' },
+      },
       { name: 'FGSM ε=.25 confidence on mistakes', paper: 1.2, metric: fgsmAt('0.25', 'meanConfidenceOnMistakes'), tolerance: 2 },
       { name: 'clean test mean confidence', paper: 60.6, metric: ['clean', 'meanConfidence'], tolerance: 5 },
     ],
