@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { initBackend, installedTfjsVersions, type BackendRequest } from '../backend/select.js';
+import { initBackend, type BackendRequest } from '../backend/select.js';
 import { loadExperiment, type LoadedExperiment } from '../config/load.js';
 import type { Experiment } from '../config/schema.js';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
@@ -252,17 +252,7 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
         counts: { train: splits.train.n, validation: splits.validation?.n ?? 0, test: splits.test.n },
         classes: splits.classes,
       },
-      provenance: collectProvenance(
-        {
-          name: backend.name,
-          requested: backend.requested,
-          reason: backend.reason,
-          detail: backend.detail,
-          threads: backend.threads,
-          device: backend.device,
-        },
-        installedTfjsVersions(),
-      ),
+      provenance: collectProvenance(backend),
       seed: config.seed,
       files,
       ...(options.peek

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { initBackend, installedTfjsVersions } from '../backend/select.js';
+import { initBackend } from '../backend/select.js';
 import { TransferSchema, type UseConfig } from '../config/cross-run.js';
 import { loadExperiment, type LoadedExperiment, type LoadedTransfer } from '../config/load.js';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
@@ -192,17 +192,7 @@ export async function runTransfer(loaded: LoadedTransfer, options: TransferOptio
         uses: used,
         metrics: { transfer: pairsOf(claimed), matrices },
         data: { ...raw.provenance, counts: countsOf(test), classes: test.classes, identity: data },
-        provenance: collectProvenance(
-          {
-            name: backend.name,
-            requested: backend.requested,
-            reason: backend.reason,
-            detail: backend.detail,
-            threads: backend.threads,
-            device: backend.device,
-          },
-          installedTfjsVersions(),
-        ),
+        provenance: collectProvenance(backend),
         seed: null,
         files,
       };

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { installedTfjsVersions, type BackendChoice } from '../backend/select.js';
 import { packageRoot } from '../core/package-root.js';
 
 /** Where a result came from: code, runtime, machine. Stored in every result.json. */
@@ -24,7 +25,11 @@ function git(args: string[], cwd: string): string | null {
   }
 }
 
-export function collectProvenance(backend: Provenance['backend'], tfjs: Record<string, string>): Provenance {
+/** The provenance of a result computed now, on the backend `initBackend` chose. */
+export function collectProvenance(chosen: BackendChoice): Provenance {
+  const { name, requested, reason, detail, threads, device } = chosen;
+  const backend = { name, requested, reason, detail, threads, device };
+  const tfjs = installedTfjsVersions();
   const root = packageRoot();
   const commit = git(['rev-parse', 'HEAD'], root);
   const status = commit === null ? null : git(['status', '--porcelain', '--untracked-files=no'], root);
