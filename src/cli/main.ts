@@ -341,6 +341,13 @@ function program(): Command {
     .option('--out <dir>', 'also write report.md and report.csv into this directory')
     .action((dir: string, opts: { json: boolean; check: boolean; out?: string; measuredOnly: boolean }) => {
       const results = latestResults(resolve(dir));
+      if (results.length === 0) {
+        // nothing to set against the paper: say so, not a table of 40 unmeasured rows
+        const none = `no complete run under ${dir}`;
+        if (opts.check) throw new FgsmError(`--check: ${none}, so nothing holds`, 'run the experiments first, or point at the folder they wrote');
+        console.log(`${none}; \`fgsm status ${dir}\` shows unfinished ones`);
+        return;
+      }
       const measuredRows = withSeedMeans(resolveRelativeChecks(results.flatMap(compareClaims)));
       const rows = opts.measuredOnly ? measuredRows : [...measuredRows, ...unmeasuredClaims(measuredRows)];
       if (opts.out) {
