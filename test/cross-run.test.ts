@@ -10,7 +10,7 @@ import { buildModel } from '../src/models/build.js';
 import type { Classifier } from '../src/models/classifier.js';
 import { EnsembleClassifier } from '../src/models/ensemble.js';
 import { assignParameters } from '../src/models/weights-io.js';
-import { realDataDir, tempDir, useWasm } from './helpers.js';
+import { model, randomImages, realDataDir, SMALL_MAXOUT, tempDir, useWasm } from './helpers.js';
 
 const BIN = join(process.cwd(), 'bin', 'fgsm.js');
 
@@ -96,6 +96,29 @@ describe('ensemble classifier', () => {
     assert.ok(gradient!.every(Number.isFinite), 'no NaN or ∞ in ∇ₓJ');
     assert.ok(gradient![0]! < 0, 'pixel 0 raises class 1: the loss falls');
     for (const m of models) m.dispose();
+  });
+
+  test('every member kind’s logProbabilities is the log of its probabilities', () => {
+    const kinds = [
+      model('softmax'),
+      model('logistic'),
+      model('maxout'),
+      buildModel(
+        { kind: 'maxout', inputSize: 784, classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], maxColumnNorm: null, ...SMALL_MAXOUT, top: 'sigmoid' },
+        0.05,
+        3,
+      ),
+    ];
+    const x = tf.tensor2d(randomImages(4, 5), [4, 784]);
+    for (const m of kinds) {
+      const [log, p] = tf.tidy(() => {
+        const z = m.logits(x);
+        return [m.logProbabilities(z).dataSync(), m.probabilities(z).dataSync()];
+      });
+      log!.forEach((v, i) => assert.ok(Math.abs(Math.exp(v) - p![i]!) < 1e-6, `${m.spec.kind}: exp(${v}) vs ${p![i]}`));
+      m.dispose();
+    }
+    x.dispose();
   });
 
   test('refuses the stable gradient and members of different tasks', () => {
