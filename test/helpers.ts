@@ -49,7 +49,7 @@ export const SMALL_MAXOUT = {
   top: 'softmax' as const,
 };
 
-export function model(kind: Exclude<ModelSpec['kind'], 'rbf'>, initRange = 0.05, seed = 3): Classifier {
+export function model(kind: Exclude<ModelSpec['kind'], 'rbf' | 'ensemble'>, initRange = 0.05, seed = 3): Classifier {
   const classes = kind === 'logistic' ? [3, 7] : [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const base = { inputSize: 784, classes, maxColumnNorm: null };
   return buildModel(kind === 'maxout' ? { ...base, kind, ...SMALL_MAXOUT } : { ...base, kind }, initRange, seed);

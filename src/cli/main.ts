@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { probeBackends, installedTfjsVersions, type BackendRequest } from '../backend/select.js';
-import { documentKind, loadExperiment, loadTransfer } from '../config/load.js';
+import { documentKind, loadCrossRun, loadExperiment } from '../config/load.js';
+import type { UseConfig } from '../config/cross-run.js';
 import { experimentJsonSchema } from '../config/schema.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { FgsmError, InterruptedError } from '../core/errors.js';
@@ -27,6 +28,7 @@ import { localExecutor } from './executors/local.js';
 import { slurmExecutor, type SlurmRun } from './executors/slurm.js';
 import { runArrayTask } from './executors/slurm-task.js';
 import { parseEpsilons, sweepExperiment } from '../pipeline/sweep.js';
+import { runCrossRun } from '../pipeline/cross-run.js';
 import { adHocTransfer, runTransfer } from '../pipeline/transfer.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -160,11 +162,31 @@ function stopOnSignals(againQuits: boolean): AbortController {
   return controller;
 }
 
-function printTransfer({ record, dir }: Awaited<ReturnType<typeof runTransfer>>): void {
+const percent = (rate: number | null) => (rate === null ? '—' : `${(100 * rate).toFixed(1)}%`);
+
+/** What an experiment over runs measured, the runs it used and the paper table of its claims. */
+function printCrossRun({ record, dir }: Awaited<ReturnType<typeof runCrossRun>>): void {
   console.log(`\n${chalk.bold(record.experiment)} → ${dir}`);
   for (const used of record.uses)
     console.log(`  ${used.name}: ${used.experiment} run ${used.runId} (weights sha256 ${used.weightsSha256.slice(0, 12)})`);
-  for (const matrix of record.metrics.matrices) console.log(renderTransferTable(matrix));
+  if (record.format === 'fgsm-transfer/1') {
+    for (const matrix of record.metrics.matrices) console.log(renderTransferTable(matrix));
+  } else if (record.format === 'fgsm-agreement/1') {
+    for (const a of record.metrics.byEpsilon) {
+      console.log(`  ε=${a.epsilon}, FGSM examples made on ${a.source}:`);
+      for (const [key, c] of Object.entries(a.counts)) console.log(`    ${key}: ${percent(c.rate)} (${c.agree} of ${c.of})`);
+    }
+  } else {
+    for (const m of record.metrics.byEpsilon) {
+      console.log(`  ε=${m.epsilon}, ensemble of ${m.members}: clean error ${percent(m.clean.error)}`);
+      console.log(`    FGSM against the whole ensemble: error ${percent(m.whole.error)}`);
+      console.log(`    FGSM against one member, scored by the ensemble: error ${percent(m.member.error)} (mean over the members)`);
+      for (const member of m.member.perMember)
+        console.log(
+          `      ${member.name}: ${percent(member.error)} (the member alone: clean ${percent(member.own.cleanError)}, FGSM ${percent(member.own.fgsmError)})`,
+        );
+    }
+  }
   const rows = compareClaims(record);
   if (rows.length) console.log(renderTerminal(rows));
 }
@@ -208,21 +230,21 @@ function program(): Command {
       .option('--slurm-grace <seconds>', 'slurm: warn a task this long before its time limit (one epoch, checkpoint and exit)', parseCount, 300)
       .option('--slurm-requeues <n>', 'slurm: how often a task stopped at a checkpoint requeues itself', parseCount, 20)
       .option('--dry-run', 'slurm: print the batch script and what would be submitted; submit nothing', false)
-      .option('--train-missing', 'a transfer experiment trains the experiments it uses that have no complete run, instead of refusing', false),
+      .option('--train-missing', 'an experiment over runs trains the experiments it uses that have no complete run, instead of refusing', false),
     'start a new run even if an unfinished one of the same config exists',
   ).action(async (configs: string[], flags: ExperimentFlags & RunFlags & { trainMissing: boolean }) => {
     const controller = stopOnSignals(true);
     const options = runOptionsFrom(flags, controller.signal);
     // experiments over other runs go last: the runs they use may be among the experiments given
-    const transfers = configs.filter((file) => documentKind(file) === 'transfer');
+    const overRuns = configs.filter((file) => documentKind(file) !== 'experiment');
     const tasks = taskList(
-      configs.filter((file) => !transfers.includes(file)),
+      configs.filter((file) => !overRuns.includes(file)),
       options,
     );
     const engine = flags.executor ?? (flags.jobs > 1 && tasks.length > 1 ? 'local' : 'in-process');
-    if (engine === 'slurm' && transfers.length) {
+    if (engine === 'slurm' && overRuns.length) {
       throw new FgsmError(
-        `${transfers.join(', ')}: an experiment over other runs cannot wait for a job array`,
+        `${overRuns.join(', ')}: an experiment over other runs cannot wait for a job array`,
         'submit the experiments it uses, then `fgsm run` it where the results folder is once the array is done',
       );
     }
@@ -233,7 +255,7 @@ function program(): Command {
           ? localExecutor(process.argv[1]!, flags.jobs, (task) => childFlags({ ...flags, set: task.overrides }), controller.signal)
           : inProcessExecutor(options);
     if (tasks.length) await executor.execute(tasks);
-    for (const file of transfers) printTransfer(await runTransfer(loadTransfer(file, flags.set), { ...options, trainMissing: flags.trainMissing }));
+    for (const file of overRuns) printCrossRun(await runCrossRun(loadCrossRun(file, flags.set), { ...options, trainMissing: flags.trainMissing }));
   });
 
   cli
@@ -291,7 +313,7 @@ function program(): Command {
     null,
   ).action(async (configs: string[], flags: ExperimentFlags & { eps?: string; trainMissing: boolean }) => {
     const loaded = adHocTransfer(configs, flags.eps === undefined ? null : parseEpsilons(flags.eps));
-    printTransfer(await runTransfer(loaded, { ...runOptionsFrom(flags), trainMissing: flags.trainMissing }));
+    printCrossRun(await runTransfer(loaded, { ...runOptionsFrom(flags), trainMissing: flags.trainMissing }));
   });
 
   cli
@@ -310,13 +332,14 @@ function program(): Command {
       const hints = new Set<string>();
       for (const file of configs) {
         try {
-          if (documentKind(file) === 'transfer') {
-            const loaded = loadTransfer(file, opts.set);
-            for (const use of Object.values(loaded.config.uses)) loadExperiment(typeof use === 'string' ? use : use.config);
+          if (documentKind(file) !== 'experiment') {
+            const loaded = loadCrossRun(file, opts.set);
+            const uses: Record<string, UseConfig> = loaded.config.uses;
+            for (const use of Object.values(uses)) loadExperiment(typeof use === 'string' ? use : use.config);
             console.log(
               opts.resolved
                 ? JSON.stringify(loaded.config, null, 2)
-                : `${file}: ok (${loaded.config.name}, transfer over ${Object.keys(loaded.config.uses).join(', ')})`,
+                : `${file}: ok (${loaded.config.name}, ${loaded.config.kind} over ${Object.keys(uses).join(', ')})`,
             );
           } else {
             const loaded = loadExperiment(file, opts.set);

@@ -4,7 +4,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isSeq, isScalar, LineCounter, parse as parseYamlValue, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { FgsmError } from '../core/errors.js';
-import { TransferSchema, type TransferConfig } from './cross-run.js';
+import { CrossRunSchema, type CrossRunConfig, type CrossRunKind } from './cross-run.js';
 import { ExperimentSchema, type Experiment } from './schema.js';
 
 /**
@@ -301,10 +301,12 @@ function baseDirOf(layers: Layer[], path: string[]): string {
   return definer?.kind === 'file' ? dirname(definer.file) : process.cwd();
 }
 
-/** What a YAML document describes: an experiment (it trains a model) or an experiment over other runs (kind:). */
-export function documentKind(file: string): 'experiment' | 'transfer' {
+const CROSS_RUN_KINDS: readonly string[] = CrossRunSchema.options.map((option) => option.shape.kind.value);
+
+/** What a YAML document describes: an experiment (it trains a model) or an experiment over other runs (its kind:). */
+export function documentKind(file: string): 'experiment' | CrossRunKind {
   const { merged } = readDocument(file, []);
-  return isObject(merged) && merged.kind === 'transfer' ? 'transfer' : 'experiment';
+  return isObject(merged) && typeof merged.kind === 'string' && CROSS_RUN_KINDS.includes(merged.kind) ? (merged.kind as CrossRunKind) : 'experiment';
 }
 
 export function loadExperiment(file: string, overrides: string[] = []): LoadedExperiment {
@@ -321,21 +323,23 @@ export function loadExperiment(file: string, overrides: string[] = []): LoadedEx
   };
 }
 
-export interface LoadedTransfer {
+export interface LoadedCrossRun<C extends CrossRunConfig = CrossRunConfig> {
   /** uses: every experiment file resolved to an absolute path. */
-  config: TransferConfig;
+  config: C;
   files: string[];
   overrides: string[];
 }
 
-export function loadTransfer(file: string, overrides: string[] = []): LoadedTransfer {
+/** An experiment over runs of any kind (transfer, agreement, ensemble). */
+export function loadCrossRun(file: string, overrides: string[] = []): LoadedCrossRun {
   const { layers, fileLayers, merged } = readDocument(file, overrides);
-  const result = TransferSchema.safeParse(merged);
+  const result = CrossRunSchema.safeParse(merged);
   if (!result.success) throw new ConfigError(issuesFromSchema(result.error, layers, merged));
   const config = result.data;
+  const uses: Record<string, unknown> = config.uses;
   for (const [name, use] of Object.entries(config.uses)) {
     const base = baseDirOf(layers, ['uses', name]);
-    config.uses[name] = typeof use === 'string' ? resolve(base, use) : { ...use, config: resolve(base, use.config) };
+    uses[name] = typeof use === 'string' ? resolve(base, use) : { ...use, config: resolve(base, use.config) };
   }
   return { config, files: fileLayers.map((layer) => layer.file), overrides };
 }

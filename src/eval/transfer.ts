@@ -28,46 +28,64 @@ export interface NamedModel {
   model: Classifier;
 }
 
-/** One matrix per ε of `attack` (one gradient per row model and batch serves every ε). */
-export function transferMatrices(models: NamedModel[], test: Split, attack: AttackConfig, progress: Progress): TransferMatrix[] {
-  if (models.length < 1) throw new FgsmError('transfer: expected at least one model');
-  const classes = models[0]!.model.spec.classes;
+/** Refuses models that do not classify the same classes from MNIST images: `what` compares only such models. */
+export function checkSameTask(models: readonly NamedModel[], what: string): void {
+  const first = models[0];
+  if (!first) throw new FgsmError(`${what}: expected at least one model`);
+  const classes = first.model.spec.classes;
   for (const { name, model } of models) {
     if (model.spec.inputSize !== IMAGE_SIZE || model.spec.classes.join() !== classes.join()) {
       throw new FgsmError(
-        `transfer: ${name} classifies [${model.spec.classes}] from ${model.spec.inputSize} inputs; ${models[0]!.name} classifies [${classes}] from ${IMAGE_SIZE}`,
-        'transfer compares models of the same task',
+        `${what}: ${name} classifies [${model.spec.classes}] from ${model.spec.inputSize} inputs; ${first.name} classifies [${classes}] from ${IMAGE_SIZE}`,
+        `${what} compares models of the same task`,
       );
     }
   }
-  const k = classes.length;
-  const epsilons = attack.epsilons;
-  const options = fgsmOptionsFrom(attack, classes);
-  // probabilities[e][row][column]: [n × k]
-  const probabilities = epsilons.map(() => models.map(() => models.map(() => new Float32Array(test.n * k))));
+}
+
+/**
+ * FGSM examples made on `source` (true labels or as `attack` says), scored by each of `scorers`: probabilities[e][s],
+ * [n × k] row-major, for every ε of `attack` (one gradient per batch serves every ε). `onBatch` hears how many
+ * examples are done.
+ */
+export function scoreAdversarial(
+  source: Classifier,
+  scorers: readonly Classifier[],
+  test: Split,
+  attack: AttackConfig,
+  onBatch: (done: number) => void = () => {},
+): Float32Array[][] {
+  const k = source.spec.classes.length;
+  const options = fgsmOptionsFrom(attack, source.spec.classes);
+  const probabilities = attack.epsilons.map(() => scorers.map(() => new Float32Array(test.n * k)));
+  for (let start = 0; start < test.n; start += attack.batchSize) {
+    const end = Math.min(test.n, start + attack.batchSize);
+    tf.tidy(() => {
+      const x = tf.tensor2d(test.x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]);
+      const y = tf.tensor1d(test.y.subarray(start, end), 'int32');
+      const { adversarial, direction } = fastGradientSign(source, x, y, { ...options, countZeroGradients: false });
+      adversarial.forEach((examples, e) =>
+        scorers.forEach((scorer, s) => probabilities[e]![s]!.set(scorer.probabilities(scorer.logits(examples)).dataSync(), start * k)),
+      );
+      tf.dispose([direction, ...adversarial]);
+    });
+    onBatch(end);
+  }
+  return probabilities;
+}
+
+/** One matrix per ε of `attack` (one gradient per row model and batch serves every ε). */
+export function transferMatrices(models: NamedModel[], test: Split, attack: AttackConfig, progress: Progress): TransferMatrix[] {
+  checkSameTask(models, 'transfer');
+  const k = models[0]!.model.spec.classes.length;
+  const scorers = models.map((m) => m.model);
   progress.start(models.length * test.n, `transfer between ${models.length} models on ${test.n} test examples`);
-  models.forEach(({ model: source }, row) => {
-    for (let start = 0; start < test.n; start += attack.batchSize) {
-      const end = Math.min(test.n, start + attack.batchSize);
-      tf.tidy(() => {
-        const x = tf.tensor2d(test.x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]);
-        const y = tf.tensor1d(test.y.subarray(start, end), 'int32');
-        const { adversarial, direction } = fastGradientSign(source, x, y, { ...options, countZeroGradients: false });
-        epsilons.forEach((_, e) => {
-          models.forEach(({ model: scorer }, column) => {
-            const p = scorer.probabilities(scorer.logits(adversarial[e]!));
-            probabilities[e]![row]![column]!.set(p.dataSync(), start * k);
-          });
-        });
-        tf.dispose([direction, ...adversarial]);
-      });
-      progress.update(row * test.n + end);
-    }
-  });
+  // rows[row][e][column]: [n × k]
+  const rows = models.map(({ model }, row) => scoreAdversarial(model, scorers, test, attack, (done) => progress.update(row * test.n + done)));
   progress.stop();
-  return epsilons.map((epsilon, e) => ({
+  return attack.epsilons.map((epsilon, e) => ({
     epsilon,
     names: models.map((m) => m.name),
-    cells: probabilities[e]!.map((row) => row.map((p) => classificationMetrics(p, test.y, k))),
+    cells: rows.map((row) => row[e]!.map((p) => classificationMetrics(p, test.y, k))),
   }));
 }

@@ -1,3 +1,4 @@
+import { FgsmError } from '../core/errors.js';
 import type { ModelConfig } from '../config/schema.js';
 import type { Split } from '../data/dataset.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
@@ -32,6 +33,8 @@ export function buildModel(spec: ModelSpec, initRange: number, seed: number, tra
       return new MaxoutNetwork(spec, initRange, seed);
     case 'rbf':
       return new RbfNetwork(spec, initialCentres(spec, train, seed));
+    case 'ensemble':
+      throw new FgsmError('an ensemble is assembled from trained members (EnsembleClassifier), not built from a spec');
   }
 }
 

@@ -57,7 +57,9 @@ export interface RbfSpec {
 export type ModelSpec =
   | (SpecBase & { kind: 'softmax' | 'logistic' })
   | (SpecBase & { kind: 'maxout'; layers: MaxoutLayerSpec[]; dropout: DropoutSpec | null; top: MaxoutTop })
-  | (SpecBase & { kind: 'rbf' } & RbfSpec);
+  | (SpecBase & { kind: 'rbf' } & RbfSpec)
+  /** Trained models combined (§9): built from their runs, never from a spec alone, so never saved. */
+  | (SpecBase & { kind: 'ensemble'; members: ModelSpec[] });
 
 /**
  * The network state of one forward pass. `dropoutSeed`: null for the deterministic (evaluation) network, or
@@ -97,6 +99,11 @@ export interface Classifier {
   loss(logits: tf.Tensor2D, labels: tf.Tensor1D, gradient?: SoftmaxGradient): tf.Tensor1D;
   /** Class probabilities, [N, classes]. */
   probabilities(logits: tf.Tensor2D): tf.Tensor2D;
+  /**
+   * log(probabilities), computed from the logits without forming the probabilities: finite (and with a finite
+   * gradient) where a probability underflows to 0 in float32, which an ensemble's log of a mean needs.
+   */
+  logProbabilities(logits: tf.Tensor2D): tf.Tensor2D;
   /** Applies the model's constraints (max column norm) after a parameter update. */
   constrain(): void;
   /** Sets every parameter back to its seeded initial value (a retrain from scratch). */

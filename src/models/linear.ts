@@ -71,6 +71,7 @@ abstract class LinearClassifier implements Classifier {
 
   abstract loss(logits: tf.Tensor2D, labels: tf.Tensor1D, gradient?: SoftmaxGradient): tf.Tensor1D;
   abstract probabilities(logits: tf.Tensor2D): tf.Tensor2D;
+  abstract logProbabilities(logits: tf.Tensor2D): tf.Tensor2D;
 }
 
 /** Shallow softmax regression, 784 → K (§4). */
@@ -85,6 +86,10 @@ export class SoftmaxRegression extends LinearClassifier {
 
   probabilities(logits: tf.Tensor2D): tf.Tensor2D {
     return tf.softmax(logits);
+  }
+
+  logProbabilities(logits: tf.Tensor2D): tf.Tensor2D {
+    return tf.logSoftmax(logits);
   }
 }
 
@@ -113,5 +118,10 @@ export class LogisticRegression extends LinearClassifier {
       const p = tf.sigmoid(logits);
       return tf.concat([tf.sub(1, p), p], 1) as tf.Tensor2D;
     });
+  }
+
+  /** log σ(∓z) = −softplus(±z). */
+  logProbabilities(logits: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy((): tf.Tensor2D => tf.neg(tf.concat([tf.softplus(logits), tf.softplus(tf.neg(logits))], 1)) as tf.Tensor2D);
   }
 }

@@ -136,6 +136,11 @@ export class MaxoutNetwork implements Classifier {
     return this.spec.top === 'sigmoid' ? tf.sigmoid(logits) : tf.softmax(logits);
   }
 
+  /** The sigmoid top's log σ(z) = −softplus(−z). */
+  logProbabilities(logits: tf.Tensor2D): tf.Tensor2D {
+    return this.spec.top === 'sigmoid' ? tf.tidy(() => tf.neg(tf.softplus(tf.neg(logits)))) : tf.logSoftmax(logits);
+  }
+
   constrain(): void {
     for (const layer of [...this.hidden, this.output]) layer.constrain();
   }

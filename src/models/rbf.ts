@@ -111,6 +111,11 @@ export class RbfNetwork implements Classifier {
     return this.spec.output === 'softmax' ? tf.softmax(logits) : tf.exp(logits);
   }
 
+  /** The independent outputs' logits −d_k are log p_k already. */
+  logProbabilities(logits: tf.Tensor2D): tf.Tensor2D {
+    return this.spec.output === 'softmax' ? tf.logSoftmax(logits) : tf.clone(logits);
+  }
+
   constrain(): void {
     if (this.spec.precision !== 'clamp') return;
     const clamped = tf.relu(this.rho);

@@ -14,7 +14,7 @@ function findResultFiles(dir: string, depth: number): string[] {
   return found;
 }
 
-const FORMATS: readonly string[] = ['fgsm-result/1', 'fgsm-transfer/1'] satisfies ClaimSource['format'][];
+const FORMATS: readonly string[] = ['fgsm-result/1', 'fgsm-transfer/1', 'fgsm-agreement/1', 'fgsm-ensemble/1'] satisfies ClaimSource['format'][];
 
 /** The newest complete result of every experiment and seed (runs and experiments over runs) under `dir`, up to 4 deep. */
 export function latestResults(dir: string): ClaimSource[] {

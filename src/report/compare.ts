@@ -1,5 +1,5 @@
 import { CLAIMS, claimById, paperValue, type Claim, type ClaimQuantity } from '../paper/claims.js';
-import { fgsmByGradient, type ClaimSource } from '../results/record.js';
+import { fgsmByGradient, type ClaimSource, type CrossRunResult } from '../results/record.js';
 
 export type Verdict = 'reproduced' | 'off' | 'not measured' | 'out of scope' | 'not comparable';
 
@@ -72,14 +72,17 @@ export function resolveRelativeChecks(rows: ReportRow[]): ReportRow[] {
   });
 }
 
+/** Records of experiments over runs: they measure no FGSM of their own under metrics.fgsm. */
+const CROSS_RUN_FORMATS: readonly string[] = ['fgsm-transfer/1', 'fgsm-agreement/1', 'fgsm-ensemble/1'] satisfies CrossRunResult['format'][];
+const isCrossRun = (result: ClaimSource): result is CrossRunResult => CROSS_RUN_FORMATS.includes(result.format);
+
 /**
  * A quantity as `result` measured it, in percent, and for an FGSM quantity also with the stable gradient: the
  * claim's own number is the standard gradient's, whichever the run configured, since that is what the paper did.
  */
 function measuredBothWays(result: ClaimSource, metric: string[]): { ours: number | null; stable: number | null } {
   // (a record without FGSM metrics, as a hand-made one may be, measured neither)
-  if (metric[0] !== 'fgsm' || result.format === 'fgsm-transfer/1' || !result.metrics.fgsm)
-    return { ours: measured(result.metrics, metric), stable: null };
+  if (metric[0] !== 'fgsm' || isCrossRun(result) || !result.metrics.fgsm) return { ours: measured(result.metrics, metric), stable: null };
   const { standard, stable } = fgsmByGradient(result.metrics);
   return { ours: measured(standard, metric.slice(1)), stable: measured(stable, metric.slice(1)) };
 }

@@ -1,9 +1,11 @@
-import type { TransferConfig } from '../config/cross-run.js';
+import type { AgreementConfig, EnsembleConfig, TransferConfig } from '../config/cross-run.js';
 import type { Experiment } from '../config/schema.js';
 import type { Counts, DataIdentity } from '../data/identity.js';
 import type { DataProvenance } from '../data/source.js';
 import type { ClassificationMetrics, RubbishMetrics } from '../eval/metrics.js';
 import type { FgsmMetrics } from '../eval/evaluate.js';
+import type { Agreement } from '../eval/agreement.js';
+import type { EnsembleMetrics } from '../eval/ensemble.js';
 import type { TransferMatrix } from '../eval/transfer.js';
 import type { SoftmaxGradient } from '../models/classifier.js';
 import type { TrainingSummary } from '../train/loop.js';
@@ -46,9 +48,11 @@ export interface ResultRecord {
 
 /** A trained run that an experiment over several runs used: enough to find it again and to know it is the same. */
 export interface UsedRun {
-  /** The name the experiment gave it (a row and column of a transfer matrix). */
+  /** The name the experiment gave it (a row and column of a transfer matrix; seed<N> for an ensemble's member). */
   name: string;
   configFile: string;
+  /** The --set overrides that made its config from the file (an ensemble member's seed=N, seeds=null). */
+  overrides: string[];
   experiment: string;
   configHash: string;
   runId: string;
@@ -66,34 +70,63 @@ export interface TransferPair {
   meanConfidenceOnMistakes: number | null;
 }
 
-/** The contents of a transfer experiment's result.json. */
-export interface TransferRecord {
-  format: 'fgsm-transfer/1';
+/** The contents of the result.json of an experiment over runs: what every kind records, and its metrics. */
+interface CrossRunRecord<Format extends string, Config, Metrics> {
+  format: Format;
   experiment: string;
   runId: string;
   startedAt: string;
   finishedAt: string;
   wallSeconds: number;
-  config: TransferConfig;
+  config: Config;
   configFiles: string[];
   overrides: string[];
   claims: string[];
   uses: UsedRun[];
-  metrics: {
-    /** <row>To<Column> at ε = .25 (the paper's), or at the first ε when .25 was not attacked. */
-    transfer: Record<string, TransferPair>;
-    matrices: TransferMatrix[];
-  };
+  metrics: Metrics;
   data: DataProvenance & { counts: Counts; classes: number[]; identity: DataIdentity };
   provenance: Provenance;
-  /** A transfer experiment draws nothing at random. */
+  /** An experiment over runs draws nothing at random. */
   seed: null;
   files: string[];
   provisional?: undefined;
 }
 
+export type TransferRecord = CrossRunRecord<
+  'fgsm-transfer/1',
+  TransferConfig,
+  {
+    /** <row>To<Column> at ε = .25 (the paper's), or at the first ε when .25 was not attacked. */
+    transfer: Record<string, TransferPair>;
+    matrices: TransferMatrix[];
+  }
+>;
+
+export type AgreementRecord = CrossRunRecord<
+  'fgsm-agreement/1',
+  AgreementConfig,
+  {
+    /** The rates of eval/agreement.ts at ε = .25 (or the first ε), keyed as the claims read them, e.g. rbfAll. */
+    agreement: Record<string, number | null>;
+    /** Every ε's counts (agree / of) and each model's error on the source's examples. */
+    byEpsilon: Agreement[];
+  }
+>;
+
+export type EnsembleRecord = CrossRunRecord<
+  'fgsm-ensemble/1',
+  EnsembleConfig,
+  {
+    /** At ε = .25 (or the first ε): whole.error and member.error are the claims'. */
+    ensemble: EnsembleMetrics;
+    byEpsilon: EnsembleMetrics[];
+  }
+>;
+
+export type CrossRunResult = TransferRecord | AgreementRecord | EnsembleRecord;
+
 /** Any record the paper table reads. */
-export type ClaimSource = ResultRecord | TransferRecord;
+export type ClaimSource = ResultRecord | CrossRunResult;
 
 /**
  * FGSM metrics as result.json holds them. Results written before the stable gradient existed lack `gradient`
