@@ -15,9 +15,16 @@ import { decodeTensors, encodeTensors } from '../models/weights-io.js';
  */
 export const CHECKPOINT_FORMAT = 'fgsm-checkpoint/1';
 
+/**
+ * The checkpoint's tensors, by group: the parameters, the optimiser's velocities and the best parameters so far,
+ * each keyed by parameter name. The file names them `<group>/<name>`, in this order.
+ */
+const TENSOR_GROUPS = ['params', 'velocity', 'best'] as const;
+type TensorGroup = (typeof TENSOR_GROUPS)[number];
+
 export interface Checkpoint<State> {
   state: State;
-  tensors: Record<string, tf.Tensor>;
+  tensors: Record<TensorGroup, Record<string, tf.Tensor>>;
 }
 
 interface Pointer<State> {
@@ -29,7 +36,10 @@ interface Pointer<State> {
 }
 
 export async function saveCheckpoint<State>(dir: string, epoch: number, checkpoint: Checkpoint<State>): Promise<void> {
-  const { specs, data } = await encodeTensors(checkpoint.tensors);
+  const named = Object.fromEntries(
+    TENSOR_GROUPS.flatMap((group) => Object.entries(checkpoint.tensors[group]).map(([name, t]) => [`${group}/${name}`, t] as const)),
+  );
+  const { specs, data } = await encodeTensors(named);
   const file = `epoch-${String(epoch).padStart(6, '0')}.bin`;
   writeFileAtomic(join(dir, file), data);
   const pointer: Pointer<State> = { format: CHECKPOINT_FORMAT, file, sha256: digest('sha256', data), weights: specs, state: checkpoint.state };
@@ -47,7 +57,12 @@ export function loadCheckpoint<State>(dir: string): Checkpoint<State> | null {
   if (digest('sha256', data) !== pointer.sha256) {
     throw new FgsmError(`${join(dir, pointer.file)}: checksum mismatch (the checkpoint is damaged)`, 'rerun with --fresh to start the run again');
   }
-  return { state: pointer.state, tensors: decodeTensors(data, pointer.weights) };
+  const tensors: Checkpoint<State>['tensors'] = { params: {}, velocity: {}, best: {} };
+  for (const [key, t] of Object.entries(decodeTensors(data, pointer.weights))) {
+    const slash = key.indexOf('/');
+    tensors[key.slice(0, slash) as TensorGroup][key.slice(slash + 1)] = t;
+  }
+  return { state: pointer.state, tensors };
 }
 
 /** The loop state of the last complete checkpoint in `dir`, without reading its tensors; null if there is none. */
