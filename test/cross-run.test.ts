@@ -10,7 +10,7 @@ import { buildModel } from '../src/models/build.js';
 import type { Classifier } from '../src/models/classifier.js';
 import { EnsembleClassifier } from '../src/models/ensemble.js';
 import { assignParameters } from '../src/models/weights-io.js';
-import { model, randomImages, realDataDir, SMALL_MAXOUT, tempDir, useWasm } from './helpers.js';
+import { model, randomImages, realDataDir, SMALL_MAXOUT, tempDir, useWasm, tinySoftmaxYaml } from './helpers.js';
 
 const BIN = join(process.cwd(), 'bin', 'fgsm.js');
 
@@ -157,16 +157,7 @@ describe('agreement (§8)', () => {
 describe('experiments over runs from the command line', () => {
   test('agreement and ensemble: refuse missing runs and a members file without seeds; with --train-missing they train, measure and record', () => {
     const dir = tempDir();
-    const small = (name: string, seedLine: string) => `name: ${name}
-${seedLine}
-backend: wasm
-data:
-  source: auto
-  limit: { train: 1000, validation: 300, test: 300 }
-model: { kind: softmax, maxColumnNorm: 1.9365 }
-training: { epochs: 2, earlyStopping: { metric: validation-error, patience: 5 } }
-evaluation: { rubbish: null, figureExamples: 0 }
-`;
+    const small = tinySoftmaxYaml;
     writeFileSync(join(dir, 'a.yaml'), small('a', 'seed: 1'));
     writeFileSync(join(dir, 'b.yaml'), small('b', 'seed: 2'));
     writeFileSync(join(dir, 'members.yaml'), small('member', 'seeds: [1, 2]'));

@@ -71,3 +71,17 @@ export function float64LossGradient(z: ArrayLike<number>, y: number): number[] {
   const p = values.map((v) => Math.exp(v - lse));
   return p.map((pk, k) => (k === y ? -p.reduce((sum, other, j) => (j === y ? sum : sum + other), 0) : pk));
 }
+
+/** A softmax experiment of a few seconds on 1,000 training examples (limits on every split); `seedLine` e.g. "seed: 1". */
+export function tinySoftmaxYaml(name: string, seedLine: string): string {
+  return `name: ${name}
+${seedLine}
+backend: wasm
+data:
+  source: auto
+  limit: { train: 1000, validation: 300, test: 300 }
+model: { kind: softmax, maxColumnNorm: 1.9365 }
+training: { epochs: 2, earlyStopping: { metric: validation-error, patience: 5 } }
+evaluation: { rubbish: null, figureExamples: 0 }
+`;
+}

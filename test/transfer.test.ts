@@ -11,7 +11,7 @@ import { transferMatrices } from '../src/eval/transfer.js';
 import { buildModel } from '../src/models/build.js';
 import type { Classifier } from '../src/models/classifier.js';
 import { assignParameters } from '../src/models/weights-io.js';
-import { realDataDir, tempDir, useWasm } from './helpers.js';
+import { realDataDir, tempDir, useWasm, tinySoftmaxYaml } from './helpers.js';
 
 const BIN = join(process.cwd(), 'bin', 'fgsm.js');
 const quiet = createProgress('quiet');
@@ -91,16 +91,7 @@ describe('transfer', () => {
 
   test('fgsm transfer: refuses a missing or unfinished run and other data, uses the newest complete one, records it', () => {
     const dir = tempDir();
-    const small = (name: string, seed: number) => `name: ${name}
-seed: ${seed}
-backend: wasm
-data:
-  source: auto
-  limit: { train: 1000, validation: 300, test: 300 }
-model: { kind: softmax, maxColumnNorm: 1.9365 }
-training: { epochs: 2, earlyStopping: { metric: validation-error, patience: 5 } }
-evaluation: { rubbish: null, figureExamples: 0 }
-`;
+    const small = (name: string, seed: number) => tinySoftmaxYaml(name, `seed: ${seed}`);
     writeFileSync(join(dir, 'one.yaml'), small('one', 1));
     writeFileSync(join(dir, 'two.yaml'), small('two', 2));
     writeFileSync(
