@@ -34,12 +34,16 @@ function lastTiedPieceOnHost(atMax: tf.Tensor3D): tf.Tensor3D {
 }
 
 /**
- * The same mask without reading back: a piece keeps its 1 when no later piece of its unit is at the maximum
- * (an exclusive reverse running count along the pieces, exact on small integers). WebGPU in Node cannot read
- * a tensor synchronously at all, and a GPU would stall on the read.
+ * The same mask without reading back: pieces at the maximum are numbered 1..pieces in order, and the one with
+ * the largest number is the last (small integers, exact in float32). WebGPU in Node cannot read a tensor
+ * synchronously at all, and a GPU would stall on the read. (Not a reverse tf.cumsum: tfjs-backend-webgpu 4.22
+ * caches its shader under a key without the axis length, and reuses one compiled for another piece count.)
  */
 function lastTiedPieceOnDevice(atMax: tf.Tensor3D): tf.Tensor3D {
-  return tf.tidy(() => tf.mul(atMax, tf.cast(tf.equal(tf.cumsum(atMax, 1, true, true), 0), 'float32')));
+  return tf.tidy(() => {
+    const numbered = tf.mul(atMax, tf.reshape(tf.range(1, atMax.shape[1] + 1), [1, atMax.shape[1], 1]));
+    return tf.cast(tf.equal(numbered, tf.max(numbered, 1, true)), 'float32') as tf.Tensor3D;
+  });
 }
 
 /**
