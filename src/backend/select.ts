@@ -2,13 +2,15 @@ import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { FgsmError } from '../core/errors.js';
 import { activateThreadedWasm, THREADED_WASM } from './wasm-threads.js';
+import { activateWebgpu, adapterLine, dawnVersion } from './webgpu.js';
 
 /**
  * Which TensorFlow.js backend runs the experiment. `auto` tries tensorflow (@tensorflow/tfjs-node-gpu, CUDA;
- * or @tensorflow/tfjs-node on CPU) → wasm → cpu, and records why each one before the chosen failed. A backend
+ * or @tensorflow/tfjs-node on CPU) → webgpu (a hardware adapter only) → wasm → cpu, and records why each one
+ * before the chosen failed. A backend
  * asked for by name that cannot load is an error with the reason and the fix, never a silent fallback.
  */
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export type BackendRequest = BackendName | 'auto';
 
 export interface BackendAttempt {
@@ -17,6 +19,8 @@ export interface BackendAttempt {
   /** Which package provided it, or why it did not load. */
   detail: string;
   fix?: string;
+  /** The device it computes on, where the loader knows (webgpu: the adapter and its driver). */
+  device?: string;
 }
 
 export interface BackendChoice {
@@ -41,7 +45,7 @@ export interface BackendOptions {
   wasmThreads?: number;
 }
 
-const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+const ORDER: BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
 const NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'];
 
 const TENSORFLOW_FIX =
@@ -94,9 +98,27 @@ async function loadCpu(): Promise<BackendAttempt> {
     : { backend: 'cpu', ok: false, detail: 'the cpu backend failed to initialise' };
 }
 
-const LOADERS: Record<BackendName, (threads?: number) => Promise<BackendAttempt>> = { tensorflow: loadTensorflow, wasm: loadWasm, cpu: loadCpu };
+async function loadWebgpu(requested: BackendRequest): Promise<BackendAttempt> {
+  const result = await activateWebgpu(requested === 'auto' ? 'auto' : 'webgpu');
+  if (!result.ok) return { backend: 'webgpu', ok: false, detail: result.detail, fix: result.fix };
+  return {
+    backend: 'webgpu',
+    ok: true,
+    detail: `@tensorflow/tfjs-backend-webgpu on Dawn (webgpu@${dawnVersion()})`,
+    device: adapterLine(result.adapter),
+  };
+}
+
+type Loader = (requested: BackendRequest, threads?: number) => Promise<BackendAttempt>;
+const LOADERS: Record<BackendName, Loader> = {
+  tensorflow: loadTensorflow,
+  webgpu: loadWebgpu,
+  wasm: (_, threads) => loadWasm(threads),
+  cpu: loadCpu,
+};
 
 function deviceOf(name: BackendName, attempt: BackendAttempt): string {
+  if (attempt.device) return attempt.device;
   if (name !== 'tensorflow') return 'CPU';
   return attempt.detail.endsWith('-gpu') ? 'GPU (CUDA) where present, else CPU' : 'CPU (libtensorflow)';
 }
@@ -106,14 +128,14 @@ export async function initBackend(requested: BackendRequest, options: BackendOpt
   const candidates = requested === 'auto' ? ORDER : [requested];
   const attempts: BackendAttempt[] = [];
   for (const name of candidates) {
-    const attempt = await LOADERS[name](options.wasmThreads);
+    const attempt = await LOADERS[name](requested, options.wasmThreads);
     attempts.push(attempt);
     if (!attempt.ok) continue;
     await tf.ready();
     const skipped = attempts.filter((a) => !a.ok).map((a) => `${a.backend}: ${a.detail}`);
     const reason =
       requested === 'auto'
-        ? `auto chose ${name}${skipped.length ? ` (${skipped.join('; ')})` : ' (the first in the order tensorflow → wasm → cpu)'}`
+        ? `auto chose ${name}${skipped.length ? ` (${skipped.join('; ')})` : ' (the first in the order tensorflow → webgpu → wasm → cpu)'}`
         : `${name} was requested`;
     const threads = name === 'wasm' ? (tf.getBackend() === THREADED_WASM ? options.wasmThreads! : 1) : null;
     return { name, requested, reason, detail: attempt.detail, attempts, device: deviceOf(name, attempt), threads };
@@ -125,14 +147,14 @@ export async function initBackend(requested: BackendRequest, options: BackendOpt
 /** What `fgsm doctor` reports: every backend probed in turn (each probe activates it briefly). */
 export async function probeBackends(): Promise<{ attempts: BackendAttempt[]; autoWouldUse: BackendName | null }> {
   const attempts: BackendAttempt[] = [];
-  for (const name of ORDER) attempts.push(await LOADERS[name]());
+  for (const name of ORDER) attempts.push(await LOADERS[name]('auto'));
   return { attempts, autoWouldUse: attempts.find((a) => a.ok)?.backend ?? null };
 }
 
 export function installedTfjsVersions(): Record<string, string> {
   const require = createRequire(import.meta.url);
   const versions: Record<string, string> = { '@tensorflow/tfjs': tf.version.tfjs, '@tensorflow/tfjs-core': tf.version_core };
-  for (const name of ['@tensorflow/tfjs-backend-wasm', ...NODE_PACKAGES]) {
+  for (const name of ['@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-backend-webgpu', 'webgpu', ...NODE_PACKAGES]) {
     try {
       versions[name] = (require(`${name}/package.json`) as { version: string }).version;
     } catch {

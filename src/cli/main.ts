@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { probeBackends, installedTfjsVersions, type BackendRequest } from '../backend/select.js';
+import { webgpuDoctorLines } from '../backend/webgpu.js';
 import { documentKind, loadCrossRun, loadExperiment } from '../config/load.js';
 import type { UseConfig } from '../config/cross-run.js';
 import { experimentJsonSchema } from '../config/schema.js';
@@ -69,7 +70,7 @@ function threadsFromEnv(): number {
 function withExperimentFlags(command: Command, freshMeans: string | null): Command {
   command
     .option('--set <key=value>', 'override a config key, e.g. --set training.epochs=2 (repeatable)', collect, [])
-    .addOption(new Option('--backend <name>', 'tfjs backend; overrides the config').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
+    .addOption(new Option('--backend <name>', 'tfjs backend; overrides the config').choices(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu']))
     .option(
       '--threads <n>',
       'threads for the wasm backend: a number or auto (default: FGSM_THREADS, else 1); results do not depend on it',
@@ -473,6 +474,7 @@ function program(): Command {
         if (!a.ok && a.fix) console.log(`         fix: ${a.fix}`);
       }
       console.log(`auto would use: ${autoWouldUse ?? 'nothing (no backend loads)'}`);
+      for (const line of await webgpuDoctorLines()) console.log(`webgpu: ${line}`);
       console.log(
         `installed: ${Object.entries(installedTfjsVersions())
           .map(([k, v]) => `${k}@${v}`)

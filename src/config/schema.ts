@@ -262,9 +262,9 @@ export const ExperimentName = z
   .describe('experiment name: results go to <results dir>/<name>/<run id>/');
 
 export const BackendChoice = z
-  .enum(['auto', 'tensorflow', 'wasm', 'cpu'])
+  .enum(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'])
   .default('auto')
-  .describe('the tfjs backend: auto takes the first that loads (tensorflow → wasm → cpu); --backend overrides it');
+  .describe('the tfjs backend: auto takes the first that loads (tensorflow → webgpu on a hardware GPU → wasm → cpu); --backend overrides it');
 
 export const ClaimIds = z
   .array(z.enum(CLAIM_IDS as [string, ...string[]]))

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { lastTiedPiece } from '../backend/kernels.js';
 import { streamSeed, stream } from '../core/rng.js';
 import {
   EVALUATION,
@@ -22,33 +23,6 @@ type MaxoutSpec = Extract<ModelSpec, { kind: 'maxout' }>;
  */
 export function dropoutMask(rows: number, width: number, keep: number, scale: number, seed: number): Float32Array {
   return stream(seed).fillBernoulli(new Float32Array(rows * width), keep, scale, 0);
-}
-
-/**
- * On the pieces at their unit's maximum (`atMax`, [n, pieces, units], 1 or 0), keeps only the last piece of each
- * tie: pylearn2 computed a unit as p = T.maximum(cur, p) over the pieces in order, and Theano's maximum gives the
- * gradient of a tie to its first argument, so the last tied piece takes it all. Ties are rare but real (exact
- * float equality, a few per epoch on MNIST), so they are found with one vectorised count and fixed on the host.
- */
-function lastTiedPiece(atMax: tf.Tensor3D): tf.Tensor3D {
-  const [n, pieces, units] = atMax.shape;
-  const mostAtMax = tf.tidy(
-    () => tf.max(tf.avgPool(tf.reshape(atMax, [n, 1, pieces, units]) as tf.Tensor4D, [1, pieces], [1, pieces], 'valid')).dataSync()[0]!,
-  );
-  if (mostAtMax * pieces < 1.5) return atMax;
-  const mask = atMax.dataSync().slice();
-  for (let i = 0; i < n; i++) {
-    for (let u = 0; u < units; u++) {
-      let last = -1;
-      for (let p = 0; p < pieces; p++) {
-        const at = (i * pieces + p) * units + u;
-        if (mask[at] === 0) continue;
-        if (last >= 0) mask[last] = 0;
-        last = at;
-      }
-    }
-  }
-  return tf.tensor3d(mask, [n, pieces, units]);
 }
 
 /**

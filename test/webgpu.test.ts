@@ -1,0 +1,190 @@
+import * as tf from '@tensorflow/tfjs';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { fastGradientSign } from '../src/attacks/fgsm.js';
+import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
+import { initBackend, type BackendName } from '../src/backend/select.js';
+import { probeWebgpu } from '../src/backend/webgpu.js';
+import type { Classifier } from '../src/models/classifier.js';
+import { maxoutUnits } from '../src/models/maxout.js';
+import { minibatchObjective } from '../src/train/objective.js';
+import { MomentumSgd } from '../src/train/sgd.js';
+import { model, randomImages, randomLabels, tempDir } from './helpers.js';
+
+/*
+ * The webgpu backend against wasm, on whatever adapter is here: Mesa's lavapipe (a CPU Vulkan device) on
+ * machines without a GPU, as CI installs it (.ci/run). WebGPU in Node reads tensors only asynchronously, so
+ * these tests read with data(), never dataSync().
+ */
+
+const N = 16;
+
+async function values(t: tf.Tensor): Promise<Float32Array> {
+  const out = (await t.data()) as Float32Array;
+  t.dispose();
+  return out;
+}
+
+function maxDifference(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  return a.reduce((most, v, i) => Math.max(most, Math.abs(v - b[i]!)), 0);
+}
+
+/** Runs `f` on one backend and on the other, each on a model built there from the same seed. */
+async function onBoth<T>(f: (backend: BackendName) => Promise<T>): Promise<{ wasm: T; webgpu: T }> {
+  await initBackend('wasm');
+  const wasm = await f('wasm');
+  await initBackend('webgpu');
+  const webgpu = await f('webgpu');
+  return { wasm, webgpu };
+}
+
+/** The untargeted FGSM step at ε = 0.25 and the probabilities it was taken at, both read back. */
+async function softmaxAttack(m: Classifier, x: Float32Array, y: Int32Array) {
+  const [xt, yt] = [tf.tensor2d(x, [N, 784]), tf.tensor1d(y, 'int32')];
+  const options = { epsilons: [0.25], clip: null, labels: 'true' as const, target: null, countZeroGradients: false };
+  const result = fastGradientSign(m, xt, yt, options);
+  const out = {
+    adversarial: await values(result.adversarial[0]!),
+    p: await values(tf.tidy(() => m.probabilities(m.logits(xt)))),
+    w: (await m.parameters[0]!.variable.data()) as Float32Array,
+  };
+  tf.dispose([xt, yt, result.direction]);
+  return out;
+}
+
+/** Parameters after a few adversarially trained steps of the small maxout network (dropout masks from the host). */
+async function parametersAfterSteps(steps: number): Promise<Float32Array[]> {
+  const network = model('maxout');
+  const optimizer = new MomentumSgd(network.parameters, { weightDecay: 0, l1FirstLayer: 0 });
+  const adversarial = trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState: 'deterministic', gradient: 'standard' })!;
+  const variables = network.parameters.map((p) => p.variable);
+  const [images, labels] = [randomImages(32, 4), randomLabels(32, 10, 4)];
+  for (let step = 0; step < steps; step++) {
+    tf.tidy(() => {
+      const [x, y] = [tf.tensor2d(images, [32, 784]), tf.tensor1d(labels, 'int32')];
+      const perturbed = adversarial.perturb(network, x, y, step);
+      const { grads } = tf.variableGrads(() => minibatchObjective(network, x, y, perturbed, adversarial, step).loss, variables);
+      optimizer.apply(grads, 0.1, 0.5);
+      network.constrain();
+    });
+  }
+  const out = await Promise.all(variables.map(async (v) => (await v.data()) as Float32Array));
+  optimizer.dispose();
+  network.dispose();
+  return out;
+}
+
+describe('webgpu backend (lavapipe without a GPU)', () => {
+  before(async () => {
+    const probe = await probeWebgpu();
+    assert.ok(
+      probe.ok,
+      `no WebGPU adapter here: ${probe.ok ? '' : `${probe.detail}; ${probe.fix}`} (.ci/run installs Mesa 25's lavapipe from bookworm-backports)`,
+    );
+  });
+
+  test('--backend webgpu runs on the adapter here and records the adapter and its driver', async () => {
+    const choice = await initBackend('webgpu');
+    assert.equal(choice.name, 'webgpu');
+    assert.equal(tf.getBackend(), 'webgpu');
+    assert.match(choice.detail, /@tensorflow\/tfjs-backend-webgpu on Dawn \(webgpu@\d+\.\d+\.\d+\)/);
+    assert.match(choice.device, /^WebGPU adapter .+ \(driver: .+\)/);
+  });
+
+  test('auto never takes a software adapter (lavapipe, SwiftShader), and says why', async () => {
+    const probe = await probeWebgpu();
+    const choice = await initBackend('auto');
+    assert.notEqual(choice.name, 'webgpu');
+    const attempt = choice.attempts.find((a) => a.backend === 'webgpu');
+    if (choice.name !== 'tensorflow') assert.ok(attempt && !attempt.ok);
+    if (probe.ok && probe.adapter.software) assert.match(attempt!.detail, /only a software adapter .*auto takes no CPU-emulated GPU/);
+  });
+
+  test('FGSM on softmax regression: webgpu equals the closed form x + ε·sign(W(p − onehot(y))) and wasm', async () => {
+    const [x, y] = [randomImages(N, 1), randomLabels(N, 10, 1)];
+    const runs = await onBoth(async () => {
+      const m = model('softmax');
+      const out = await softmaxAttack(m, x, y);
+      m.dispose();
+      return out;
+    });
+    const { adversarial, p, w } = runs.webgpu;
+    let ambiguous = 0;
+    for (let i = 0; i < N; i++) {
+      for (let j = 0; j < 784; j++) {
+        let g = 0;
+        for (let k = 0; k < 10; k++) g += w[j * 10 + k]! * (p[i * 10 + k]! - (k === y[i] ? 1 : 0));
+        // a gradient within float32 rounding of 0 may take either sign on either backend
+        if (Math.abs(g) < 1e-6) {
+          ambiguous++;
+          continue;
+        }
+        const expected = x[i * 784 + j]! + 0.25 * Math.sign(g);
+        assert.ok(Math.abs(adversarial[i * 784 + j]! - expected) < 1e-6, `example ${i} pixel ${j}: ${adversarial[i * 784 + j]} vs ${expected}`);
+      }
+    }
+    assert.ok(ambiguous < 10, `${ambiguous} gradients within rounding of 0`);
+    assert.ok(maxDifference(runs.webgpu.p, runs.wasm.p) < 1e-6);
+    const differing = adversarial.filter((v, i) => Math.abs(v - runs.wasm.adversarial[i]!) > 1e-6).length;
+    assert.ok(differing <= ambiguous, `${differing} pixels differ from wasm`);
+  });
+
+  test('maxout: forward and input gradient equal wasm; on ties the last piece takes the gradient', async () => {
+    const x = randomImages(N, 2);
+    const runs = await onBoth(async () => {
+      const m = model('maxout');
+      const xt = tf.tensor2d(x, [N, 784]);
+      const logits = await values(tf.tidy(() => m.logits(xt)));
+      const gradient = await values(tf.grad((v: tf.Tensor) => tf.sum(tf.square(m.logits(v as tf.Tensor2D))))(xt));
+      // 2 examples, 3 units of 2 pieces (piece p of unit u is column p·3 + u): ties in units 2 and 3
+      const z = tf.tensor2d([
+        [1, 5, 2, 3, 5, -1],
+        [1e-30, 0, 7, 0, 0, 7 - 1e-6],
+      ]);
+      const dy = tf.tensor2d([
+        [10, 20, 30],
+        [40, 50, 60],
+      ]);
+      const ties = await values(tf.grad((v: tf.Tensor) => tf.sum(tf.mul(maxoutUnits(v as tf.Tensor2D, 2), dy)))(z));
+      tf.dispose([xt, z, dy]);
+      m.dispose();
+      return { logits, gradient, ties };
+    });
+    assert.ok(maxDifference(runs.webgpu.logits, runs.wasm.logits) < 1e-5);
+    const scale = runs.wasm.gradient.reduce((most, v) => Math.max(most, Math.abs(v)), 0);
+    assert.ok(maxDifference(runs.webgpu.gradient, runs.wasm.gradient) < 1e-4 * scale);
+    assert.deepEqual(Array.from(runs.webgpu.ties), [0, 0, 30, 10, 20, 0, 40, 0, 60, 0, 50, 0]);
+    assert.deepEqual(runs.webgpu.ties, runs.wasm.ties);
+  });
+
+  test('a short adversarial training run gives the parameters wasm gives, within float tolerance', async () => {
+    const runs = await onBoth(() => parametersAfterSteps(3));
+    runs.wasm.forEach((expected, i) => assert.ok(maxDifference(runs.webgpu[i]!, expected) < 1e-4, `parameter ${i}`));
+  });
+
+  test('attack, gradient and training steps on webgpu leak no tensor', async () => {
+    await initBackend('webgpu');
+    await parametersAfterSteps(1); // the first pass compiles the shaders and fills tfjs's caches
+    const before = tf.memory().numTensors;
+    await parametersAfterSteps(2);
+    const m = model('softmax');
+    await softmaxAttack(m, randomImages(N, 3), randomLabels(N, 10, 3));
+    m.dispose();
+    assert.equal(tf.memory().numTensors, before);
+  });
+
+  test('a whole run on webgpu stops with the reason and the fix (training reads tensors synchronously)', () => {
+    // the full MNIST from FGSM_DATA_DIR, as CI has it: the run stops at its first training step
+    const dir = tempDir();
+    const out = spawnSync(process.execPath, [join('bin', 'fgsm.js'), 'run', 'configs/ci/softmax.yaml', '--backend', 'webgpu', '--results-dir', dir], {
+      encoding: 'utf8',
+      env: { ...process.env, FORCE_COLOR: '0' },
+    });
+    assert.equal(out.status, 2, out.stderr);
+    assert.match(out.stderr, /fgsm: the webgpu backend cannot read a tensor synchronously in Node/);
+    assert.match(out.stderr, /hint: .*--backend wasm/);
+  });
+});
