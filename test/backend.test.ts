@@ -103,7 +103,7 @@ describe('backends', () => {
     const n = 50;
     const test = { name: 'test' as const, x: randomImages(n, 1), y: randomLabels(n, 10, 1), n };
     const before = tf.memory().numTensors;
-    const result = evaluate(m, test, {
+    const result = await evaluate(m, test, {
       attack: { method: 'fgsm', epsilons: [0.1, 0.25], clip: 'none', labels: 'true', target: 'none', batchSize: 16, gradient: 'standard' },
       rubbishSamples: 100,
       figureExamples: 3,

@@ -267,7 +267,7 @@ describe('the two stages of the pylearn2 recipe', () => {
       seed: 2,
       checkpointDir: null,
       progress: quiet,
-      adversarialError: (_model, split) => {
+      adversarialError: async (_model, split) => {
         seen.push(split.n);
         return errors[seen.length - 1]!;
       },

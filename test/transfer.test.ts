@@ -35,7 +35,7 @@ function onePixelModel(pixel: number): Classifier {
 describe('transfer', () => {
   before(useWasm);
 
-  test('the matrix of two one-pixel models on two examples is the hand-worked one', () => {
+  test('the matrix of two one-pixel models on two examples is the hand-worked one', async () => {
     // example 1: a 7 (y = +1), pixels 0 and 1 at 0.7: both models right. Example 2: a 3 (y = −1), pixel 0 at 0.3,
     // pixel 1 at 0.9: A right, B wrong. FGSM on logistic regression: x̃ = x − ε·y·sign(w), here ε = .25 on the
     // model's own pixel. Made on A: ex. 1 x0 = .45 (A wrong, B right), ex. 2 x0 = .55 (A wrong, B still wrong):
@@ -47,7 +47,7 @@ describe('transfer', () => {
     const a = onePixelModel(0);
     const b = onePixelModel(1);
     const before = tf.memory().numTensors;
-    const [matrix] = transferMatrices(
+    const [matrix] = await transferMatrices(
       [
         { name: 'a', model: a },
         { name: 'b', model: b },
@@ -68,11 +68,11 @@ describe('transfer', () => {
     b.dispose();
   });
 
-  test('refuses models of different tasks', () => {
+  test('refuses models of different tasks', async () => {
     const a = onePixelModel(0);
     const softmax = buildModel({ kind: 'softmax', inputSize: 784, classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], maxColumnNorm: null }, 0.01, 1);
     const test: Split = { name: 'test', x: new Float32Array(784), y: Int32Array.from([0]), n: 1 };
-    assert.throws(
+    await assert.rejects(
       () =>
         transferMatrices(
           [

@@ -26,7 +26,7 @@ export interface FgsmOptions {
    * Theano did): see SoftmaxGradient. Where p_y rounds to 1 in float32 the two give different directions.
    */
   gradient?: SoftmaxGradient;
-  /** Count the examples with an all-zero input gradient (default true); training skips it: it costs a sync per batch. */
+  /** Count the examples with an all-zero input gradient (default true); training skips it: nobody reads it there. */
   countZeroGradients?: boolean;
 }
 
@@ -35,8 +35,11 @@ export interface FgsmResult {
   adversarial: tf.Tensor2D[];
   /** ±sign(∇ₓJ), [N, D]: the perturbation per unit ε (before clipping). The caller disposes it. */
   direction: tf.Tensor2D;
-  /** Examples whose input gradient is exactly zero everywhere (saturation / gradient masking signal); null when not counted. */
-  zeroGradient: number | null;
+  /**
+   * Examples whose input gradient is exactly zero everywhere (saturation / gradient masking signal), an int32
+   * scalar left on the device for the caller to read when it reads (and dispose); null when not counted.
+   */
+  zeroGradient: tf.Scalar | null;
 }
 
 function validate(model: Classifier, x: tf.Tensor, y: tf.Tensor | null, options: FgsmOptions): void {
@@ -87,8 +90,7 @@ export function fastGradientSign(model: Classifier, x: tf.Tensor2D, y: tf.Tensor
     ) as tf.Tensor2D;
     const sign = exactSign(gradient);
     const direction = options.target === null ? sign : tf.neg(sign);
-    const zeroGradient =
-      options.countZeroGradients === false ? null : tf.sum(tf.cast(tf.equal(tf.max(tf.abs(gradient), 1), 0), 'int32')).dataSync()[0]!;
+    const zeroGradient = options.countZeroGradients === false ? null : tf.sum(tf.cast(tf.equal(tf.max(tf.abs(gradient), 1), 0), 'int32'));
     const adversarial = options.epsilons.map((eps) => {
       const stepped = tf.add(x, tf.mul(direction, eps));
       return (options.clip ? tf.clipByValue(stepped, options.clip[0], options.clip[1]) : stepped) as tf.Tensor2D;

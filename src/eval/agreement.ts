@@ -76,12 +76,18 @@ export interface Agreement {
 }
 
 /** FGSM examples made on `source`, scored by it and by every model of `compared`: the agreement at each ε of `attack`. */
-export function agreementOf(source: NamedModel, compared: readonly NamedModel[], test: Split, attack: AttackConfig, progress: Progress): Agreement[] {
+export async function agreementOf(
+  source: NamedModel,
+  compared: readonly NamedModel[],
+  test: Split,
+  attack: AttackConfig,
+  progress: Progress,
+): Promise<Agreement[]> {
   const models = [source, ...compared];
   checkSameTask(models, 'agreement');
   const k = source.model.spec.classes.length;
   progress.start(test.n, `agreement: FGSM examples made on ${source.name}, scored by ${models.map((m) => m.name).join(', ')}`);
-  const probabilities = scoreAdversarial(
+  const probabilities = await scoreAdversarial(
     source.model,
     models.map((m) => m.model),
     test,

@@ -39,19 +39,27 @@ const summary = (probabilities: Float32Array, test: Split, k: number): ErrorSumm
 const mean = (values: readonly number[]): number | null => (values.length ? values.reduce((a, b) => a + b, 0) / values.length : null);
 
 /** The ensemble of `members` (probabilities averaged), attacked as a whole and through each member, at every ε of `attack`. */
-export function ensembleMetrics(members: readonly NamedModel[], test: Split, attack: AttackConfig, progress: Progress): EnsembleMetrics[] {
+export async function ensembleMetrics(
+  members: readonly NamedModel[],
+  test: Split,
+  attack: AttackConfig,
+  progress: Progress,
+): Promise<EnsembleMetrics[]> {
   checkSameTask(members, 'ensemble');
   const ensemble = new EnsembleClassifier(members.map((m) => m.model));
   const k = ensemble.spec.classes.length;
   progress.start((members.length + 1) * test.n, `ensemble of ${members.length}: FGSM against the whole and against each member`);
-  const clean = summary(predictProbabilities(ensemble, test.x, attack.batchSize), test, k);
-  const whole = scoreAdversarial(ensemble, [ensemble], test, attack, (done) => progress.update(done));
-  const perMember = members.map(({ name, model }, m) => ({
-    name,
-    cleanError: classificationMetrics(predictProbabilities(model, test.x, attack.batchSize), test.y, k).error,
-    // [e][0]: scored by the ensemble, [e][1]: by the member itself
-    scored: scoreAdversarial(model, [ensemble, model], test, attack, (done) => progress.update((m + 1) * test.n + done)),
-  }));
+  const clean = summary(await predictProbabilities(ensemble, test.x, attack.batchSize), test, k);
+  const whole = await scoreAdversarial(ensemble, [ensemble], test, attack, (done) => progress.update(done));
+  const perMember: { name: string; cleanError: number; scored: Float32Array[][] }[] = [];
+  for (const [m, { name, model }] of members.entries()) {
+    perMember.push({
+      name,
+      cleanError: classificationMetrics(await predictProbabilities(model, test.x, attack.batchSize), test.y, k).error,
+      // [e][0]: scored by the ensemble, [e][1]: by the member itself
+      scored: await scoreAdversarial(model, [ensemble, model], test, attack, (done) => progress.update((m + 1) * test.n + done)),
+    });
+  }
   progress.stop();
   return attack.epsilons.map((epsilon, e) => {
     const each: MemberMetrics[] = perMember.map(({ name, cleanError, scored }) => ({

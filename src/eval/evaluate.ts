@@ -78,14 +78,15 @@ interface AttackTally {
 
 /**
  * Clean test metrics; FGSM metrics at every ε (one gradient per batch serves every ε) with the configured softmax
- * gradient and with the other one; and the rubbish-input test.
+ * gradient and with the other one; and the rubbish-input test. Every read is asynchronous (WebGPU in Node has no
+ * synchronous one).
  */
-export function evaluate(model: Classifier, test: Split, options: EvaluateOptions): Evaluation {
+export async function evaluate(model: Classifier, test: Split, options: EvaluateOptions): Promise<Evaluation> {
   const k = model.spec.classes.length;
   const fgsmOptions = fgsmOptionsFrom(options.attack, model.spec.classes);
   const epsilons = options.attack.epsilons;
   const figureEpsilon = epsilons.includes(0.25) ? 0.25 : epsilons[0]!;
-  const clean = predictProbabilities(model, test.x, options.attack.batchSize);
+  const clean = await predictProbabilities(model, test.x, options.attack.batchSize);
   const configured = options.attack.gradient;
   const gradients: SoftmaxGradient[] = [configured, configured === 'standard' ? 'stable' : 'standard'];
   const tallies: AttackTally[] = gradients.map((gradient) => ({
@@ -102,37 +103,47 @@ export function evaluate(model: Classifier, test: Split, options: EvaluateOption
     const end = Math.min(test.n, start + batch);
     const x = tf.tensor2d(test.x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]);
     const y = tf.tensor1d(test.y.subarray(start, end), 'int32');
-    const results = tallies.map((tally) => {
-      const result = fastGradientSign(model, x, y, { ...fgsmOptions, gradient: tally.gradient });
-      tally.zeroGradient += result.zeroGradient!;
-      epsilons.forEach((_, e) => {
-        const probabilities = tf.tidy(() => model.probabilities(model.logits(result.adversarial[e]!)));
-        tally.probabilities[e]!.set(probabilities.dataSync(), start * k);
-        const perturbation = tf.tidy(() => tf.max(tf.abs(tf.sub(result.adversarial[e]!, x))));
-        tally.maxPerturbation[e] = Math.max(tally.maxPerturbation[e]!, perturbation.dataSync()[0]!);
-        tf.dispose([probabilities, perturbation]);
-      });
-      return result;
-    });
-    if (triples.length < options.figureExamples) {
-      const e = epsilons.indexOf(figureEpsilon);
-      const take = Math.min(options.figureExamples - triples.length, end - start);
-      const xs = x.dataSync();
-      const ds = results[0]!.direction.dataSync();
-      const as = results[0]!.adversarial[e]!.dataSync();
-      for (let i = 0; i < take; i++) {
-        const row = start + i;
-        triples.push({
-          label: test.y[row]!,
-          clean: xs.slice(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE) as Float32Array,
-          direction: ds.slice(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE) as Float32Array,
-          adversarial: as.slice(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE) as Float32Array,
-          cleanProbabilities: clean.slice(row * k, (row + 1) * k),
-          adversarialProbabilities: tallies[0]!.probabilities[e]!.slice(row * k, (row + 1) * k),
-        });
+    const results = tallies.map((tally) => fastGradientSign(model, x, y, { ...fgsmOptions, gradient: tally.gradient }));
+    try {
+      for (const [t, tally] of tallies.entries()) {
+        const result = results[t]!;
+        tally.zeroGradient += (await result.zeroGradient!.data())[0]!;
+        for (const e of epsilons.keys()) {
+          const probabilities = tf.tidy(() => model.probabilities(model.logits(result.adversarial[e]!)));
+          const perturbation = tf.tidy(() => tf.max(tf.abs(tf.sub(result.adversarial[e]!, x))));
+          try {
+            tally.probabilities[e]!.set(await probabilities.data(), start * k);
+            tally.maxPerturbation[e] = Math.max(tally.maxPerturbation[e]!, (await perturbation.data())[0]!);
+          } finally {
+            tf.dispose([probabilities, perturbation]);
+          }
+        }
       }
+      if (triples.length < options.figureExamples) {
+        const e = epsilons.indexOf(figureEpsilon);
+        const take = Math.min(options.figureExamples - triples.length, end - start);
+        const xs = await x.data();
+        const ds = await results[0]!.direction.data();
+        const as = await results[0]!.adversarial[e]!.data();
+        for (let i = 0; i < take; i++) {
+          const row = start + i;
+          triples.push({
+            label: test.y[row]!,
+            clean: xs.slice(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE) as Float32Array,
+            direction: ds.slice(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE) as Float32Array,
+            adversarial: as.slice(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE) as Float32Array,
+            cleanProbabilities: clean.slice(row * k, (row + 1) * k),
+            adversarialProbabilities: tallies[0]!.probabilities[e]!.slice(row * k, (row + 1) * k),
+          });
+        }
+      }
+    } finally {
+      tf.dispose([
+        x,
+        y,
+        ...results.flatMap((result) => [result.direction, ...result.adversarial, ...(result.zeroGradient ? [result.zeroGradient] : [])]),
+      ]);
     }
-    tf.dispose([x, y, ...results.flatMap((result) => [result.direction, ...result.adversarial])]);
     options.progress.update(end);
   }
   const seconds = (performance.now() - started) / 1000;
@@ -157,7 +168,7 @@ export function evaluate(model: Classifier, test: Split, options: EvaluateOption
   let rubbish: RubbishMetrics | null = null;
   if (options.rubbishSamples) {
     const inputs = rubbishInputs(options.rubbishSamples, IMAGE_SIZE, options.seed);
-    rubbish = rubbishMetrics(predictProbabilities(model, inputs, batch), k, model.spec.classes);
+    rubbish = rubbishMetrics(await predictProbabilities(model, inputs, batch), k, model.spec.classes);
   }
   return {
     clean: classificationMetrics(clean, test.y, k),
@@ -173,18 +184,28 @@ export function evaluate(model: Classifier, test: Split, options: EvaluateOption
  * The error on FGSM examples (true labels, unclipped, deterministic network, the given softmax gradient) of a
  * split at one ε: the adversarial validation error that §6's 1600-unit protocol early-stops on.
  */
-export function fgsmErrorRate(model: Classifier, split: Split, epsilon: number, gradient: SoftmaxGradient, batchSize = 1000): number {
+export async function fgsmErrorRate(model: Classifier, split: Split, epsilon: number, gradient: SoftmaxGradient, batchSize = 1000): Promise<number> {
   let wrong = 0;
   for (let start = 0; start < split.n; start += batchSize) {
     const end = Math.min(split.n, start + batchSize);
     const count = tf.tidy(() => {
       const x = tf.tensor2d(split.x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]);
       const y = tf.tensor1d(split.y.subarray(start, end), 'int32');
-      const { adversarial } = fastGradientSign(model, x, y, { epsilons: [epsilon], clip: null, labels: 'true', target: null, gradient });
+      const { adversarial } = fastGradientSign(model, x, y, {
+        epsilons: [epsilon],
+        clip: null,
+        labels: 'true',
+        target: null,
+        gradient,
+        countZeroGradients: false,
+      });
       return tf.sum(tf.cast(tf.notEqual(tf.argMax(model.logits(adversarial[0]!), 1), y), 'int32'));
     });
-    wrong += count.dataSync()[0]!;
-    count.dispose();
+    try {
+      wrong += (await count.data())[0]!;
+    } finally {
+      count.dispose();
+    }
   }
   return split.n === 0 ? 0 : wrong / split.n;
 }

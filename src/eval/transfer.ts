@@ -48,40 +48,46 @@ export function checkSameTask(models: readonly NamedModel[], what: string): void
  * [n × k] row-major, for every ε of `attack` (one gradient per batch serves every ε). `onBatch` hears how many
  * examples are done.
  */
-export function scoreAdversarial(
+export async function scoreAdversarial(
   source: Classifier,
   scorers: readonly Classifier[],
   test: Split,
   attack: AttackConfig,
   onBatch: (done: number) => void = () => {},
-): Float32Array[][] {
+): Promise<Float32Array[][]> {
   const k = source.spec.classes.length;
   const options = fgsmOptionsFrom(attack, source.spec.classes);
   const probabilities = attack.epsilons.map(() => scorers.map(() => new Float32Array(test.n * k)));
   for (let start = 0; start < test.n; start += attack.batchSize) {
     const end = Math.min(test.n, start + attack.batchSize);
-    tf.tidy(() => {
+    // scored on the device, read afterwards (asynchronously: WebGPU in Node has no synchronous read)
+    const scored = tf.tidy(() => {
       const x = tf.tensor2d(test.x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]);
       const y = tf.tensor1d(test.y.subarray(start, end), 'int32');
-      const { adversarial, direction } = fastGradientSign(source, x, y, { ...options, countZeroGradients: false });
-      adversarial.forEach((examples, e) =>
-        scorers.forEach((scorer, s) => probabilities[e]![s]!.set(scorer.probabilities(scorer.logits(examples)).dataSync(), start * k)),
-      );
-      tf.dispose([direction, ...adversarial]);
+      const { adversarial } = fastGradientSign(source, x, y, { ...options, countZeroGradients: false });
+      return adversarial.map((examples) => scorers.map((scorer) => scorer.probabilities(scorer.logits(examples))));
     });
+    try {
+      for (const [e, row] of scored.entries()) for (const [s, p] of row.entries()) probabilities[e]![s]!.set(await p.data(), start * k);
+    } finally {
+      tf.dispose(scored.flat());
+    }
     onBatch(end);
   }
   return probabilities;
 }
 
 /** One matrix per ε of `attack` (one gradient per row model and batch serves every ε). */
-export function transferMatrices(models: NamedModel[], test: Split, attack: AttackConfig, progress: Progress): TransferMatrix[] {
+export async function transferMatrices(models: NamedModel[], test: Split, attack: AttackConfig, progress: Progress): Promise<TransferMatrix[]> {
   checkSameTask(models, 'transfer');
   const k = models[0]!.model.spec.classes.length;
   const scorers = models.map((m) => m.model);
   progress.start(models.length * test.n, `transfer between ${models.length} models on ${test.n} test examples`);
   // rows[row][e][column]: [n × k]
-  const rows = models.map(({ model }, row) => scoreAdversarial(model, scorers, test, attack, (done) => progress.update(row * test.n + done)));
+  const rows: Float32Array[][][] = [];
+  for (const [row, { model }] of models.entries()) {
+    rows.push(await scoreAdversarial(model, scorers, test, attack, (done) => progress.update(row * test.n + done)));
+  }
   progress.stop();
   return attack.epsilons.map((epsilon, e) => ({
     epsilon,

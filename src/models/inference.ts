@@ -3,8 +3,11 @@ import { streamSeed } from '../core/rng.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
 import type { Classifier } from './classifier.js';
 
-/** Class probabilities of the deterministic model for n examples, batch by batch: [n × classes], row-major. */
-export function predictProbabilities(model: Classifier, x: Float32Array, batchSize = 2000): Float32Array {
+/**
+ * Class probabilities of the deterministic model for n examples, batch by batch: [n × classes], row-major. Reads
+ * asynchronously, as every read on a run's path does: WebGPU in Node has no synchronous read.
+ */
+export async function predictProbabilities(model: Classifier, x: Float32Array, batchSize = 2000): Promise<Float32Array> {
   const n = x.length / IMAGE_SIZE;
   const k = model.spec.classes.length;
   const out = new Float32Array(n * k);
@@ -13,8 +16,11 @@ export function predictProbabilities(model: Classifier, x: Float32Array, batchSi
     const probabilities = tf.tidy(() =>
       model.probabilities(model.logits(tf.tensor2d(x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]))),
     );
-    out.set(probabilities.dataSync(), start * k);
-    probabilities.dispose();
+    try {
+      out.set(await probabilities.data(), start * k);
+    } finally {
+      probabilities.dispose();
+    }
   }
   return out;
 }
@@ -32,8 +38,8 @@ export function argmaxRows(values: Float32Array, k: number): Int32Array {
 }
 
 /** Misclassified / all: the paper's error rate. */
-export function errorRate(model: Classifier, x: Float32Array, y: Int32Array, batchSize = 2000): number {
-  const predicted = argmaxRows(predictProbabilities(model, x, batchSize), model.spec.classes.length);
+export async function errorRate(model: Classifier, x: Float32Array, y: Int32Array, batchSize = 2000): Promise<number> {
+  const predicted = argmaxRows(await predictProbabilities(model, x, batchSize), model.spec.classes.length);
   let wrong = 0;
   for (let i = 0; i < y.length; i++) if (predicted[i] !== y[i]) wrong++;
   return y.length === 0 ? 0 : wrong / y.length;
@@ -43,7 +49,7 @@ export function errorRate(model: Classifier, x: Float32Array, y: Int32Array, bat
  * Mean loss J over n examples in the training state: dropout masks drawn from `dropoutSeed` (batch b uses the
  * stream (dropoutSeed, b), so the value does not depend on anything but the seed and the batch size).
  */
-export function meanTrainingLoss(model: Classifier, x: Float32Array, y: Int32Array, dropoutSeed: number, batchSize = 1000): number {
+export async function meanTrainingLoss(model: Classifier, x: Float32Array, y: Int32Array, dropoutSeed: number, batchSize = 1000): Promise<number> {
   let sum = 0;
   for (let start = 0, b = 0; start < y.length; start += batchSize, b++) {
     const end = Math.min(y.length, start + batchSize);
@@ -54,8 +60,11 @@ export function meanTrainingLoss(model: Classifier, x: Float32Array, y: Int32Arr
       });
       return tf.sum(model.loss(logits, tf.tensor1d(y.subarray(start, end), 'int32')));
     });
-    sum += loss.dataSync()[0]!;
-    loss.dispose();
+    try {
+      sum += (await loss.data())[0]!;
+    } finally {
+      loss.dispose();
+    }
   }
   return y.length === 0 ? 0 : sum / y.length;
 }

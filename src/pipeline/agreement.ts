@@ -22,7 +22,7 @@ export async function runAgreement(
   // the source first: runOverRuns hands the models over in this order
   const wanted = wantedRuns(config.uses).sort((a, b) => Number(b.name === config.source) - Number(a.name === config.source));
   return runOverRuns<AgreementRecord>(loaded, wanted, 'fgsm-agreement/1', options, async ([source, ...compared], test) => {
-    const perEpsilon = agreementOf(source!, compared, test, config.attack, options.progress);
+    const perEpsilon = await agreementOf(source!, compared, test, config.attack, options.progress);
     const claimed = atPaperEpsilon(perEpsilon);
     return {
       metrics: { agreement: Object.fromEntries(Object.entries(claimed.counts).map(([key, c]) => [key, c.rate])), byEpsilon: perEpsilon },

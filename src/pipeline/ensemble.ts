@@ -39,7 +39,7 @@ export async function runEnsemble(
 ): Promise<{ record: EnsembleRecord; dir: string }> {
   const { config } = loaded;
   return runOverRuns<EnsembleRecord>(loaded, memberRuns(config.uses.members), 'fgsm-ensemble/1', options, async (models, test) => {
-    const perEpsilon = ensembleMetrics(models, test, config.attack, options.progress);
+    const perEpsilon = await ensembleMetrics(models, test, config.attack, options.progress);
     return { metrics: { ensemble: atPaperEpsilon(perEpsilon), byEpsilon: perEpsilon }, files: { 'ensemble.csv': ensembleCsv(perEpsilon) } };
   });
 }

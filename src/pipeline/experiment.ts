@@ -82,7 +82,7 @@ async function writeFigures(dir: string, config: Experiment, model: Classifier, 
   }
   if (config.model.kind === 'logistic') {
     const w = model.parameters.find((p) => p.name === 'W')!.variable;
-    writeFileAtomic(join(dir, 'weights.png'), weightsFigure(w.dataSync() as Float32Array));
+    writeFileAtomic(join(dir, 'weights.png'), weightsFigure((await w.data()) as Float32Array));
     written.push('weights.png');
   }
   return written;
@@ -200,7 +200,7 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
     writing();
     await saveModel(join(outDir, 'model'), model);
 
-    const evaluation = evaluate(model, splits.test, {
+    const evaluation = await evaluate(model, splits.test, {
       attack: options.peek && options.peekEpsilons ? { ...config.attack, epsilons: options.peekEpsilons } : config.attack,
       rubbishSamples: config.evaluation.rubbish?.samples ?? null,
       figureExamples: config.evaluation.figureExamples,

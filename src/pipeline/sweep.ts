@@ -72,7 +72,7 @@ export async function sweepExperiment(file: string, epsilons: number[], options:
   const model = loadModel(join(runDir, 'model'));
   try {
     const attack = { ...config.attack, epsilons };
-    const evaluation = evaluate(model, splits.test, {
+    const evaluation = await evaluate(model, splits.test, {
       attack,
       rubbishSamples: null,
       figureExamples: 0,

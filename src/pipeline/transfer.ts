@@ -57,7 +57,7 @@ export async function runTransfer(
 ): Promise<{ record: TransferRecord; dir: string }> {
   const { config } = loaded;
   return runOverRuns<TransferRecord>(loaded, wantedRuns(config.uses), 'fgsm-transfer/1', options, async (models, test) => {
-    const matrices = transferMatrices(models, test, config.attack, options.progress);
+    const matrices = await transferMatrices(models, test, config.attack, options.progress);
     const files: Record<string, string> = { 'transfer.csv': matricesCsv(matrices) };
     for (const m of matrices) {
       const errors = m.cells.map((row) => row.map((cell) => cell.error));

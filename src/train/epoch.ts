@@ -28,7 +28,7 @@ export interface EpochContext {
  * the update and the max-norm constraint. Advances `state.step`; returns the epoch's record (training figures
  * only: the stage monitors the rest).
  */
-export function trainEpoch(context: EpochContext, stage: Stage, state: TrainingState, epoch: number): EpochRecord {
+export async function trainEpoch(context: EpochContext, stage: Stage, state: TrainingState, epoch: number): Promise<EpochRecord> {
   const { model, config, seed, perturbation, optimizer, progress } = context;
   const split = stage.split;
   const order = stream(seed, 'shuffle', ...stage.streams, epoch).permutation(split.n);
@@ -62,7 +62,7 @@ export function trainEpoch(context: EpochContext, stage: Stage, state: TrainingS
       tally.add(loss, wrong, batch.n);
       state.step++;
       if (b % READ_EVERY === 0 || b === batches - 1) {
-        tally.read();
+        await tally.read();
         progress.update(b + 1, `loss ${(tally.lossSum / tally.examples).toFixed(4)}`);
       }
     }
@@ -109,11 +109,18 @@ class Tally {
     this.pending.push({ loss, wrong, n });
   }
 
-  /** Adds the pending minibatches to the sums; a non-finite loss among them means training diverged. */
-  read(): void {
+  /**
+   * Adds the pending minibatches to the sums; a non-finite loss among them means training diverged. Reads
+   * asynchronously (WebGPU in Node has no synchronous read); the steps queued before it are its only wait.
+   */
+  async read(): Promise<void> {
     const stacked = tf.tidy(() => tf.stack(this.pending.flatMap((p) => [p.loss, p.wrong])));
-    const values = stacked.dataSync();
-    stacked.dispose();
+    let values: Float32Array;
+    try {
+      values = (await stacked.data()) as Float32Array;
+    } finally {
+      stacked.dispose();
+    }
     this.pending.forEach(({ n }, i) => {
       const loss = values[2 * i]!;
       const minibatch = this.done + i + 1;

@@ -50,7 +50,7 @@ export interface TrainOptions {
   /** x̃ of J̃ or the noise of a control (from the attacks module); null for the clean objective. */
   perturbation?: TrainingPerturbation | null;
   /** The error on FGSM examples of a split; needed when early stopping uses adversarial-validation-error. */
-  adversarialError?: (model: Classifier, split: Split) => number;
+  adversarialError?: (model: Classifier, split: Split) => Promise<number>;
   /** Where checkpoints go (and are resumed from); null: no checkpoints. */
   checkpointDir: string | null;
   progress: Progress;
@@ -128,9 +128,9 @@ export async function train(options: TrainOptions): Promise<TrainingSummary> {
 async function epoch(options: TrainOptions, recipe: Recipe, state: TrainingState, optimizer: MomentumSgd, best: SaveBest): Promise<void> {
   const stage = recipe.stage(state);
   const started = Date.now();
-  const record = trainEpoch({ ...options, perturbation: options.perturbation ?? null, optimizer }, stage, state, state.epoch + 1);
+  const record = await trainEpoch({ ...options, perturbation: options.perturbation ?? null, optimizer }, stage, state, state.epoch + 1);
   state.epoch = record.epoch;
-  state.stoppedBy = stage.stopAfter(record, state);
+  state.stoppedBy = await stage.stopAfter(record, state);
   record.seconds = (Date.now() - started) / 1000;
   state.history.push(record);
   if (options.checkpointDir) {
@@ -141,7 +141,7 @@ async function epoch(options: TrainOptions, recipe: Recipe, state: TrainingState
   }
   options.progress.line(describeEpoch(record, state, stage.maxEpochs, options.config.earlyStopping.patience));
   options.onEpoch?.(record, state);
-  // the epoch ran synchronously (wasm resolves data() as microtasks): let signal handlers and timers run
+  // on wasm the epoch never yielded (its data() resolves as microtasks): let signal handlers and timers run
   await new Promise((resolve) => setImmediate(resolve));
   if (options.signal?.aborted && !recipe.finished(state))
     throw new InterruptedError(`interrupted after stage ${state.stage} epoch ${state.epoch}; rerun the same command to resume`);

@@ -17,7 +17,7 @@ export interface Stage {
   readonly streams: readonly string[];
   readonly maxEpochs: number;
   /** Monitors the epoch `state` has just completed (into `record` and `state`); why the stage stops there, or null. */
-  stopAfter(record: EpochRecord, state: TrainingState): StopReason | null;
+  stopAfter(record: EpochRecord, state: TrainingState): Promise<StopReason | null>;
 }
 
 export interface RecipeContext {
@@ -26,7 +26,7 @@ export interface RecipeContext {
   validation: Split | null;
   config: TrainingConfig;
   seed: number;
-  adversarialError?: (model: Classifier, split: Split) => number;
+  adversarialError?: (model: Classifier, split: Split) => Promise<number>;
   best: SaveBest;
   optimizer: MomentumSgd;
 }
@@ -90,14 +90,14 @@ export class Recipe {
       momentum: new MomentumAdjustor(config.momentum),
       streams: [],
       maxEpochs: config.epochs,
-      stopAfter: (record, state) => {
+      stopAfter: async (record, state) => {
         if (monitor) {
-          record.validationError = errorRate(model, validation!.x, validation!.y);
-          if (metric === 'adversarial-validation-error') record.adversarialValidationError = adversarialError!(model, validation!);
+          record.validationError = await errorRate(model, validation!.x, validation!.y);
+          if (metric === 'adversarial-validation-error') record.adversarialValidationError = await adversarialError!(model, validation!);
           if (monitor.observe(state, record.adversarialValidationError ?? record.validationError)) {
             best.save();
             // stage 2 (continue) stops when the held-out loss reaches the training loss of the best epoch
-            if (continuing) state.bestTrainingLoss = meanTrainingLoss(model, train.x, train.y, streamSeed(seed, 'training-loss', state.epoch));
+            if (continuing) state.bestTrainingLoss = await meanTrainingLoss(model, train.x, train.y, streamSeed(seed, 'training-loss', state.epoch));
           }
           if (monitor.exhausted(state)) return 'early-stopping';
         }
@@ -114,8 +114,8 @@ export class Recipe {
       momentum: new MomentumAdjustor(config.momentum, state.bestEpoch!),
       streams: ['stage-2'],
       maxEpochs: config.stage2.maxEpochs,
-      stopAfter: (record, state) => {
-        record.heldOutLoss = meanTrainingLoss(model, validation!.x, validation!.y, streamSeed(seed, 'held-out-loss', state.epoch));
+      stopAfter: async (record, state) => {
+        record.heldOutLoss = await meanTrainingLoss(model, validation!.x, validation!.y, streamSeed(seed, 'held-out-loss', state.epoch));
         if (record.heldOutLoss <= state.bestTrainingLoss!) return 'target-loss';
         return state.epoch >= config.stage2.maxEpochs ? 'max-epochs' : null;
       },
@@ -131,7 +131,7 @@ export class Recipe {
       momentum: new MomentumAdjustor(config.momentum),
       streams: ['stage-2'],
       maxEpochs: chosen,
-      stopAfter: (_record, state) => (state.epoch >= chosen ? 'chosen-epochs' : null),
+      stopAfter: async (_record, state) => (state.epoch >= chosen ? 'chosen-epochs' : null),
     };
   }
 
