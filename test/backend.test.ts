@@ -71,7 +71,7 @@ describe('backends', () => {
     if (choice.name !== 'tensorflow') {
       assert.equal(choice.attempts[0]!.backend, 'tensorflow');
       assert.equal(choice.attempts[0]!.ok, false);
-      assert.match(choice.reason, /^auto chose wasm \(tensorflow: .*not installed/);
+      assert.match(choice.reason, /^auto chose (webgpu|wasm) \(tensorflow: .*not installed/);
     }
     assert.equal((await initBackend('cpu')).name, 'cpu');
     assert.equal((await initBackend('wasm')).reason, 'wasm was requested');

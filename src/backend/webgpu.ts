@@ -2,12 +2,12 @@ import * as tf from '@tensorflow/tfjs';
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { FgsmError } from '../core/errors.js';
 
 /**
  * The webgpu backend: @tensorflow/tfjs-backend-webgpu on Dawn's Node binding (npm `webgpu`), which runs on
- * Vulkan (Linux, Windows), Metal (macOS) or D3D12 (Windows). A software adapter (Mesa's lavapipe, SwiftShader)
- * is real WebGPU but a CPU, slower than wasm: it runs when asked for by name, never under `auto`.
+ * Vulkan (Linux, Windows), Metal (macOS) or D3D12 (Windows). `auto` takes a hardware adapter (whole runs work:
+ * every read on a run's path is asynchronous). A software adapter (Mesa's lavapipe, SwiftShader) is real WebGPU
+ * but a CPU, slower than wasm: it runs when asked for by name, never under `auto`.
  */
 
 /** What a result records about the adapter: enough to tell two GPUs, or two drivers of one GPU, apart. */
@@ -145,21 +145,8 @@ async function register(adapter: GPUAdapter): Promise<void> {
         maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
       },
     });
-    const backend = new WebGPUBackend(device, adapter.info);
-    // tfjs reads GPU data synchronously through an OffscreenCanvas, which Node lacks: say that, not "OffscreenCanvas is not defined"
-    const readSync = backend.readSync.bind(backend);
-    backend.readSync = (dataId) => {
-      try {
-        return readSync(dataId);
-      } catch (error) {
-        if (!(error instanceof ReferenceError)) throw error;
-        throw new FgsmError(
-          'the webgpu backend cannot read a tensor synchronously in Node (tfjs reads through a browser canvas)',
-          'this part of fgsm still reads tensors synchronously: run it with --backend wasm (or tensorflow)',
-        );
-      }
-    };
-    return backend;
+    // tfjs reads synchronously through an OffscreenCanvas, which Node lacks: fgsm reads with data() only (a test keeps it so)
+    return new WebGPUBackend(device, adapter.info);
   };
   tf.registerBackend('webgpu', factory, 0);
 }
@@ -174,14 +161,6 @@ export async function activateWebgpu(requested: 'auto' | 'webgpu'): Promise<Webg
     if (!('adapter' in found)) return found;
     const described = describeAdapter(found.adapter);
     if (requested === 'auto' && described.software) return refuseSoftware(described);
-    // until training and evaluation read tensors asynchronously, a run on webgpu stops at its first read
-    if (requested === 'auto') {
-      return {
-        ok: false,
-        detail: `${adapterLine(described)}: auto does not take webgpu yet (fgsm's training and evaluation read tensors synchronously, which WebGPU in Node cannot)`,
-        fix: 'none needed: auto goes on to wasm',
-      };
-    }
     await register(found.adapter);
     registered = described;
   }
