@@ -23,7 +23,7 @@ function ago(date: Date | null, now: number): string {
 }
 
 function stateText(run: RunOverview): string {
-  if (run.state === 'running') return `running (${describeOwner(run.lock).replace(/, last heartbeat.*$/, '')})`;
+  if (run.state === 'running') return `running (${describeOwner(run.lock.owner)})`;
   if (run.state === 'dead') return 'dead: no live process holds it (rerun to resume)';
   if (run.state === 'unknown') return 'running? (begun without run locks: cannot tell)';
   return run.message && run.state !== 'complete' ? `${run.state}: ${run.message}` : run.state;

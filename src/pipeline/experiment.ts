@@ -18,7 +18,7 @@ import { renderRunReport } from '../report/run-report.js';
 import { examplesFigure, weightsFigure } from '../results/figures.js';
 import { trainingCurveSvg } from '../results/plots.js';
 import { collectProvenance } from '../results/provenance.js';
-import { openChoicesOf, type ResultRecord } from '../results/record.js';
+import { invocationTimes, openChoicesOf, type ResultRecord } from '../results/record.js';
 import { latestUnfinishedRun, openRun, writeStatus } from '../results/run-dir.js';
 import type { RunLock } from '../results/run-lock.js';
 import { checkpointStepsPerEpoch, train, trainingSoFar, type EpochRecord, type TrainingSummary } from '../train/loop.js';
@@ -218,14 +218,11 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
       ...(await writeFigures(outDir, config, model, summary, evaluation)),
     ];
     const trainingSeconds = training.totalSeconds; // over every invocation, so throughput holds across resumes
-    const finished = new Date();
     const result: ResultRecord = {
       format: 'fgsm-result/1',
       experiment: config.name,
       runId: run.runId,
-      startedAt: started.toISOString(),
-      finishedAt: finished.toISOString(),
-      wallSeconds: (finished.getTime() - started.getTime()) / 1000,
+      ...invocationTimes(started),
       config,
       configHash: loaded.configHash,
       configFiles: loaded.files,

@@ -13,7 +13,7 @@ import { digest } from '../data/verify.js';
 import type { NamedModel } from '../eval/transfer.js';
 import { loadModel } from '../models/weights-io.js';
 import { collectProvenance } from '../results/provenance.js';
-import type { CrossRunResult, ResultRecord, UsedRun } from '../results/record.js';
+import { invocationTimes, type CrossRunResult, type ResultRecord, type UsedRun } from '../results/record.js';
 import { latestCompleteRun, latestUnfinishedRun, openRun, readStatus, writeStatus } from '../results/run-dir.js';
 import { loadForRun, runExperiment, type RunOptions } from './experiment.js';
 
@@ -165,14 +165,11 @@ export async function runOverRuns<R extends CrossRunResult>(
     const run = await openRun(options.resultsDir, config.name, hash, { fresh: true, seed: 0, identity: { data, backend: backend.name } });
     try {
       for (const [file, text] of Object.entries(measured.files)) writeFileAtomic(join(run.dir, file), text);
-      const finished = new Date();
       const record = {
         format,
         experiment: config.name,
         runId: run.runId,
-        startedAt: started.toISOString(),
-        finishedAt: finished.toISOString(),
-        wallSeconds: (finished.getTime() - started.getTime()) / 1000,
+        ...invocationTimes(started),
         config,
         configFiles: loaded.files,
         overrides: loaded.overrides,

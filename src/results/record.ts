@@ -174,3 +174,9 @@ export function openChoicesOf(config: Experiment): OpenChoices {
         : `${early.metric}${early.metric === 'adversarial-validation-error' ? ` (FGSM ε = ${early.epsilon})` : ''}, patience ${early.patience}, stage 2: ${config.training.stage2.mode}`,
   };
 }
+
+/** When a record's invocation ran: from `started` to now. */
+export function invocationTimes(started: Date): { startedAt: string; finishedAt: string; wallSeconds: number } {
+  const finished = new Date();
+  return { startedAt: started.toISOString(), finishedAt: finished.toISOString(), wallSeconds: (finished.getTime() - started.getTime()) / 1000 };
+}

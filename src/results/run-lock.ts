@@ -74,10 +74,14 @@ export function inspectLock(dir: string, timing: LockTiming = LOCK_TIMING, now =
   return { state: ownerGone || now - heartbeat.getTime() > timing.staleMs ? 'dead' : 'live', owner, heartbeat };
 }
 
-export function describeOwner(inspection: LockInspection, now = Date.now()): string {
-  const who = inspection.owner ? `pid ${inspection.owner.pid} on ${inspection.owner.host}, since ${inspection.owner.since}` : 'an unknown process';
+/** Who holds (or last held) a lock: "pid N on host, since …". */
+export function describeOwner(owner: LockOwner | null): string {
+  return owner ? `pid ${owner.pid} on ${owner.host}, since ${owner.since}` : 'an unknown process';
+}
+
+function describeLock(inspection: LockInspection, now = Date.now()): string {
   const beat = inspection.heartbeat ? `, last heartbeat ${Math.round((now - inspection.heartbeat.getTime()) / 1000)} s ago` : '';
-  return `${who}${beat}`;
+  return `${describeOwner(inspection.owner)}${beat}`;
 }
 
 interface WorkerReply {
@@ -116,7 +120,7 @@ export async function acquireRunLock(dir: string, timing: LockTiming = LOCK_TIMI
     await worker.terminate();
     if (reply.kind === 'busy') {
       throw new FgsmError(
-        `${dir} is in use by ${describeOwner(inspectLock(dir, timing))}`,
+        `${dir} is in use by ${describeLock(inspectLock(dir, timing))}`,
         'wait for that run to finish (`fgsm status` shows it), stop it, or pass --fresh to start a separate run',
       );
     }
