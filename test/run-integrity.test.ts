@@ -118,6 +118,9 @@ describe('run integrity', () => {
     const full = fgsm(['run', config, '--results-dir', results, '-q', '--set', 'training.epochs=1'], { FGSM_DATA_DIR: realDataDir() });
     assert.equal(full.status, 2, full.stderr + full.stdout);
     assert.match(full.stderr, /its checkpoint made \d+ minibatches per epoch in stage 1, this data makes 500 \(the MNIST files/);
+    assert.deepEqual(JSON.parse(readFileSync(join(folder, 'status.json'), 'utf8')), legacy, 'a refusal writes nothing into the run');
+    const again = fgsm(['run', config, '--results-dir', results, '-q', '--set', 'training.epochs=1'], { FGSM_DATA_DIR: realDataDir() });
+    assert.equal(again.status, 2, "refused again: the refusal did not record the other data as the run's own");
   });
 
   test('the same data resumes: a legacy run (no recorded identity) adopts this one', () => {

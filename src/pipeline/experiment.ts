@@ -21,7 +21,7 @@ import { collectProvenance } from '../results/provenance.js';
 import { invocationTimes, openChoicesOf, type ResultRecord } from '../results/record.js';
 import { latestUnfinishedRun, openRun, writeStatus } from '../results/run-dir.js';
 import type { RunLock } from '../results/run-lock.js';
-import { checkpointStepsPerEpoch, train, trainingSoFar, type EpochRecord, type TrainingSummary } from '../train/loop.js';
+import { train, trainingSoFar, type EpochRecord, type TrainingSummary } from '../train/loop.js';
 
 export interface RunOptions {
   overrides: string[];
@@ -122,27 +122,16 @@ function peekRun(resultsDir: string, experiment: string, configHash: string): Ru
   return { dir: join(resultsDir, experiment, unfinished), runId: unfinished, resumed: true, lock: null };
 }
 
-/**
- * Opens (claims and locks) the run folder; a run begun before runs recorded their identity is checked by what its
- * checkpoint shows: its minibatches per epoch must be this data's.
- */
+/** Opens (claims and locks) the run folder of this config, data and backend. */
 async function openRunFor(options: RunOptions, loaded: LoadedExperiment, data: DataIdentity, backend: string, splits: Splits): Promise<RunFolder> {
   const { config, configHash } = loaded;
-  const run = await openRun(options.resultsDir, config.name, configHash, { fresh: options.fresh, seed: config.seed, identity: { data, backend } });
-  const legacy = run.resumed && run.recorded === null ? checkpointStepsPerEpoch(join(run.dir, 'checkpoints')) : null;
-  if (legacy) {
-    const n = legacy.stage === 1 ? splits.train.n : splits.train.n + (splits.validation?.n ?? 0);
-    const expected = Math.ceil(n / config.training.batchSize);
-    if (legacy.steps !== expected) {
-      writeStatus(run.dir, 'interrupted', 'not resumed: other data');
-      await run.lock.release();
-      throw new FgsmError(
-        `cannot resume ${run.dir}: its checkpoint made ${legacy.steps} minibatches per epoch in stage ${legacy.stage}, this data makes ${expected} (${data.description}), and a run never mixes two datasets`,
-        'give it the data it was begun on again (the same --data-dir / FGSM_DATA_DIR), or pass --fresh to start a separate run',
-      );
-    }
-  }
-  return run;
+  const perEpoch = (n: number) => Math.ceil(n / config.training.batchSize);
+  return openRun(options.resultsDir, config.name, configHash, {
+    fresh: options.fresh,
+    seed: config.seed,
+    identity: { data, backend },
+    stepsPerEpoch: { 1: perEpoch(splits.train.n), 2: perEpoch(splits.train.n + (splits.validation?.n ?? 0)) },
+  });
 }
 
 /**

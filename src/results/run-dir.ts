@@ -6,6 +6,7 @@ import { fileSystemError } from '../core/fs-errors.js';
 import { FgsmError } from '../core/errors.js';
 import { dataIdentity, type Counts, type DataIdentity } from '../data/identity.js';
 import type { DataProvenance } from '../data/source.js';
+import { checkpointStepsPerEpoch } from '../train/loop.js';
 import { acquireRunLock, type LockTiming, type RunLock } from './run-lock.js';
 
 /**
@@ -39,8 +40,6 @@ export interface OpenRun {
   dir: string;
   runId: string;
   resumed: boolean;
-  /** The identity the folder recorded before this invocation; null for a new run or one begun before identities. */
-  recorded: RunIdentity | null;
   lock: RunLock;
 }
 
@@ -116,7 +115,23 @@ export interface OpenOptions {
   fresh: boolean;
   seed: number;
   identity: RunIdentity;
+  /**
+   * Minibatches per epoch this invocation's data makes in stage 1 and stage 2: a run begun before runs recorded
+   * their identity is checked by what its checkpoint shows instead (without them such a run is not resumed).
+   */
+  stepsPerEpoch?: Record<1 | 2, number>;
   lockTiming?: LockTiming;
+}
+
+/** For a run begun before identities were recorded: its checkpoint's minibatches per epoch must be this data's. */
+function legacyConflict(dir: string, options: OpenOptions): string | null {
+  const legacy = checkpointStepsPerEpoch(join(dir, 'checkpoints'));
+  if (!legacy) return null;
+  const expected = options.stepsPerEpoch?.[legacy.stage];
+  if (expected === undefined) return 'it was begun before runs recorded their data, and nothing here can check it';
+  return legacy.steps === expected
+    ? null
+    : `its checkpoint made ${legacy.steps} minibatches per epoch in stage ${legacy.stage}, this data makes ${expected} (${options.identity.data.description})`;
 }
 
 function sameIdentity(a: RunIdentity, b: RunIdentity): string | null {
@@ -136,21 +151,21 @@ export async function openRun(resultsDir: string, experiment: string, configHash
     const dir = join(experimentDir, unfinished);
     const lock = await acquireRunLock(dir, options.lockTiming);
     const recorded = readStatus(dir)?.identity ?? null;
-    const conflict = recorded && sameIdentity(recorded, options.identity);
+    const conflict = recorded ? sameIdentity(recorded, options.identity) : legacyConflict(dir, options);
     if (conflict) {
-      await lock.release();
+      await lock.release(); // nothing written: the run keeps what it recorded
       throw new FgsmError(
         `cannot resume ${dir}: ${conflict}, and a run never mixes two`,
-        `give it what it was begun on again (e.g. the same --data-dir / FGSM_DATA_DIR, --backend ${recorded.backend}), or pass --fresh to start a separate run`,
+        `give it what it was begun on again (e.g. the same --data-dir / FGSM_DATA_DIR${recorded ? `, --backend ${recorded.backend}` : ''}), or pass --fresh to start a separate run`,
       );
     }
     recordStart(dir, configHash, experiment, options);
-    return { dir, runId: unfinished, resumed: true, recorded, lock };
+    return { dir, runId: unfinished, resumed: true, lock };
   }
   const { dir, runId } = claimRunDir(experimentDir, configHash);
   const lock = await acquireRunLock(dir, options.lockTiming);
   recordStart(dir, configHash, experiment, options);
-  return { dir, runId, resumed: false, recorded: null, lock };
+  return { dir, runId, resumed: false, lock };
 }
 
 function recordStart(dir: string, configHash: string, experiment: string, options: OpenOptions): void {
