@@ -141,6 +141,30 @@ describe('run integrity', () => {
     );
   });
 
+  test('--backend naming another backend than the unfinished run was begun with says which run it leaves and how to resume it', () => {
+    const dir = tempDir();
+    const config = join(dir, 'tiny.yaml');
+    writeFileSync(config, SOFTMAX('  limit: { train: 500, validation: 200, test: 200 }'));
+    const results = join(dir, 'results');
+    assert.equal(fgsm(['run', config, '--results-dir', results, '-q'], offline(dir)).status, 0);
+    const begun = onlyRun(results).split('/').at(-1)!;
+    markInterrupted(join(results, 'tiny', begun));
+
+    const peek = fgsm(['peek', config, '--results-dir', results, '--backend', 'cpu'], offline(dir));
+    assert.equal(peek.status, 2, peek.stderr);
+    assert.match(
+      peek.stderr,
+      new RegExp(`the unfinished run ${begun} of tiny was begun with backend wasm, this invocation asks for cpu; --backend wasm finds it`),
+    );
+
+    const other = fgsm(['run', config, '--results-dir', results, '--backend', 'cpu'], offline(dir));
+    assert.equal(other.status, 0, other.stderr);
+    assert.match(other.stderr, new RegExp(`note: starting a new run: the unfinished run ${begun} of tiny was begun with backend wasm`));
+    assert.equal(readdirSync(join(results, 'tiny')).length, 2, 'the run begun on wasm is left as it was');
+    const same = fgsm(['run', config, '--results-dir', results, '--backend', 'wasm'], offline(dir));
+    assert.match(same.stderr, new RegExp(`resuming tiny → .*${begun}`));
+  });
+
   test('a sweep is a result of its own: other data or another grid never overwrites it', () => {
     const dir = tempDir();
     const config = join(dir, 'tiny.yaml');

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { initBackend, type BackendRequest } from '../backend/select.js';
-import { loadExperiment, type LoadedExperiment } from '../config/load.js';
-import type { Experiment } from '../config/schema.js';
+import { hashConfig, loadExperiment, type LoadedExperiment } from '../config/load.js';
+import { BackendChoice, type Experiment } from '../config/schema.js';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
 import { FgsmError, InterruptedError } from '../core/errors.js';
 import type { Progress } from '../core/progress.js';
@@ -111,27 +111,52 @@ interface RunFolder {
   lock: RunLock | null;
 }
 
-function peekRun(resultsDir: string, experiment: string, configHash: string): RunFolder {
-  const unfinished = latestUnfinishedRun(resultsDir, experiment, configHash);
+/**
+ * The backend is part of the config, so `--backend wasm` does not find a run begun with `backend: auto` (even one
+ * auto ran on wasm): the newest unfinished run of this config under another backend choice, to say so.
+ */
+function unfinishedUnderOtherBackend(resultsDir: string, config: Experiment): { backend: string; runId: string } | null {
+  for (const backend of BackendChoice.unwrap().options) {
+    if (backend === config.backend) continue;
+    const runId = latestUnfinishedRun(resultsDir, config.name, hashConfig({ ...config, backend }));
+    if (runId) return { backend, runId };
+  }
+  return null;
+}
+
+function otherBackendHint(resultsDir: string, config: Experiment): string {
+  const other = unfinishedUnderOtherBackend(resultsDir, config);
+  return other
+    ? `the unfinished run ${other.runId} of ${config.name} was begun with backend ${other.backend}, this invocation asks for ${config.backend}; ` +
+        `--backend ${other.backend} finds it`
+    : '';
+}
+
+function peekRun(resultsDir: string, config: Experiment, configHash: string): RunFolder {
+  const unfinished = latestUnfinishedRun(resultsDir, config.name, configHash);
   if (!unfinished) {
+    const hint = otherBackendHint(resultsDir, config);
     throw new FgsmError(
-      `no unfinished run of ${experiment} (config hash ${configHash}) under ${resultsDir}`,
-      'peek looks at a run that `fgsm run` started and has not finished',
+      `no unfinished run of ${config.name} (config hash ${configHash}) under ${resultsDir}`,
+      hint || 'peek looks at a run that `fgsm run` started and has not finished',
     );
   }
-  return { dir: join(resultsDir, experiment, unfinished), runId: unfinished, resumed: true, lock: null };
+  return { dir: join(resultsDir, config.name, unfinished), runId: unfinished, resumed: true, lock: null };
 }
 
 /** Opens (claims and locks) the run folder of this config, data and backend. */
 async function openRunFor(options: RunOptions, loaded: LoadedExperiment, data: DataIdentity, backend: string, splits: Splits): Promise<RunFolder> {
   const { config, configHash } = loaded;
   const perEpoch = (n: number) => Math.ceil(n / config.training.batchSize);
-  return openRun(options.resultsDir, config.name, configHash, {
+  const run = await openRun(options.resultsDir, config.name, configHash, {
     fresh: options.fresh,
     seed: config.seed,
     identity: { data, backend },
     stepsPerEpoch: { 1: perEpoch(splits.train.n), 2: perEpoch(splits.train.n + (splits.validation?.n ?? 0)) },
   });
+  const hint = run.resumed || options.fresh ? '' : otherBackendHint(options.resultsDir, config);
+  if (hint) options.progress.line(`note: starting a new run: ${hint} (stop this one to resume that)`);
+  return run;
 }
 
 /**
@@ -157,9 +182,7 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
   progress.line(`backend: ${backend.name} — ${backend.reason}; ${backend.detail}`);
 
   const data = dataIdentity(raw.provenance, countsOf(splits));
-  const run = options.peek
-    ? peekRun(options.resultsDir, config.name, loaded.configHash)
-    : await openRunFor(options, loaded, data, backend.name, splits);
+  const run = options.peek ? peekRun(options.resultsDir, config, loaded.configHash) : await openRunFor(options, loaded, data, backend.name, splits);
   const outDir = options.peek ? join(run.dir, 'provisional') : run.dir;
   const writing = (): void => run.lock?.assertHeld();
   progress.line(`${options.peek ? 'peeking at' : run.resumed ? 'resuming' : 'starting'} ${config.name} → ${run.dir}`);
