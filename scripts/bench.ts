@@ -8,7 +8,7 @@
  * steps. Every figure ends in a read of its result, so a GPU backend's queued work is counted (`--backend webgpu`).
  * `--units 1600` measures §6's larger maxout network. Data: FGSM_DATA_DIR, else the cache, else the embedded subset.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
 import { fastGradientSign } from '../src/attacks/fgsm.js';
 import { initBackend, type BackendRequest } from '../src/backend/select.js';

@@ -1,5 +1,7 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { describe, test } from 'node:test';
 import { initBackend } from '../src/backend/select.js';
 import { createProgress } from '../src/core/progress.js';
@@ -75,6 +77,26 @@ describe('backends', () => {
     }
     assert.equal((await initBackend('cpu')).name, 'cpu');
     assert.equal((await initBackend('wasm')).reason, 'wasm was requested');
+  });
+
+  test("tfjs-core's gradients and chained ops are registered (its Node build leaves them out; the umbrella bundled them)", async () => {
+    await initBackend('wasm');
+    const file = createRequire(import.meta.url).resolve('@tensorflow/tfjs-core/dist/register_all_gradients.js');
+    const kernels = [...readFileSync(file, 'utf8').matchAll(/from '\.\/gradients\/(\w+)_grad'/g)].map((m) => m[1]!);
+    assert.ok(kernels.length > 90, `${kernels.length} gradients listed in ${file}`);
+    assert.deepEqual(
+      kernels.filter((kernel) => !tf.getGradient(kernel)),
+      [],
+    );
+    // a chained op computes on the one engine: its tensor is a tf.Tensor, counted and disposed like any other
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      const x = tf.tensor1d([1, 2, 3]);
+      const part = (x as unknown as { slice(begin: number, size: number): tf.Tensor }).slice(1, 2);
+      assert.ok(part instanceof tf.Tensor);
+      assert.deepEqual(part.arraySync(), [2, 3]);
+    });
+    assert.equal(tf.memory().numTensors, before);
   });
 
   test('wasm on 2 threads starts the threaded build and trains to exactly the bits of one thread', async () => {

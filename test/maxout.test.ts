@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { fastGradientSign } from '../src/attacks/fgsm.js';
@@ -181,7 +181,7 @@ describe('training objectives (§6)', () => {
       // the clean rows of [x; x̃] get the masks of a pass over x alone; x̃'s rows are rows n..2n of the same masks
       const both = m.loss(m.logits(tf.concat([x, perturbed]), state), tf.concat([y, y]));
       const clean = tf.mean(m.loss(m.logits(x, state), y)).dataSync()[0]!;
-      const [j, jTilde] = [tf.mean(both.slice(0, n)).dataSync()[0]!, tf.mean(both.slice(n, n)).dataSync()[0]!];
+      const [j, jTilde] = [tf.mean(tf.slice(both, 0, n)).dataSync()[0]!, tf.mean(tf.slice(both, n, n)).dataSync()[0]!];
       assert.ok(Math.abs(j - clean) < 1e-5);
       assert.ok(Math.abs(objective.loss.dataSync()[0]! - (0.3 * j + 0.7 * jTilde)) < 1e-5);
 

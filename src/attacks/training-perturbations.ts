@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ObjectiveConfig } from '../config/schema.js';
 import { stream, streamSeed } from '../core/rng.js';
 import type { TrainingPerturbation } from '../train/objective.js';

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 /*
  * The operations whose best form depends on the backend (DESIGN.md, "Kernels per backend"): models call these

@@ -1,4 +1,5 @@
-import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-cpu'; // registers the cpu backend (the umbrella @tensorflow/tfjs did; fgsm depends on tfjs-core)
+import * as tf from '@tensorflow/tfjs-core';
 import { createRequire } from 'node:module';
 import { FgsmError } from '../core/errors.js';
 import { activateThreadedWasm, THREADED_WASM } from './wasm-threads.js';
@@ -45,12 +46,20 @@ export interface BackendOptions {
   wasmThreads?: number;
 }
 
+// tfjs-core's gradients and chained ops, which its Node build leaves out (see tfjs-core-registrations.js): every
+// path that computes loads this module first, since only it activates a backend
+try {
+  createRequire(import.meta.url)('./tfjs-core-registrations.cjs');
+} catch (error) {
+  throw new FgsmError(`tfjs-core's gradients are not built: ${(error as Error).message.split('\n')[0]!}`, 'build: npm run build');
+}
+
 const ORDER: BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
 const NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'];
 
 const TENSORFLOW_FIX =
   `npm install @tensorflow/tfjs-node-gpu@${tf.version_core} (CUDA 11.2 + cuDNN 8.1 on the library path) ` +
-  `or @tensorflow/tfjs-node@${tf.version_core} (CPU); the version must equal @tensorflow/tfjs's`;
+  `or @tensorflow/tfjs-node@${tf.version_core} (CPU); the version must equal @tensorflow/tfjs-core's`;
 
 async function loadTensorflow(): Promise<BackendAttempt> {
   const reasons: string[] = [];
@@ -64,7 +73,7 @@ async function loadTensorflow(): Promise<BackendAttempt> {
       continue;
     }
     if (!tf.findBackend('tensorflow')) {
-      reasons.push(`${name} loaded but registered no "tensorflow" backend with this @tensorflow/tfjs (two different tfjs versions installed?)`);
+      reasons.push(`${name} loaded but registered no "tensorflow" backend with this @tensorflow/tfjs-core (two different tfjs versions installed?)`);
       continue;
     }
     if (await tf.setBackend('tensorflow')) return { backend: 'tensorflow', ok: true, detail: name };
@@ -94,7 +103,7 @@ async function loadWasm(threads = 1): Promise<BackendAttempt> {
 
 async function loadCpu(): Promise<BackendAttempt> {
   return (await tf.setBackend('cpu'))
-    ? { backend: 'cpu', ok: true, detail: '@tensorflow/tfjs plain-JavaScript kernels (slow)' }
+    ? { backend: 'cpu', ok: true, detail: '@tensorflow/tfjs-backend-cpu plain-JavaScript kernels (slow)' }
     : { backend: 'cpu', ok: false, detail: 'the cpu backend failed to initialise' };
 }
 
@@ -153,8 +162,14 @@ export async function probeBackends(): Promise<{ attempts: BackendAttempt[]; aut
 
 export function installedTfjsVersions(): Record<string, string> {
   const require = createRequire(import.meta.url);
-  const versions: Record<string, string> = { '@tensorflow/tfjs': tf.version.tfjs, '@tensorflow/tfjs-core': tf.version_core };
-  for (const name of ['@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-backend-webgpu', 'webgpu', ...NODE_PACKAGES]) {
+  const versions: Record<string, string> = { '@tensorflow/tfjs-core': tf.version_core };
+  for (const name of [
+    '@tensorflow/tfjs-backend-cpu',
+    '@tensorflow/tfjs-backend-wasm',
+    '@tensorflow/tfjs-backend-webgpu',
+    'webgpu',
+    ...NODE_PACKAGES,
+  ]) {
     try {
       versions[name] = (require(`${name}/package.json`) as { version: string }).version;
     } catch {

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { fastGradientSign, type FgsmOptions } from '../attacks/fgsm.js';
 import { rubbishInputs } from '../attacks/rubbish.js';
 import type { AttackConfig } from '../config/schema.js';

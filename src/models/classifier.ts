@@ -1,4 +1,4 @@
-import type * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs-core';
 import type { Gradients } from './plain-matmul.js';
 
 /** A trainable tensor of a model; `role` decides whether weight decay and max-norm apply. */

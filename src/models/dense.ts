@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { stream } from '../core/rng.js';
 import type { Parameter } from './classifier.js';
 import { plainMatMul, type Gradients } from './plain-matmul.js';

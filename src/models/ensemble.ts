@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { FgsmError } from '../core/errors.js';
 import { EVALUATION, type Classifier, type ForwardState, type ModelSpec, type SoftmaxGradient } from './classifier.js';
 

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 /**
  * sign(x) ∈ {−1, 0, +1} exactly. tfjs-backend-wasm 4.22's Sign kernel returns 0 for |x| below about 1e-7

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 /*
  * Losses of models whose classes are independent yes/no outputs (Appendix A's sigmoid top, §7's RBF): each class

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { streamSeed } from '../core/rng.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
 import type { Classifier } from './classifier.js';

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { EVALUATION, type Classifier, type ForwardState, type ModelSpec, type Parameter, type SoftmaxGradient } from './classifier.js';
 import { DenseLayer } from './dense.js';
 

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { lastTiedPiece } from '../backend/kernels.js';
 import { streamSeed, stream } from '../core/rng.js';
 import {

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 /**
  * Which gradients of x·W a forward pass must support. An attack needs ∇ₓ only; training the first layer

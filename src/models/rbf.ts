@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { FgsmError } from '../core/errors.js';
 import { stream } from '../core/rng.js';
 import type { Split } from '../data/dataset.js';

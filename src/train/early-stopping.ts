@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { Classifier } from '../models/classifier.js';
 import type { TrainingState } from './state.js';
 

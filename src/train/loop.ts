@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingConfig } from '../config/schema.js';
 import { InterruptedError } from '../core/errors.js';
 import type { Progress } from '../core/progress.js';

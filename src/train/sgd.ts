@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { Parameter } from '../models/classifier.js';
 import { exactSign } from '../models/exact-sign.js';
 
