@@ -49,6 +49,20 @@ export function vulkanDrivers(): string[] {
   return dirs.flatMap((dir) => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')) : []));
 }
 
+/**
+ * Linux's device nodes through which a Vulkan driver reaches a GPU (DRM render nodes for Mesa's AMD and Intel
+ * drivers, NVIDIA's own, WSL2's). With none of them no hardware adapter can exist, so `auto` need not ask
+ * Dawn, whose probe of a software adapter prints warnings about its limits into every run's output.
+ */
+function gpuDeviceNodes(): string[] {
+  const dri = existsSync('/dev/dri')
+    ? readdirSync('/dev/dri')
+        .filter((f) => f.startsWith('renderD'))
+        .map((f) => `/dev/dri/${f}`)
+    : [];
+  return [...dri, ...['/dev/nvidia0', '/dev/nvidiactl', '/dev/dxg'].filter((path) => existsSync(path))];
+}
+
 const DRIVER_FIX =
   process.platform === 'linux'
     ? 'install the GPU driver with its Vulkan driver (NVIDIA: the proprietary driver; AMD/Intel: mesa-vulkan-drivers) and the Vulkan loader (Debian/Ubuntu: apt install libvulkan1); without a GPU, Mesa 25 lavapipe (bookworm-backports: mesa-vulkan-drivers) runs --backend webgpu on the CPU'
@@ -157,6 +171,14 @@ async function register(adapter: GPUAdapter): Promise<void> {
  */
 export async function activateWebgpu(requested: 'auto' | 'webgpu'): Promise<WebgpuProbe> {
   if (!registered) {
+    if (requested === 'auto' && process.platform === 'linux' && gpuDeviceNodes().length === 0) {
+      return {
+        ok: false,
+        detail:
+          'no GPU device (/dev/dri/renderD*, /dev/nvidia*, /dev/dxg): auto takes no CPU-emulated GPU, --backend webgpu runs on one if installed',
+        fix: DRIVER_FIX,
+      };
+    }
     const found = await requestAdapter();
     if (!('adapter' in found)) return found;
     const described = describeAdapter(found.adapter);

@@ -18,6 +18,7 @@ import { inspectDir } from '../data/verify.js';
 import { mirrorsFromEnv } from '../data/download.js';
 import { compareClaims, failedChecks, resolveRelativeChecks, unmeasuredClaims, withSeedMeans } from '../report/compare.js';
 import { latestResults } from '../report/collect.js';
+import { renderSideBySideCsv, renderSideBySideMarkdown, renderSideBySideTerminal, resultRecordsAt, sideBySide } from '../report/side-by-side.js';
 import { listRuns } from '../results/runs.js';
 import { describeRun, renderArray, renderRunTable } from './status.js';
 import { arrayOverviews } from './executors/slurm-state.js';
@@ -56,6 +57,12 @@ const EXPECTED_COUNT = 'expected a whole number ≥ 1 or "auto"';
 function parseCount(value: string): number {
   const n = countOrAuto(value);
   if (n === null) throw new InvalidArgumentError(`${EXPECTED_COUNT}, found "${value}"`);
+  return n;
+}
+
+function parseEpsilon(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`expected an ε ≥ 0, e.g. 0.25, found "${value}"`);
   return n;
 }
 
@@ -406,6 +413,26 @@ function program(): Command {
           if (unjudged.length) console.log(`not judged (no run here names them): ${unjudged.map((r) => r.id).join(', ')}`);
         }
       }
+    });
+
+  cli
+    .command('compare')
+    .description(
+      'runs side by side: the config keys they differ in, epochs, clean error, FGSM error at every ε with both softmax gradients, confidence on mistakes (an ablation table)',
+    )
+    .argument('<paths...>', 'run folders, their result.json (provisional ones too), or folders holding runs')
+    .option('--at <eps>', 'the ε of the confidence and saturation columns (default .25 where every run has it)', parseEpsilon)
+    .option('--markdown', 'print a Markdown table (for a README)', false)
+    .option('--csv <file>', 'also write the table as CSV')
+    .action((paths: string[], opts: { at?: number; markdown: boolean; csv?: string }) => {
+      const found = resultRecordsAt(paths.map((path) => resolve(path)));
+      const table = sideBySide(
+        found.map((f) => f.record),
+        opts.at,
+      );
+      if (opts.csv) writeFileAtomic(resolve(opts.csv), renderSideBySideCsv(table));
+      console.log(opts.markdown ? renderSideBySideMarkdown(table) : renderSideBySideTerminal(table));
+      if (opts.csv) console.log(`→ ${opts.csv}`);
     });
 
   cli

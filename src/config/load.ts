@@ -262,6 +262,17 @@ const LATER_KEYS: readonly { path: readonly string[]; value: Json }[] = [
   { path: ['model', 'top'], value: 'softmax' },
 ];
 
+/** A recorded config with every LATER_KEY it lacks (it was written before the key existed) at its original value. */
+export function withOriginalValues<T extends object>(config: T): T {
+  const completed = structuredClone(config) as unknown as JsonObject;
+  for (const { path, value } of LATER_KEYS) {
+    const parent = valueAt(completed, path.slice(0, -1));
+    const key = path.at(-1)!;
+    if (isObject(parent) && !(key in parent)) parent[key] = value;
+  }
+  return completed as unknown as T;
+}
+
 /** A short hash of the resolved config, blind to LATER_KEYS at their original values. */
 export function hashConfig(config: Experiment): string {
   const hashed = structuredClone(config) as unknown as JsonObject;

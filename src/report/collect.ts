@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { FgsmError } from '../core/errors.js';
 import type { ClaimSource } from '../results/record.js';
 
-function findResultFiles(dir: string, depth: number): string[] {
+/** The result.json files under `dir`, up to `depth` folders deep (checkpoints and hidden folders skipped). */
+export function findResultFiles(dir: string, depth: number): string[] {
   if (depth < 0) return [];
   const found: string[] = [];
   for (const entry of readdirSync(dir)) {
