@@ -3,14 +3,10 @@ import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
-import { tempDir } from './helpers.js';
+import { BIN, fgsmCli, tempDir } from './helpers.js';
 
-const BIN = join(process.cwd(), 'bin', 'fgsm.js');
-
-function fgsm(args: string[], cwd = process.cwd(), env: NodeJS.ProcessEnv = {}, options: SpawnSyncOptions = {}) {
-  const out = spawnSync(process.execPath, [BIN, ...args], { ...options, cwd, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0', ...env } });
-  return { status: out.status, stdout: String(out.stdout), stderr: String(out.stderr) };
-}
+const fgsm = (args: string[], cwd = process.cwd(), env: NodeJS.ProcessEnv = {}, options: SpawnSyncOptions = {}) =>
+  fgsmCli(args, env, { ...options, cwd });
 
 const SMALL = (name: string, extra = '') => `name: ${name}
 seed: 3

@@ -1,45 +1,31 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { ResultRecord } from '../src/results/record.js';
-import { tempDir } from './helpers.js';
+import { fgsmCli, tempDir, tinySoftmaxYaml } from './helpers.js';
 
-const BIN = join(process.cwd(), 'bin', 'fgsm.js');
-
-function fgsm(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const out = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0', ...env } });
-  return { status: out.status, stdout: out.stdout, stderr: out.stderr };
-}
-
-const CONFIG = `name: tiny
-seed: 5
-backend: wasm
-data:
-  source: embedded
-  limit: { train: 500, validation: 200, test: 200 }
-model:
-  kind: softmax
-training:
-  epochs: 2
-  earlyStopping: { metric: validation-error, patience: 5 }
-attack:
-  epsilons: [0.1, 0.25]
-evaluation:
-  figureExamples: 0
-claims: []
-`;
+const fgsm = fgsmCli;
 
 const pct = (v: number): string => (100 * v).toFixed(2);
 
 describe('fgsm compare', () => {
   const dir = tempDir();
   const config = join(dir, 'tiny.yaml');
-  writeFileSync(config, CONFIG);
+  writeFileSync(config, tinySoftmaxYaml('tiny', 'seed: 5'));
   const results = join(dir, 'results');
   for (const rate of ['0.1', '0.01']) {
-    const run = fgsm(['run', config, '--results-dir', results, '-q', '--set', `training.learningRate.initial=${rate}`]);
+    const run = fgsm([
+      'run',
+      config,
+      '--results-dir',
+      results,
+      '-q',
+      '--set',
+      `training.learningRate.initial=${rate}`,
+      '--set',
+      'attack.epsilons=[0.1, 0.25]',
+    ]);
     assert.equal(run.status, 0, run.stderr);
   }
   const runs = readdirSync(join(results, 'tiny')).map((id) => join(results, 'tiny', id));

@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
@@ -10,14 +9,9 @@ import { buildModel } from '../src/models/build.js';
 import type { Classifier } from '../src/models/classifier.js';
 import { EnsembleClassifier } from '../src/models/ensemble.js';
 import { assignParameters } from '../src/models/weights-io.js';
-import { model, randomImages, realDataDir, SMALL_MAXOUT, tempDir, useWasm, tinySoftmaxYaml } from './helpers.js';
+import { fgsmCli, model, randomImages, realDataDir, SMALL_MAXOUT, tempDir, useWasm, tinySoftmaxYaml } from './helpers.js';
 
-const BIN = join(process.cwd(), 'bin', 'fgsm.js');
-
-function fgsm(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const out = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0', ...env } });
-  return { status: out.status, stdout: out.stdout, stderr: out.stderr };
-}
+const fgsm = fgsmCli;
 
 /** Softmax regression over 3 classes that looks at pixels 0 and 1 only: z = x₀·w0 + x₁·w1 + b. */
 function tinySoftmax(w0: number[], w1: number[], b: number[]): Classifier {

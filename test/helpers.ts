@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,15 @@ import type { Classifier, ModelSpec } from '../src/models/classifier.js';
 /** The backend the tests run on: wasm, as on the CI machine. */
 export async function useWasm(): Promise<void> {
   await initBackend('wasm');
+}
+
+/** The CLI as a user runs it. */
+export const BIN = join(process.cwd(), 'bin', 'fgsm.js');
+
+/** `fgsm ARGS` in a child process, without colour; its exit status and output. */
+export function fgsmCli(args: string[], env: NodeJS.ProcessEnv = {}, options: SpawnSyncOptions = {}) {
+  const out = spawnSync(process.execPath, [BIN, ...args], { ...options, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0', ...env } });
+  return { status: out.status, stdout: out.stdout as string, stderr: out.stderr as string };
 }
 
 export function tempDir(prefix = 'fgsm-test-'): string {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -9,16 +9,11 @@ import { dataIdentity } from '../src/data/identity.js';
 import { openRun, type RunIdentity } from '../src/results/run-dir.js';
 import { acquireRunLock, inspectLock, type LockTiming } from '../src/results/run-lock.js';
 import { listRuns } from '../src/results/runs.js';
-import { realDataDir, tempDir } from './helpers.js';
+import { BIN, fgsmCli, realDataDir, tempDir } from './helpers.js';
 
-const BIN = join(process.cwd(), 'bin', 'fgsm.js');
+const fgsm = fgsmCli;
 const FAST: LockTiming = { staleMs: 2000, updateMs: 1000 };
 const LOCK_MODULE = join(process.cwd(), 'dist', 'src', 'results', 'run-lock.js');
-
-function fgsm(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const out = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0', ...env } });
-  return { status: out.status, stdout: out.stdout, stderr: out.stderr };
-}
 
 /** Neither a data directory nor a cache nor a reachable mirror: `source: auto` falls back to the embedded subset. */
 function offline(dir: string): NodeJS.ProcessEnv {
