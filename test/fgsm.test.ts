@@ -6,7 +6,7 @@ import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
 import { createProgress } from '../src/core/progress.js';
 import { evaluate } from '../src/eval/evaluate.js';
 import type { Classifier } from '../src/models/classifier.js';
-import { exactSign } from '../src/models/exact-sign.js';
+import { exactSign } from '../src/backend/kernels.js';
 import { float64LossGradient, lossOf, model, randomImages, randomLabels, useWasm } from './helpers.js';
 
 const untargeted: FgsmOptions = { epsilons: [0.25], clip: null, labels: 'true', target: null };

@@ -6,8 +6,8 @@ import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
 import { buildModel } from '../src/models/build.js';
 import type { Classifier, ModelSpec } from '../src/models/classifier.js';
 import { stream } from '../src/core/rng.js';
-import { dropoutMask, maxoutUnits } from '../src/models/maxout.js';
-import { plainMatMul } from '../src/models/plain-matmul.js';
+import { dropoutMask } from '../src/models/maxout.js';
+import { denseMatMul, maxoutUnits } from '../src/backend/kernels.js';
 import { minibatchObjective } from '../src/train/objective.js';
 import { MomentumSgd } from '../src/train/sgd.js';
 import { model, randomImages, randomLabels, useWasm } from './helpers.js';
@@ -28,12 +28,12 @@ describe('plain matMul gradient variants', () => {
       const w = tf.randomUniform([50, 7], -1, 1, 'float32', 2) as tf.Tensor2D;
       const dy = tf.randomUniform([13, 7], -1, 1, 'float32', 3);
       const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.matMul(a, b), dy)))([x, w]);
-      const inputOnly = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(plainMatMul(a as tf.Tensor2D, w, 'input'), dy)))(x);
-      const weightsOnly = tf.grad((b: tf.Tensor) => tf.sum(tf.mul(plainMatMul(x, b as tf.Tensor2D, 'parameters'), dy)))(w);
+      const inputOnly = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(denseMatMul(a as tf.Tensor2D, w, 'input'), dy)))(x);
+      const weightsOnly = tf.grad((b: tf.Tensor) => tf.sum(tf.mul(denseMatMul(x, b as tf.Tensor2D, 'parameters'), dy)))(w);
       assert.ok(maxDifference(inputOnly, dx!) < 1e-5);
       assert.ok(maxDifference(weightsOnly, dw!) < 1e-5);
       // the other operand is a constant to the tape: its gradient is zero, not computed
-      const none = tf.grad((b: tf.Tensor) => tf.add(tf.sum(tf.mul(plainMatMul(x, w, 'input'), dy)), tf.sum(b)))(w);
+      const none = tf.grad((b: tf.Tensor) => tf.add(tf.sum(tf.mul(denseMatMul(x, w, 'input'), dy)), tf.sum(b)))(w);
       assert.equal(tf.max(tf.abs(tf.sub(none, 1))).dataSync()[0], 0);
     });
   });

@@ -6,25 +6,25 @@ import { before, describe, test } from 'node:test';
 import { initBackend } from '../src/backend/select.js';
 import type { SoftmaxGradient } from '../src/models/classifier.js';
 import { softmaxCrossEntropy } from '../src/models/linear.js';
-import { plainMatMul } from '../src/models/plain-matmul.js';
+import { denseMatMul } from '../src/backend/kernels.js';
 import { loadModel, saveModel } from '../src/models/weights-io.js';
 import { float64LossGradient, lossOf, model, randomImages, randomLabels, tempDir, useWasm } from './helpers.js';
 
 describe('models', () => {
   before(useWasm);
 
-  test('plainMatMul has the values and gradients of tf.matMul', () => {
+  test('denseMatMul has the values and gradients of tf.matMul', () => {
     const x = tf.randomUniform([37, 784], 0, 1, 'float32', 1) as tf.Tensor2D;
     const w = tf.randomUniform([784, 10], -1, 1, 'float32', 2) as tf.Tensor2D;
     const dy = tf.randomUniform([37, 10], -1, 1, 'float32', 3) as tf.Tensor2D;
-    const f = (op: typeof plainMatMul) => (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(op(a as tf.Tensor2D, b as tf.Tensor2D), dy));
-    const ours = tf.grads(f(plainMatMul))([x, w]);
+    const f = (op: typeof denseMatMul) => (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(op(a as tf.Tensor2D, b as tf.Tensor2D), dy));
+    const ours = tf.grads(f(denseMatMul))([x, w]);
     const theirs = tf.grads(f((a, b) => tf.matMul(a, b)))([x, w]);
     for (let i = 0; i < 2; i++) {
       const diff = tf.max(tf.abs(tf.sub(ours[i]!, theirs[i]!))).dataSync()[0]!;
       assert.ok(diff < 1e-4, `gradient ${i}: max difference ${diff}`);
     }
-    assert.ok(tf.max(tf.abs(tf.sub(plainMatMul(x, w), tf.matMul(x, w)))).dataSync()[0]! < 1e-4);
+    assert.ok(tf.max(tf.abs(tf.sub(denseMatMul(x, w), tf.matMul(x, w)))).dataSync()[0]! < 1e-4);
     tf.dispose([x, w, dy, ...ours, ...theirs]);
   });
 

@@ -10,7 +10,7 @@ import { initBackend, type BackendName } from '../src/backend/select.js';
 import { probeWebgpu } from '../src/backend/webgpu.js';
 import type { Classifier } from '../src/models/classifier.js';
 import type { ResultRecord } from '../src/results/record.js';
-import { maxoutUnits } from '../src/models/maxout.js';
+import { maxoutUnits } from '../src/backend/kernels.js';
 import { minibatchObjective } from '../src/train/objective.js';
 import { MomentumSgd } from '../src/train/sgd.js';
 import { model, randomImages, randomLabels, tempDir } from './helpers.js';

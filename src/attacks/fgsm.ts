@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FgsmError } from '../core/errors.js';
 import { EVALUATION, type Classifier, type SoftmaxGradient } from '../models/classifier.js';
-import { exactSign } from '../models/exact-sign.js';
+import { exactSign } from '../backend/kernels.js';
 
 export interface FgsmOptions {
   /** Every ε to produce an adversarial batch for; one gradient serves them all. */

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { Gradients } from './plain-matmul.js';
+import type { Gradients } from '../backend/kernels.js';
 
 /** A trainable tensor of a model; `role` decides whether weight decay and max-norm apply. */
 export interface Parameter {
@@ -64,7 +64,7 @@ export type ModelSpec =
 /**
  * The network state of one forward pass. `dropoutSeed`: null for the deterministic (evaluation) network, or
  * the seed the dropout masks are drawn from (the same seed gives the same masks, row by row). `gradients`:
- * which gradients the pass must support (see plainMatMul).
+ * which gradients the pass must support (see denseMatMul).
  */
 export interface ForwardState {
   dropoutSeed: number | null;

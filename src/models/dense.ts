@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { stream } from '../core/rng.js';
 import type { Parameter } from './classifier.js';
-import { plainMatMul, type Gradients } from './plain-matmul.js';
+import { denseMatMul, type Gradients } from '../backend/kernels.js';
 
 /** Rescales each column of `w` (the weights into one output) down to L2 norm `maxNorm` where larger. */
 export function applyMaxColumnNorm(w: tf.Variable, maxNorm: number): void {
@@ -54,7 +54,7 @@ export class DenseLayer {
   }
 
   apply(x: tf.Tensor2D, gradients: Gradients): tf.Tensor2D {
-    return tf.add(plainMatMul(x, this.w, gradients), this.b);
+    return tf.add(denseMatMul(x, this.w, gradients), this.b);
   }
 
   constrain(): void {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { lastTiedPiece } from '../backend/kernels.js';
+import { maxoutUnits } from '../backend/kernels.js';
 import { streamSeed, stream } from '../core/rng.js';
 import {
   EVALUATION,
@@ -24,35 +24,6 @@ type MaxoutSpec = Extract<ModelSpec, { kind: 'maxout' }>;
 export function dropoutMask(rows: number, width: number, keep: number, scale: number, seed: number): Float32Array {
   return stream(seed).fillBernoulli(new Float32Array(rows * width), keep, scale, 0);
 }
-
-/**
- * h_u = max_p z[:, p·units + u]: the maxout units of pre-activations z whose `pieces` blocks of columns are the
- * pieces. The gradient goes to the piece at the maximum, on a tie to the last one (see lastTiedPiece).
- *
- * Written for speed on wasm, where tf.maximum, the comparisons and tf.max's gradient are scalar C++ loops
- * (a chain of tf.maximum over tf.split's blocks, with its gradient, took 3.7 ms on 100 × 1200) while
- * max-pooling, Sub, Mul and Step run vectorised (about 1 ms): the forward pass is a 1 × pieces max-pool over
- * z seen as [n, 1, pieces, units], and the pieces at the maximum are those where step(max − z) is 0. Step is
- * exact there (step(1e-40) = 1), unlike wasm's Sign, which rounds |x| < 1e-7 to 0.
- */
-export const maxoutUnits = (z: tf.Tensor2D, pieces: number): tf.Tensor2D => {
-  const [n, width] = z.shape;
-  const units = width / pieces;
-  return tf.customGrad<tf.Tensor2D>((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [preActivations, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-    const blocks = tf.reshape(preActivations, [n, 1, pieces, units]) as tf.Tensor4D;
-    const max = tf.reshape(tf.maxPool(blocks, [1, pieces], [1, pieces], 'valid'), [n, units]) as tf.Tensor2D;
-    save([preActivations, max]);
-    return {
-      value: max,
-      gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
-        const [zs, maxs] = saved as [tf.Tensor2D, tf.Tensor2D];
-        const atMax = tf.sub(1, tf.step(tf.sub(tf.reshape(maxs, [n, 1, units]), tf.reshape(zs, [n, pieces, units])))) as tf.Tensor3D;
-        return tf.reshape(tf.mul(lastTiedPiece(atMax), tf.reshape(dy, [n, 1, units])), [n, width]);
-      },
-    };
-  })(z);
-};
 
 /**
  * The maxout network of Goodfellow et al. (2013) as §4 and §6 use it on MNIST: 784 → maxout(240, 5) →

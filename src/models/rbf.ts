@@ -5,7 +5,7 @@ import type { Split } from '../data/dataset.js';
 import { EVALUATION, type Classifier, type ForwardState, type ModelSpec, type Parameter, type RbfSpec, type SoftmaxGradient } from './classifier.js';
 import { expDistanceCrossEntropy } from './independent-outputs.js';
 import { softmaxCrossEntropy } from './linear.js';
-import { plainMatMul } from './plain-matmul.js';
+import { denseMatMul } from '../backend/kernels.js';
 
 type RbfModelSpec = Extract<ModelSpec, { kind: 'rbf' }>;
 
@@ -50,7 +50,7 @@ export function initialCentres(spec: RbfModelSpec, train: Split | null, seed: nu
  *
  * a = f(ρ) for a free parameter ρ: exp(ρ), softplus(ρ), or ρ itself kept ≥ 0 by constrain() (projected SGD).
  *
- * d is expanded as (x∘x)·a − 2x·(a∘μ) + Σ_f a∘μ∘μ: two [n × inputSize]·[inputSize × K] products (plainMatMul) instead
+ * d is expanded as (x∘x)·a − 2x·(a∘μ) + Σ_f a∘μ∘μ: two [n × inputSize]·[inputSize × K] products (denseMatMul) instead
  * of an [n × K × inputSize] difference tensor. Rounding can leave d a hair below 0, so it is floored at 0.
  */
 export class RbfNetwork implements Classifier {
@@ -90,8 +90,8 @@ export class RbfNetwork implements Classifier {
       const a = this.precisions();
       const aMu = tf.mul(a, this.centres) as tf.Tensor2D;
       const constant = tf.sum(tf.mul(aMu, this.centres), 0, true);
-      const quadratic = plainMatMul(tf.square(x), a, state.gradients);
-      const cross = plainMatMul(x, aMu, state.gradients);
+      const quadratic = denseMatMul(tf.square(x), a, state.gradients);
+      const cross = denseMatMul(x, aMu, state.gradients);
       return tf.relu(tf.add(tf.sub(quadratic, tf.mul(cross, 2)), constant)) as tf.Tensor2D;
     });
   }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Parameter } from '../models/classifier.js';
-import { exactSign } from '../models/exact-sign.js';
+import { exactSign } from '../backend/kernels.js';
 
 export interface Penalties {
   /** L2: λ·θ added to the gradient of every weight (not biases). */
