@@ -151,8 +151,10 @@ const ObjectiveSchema = z
       epsilon,
       gradientState: z
         .enum(['deterministic', 'clean-mask', 'independent-mask'])
-        .default('deterministic')
-        .describe("the network while ∇ₓJ is taken: without dropout, with the clean term's dropout masks, or with masks of its own"),
+        .default('clean-mask')
+        .describe(
+          "the network while ∇ₓJ is taken: without dropout, with the clean term's dropout masks (the default: it reproduces §6, see results/gradient-states/), or with masks of its own",
+        ),
       gradient: lossGradient.describe(
         "the softmax gradient while ∇ₓJ is taken for x̃ (see attack.gradient); the parameters' gradient is the standard one either way",
       ),
