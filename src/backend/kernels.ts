@@ -21,8 +21,8 @@ interface GradientForms {
 /*
  * wasm: tfjs's matMul with transposeA / transposeB runs on a scalar loop about six to ten times slower than a
  * plain matMul (measured: 47 ms vs 8 ms for 10000×784 · 784×10), so the transposes are explicit and every
- * matMul plain: dX = (W · dYᵀ)ᵀ, dW = Xᵀ · dY. The cpu backend keeps the same forms (one set of numbers for the
- * two CPU backends).
+ * matMul plain: dX = (W · dYᵀ)ᵀ, dW = Xᵀ · dY. The threaded wasm build and the cpu backend keep the same forms
+ * (one set of numbers on every CPU backend and thread count).
  */
 const PLAIN: GradientForms = {
   input: (dy, w) => tf.transpose(tf.matMul(w, tf.transpose(dy))) as tf.Tensor2D,
@@ -39,7 +39,10 @@ const TRANSPOSED_OPERANDS: GradientForms = {
   weights: (dy, x) => tf.matMul(x, dy, true, false),
 };
 
-const gradientForms = (): GradientForms => (tf.getBackend() === 'wasm' || tf.getBackend() === 'cpu' ? PLAIN : TRANSPOSED_OPERANDS);
+/** The backends that read a transposed operand in place; every other (wasm, its threaded build, cpu) gets PLAIN. */
+const IN_PLACE_TRANSPOSE = new Set(['webgpu', 'tensorflow']);
+
+const gradientForms = (): GradientForms => (IN_PLACE_TRANSPOSE.has(tf.getBackend()) ? TRANSPOSED_OPERANDS : PLAIN);
 
 /**
  * x·W with the gradients `gradients` asks for, in the form fastest on the backend. An operand that is not an
