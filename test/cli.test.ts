@@ -137,6 +137,14 @@ describe('fgsm CLI end to end', () => {
     );
   });
 
+  test('--dry-run without --executor slurm is refused before any work: it would have trained', () => {
+    const { config, results } = longRun('dry', 1);
+    const out = fgsm(['run', config, '--results-dir', results, '--dry-run']);
+    assert.equal(out.status, 2, out.stderr);
+    assert.match(out.stderr, /--dry-run shows what --executor slurm would submit; these runs would execute in-process/);
+    assert.ok(!existsSync(results), 'nothing was written');
+  });
+
   test('a bad config fails before any work with every problem and its line', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'bad.yaml'), SMALL('bad').replace('epochs: 3', 'epochs: 0').replace('kind: softmax', 'kind: softmax\n  depth: 2'));

@@ -250,6 +250,10 @@ function program(): Command {
       options,
     );
     const engine = flags.executor ?? (flags.jobs > 1 && tasks.length > 1 ? 'local' : 'in-process');
+    if (flags.dryRun && engine !== 'slurm') {
+      // it would have trained: a dry run must never do what it says it will not
+      throw new FgsmError(`--dry-run shows what --executor slurm would submit; these runs would execute ${engine}`, 'add --executor slurm');
+    }
     if (engine === 'slurm' && overRuns.length) {
       throw new FgsmError(
         `${overRuns.join(', ')}: an experiment over other runs cannot wait for a job array`,
