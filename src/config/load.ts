@@ -262,24 +262,26 @@ const LATER_KEYS: readonly { path: readonly string[]; value: Json }[] = [
   { path: ['model', 'top'], value: 'softmax' },
 ];
 
+/** Where each LATER_KEY sits in `config` (its parent object, which may lack the key) and its original value. */
+function laterKeySlots(config: JsonObject): { parent: JsonObject; key: string; value: Json }[] {
+  return LATER_KEYS.flatMap(({ path, value }) => {
+    const parent = valueAt(config, path.slice(0, -1));
+    return isObject(parent) ? [{ parent, key: path.at(-1)!, value }] : [];
+  });
+}
+
 /** A recorded config with every LATER_KEY it lacks (it was written before the key existed) at its original value. */
 export function withOriginalValues<T extends object>(config: T): T {
   const completed = structuredClone(config) as unknown as JsonObject;
-  for (const { path, value } of LATER_KEYS) {
-    const parent = valueAt(completed, path.slice(0, -1));
-    const key = path.at(-1)!;
-    if (isObject(parent) && !(key in parent)) parent[key] = value;
-  }
+  for (const { parent, key, value } of laterKeySlots(completed)) if (!(key in parent)) parent[key] = value;
   return completed as unknown as T;
 }
 
 /** A short hash of the resolved config, blind to LATER_KEYS at their original values. */
 export function hashConfig(config: Experiment): string {
   const hashed = structuredClone(config) as unknown as JsonObject;
-  for (const { path, value } of LATER_KEYS) {
-    const parent = valueAt(hashed, path.slice(0, -1));
-    const key = path.at(-1)!;
-    if (isObject(parent) && key in parent && canonicalJson(parent[key]) === canonicalJson(value)) delete parent[key];
+  for (const { parent, key, value } of laterKeySlots(hashed)) {
+    if (key in parent && canonicalJson(parent[key]) === canonicalJson(value)) delete parent[key];
   }
   return createHash('sha256').update(canonicalJson(hashed)).digest('hex').slice(0, 12);
 }

@@ -15,6 +15,15 @@ export function findResultFiles(dir: string, depth: number): string[] {
   return found;
 }
 
+/** A result.json file's record (of whatever format); a file that is not JSON is an error naming it. */
+export function readRecord(file: string): ClaimSource {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as ClaimSource;
+  } catch (error) {
+    throw new FgsmError(`${file}: not valid JSON (${(error as Error).message})`);
+  }
+}
+
 const FORMATS: readonly string[] = ['fgsm-result/1', 'fgsm-transfer/1', 'fgsm-agreement/1', 'fgsm-ensemble/1'] satisfies ClaimSource['format'][];
 
 /** The newest complete result of every experiment and seed (runs and experiments over runs) under `dir`, up to 4 deep. */
@@ -22,12 +31,7 @@ export function latestResults(dir: string): ClaimSource[] {
   if (!existsSync(dir)) throw new FgsmError(`${dir}: no such directory`, 'run an experiment first: fgsm run configs/paper/softmax.yaml');
   const latest = new Map<string, ClaimSource>();
   for (const file of findResultFiles(dir, 4)) {
-    let record: ClaimSource;
-    try {
-      record = JSON.parse(readFileSync(file, 'utf8')) as ClaimSource;
-    } catch (error) {
-      throw new FgsmError(`${file}: not valid JSON (${(error as Error).message})`);
-    }
+    const record = readRecord(file);
     if (!FORMATS.includes(record.format)) continue;
     const key = `${record.experiment}#${record.seed}`;
     const known = latest.get(key);

@@ -1,11 +1,11 @@
 import chalk from 'chalk';
 import Table from 'cli-table3';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { withOriginalValues } from '../config/load.js';
 import { FgsmError } from '../core/errors.js';
 import { dataIdentity } from '../data/identity.js';
 import { fgsmByGradient, type ResultRecord } from '../results/record.js';
-import { findResultFiles } from './collect.js';
+import { findResultFiles, readRecord } from './collect.js';
 
 /**
  * Runs side by side (`fgsm compare`): the config keys in which they differ, and what each measured (how long
@@ -48,12 +48,7 @@ export function resultRecordsAt(paths: string[]): { file: string; record: Result
     return statSync(path).isDirectory() ? findResultFiles(path, 5) : [path];
   });
   const found = files.flatMap((file) => {
-    let record: ResultRecord;
-    try {
-      record = JSON.parse(readFileSync(file, 'utf8')) as ResultRecord;
-    } catch (error) {
-      throw new FgsmError(`${file}: not valid JSON (${(error as Error).message})`);
-    }
+    const record = readRecord(file);
     return record.format === 'fgsm-result/1' ? [{ file, record }] : [];
   });
   if (found.length === 0) {
