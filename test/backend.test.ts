@@ -34,8 +34,8 @@ function parametersAfterAdversarialSteps(): Float32Array[] {
   for (let step = 0; step < 5; step++) {
     tf.tidy(() => {
       const [x, y] = [tf.tensor2d(images, [100, 784]), tf.tensor1d(labels, 'int32')];
-      const perturbed = adversarial.perturb(network, x, y, step);
-      const { grads } = tf.variableGrads(() => minibatchObjective(network, x, y, perturbed, adversarial, step).loss, variables);
+      const perturbed = adversarial.perturb(network, x, y, [step]);
+      const { grads } = tf.variableGrads(() => minibatchObjective(network, x, y, perturbed, adversarial, [step]).loss, variables);
       optimizer.apply(grads, 0.1, 0.5);
       network.constrain();
     });

@@ -186,7 +186,7 @@ describe('fastGradientSign', () => {
       tf.tidy(() => {
         const objective = { kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState: 'deterministic', gradient } as const;
         return trainingPerturbation(objective)!
-          .perturb(m, tf.tensor2d(x, [N, 784]), tf.tensor1d(predicted, 'int32'), 1)
+          .perturb(m, tf.tensor2d(x, [N, 784]), tf.tensor1d(predicted, 'int32'), [1])
           .dataSync();
       });
     assert.deepEqual(xTilde('stable'), attack(m, x, predicted, { ...untargeted, gradient: 'stable' }).adversarial[0]);

@@ -172,11 +172,11 @@ describe('training objectives (§6)', () => {
     tf.tidy(() => {
       const x = tf.tensor2d(xs, [n, 784]);
       const y = tf.tensor1d(ys, 'int32');
-      const perturbed = adversarial.perturb(m, x, y, seed);
+      const perturbed = adversarial.perturb(m, x, y, [seed]);
       const expectedX = fastGradientSign(m, x, y, { epsilons: [0.25], clip: null, labels: 'true', target: null }).adversarial[0]!;
       assert.deepEqual(values(perturbed), values(expectedX));
 
-      const objective = minibatchObjective(m, x, y, perturbed, adversarial, seed);
+      const objective = minibatchObjective(m, x, y, perturbed, adversarial, [seed]);
       const state = { dropoutSeed: seed, gradients: 'both' } as const;
       // the clean rows of [x; x̃] get the masks of a pass over x alone; x̃'s rows are rows n..2n of the same masks
       const both = m.loss(m.logits(tf.concat([x, perturbed]), state), tf.concat([y, y]));
@@ -187,9 +187,9 @@ describe('training objectives (§6)', () => {
 
       // ∇θ of J̃ equals ∇θ of the same expression with x̃ fed in as plain data
       const variables = m.parameters.map((p) => p.variable);
-      const ours = tf.variableGrads(() => minibatchObjective(m, x, y, adversarial.perturb(m, x, y, seed), adversarial, seed).loss, variables).grads;
+      const ours = tf.variableGrads(() => minibatchObjective(m, x, y, adversarial.perturb(m, x, y, [seed]), adversarial, [seed]).loss, variables).grads;
       const constant = tf.tensor2d(perturbed.dataSync() as Float32Array, [n, 784]);
-      const reference = tf.variableGrads(() => minibatchObjective(m, x, y, constant, adversarial, seed).loss, variables).grads;
+      const reference = tf.variableGrads(() => minibatchObjective(m, x, y, constant, adversarial, [seed]).loss, variables).grads;
       for (const name of Object.keys(reference)) assert.ok(maxDifference(ours[name]!, reference[name]!) < 1e-6, name);
     });
     m.dispose();
@@ -202,7 +202,7 @@ describe('training objectives (§6)', () => {
       const x = tf.tensor2d(xs, [n, 784]);
       const y = tf.tensor1d(ys, 'int32');
       const xTilde = (gradientState: 'deterministic' | 'clean-mask' | 'independent-mask') =>
-        values(trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState, gradient: 'standard' })!.perturb(m, x, y, 9));
+        values(trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState, gradient: 'standard' })!.perturb(m, x, y, [9]));
       const withCleanMask = fastGradientSign(m, x, y, { epsilons: [0.25], clip: null, labels: 'true', target: null, dropoutSeed: 9 }).adversarial[0]!;
       assert.deepEqual(xTilde('clean-mask'), values(withCleanMask));
       assert.notDeepEqual(xTilde('independent-mask'), xTilde('clean-mask'));
@@ -217,18 +217,18 @@ describe('training objectives (§6)', () => {
       const x = tf.tensor2d(xs, [n, 784]);
       const y = tf.tensor1d(ys, 'int32');
       const sign = trainingPerturbation({ kind: 'noise', distribution: 'sign', epsilon: 0.25, mixing: 'replace', alpha: 0.5 })!;
-      const noise = values(tf.sub(sign.perturb(m, x, y, 1), x));
+      const noise = values(tf.sub(sign.perturb(m, x, y, [1]), x));
       assert.ok(noise.every((v) => Math.abs(Math.abs(v) - 0.25) < 1e-6));
       assert.ok(Math.abs(noise.filter((v) => v > 0).length / noise.length - 0.5) < 0.03);
-      assert.notDeepEqual(values(sign.perturb(m, x, y, 2)), values(sign.perturb(m, x, y, 1)));
+      assert.notDeepEqual(values(sign.perturb(m, x, y, [2])), values(sign.perturb(m, x, y, [1])));
       const uniform = trainingPerturbation({ kind: 'noise', distribution: 'uniform', epsilon: 0.25, mixing: 'alpha-mix', alpha: 0.5 })!;
-      const u = values(tf.sub(uniform.perturb(m, x, y, 1), x));
+      const u = values(tf.sub(uniform.perturb(m, x, y, [1]), x));
       assert.ok(u.every((v) => Math.abs(v) <= 0.25 + 1e-6) && Math.max(...u.map(Math.abs)) > 0.2);
       assert.equal(uniform.mixing, 'alpha-mix');
 
       // replace trains on x + noise only
-      const noisy = sign.perturb(m, x, y, 1);
-      const replaced = minibatchObjective(m, x, y, noisy, sign, 3).loss.dataSync()[0]!;
+      const noisy = sign.perturb(m, x, y, [1]);
+      const replaced = minibatchObjective(m, x, y, noisy, sign, [3]).loss.dataSync()[0]!;
       const direct = tf.mean(m.loss(m.logits(noisy, { dropoutSeed: 3, gradients: 'both' }), y)).dataSync()[0]!;
       assert.ok(Math.abs(replaced - direct) < 1e-6);
     });

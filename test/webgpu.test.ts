@@ -67,8 +67,8 @@ async function parametersAfterSteps(steps: number): Promise<Float32Array[]> {
   for (let step = 0; step < steps; step++) {
     tf.tidy(() => {
       const [x, y] = [tf.tensor2d(images, [32, 784]), tf.tensor1d(labels, 'int32')];
-      const perturbed = adversarial.perturb(network, x, y, step);
-      const { grads } = tf.variableGrads(() => minibatchObjective(network, x, y, perturbed, adversarial, step).loss, variables);
+      const perturbed = adversarial.perturb(network, x, y, [step]);
+      const { grads } = tf.variableGrads(() => minibatchObjective(network, x, y, perturbed, adversarial, [step]).loss, variables);
       optimizer.apply(grads, 0.1, 0.5);
       network.constrain();
     });

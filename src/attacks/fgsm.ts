@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FgsmError } from '../core/errors.js';
-import { EVALUATION, type Classifier, type SoftmaxGradient } from '../models/classifier.js';
+import { EVALUATION, type Classifier, type ForwardState, type SoftmaxGradient } from '../models/classifier.js';
 import { exactSign } from '../backend/kernels.js';
 
 export interface FgsmOptions {
@@ -18,9 +18,10 @@ export interface FgsmOptions {
   target: null | 'next' | 'least-likely' | number;
   /**
    * The network state while ∇ₓJ is taken: null or absent for the deterministic network (evaluation); a seed
-   * for the training state with dropout masks drawn from it (adversarial training's gradient-state option).
+   * for the training state with dropout masks drawn from it (adversarial training's gradient-state option); one
+   * per network for stacked seeds (see MaxoutNetwork).
    */
-  dropoutSeed?: number | null;
+  dropoutSeed?: ForwardState['dropoutSeed'];
   /**
    * How J's gradient with respect to the logits is computed (default standard, as the frameworks and the paper's
    * Theano did): see SoftmaxGradient. Where p_y rounds to 1 in float32 the two give different directions.

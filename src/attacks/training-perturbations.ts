@@ -17,10 +17,12 @@ function adversarialExamples(objective: Adversarial): TrainingPerturbation {
   return {
     mixing: 'alpha-mix',
     alpha: objective.alpha,
-    perturb: (model, x, y, dropoutSeed) => {
-      const gradientSeed = { deterministic: null, 'clean-mask': dropoutSeed, 'independent-mask': streamSeed(dropoutSeed, 'gradient-state') }[
-        objective.gradientState
-      ];
+    perturb: (model, x, y, dropoutSeeds) => {
+      const gradientSeed = {
+        deterministic: null,
+        'clean-mask': dropoutSeeds,
+        'independent-mask': dropoutSeeds.map((seed) => streamSeed(seed, 'gradient-state')),
+      }[objective.gradientState];
       const { adversarial, direction } = fastGradientSign(model, x, y, {
         epsilons: [objective.epsilon],
         clip: null,
@@ -42,11 +44,16 @@ function noisyExamples(objective: Noise): TrainingPerturbation {
   return {
     mixing: objective.mixing,
     alpha: objective.alpha,
-    perturb: (_model, x, _y, dropoutSeed) => {
-      const rng = stream(dropoutSeed, 'noise');
+    perturb: (_model, x, _y, dropoutSeeds) => {
+      // each stacked network's rows get the noise its seed alone would draw
+      const perNetwork = x.size / dropoutSeeds.length;
       const noise = new Float32Array(x.size);
-      if (objective.distribution === 'sign') rng.fillBernoulli(noise, 0.5, epsilon, -epsilon);
-      else rng.fillUniform(noise, -epsilon, epsilon);
+      dropoutSeeds.forEach((seed, i) => {
+        const rng = stream(seed, 'noise');
+        const rows = noise.subarray(i * perNetwork, (i + 1) * perNetwork);
+        if (objective.distribution === 'sign') rng.fillBernoulli(rows, 0.5, epsilon, -epsilon);
+        else rng.fillUniform(rows, -epsilon, epsilon);
+      });
       return tf.tidy(() => tf.add(x, tf.tensor2d(noise, x.shape)));
     },
   };

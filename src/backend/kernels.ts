@@ -12,11 +12,20 @@ import * as tf from '@tensorflow/tfjs-core';
  */
 export type Gradients = 'input' | 'parameters' | 'both';
 
+/**
+ * x·W in its two shapes: one network ([n, in]·[in, out]) or stacked seeds, one network per leading index
+ * ([seeds, n, in]·[seeds, in, out], a batched matMul).
+ */
+type Operand = tf.Tensor2D | tf.Tensor3D;
+
 /** How the two gradients of Y = X·W are computed from dY: dX = dY·Wᵀ, dW = Xᵀ·dY. */
 interface GradientForms {
-  input: (dy: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
-  weights: (dy: tf.Tensor2D, x: tf.Tensor2D) => tf.Tensor2D;
+  input: (dy: Operand, w: Operand) => Operand;
+  weights: (dy: Operand, x: Operand) => Operand;
 }
+
+/** Swaps the last two axes (the transpose of each seed's matrix). */
+const transposed = (t: Operand): Operand => (t.rank === 2 ? tf.transpose(t) : tf.transpose(t, [0, 2, 1]));
 
 /*
  * wasm: tfjs's matMul with transposeA / transposeB runs on a scalar loop about six to ten times slower than a
@@ -25,8 +34,8 @@ interface GradientForms {
  * (one set of numbers on every CPU backend and thread count).
  */
 const PLAIN: GradientForms = {
-  input: (dy, w) => tf.transpose(tf.matMul(w, tf.transpose(dy))) as tf.Tensor2D,
-  weights: (dy, x) => tf.matMul(tf.transpose(x), dy),
+  input: (dy, w) => transposed(tf.matMul(w, transposed(dy))),
+  weights: (dy, x) => tf.matMul(transposed(x), dy),
 };
 
 /*
@@ -45,36 +54,37 @@ const IN_PLACE_TRANSPOSE = new Set(['webgpu', 'tensorflow']);
 const gradientForms = (): GradientForms => (IN_PLACE_TRANSPOSE.has(tf.getBackend()) ? TRANSPOSED_OPERANDS : PLAIN);
 
 /**
- * x·W with the gradients `gradients` asks for, in the form fastest on the backend. An operand that is not an
- * input of the custom gradient is a constant to the tape (nested kernels are not recorded), so no gradient is
- * computed for it; it goes through save(), since tfjs disposes a forward pass's intermediates unless saved.
+ * x·W with the gradients `gradients` asks for, in the form fastest on the backend; x and W both [n, in] and
+ * [in, out], or both stacked ([seeds, n, in], [seeds, in, out]). An operand that is not an input of the custom
+ * gradient is a constant to the tape (nested kernels are not recorded), so no gradient is computed for it; it
+ * goes through save(), since tfjs disposes a forward pass's intermediates unless saved.
  */
-export function denseMatMul(x: tf.Tensor2D, w: tf.Tensor2D, gradients: Gradients = 'both'): tf.Tensor2D {
+export function denseMatMul<T extends Operand>(x: T, w: T, gradients: Gradients = 'both'): T {
   const forms = gradientForms();
   if (gradients === 'both') {
-    return tf.customGrad<tf.Tensor2D>((...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => {
-      const [xs, ws, save] = inputs as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+    return tf.customGrad<T>((...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [xs, ws, save] = inputs as [T, T, tf.GradSaveFunc];
       save([xs, ws]);
       return {
-        value: tf.matMul(xs, ws) as tf.Tensor2D,
-        gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
-          const [savedX, savedW] = saved as [tf.Tensor2D, tf.Tensor2D];
+        value: tf.matMul(xs, ws) as T,
+        gradFunc: (dy: T, saved: tf.Tensor[]) => {
+          const [savedX, savedW] = saved as [T, T];
           return [forms.input(dy, savedW), forms.weights(dy, savedX)];
         },
       };
     })(x, w);
   }
   if (gradients === 'input') {
-    return tf.customGrad<tf.Tensor2D>((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-      const [input, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    return tf.customGrad<T>((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [input, save] = args as [T, tf.GradSaveFunc];
       save([w]);
-      return { value: tf.matMul(input, w), gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => forms.input(dy, saved[0] as tf.Tensor2D) };
+      return { value: tf.matMul(input, w) as T, gradFunc: (dy: T, saved: tf.Tensor[]) => forms.input(dy, saved[0] as T) };
     })(x);
   }
-  return tf.customGrad<tf.Tensor2D>((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [weights, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+  return tf.customGrad<T>((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [weights, save] = args as [T, tf.GradSaveFunc];
     save([x]);
-    return { value: tf.matMul(x, weights), gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => forms.weights(dy, saved[0] as tf.Tensor2D) };
+    return { value: tf.matMul(x, weights) as T, gradFunc: (dy: T, saved: tf.Tensor[]) => forms.weights(dy, saved[0] as T) };
   })(w);
 }
 

@@ -63,11 +63,12 @@ export type ModelSpec =
 
 /**
  * The network state of one forward pass. `dropoutSeed`: null for the deterministic (evaluation) network, or
- * the seed the dropout masks are drawn from (the same seed gives the same masks, row by row). `gradients`:
- * which gradients the pass must support (see denseMatMul).
+ * the seed the dropout masks are drawn from (the same seed gives the same masks, row by row); for a network of
+ * stacked seeds, one such seed per stacked network, each for its own group of rows. `gradients`: which gradients
+ * the pass must support (see denseMatMul).
  */
 export interface ForwardState {
-  dropoutSeed: number | null;
+  dropoutSeed: number | readonly number[] | null;
   gradients: Gradients;
 }
 

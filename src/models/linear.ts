@@ -48,7 +48,7 @@ abstract class LinearClassifier implements Classifier {
     initRange: number,
     seed: number,
   ) {
-    this.layer = new DenseLayer('', 1, [spec.inputSize, outputs], initRange, seed, spec.maxColumnNorm);
+    this.layer = new DenseLayer('', 1, [spec.inputSize, outputs], initRange, [seed], spec.maxColumnNorm);
     this.parameters = this.layer.parameters;
   }
 

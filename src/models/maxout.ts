@@ -33,34 +33,47 @@ export function dropoutMask(rows: number, width: number, keep: number, scale: nu
  * Each maxout layer is one dense layer with units × pieces columns. Column p·units + u is piece p of unit u
  * (pieces are contiguous blocks, not interleaved); see maxoutUnits. Which column serves which piece is a naming
  * choice: initialisation and max-norm treat every column alike.
+ *
+ * Given a list of seeds, it is that many networks stacked on a leading seed axis (see DenseLayer), trained
+ * together where the backend gains from fewer, larger dispatches: the rows of x are grouped by seed, and a
+ * training-state pass takes one dropout seed per network.
  */
 export class MaxoutNetwork implements Classifier {
   readonly parameters: readonly Parameter[];
+  /** How many networks are stacked: 1 unless built from a list of seeds. */
+  readonly lanes: number;
   private readonly hidden: DenseLayer[];
   private readonly output: DenseLayer;
 
   constructor(
     readonly spec: MaxoutSpec,
     initRange: number,
-    seed: number,
+    seed: number | readonly number[],
   ) {
+    const seeds = typeof seed === 'number' ? [seed] : seed;
+    this.lanes = seeds.length;
     let width = spec.inputSize;
     this.hidden = spec.layers.map((layer: MaxoutLayerSpec, i) => {
-      const dense = new DenseLayer(String(i + 1), i + 1, [width, layer.units * layer.pieces], initRange, seed, spec.maxColumnNorm);
+      const dense = new DenseLayer(String(i + 1), i + 1, [width, layer.units * layer.pieces], initRange, seeds, spec.maxColumnNorm);
       width = layer.units;
       return dense;
     });
     const top = spec.layers.length + 1;
-    this.output = new DenseLayer(String(top), top, [width, spec.classes.length], initRange, seed, spec.maxColumnNorm);
+    this.output = new DenseLayer(String(top), top, [width, spec.classes.length], initRange, seeds, spec.maxColumnNorm);
     this.parameters = [...this.hidden, this.output].flatMap((layer) => layer.parameters);
   }
 
   logits(x: tf.Tensor2D, state: ForwardState = EVALUATION): tf.Tensor2D {
     const dropout = state.dropoutSeed === null ? null : this.spec.dropout;
+    const seeds = typeof state.dropoutSeed === 'number' ? [state.dropoutSeed] : state.dropoutSeed;
+    if (seeds && seeds.length !== this.lanes) throw new Error(`${seeds.length} dropout seeds for ${this.lanes} stacked networks`);
     const drop = (h: tf.Tensor2D, layer: number, keep: number, scale: number): tf.Tensor2D => {
       if (!dropout) return h;
       const [rows, width] = h.shape;
-      return tf.mul(h, tf.tensor2d(dropoutMask(rows, width, keep, scale, streamSeed(state.dropoutSeed!, 'dropout', layer)), [rows, width]));
+      const perSeed = (rows / this.lanes) * width;
+      const mask = new Float32Array(rows * width);
+      seeds!.forEach((seed, i) => mask.set(dropoutMask(rows / this.lanes, width, keep, scale, streamSeed(seed, 'dropout', layer)), i * perSeed));
+      return tf.mul(h, tf.tensor2d(mask, [rows, width]));
     };
     let h = dropout ? drop(x, 0, dropout.inputKeep, dropout.inputScale) : x;
     this.hidden.forEach((layer, i) => {

@@ -15,79 +15,141 @@ import type { EpochRecord, TrainingState } from './state.js';
 const READ_EVERY = 20;
 
 export interface EpochContext {
+  /** The network trained: one, or several seeds stacked (MaxoutNetwork with lanes; one lane per seed). */
   model: Classifier;
   config: TrainingConfig;
-  seed: number;
   perturbation: TrainingPerturbation | null;
   optimizer: MomentumSgd;
   progress: Progress;
+  /**
+   * Called after a lane's last minibatch of the epoch, before the steps of longer lanes go on (stacked seeds: the
+   * lane's parameters are taken out there; later steps leave its rows idle but still pass through its network).
+   */
+  laneDone?: (lane: number) => void;
+}
+
+/** One lane's part of an epoch: its seed's training, in its own stage, order, schedule and random streams. */
+export interface LaneEpoch {
+  seed: number;
+  stage: Stage;
+  state: TrainingState;
 }
 
 /**
- * One pass over the stage's split in a fresh seeded order: per minibatch x̃ (if any), the objective's gradient,
- * the update and the max-norm constraint. Advances `state.step`; returns the epoch's record (training figures
- * only: the stage monitors the rest).
+ * One epoch of each lane (null: an idle lane, whose network is stacked but not trained now): a pass over the
+ * lane's stage's split in a fresh seeded order, per minibatch x̃ (if any), the objective's gradient, the update
+ * and the max-norm constraint. Every lane's minibatches, dropout masks, learning rate and momentum are those of
+ * its seed trained alone; lanes with fewer minibatches idle on zero rows once done. Advances each state's step;
+ * returns each lane's record (training figures only: the stage monitors the rest), null for idle lanes.
  */
-export async function trainEpoch(context: EpochContext, stage: Stage, state: TrainingState, epoch: number): Promise<EpochRecord> {
-  const { model, config, seed, perturbation, optimizer, progress } = context;
-  const split = stage.split;
-  const order = stream(seed, 'shuffle', ...stage.streams, epoch).permutation(split.n);
-  const batches = Math.ceil(split.n / config.batchSize);
-  const momentum = stage.momentum.at(epoch);
+export async function trainEpoch(context: EpochContext, lanes: readonly (LaneEpoch | null)[]): Promise<(EpochRecord | null)[]> {
+  const { model, config, perturbation, optimizer, progress } = context;
+  const batchSize = config.batchSize;
+  const plans = lanes.map((lane) => {
+    if (!lane) return null;
+    const epoch = lane.state.epoch + 1;
+    const { split, streams } = lane.stage;
+    return {
+      ...lane,
+      epoch,
+      order: stream(lane.seed, 'shuffle', ...streams, epoch).permutation(split.n),
+      batches: Math.ceil(split.n / batchSize),
+      momentum: lane.stage.momentum.at(epoch),
+      learningRate: lane.stage.learningRate.at(lane.state.step),
+      tally: new Tally(`stage ${lane.state.stage} epoch ${epoch}`, Math.ceil(split.n / batchSize), lane.state.step),
+    };
+  });
+  const stacked = lanes.length > 1;
+  const steps = Math.max(...plans.map((plan) => plan?.batches ?? 0));
+  if (stacked && plans.some((plan) => plan && plan.stage.split.n % batchSize !== 0))
+    throw new Error(`stacked seeds train whole minibatches only: a split of ${plans.find((p) => p && p.stage.split.n % batchSize)!.stage.split.n} in batches of ${batchSize}`);
   const variables = model.parameters.map((p) => p.variable);
-  const where = `stage ${state.stage} epoch ${epoch}`;
-  const tally = new Tally(where, batches, state.step);
-  let learningRate = stage.learningRate.at(state.step);
-  progress.start(batches, where);
+  const idle = stacked ? { x: new Float32Array(batchSize * IMAGE_SIZE), y: new Int32Array(batchSize), n: batchSize } : null;
+  const active = plans.filter((plan) => plan !== null);
+  progress.start(steps, active.map((plan) => `${stacked ? `seed ${plan.seed} ` : ''}stage ${plan.state.stage} epoch ${plan.epoch}`).join(', '));
   try {
-    for (let b = 0; b < batches; b++) {
-      const batch = gatherBatch(split, order, b * config.batchSize, Math.min(split.n, (b + 1) * config.batchSize));
-      learningRate = stage.learningRate.at(state.step);
-      const dropoutSeed = streamSeed(seed, 'step', ...stage.streams, epoch, b);
-      const { loss, wrong } = tf.tidy(() => {
-        const x = tf.tensor2d(batch.x, [batch.n, IMAGE_SIZE]);
-        const y = tf.tensor1d(batch.y, 'int32');
+    for (let b = 0; b < steps; b++) {
+      const training = plans.map((plan) => (plan && b < plan.batches ? plan : null));
+      const batches = training.map((plan) =>
+        plan ? gatherBatch(plan.stage.split, plan.order, b * batchSize, Math.min(plan.stage.split.n, (b + 1) * batchSize)) : idle!,
+      );
+      const dropoutSeeds = training.map((plan) => (plan ? streamSeed(plan.seed, 'step', ...plan.stage.streams, plan.epoch, b) : 0));
+      for (const plan of training) if (plan) plan.learningRate = plan.stage.learningRate.at(plan.state.step);
+      const { losses, wrong } = tf.tidy(() => {
+        const x = tf.tensor2d(concatenated(batches.map((batch) => batch.x)), [batches.reduce((n, batch) => n + batch.n, 0), IMAGE_SIZE]);
+        const y = tf.tensor1d(concatenated(batches.map((batch) => batch.y)), 'int32');
         // x̃ is computed outside the objective's tape: a constant, no gradient flows through it
-        const perturbed = perturbation ? perturbation.perturb(model, x, y, dropoutSeed) : null;
-        let misclassified: tf.Scalar | null = null;
-        const { value, grads } = tf.variableGrads(() => {
-          const objective = minibatchObjective(model, x, y, perturbed, perturbation, dropoutSeed);
-          misclassified = tf.keep(objective.misclassified); // leaves variableGrads' scope; returned from this one
+        const perturbed = perturbation ? perturbation.perturb(model, x, y, dropoutSeeds) : null;
+        let misclassified: tf.Tensor1D | null = null;
+        let networkLosses: tf.Tensor1D | null = null;
+        const { grads } = tf.variableGrads(() => {
+          const objective = minibatchObjective(model, x, y, perturbed, perturbation, dropoutSeeds);
+          misclassified = tf.keep(objective.misclassified); // leave variableGrads' scope; returned from this one
+          networkLosses = tf.keep(objective.networkLosses);
           return objective.loss;
         }, variables);
-        optimizer.apply(grads, learningRate, momentum);
+        // idle lanes: no step (their parameters are put back before they train again)
+        const perLane = (value: (plan: NonNullable<(typeof training)[number]>) => number): number | tf.Tensor =>
+          stacked ? tf.tensor3d(training.map((plan) => (plan ? value(plan) : 0)), [lanes.length, 1, 1]) : value(training[0]!);
+        optimizer.apply(grads, perLane((plan) => plan.learningRate), perLane((plan) => plan.momentum));
         model.constrain();
-        return { loss: value, wrong: misclassified! };
+        return { losses: networkLosses!, wrong: misclassified! };
       });
-      tally.add(loss, wrong, batch.n);
-      state.step++;
-      if (b % READ_EVERY === 0 || b === batches - 1) {
-        await tally.read();
-        progress.update(b + 1, `loss ${(tally.lossSum / tally.examples).toFixed(4)}`);
+      let read: Promise<void>[] = [];
+      training.forEach((plan, lane) => {
+        if (!plan) return;
+        plan.tally.add(losses, wrong, lane, batches[lane]!.n);
+        plan.state.step++;
+        if (b % READ_EVERY === 0 || b === plan.batches - 1) read.push(plan.tally.read());
+        if (b === plan.batches - 1) context.laneDone?.(lane);
+      });
+      tf.dispose([losses, wrong]);
+      if (read.length > 0) {
+        await Promise.all(read);
+        const running = active.reduce((sum, plan) => sum + plan.tally.lossSum / Math.max(1, plan.tally.examples), 0) / active.length;
+        progress.update(b + 1, `loss ${running.toFixed(4)}`);
       }
+      read = [];
     }
   } finally {
-    tally.dispose();
+    for (const plan of active) plan.tally.dispose();
   }
   progress.stop();
-  return {
-    stage: state.stage,
-    epoch,
-    learningRate,
-    momentum,
-    trainLoss: tally.lossSum / split.n,
-    trainError: tally.errors / split.n,
-    validationError: null,
-    adversarialValidationError: null,
-    heldOutLoss: null,
-    seconds: 0,
-  };
+  return plans.map((plan) =>
+    plan
+      ? {
+          stage: plan.state.stage,
+          epoch: plan.epoch,
+          learningRate: plan.learningRate,
+          momentum: plan.momentum,
+          trainLoss: plan.tally.lossSum / plan.stage.split.n,
+          trainError: plan.tally.errors / plan.stage.split.n,
+          validationError: null,
+          adversarialValidationError: null,
+          heldOutLoss: null,
+          seconds: 0,
+        }
+      : null,
+  );
+}
+
+/** The arrays one after another in one array (no copy for one). */
+function concatenated<T extends Float32Array | Int32Array>(parts: T[]): T {
+  if (parts.length === 1) return parts[0]!;
+  const all = new (parts[0]!.constructor as new (n: number) => T)(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.length;
+  }
+  return all;
 }
 
 /**
- * The epoch's loss sum and error count. Each minibatch's loss and error count stay on the device until `read`,
- * which fetches all of them since the last read in one transfer (a read waits for every queued step), then sums
- * them on the host in float64, minibatch by minibatch: the same sums, to the bit, as reading every minibatch.
+ * One lane's loss sum and error count over its epoch. Each minibatch's losses and error counts (one per lane)
+ * stay on the device until `read`, which fetches all of them since the last read in one transfer (a read waits
+ * for every queued step), then sums the lane's on the host in float64, minibatch by minibatch: the same sums, to
+ * the bit, as reading every minibatch.
  */
 class Tally {
   lossSum = 0;
@@ -95,7 +157,7 @@ class Tally {
   examples = 0;
   /** Minibatches read so far. */
   private done = 0;
-  private pending: { loss: tf.Scalar; wrong: tf.Scalar; n: number }[] = [];
+  private pending: { losses: tf.Tensor1D; wrong: tf.Tensor1D; lane: number; n: number }[] = [];
 
   constructor(
     private readonly where: string,
@@ -104,9 +166,9 @@ class Tally {
     private readonly stepsBefore: number,
   ) {}
 
-  /** Takes over the minibatch's loss and error count. */
-  add(loss: tf.Scalar, wrong: tf.Scalar, n: number): void {
-    this.pending.push({ loss, wrong, n });
+  /** Keeps the minibatch's per-lane losses and error counts (its own reference: the caller disposes its own). */
+  add(losses: tf.Tensor1D, wrong: tf.Tensor1D, lane: number, n: number): void {
+    this.pending.push({ losses: tf.clone(losses), wrong: tf.clone(wrong), lane, n });
   }
 
   /**
@@ -114,7 +176,7 @@ class Tally {
    * asynchronously (WebGPU in Node has no synchronous read); the steps queued before it are its only wait.
    */
   async read(): Promise<void> {
-    const stacked = tf.tidy(() => tf.stack(this.pending.flatMap((p) => [p.loss, p.wrong])));
+    const stacked = tf.tidy(() => tf.stack(this.pending.flatMap((p) => [tf.gather(p.losses, p.lane), tf.gather(p.wrong, p.lane)])));
     let values: Float32Array;
     try {
       values = (await stacked.data()) as Float32Array;
@@ -139,7 +201,7 @@ class Tally {
   }
 
   dispose(): void {
-    tf.dispose(this.pending.flatMap((p) => [p.loss, p.wrong]));
+    tf.dispose(this.pending.flatMap((p) => [p.losses, p.wrong]));
     this.pending = [];
   }
 }

@@ -7,7 +7,8 @@ import type { Classifier } from '../models/classifier.js';
 import { assignParameters } from '../models/weights-io.js';
 import { loadCheckpoint, readCheckpointState, saveCheckpoint } from './checkpoint.js';
 import { SaveBest } from './early-stopping.js';
-import { trainEpoch } from './epoch.js';
+import { trainEpoch, type EpochContext } from './epoch.js';
+import { StackedSeeds } from './stacked-seeds.js';
 import type { TrainingPerturbation } from './objective.js';
 import { MomentumSgd } from './sgd.js';
 import { Recipe } from './stages.js';
@@ -70,81 +71,147 @@ export interface TrainOptions {
  * resumes to the same result.
  */
 export async function train(options: TrainOptions): Promise<TrainingSummary> {
-  const { model, config, progress } = options;
-  const started = Date.now();
-  const optimizer = new MomentumSgd(model.parameters, config);
-  const best = new SaveBest(model);
-  let state = freshState();
-  let resumedFromEpoch: TrainingSummary['resumedFromEpoch'] = null;
-  try {
-    const recipe = new Recipe({ ...options, best, optimizer });
-    const checkpoint = options.checkpointDir ? loadCheckpoint<TrainingState>(options.checkpointDir) : null;
-    if (checkpoint) {
-      const { params, velocity, best: bestSoFar } = checkpoint.tensors;
-      assignParameters(model, params, 'checkpoint');
-      for (const [name, v] of optimizer.velocities) v.assign(velocity[name]!);
-      for (const [name, v] of best.copies) v.assign(bestSoFar[name]!);
-      tf.dispose([params, velocity, bestSoFar].flatMap(Object.values));
-      state = checkpoint.state;
-      resumedFromEpoch = { stage: state.stage, epoch: state.epoch };
-      progress.line(`resuming from the checkpoint after stage ${state.stage} epoch ${state.epoch} (step ${state.step})`);
-    }
-    while (!recipe.finished(state)) {
-      if (state.stoppedBy !== null) progress.line(recipe.enterStage2(state));
-      await epoch(options, recipe, state, optimizer, best);
-    }
+  return (await trainLanes([options], null))[0]!;
+}
 
-    let chosenEpoch = state.stage1?.epochs ?? state.epoch;
-    if (recipe.validating && recipe.secondStage === 'none' && config.earlyStopping.keepBest && state.bestEpoch !== null) {
-      best.restore();
-      chosenEpoch = state.bestEpoch;
-    } else if (recipe.secondStage !== 'none') {
-      chosenEpoch = state.bestEpoch!;
+/**
+ * Several seeds of one experiment trained together through `stacked`, a network with one lane per seed (see
+ * MaxoutNetwork), where the backend gains from fewer, larger dispatches. Each entry of `seeds` is that seed's
+ * training as `train` would run it alone (its model a network of one lane, which holds the seed's parameters
+ * between epochs: its stages, early stopping and checkpoint work on it), and gets the same numbers within float
+ * rounding; a seed whose training has ended idles in the stack while the others go on. One summary per seed.
+ */
+export async function trainStacked(seeds: readonly TrainOptions[], stacked: Classifier): Promise<TrainingSummary[]> {
+  return trainLanes(seeds, stacked);
+}
+
+/** One seed's training: its options, optimiser, best parameters, recipe and loop state. */
+interface Lane {
+  options: TrainOptions;
+  optimizer: MomentumSgd;
+  best: SaveBest;
+  recipe: Recipe;
+  state: TrainingState;
+  resumedFromEpoch: TrainingSummary['resumedFromEpoch'];
+}
+
+function openLane(options: TrainOptions): Lane {
+  const optimizer = new MomentumSgd(options.model.parameters, options.config);
+  const best = new SaveBest(options.model);
+  const lane: Lane = { options, optimizer, best, recipe: new Recipe({ ...options, best, optimizer }), state: freshState(), resumedFromEpoch: null };
+  const checkpoint = options.checkpointDir ? loadCheckpoint<TrainingState>(options.checkpointDir) : null;
+  if (checkpoint) {
+    const { params, velocity, best: bestSoFar } = checkpoint.tensors;
+    assignParameters(options.model, params, 'checkpoint');
+    for (const [name, v] of optimizer.velocities) v.assign(velocity[name]!);
+    for (const [name, v] of best.copies) v.assign(bestSoFar[name]!);
+    tf.dispose([params, velocity, bestSoFar].flatMap(Object.values));
+    lane.state = checkpoint.state;
+    lane.resumedFromEpoch = { stage: lane.state.stage, epoch: lane.state.epoch };
+    options.progress.line(`resuming from the checkpoint after stage ${lane.state.stage} epoch ${lane.state.epoch} (step ${lane.state.step})`);
+  }
+  return lane;
+}
+
+async function trainLanes(seeds: readonly TrainOptions[], stacked: Classifier | null): Promise<TrainingSummary[]> {
+  const started = Date.now();
+  const lanes: Lane[] = [];
+  let stack: StackedSeeds | null = null;
+  try {
+    for (const options of seeds) lanes.push(openLane(options));
+    const first = lanes[0]!;
+    if (stacked) stack = new StackedSeeds(stacked, lanes, first.options.config);
+    const context: EpochContext = {
+      model: stack?.model ?? first.options.model,
+      config: first.options.config,
+      perturbation: first.options.perturbation ?? null,
+      optimizer: stack?.optimizer ?? first.optimizer,
+      progress: first.options.progress,
+      laneDone: stack ? (lane) => stack!.store(lane) : undefined,
+    };
+    while (lanes.some((lane) => !lane.recipe.finished(lane.state))) {
+      for (const lane of lanes)
+        if (lane.state.stoppedBy !== null && !lane.recipe.finished(lane.state)) lane.options.progress.line(lane.recipe.enterStage2(lane.state));
+      stack?.load();
+      await epoch(context, lanes);
     }
-    const last = state.history.at(-1)!;
-    return summarise(state, state.stoppedBy!, {
-      chosenEpoch,
-      stage2:
-        recipe.secondStage === 'none'
-          ? null
-          : {
-              mode: recipe.secondStage,
-              epochs: state.epoch,
-              steps: state.step,
-              stoppedBy: state.stoppedBy!,
-              targetLoss: state.bestTrainingLoss,
-              finalHeldOutLoss: last.heldOutLoss,
-            },
-      resumedFromEpoch,
-      seconds: (Date.now() - started) / 1000,
-    });
+    return lanes.map((lane) => summariseLane(lane, (Date.now() - started) / 1000));
   } finally {
-    optimizer.dispose();
-    best.dispose();
+    stack?.dispose();
+    for (const lane of lanes) {
+      lane.optimizer.dispose();
+      lane.best.dispose();
+    }
   }
 }
 
-/** One epoch: train it, let its stage monitor it and decide on stopping, checkpoint, report; stops here when interrupted. */
-async function epoch(options: TrainOptions, recipe: Recipe, state: TrainingState, optimizer: MomentumSgd, best: SaveBest): Promise<void> {
-  const stage = recipe.stage(state);
-  const started = Date.now();
-  const record = await trainEpoch({ ...options, perturbation: options.perturbation ?? null, optimizer }, stage, state, state.epoch + 1);
-  state.epoch = record.epoch;
-  state.stoppedBy = await stage.stopAfter(record, state);
-  record.seconds = (Date.now() - started) / 1000;
-  state.history.push(record);
-  if (options.checkpointDir) {
-    options.beforeCheckpoint?.();
-    const params = Object.fromEntries(options.model.parameters.map((p) => [p.name, p.variable]));
-    const tensors = { params, velocity: Object.fromEntries(optimizer.velocities), best: Object.fromEntries(best.copies) };
-    await saveCheckpoint(options.checkpointDir, state.history.length, { state, tensors });
+/** The summary of a lane whose training has ended, its model left with the parameters the recipe keeps. */
+function summariseLane(lane: Lane, seconds: number): TrainingSummary {
+  const { recipe, state, best, options } = lane;
+  let chosenEpoch = state.stage1?.epochs ?? state.epoch;
+  if (recipe.validating && recipe.secondStage === 'none' && options.config.earlyStopping.keepBest && state.bestEpoch !== null) {
+    best.restore();
+    chosenEpoch = state.bestEpoch;
+  } else if (recipe.secondStage !== 'none') {
+    chosenEpoch = state.bestEpoch!;
   }
-  options.progress.line(describeEpoch(record, state, stage.maxEpochs, options.config.earlyStopping.patience));
-  options.onEpoch?.(record, state);
+  const last = state.history.at(-1)!;
+  return summarise(state, state.stoppedBy!, {
+    chosenEpoch,
+    stage2:
+      recipe.secondStage === 'none'
+        ? null
+        : {
+            mode: recipe.secondStage,
+            epochs: state.epoch,
+            steps: state.step,
+            stoppedBy: state.stoppedBy!,
+            targetLoss: state.bestTrainingLoss,
+            finalHeldOutLoss: last.heldOutLoss,
+          },
+    resumedFromEpoch: lane.resumedFromEpoch,
+    seconds,
+  });
+}
+
+/**
+ * One epoch of every lane still training: train it, let each lane's stage monitor it and decide on stopping,
+ * checkpoint, report; stops here when interrupted.
+ */
+async function epoch(context: EpochContext, lanes: readonly Lane[]): Promise<void> {
+  const running = lanes.map((lane) => (lane.recipe.finished(lane.state) ? null : lane));
+  const stages = running.map((lane) => lane && lane.recipe.stage(lane.state));
+  const started = Date.now();
+  const records = await trainEpoch(
+    context,
+    running.map((lane, i) => lane && { seed: lane.options.seed, stage: stages[i]!, state: lane.state }),
+  );
+  const trained = Date.now() - started;
+  for (const [i, lane] of running.entries()) {
+    if (!lane) continue;
+    const { options, state, optimizer, best } = lane;
+    const record = records[i]!;
+    const monitored = Date.now();
+    state.epoch = record.epoch;
+    state.stoppedBy = await stages[i]!.stopAfter(record, state);
+    record.seconds = (trained + Date.now() - monitored) / 1000;
+    state.history.push(record);
+    if (options.checkpointDir) {
+      options.beforeCheckpoint?.();
+      const params = Object.fromEntries(options.model.parameters.map((p) => [p.name, p.variable]));
+      const tensors = { params, velocity: Object.fromEntries(optimizer.velocities), best: Object.fromEntries(best.copies) };
+      await saveCheckpoint(options.checkpointDir, state.history.length, { state, tensors });
+    }
+    options.progress.line(describeEpoch(record, state, stages[i]!.maxEpochs, options.config.earlyStopping.patience));
+    options.onEpoch?.(record, state);
+  }
   // on wasm the epoch never yielded (its data() resolves as microtasks): let signal handlers and timers run
   await new Promise((resolve) => setImmediate(resolve));
-  if (options.signal?.aborted && !recipe.finished(state))
-    throw new InterruptedError(`interrupted after stage ${state.stage} epoch ${state.epoch}; rerun the same command to resume`);
+  const unfinished = lanes.filter((lane) => !lane.recipe.finished(lane.state));
+  if (lanes.some((lane) => lane.options.signal?.aborted) && unfinished.length > 0) {
+    const where = unfinished.map((lane) => `${lanes.length > 1 ? `seed ${lane.options.seed} ` : ''}stage ${lane.state.stage} epoch ${lane.state.epoch}`);
+    throw new InterruptedError(`interrupted after ${where.join(', ')}; rerun the same command to resume`);
+  }
 }
 
 const percent = (value: number): string => `${(100 * value).toFixed(2)}%`;

@@ -24,8 +24,11 @@ export class MomentumSgd {
     this.velocities = new Map(parameters.map((p) => [p.name, tf.tidy(() => tf.variable(tf.zerosLike(p.variable), false))]));
   }
 
-  /** Applies one update from `gradients` (keyed by variable name, as tf.variableGrads returns them). */
-  apply(gradients: Record<string, tf.Tensor>, learningRate: number, momentum: number): void {
+  /**
+   * Applies one update from `gradients` (keyed by variable name, as tf.variableGrads returns them). For stacked
+   * seeds the learning rate and momentum are one per seed, shaped [seeds, 1, 1] to broadcast over each parameter.
+   */
+  apply(gradients: Record<string, tf.Tensor>, learningRate: number | tf.Tensor, momentum: number | tf.Tensor): void {
     const { weightDecay, l1FirstLayer } = this.penalties;
     tf.tidy(() => {
       for (const p of this.parameters) {
