@@ -6,7 +6,9 @@
  * maxout paths run on one thread and again on --threads N (default: every core) with the threaded build.
  * Steady state: training figures are the fastest of 2 epochs, FGSM the best of 3 passes, naive ones skip 3 warm-up
  * steps. Every figure ends in a read of its result, so a GPU backend's queued work is counted (`--backend webgpu`).
- * `--units 1600` measures §6's larger maxout network. Data: FGSM_DATA_DIR, else the cache, else the embedded subset.
+ * `--units 1600` measures §6's larger maxout network. `--seeds N` (default 5 on webgpu and tensorflow, none
+ * elsewhere) also measures N seeds of adversarial training stacked as one network (trainStacked), in examples/s
+ * of all seeds together. Data: FGSM_DATA_DIR, else the cache, else the embedded subset.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
@@ -19,7 +21,8 @@ import { buildModel } from '../src/models/build.js';
 import type { Classifier } from '../src/models/classifier.js';
 import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
 import type { TrainingPerturbation } from '../src/train/objective.js';
-import { train } from '../src/train/loop.js';
+import { train, trainStacked } from '../src/train/loop.js';
+import { MaxoutNetwork } from '../src/models/maxout.js';
 import { TrainingSchema, type TrainingConfig } from '../src/config/schema.js';
 
 const quiet = createProgress('quiet');
@@ -82,6 +85,25 @@ async function naiveFgsmImagesPerSecond(model: Classifier, test: Split, batch: n
     }
   });
   return test.n / seconds;
+}
+
+/** N seeds of `spec` trained together as one stacked network: examples/s of all seeds, the fastest epoch. */
+async function stackedExamplesPerSecond(
+  spec: ConstructorParameters<typeof MaxoutNetwork>[0],
+  seeds: number,
+  split: Split,
+  perturbation: TrainingPerturbation,
+): Promise<number> {
+  const config: TrainingConfig = TrainingSchema.parse({ epochs: 2, earlyStopping: { metric: 'none' } });
+  const list = Array.from({ length: seeds }, (_, i) => i + 1);
+  const lanes = list.map((seed) => new MaxoutNetwork(spec, 0.005, seed));
+  const stacked = new MaxoutNetwork(spec, 0.005, list);
+  const summaries = await trainStacked(
+    lanes.map((model, i) => ({ model, train: split, validation: null, config, seed: list[i]!, perturbation, checkpointDir: null, progress: quiet })),
+    stacked,
+  );
+  for (const model of [stacked, ...lanes]) model.dispose();
+  return (seeds * split.n) / Math.min(...summaries[0]!.history.map((r) => r.seconds));
 }
 
 async function trainingExamplesPerSecond(
@@ -222,6 +244,16 @@ async function main(): Promise<void> {
       ]);
     }
     model.dispose();
+  }
+
+  const seeds = Number(arg('--seeds') ?? (['webgpu', 'tensorflow'].includes(backend.name) ? 5 : 0));
+  if (seeds > 1) {
+    await initBackend(backend.name);
+    push([
+      `${seeds} seeds of maxout ${units} adversarial training J̃ stacked, batch 100 each${units === 1600 ? ' (target ≥ 20,000)' : ''}`,
+      await stackedExamplesPerSecond(maxoutSpec, seeds, subset, adversarial!),
+      'examples/s',
+    ]);
   }
 
   if (process.argv.includes('--json')) console.log(JSON.stringify({ backend: backend.name, data: raw.provenance.kind, rows }));

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
 import { TrainingSchema, type ObjectiveConfig } from '../src/config/schema.js';
@@ -8,7 +10,8 @@ import type { Split } from '../src/data/dataset.js';
 import type { ModelSpec } from '../src/models/classifier.js';
 import { MaxoutNetwork } from '../src/models/maxout.js';
 import { train, trainStacked, type TrainingSummary, type TrainOptions } from '../src/train/loop.js';
-import { randomImages, randomLabels, SMALL_MAXOUT, tempDir, useWasm } from './helpers.js';
+import type { ResultRecord } from '../src/results/record.js';
+import { fgsmCli, randomImages, randomLabels, SMALL_MAXOUT, tempDir, useWasm } from './helpers.js';
 
 /**
  * Stacked seeds (issue 12 §3): several seeds trained as one network with a leading seed axis must give each seed
@@ -35,10 +38,14 @@ function split(name: Split['name'], n: number, seed: number): Split {
 const trainSplit = split('train', 192, 31);
 const validation = split('validation', 64, 32);
 
-const config = (patch: Record<string, unknown>) =>
-  TrainingSchema.parse({ batchSize: 16, momentum: { endEpoch: 3 }, ...patch });
+const config = (patch: Record<string, unknown>) => TrainingSchema.parse({ batchSize: 16, momentum: { endEpoch: 3 }, ...patch });
 
-function options(seed: number, training: Record<string, unknown>, objective: ObjectiveConfig | null, extra: Partial<TrainOptions> = {}): TrainOptions {
+function options(
+  seed: number,
+  training: Record<string, unknown>,
+  objective: ObjectiveConfig | null,
+  extra: Partial<TrainOptions> = {},
+): TrainOptions {
   return {
     model: new MaxoutNetwork(SPEC, 0.05, seed),
     train: trainSplit,
@@ -71,11 +78,7 @@ function assertClose(actual: unknown, expected: unknown, tolerance: number, path
 }
 
 function maxParameterDifference(a: MaxoutNetwork, b: MaxoutNetwork): number {
-  return Math.max(
-    ...a.parameters.map((p, i) =>
-      tf.tidy(() => tf.max(tf.abs(tf.sub(p.variable, b.parameters[i]!.variable))).dataSync()[0]!),
-    ),
-  );
+  return Math.max(...a.parameters.map((p, i) => tf.tidy(() => tf.max(tf.abs(tf.sub(p.variable, b.parameters[i]!.variable))).dataSync()[0]!)));
 }
 
 const CASES: { name: string; training: Record<string, unknown>; objective: ObjectiveConfig | null }[] = [
@@ -159,5 +162,80 @@ describe('stacked seeds', () => {
       assert.equal(maxParameterDifference(resumed[i]!.model as MaxoutNetwork, whole[i]!.model as MaxoutNetwork), 0);
     });
     for (const m of [wholeStack, firstStack, resumedStack, ...[...whole, ...first, ...resumed].map((o) => o.model)]) m.dispose();
+  });
+});
+
+/** Two seeds of a tiny maxout network with early stopping and stage 2: whole minibatches of 100 in both stages. */
+const TWO_SEEDS = `name: two-seeds
+seeds: [3, 4]
+backend: wasm
+data:
+  source: auto
+  limit: { train: 1000, validation: 300, test: 300 }
+model:
+  kind: maxout
+  layers:
+    - { units: 12, pieces: 3 }
+    - { units: 12, pieces: 3 }
+  init: { range: 0.05 }
+  maxColumnNorm: 1.9365
+  dropout: { inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2 }
+training:
+  epochs: 4
+  objective: { kind: adversarial, alpha: 0.5, epsilon: 0.25 }
+  earlyStopping: { patience: 2 }
+  stage2: { mode: continue, maxEpochs: 2 }
+attack:
+  epsilons: [0.25]
+evaluation:
+  rubbish: null
+  figureExamples: 0
+`;
+
+describe('fgsm run --stack-seeds', () => {
+  test('always: the seeds train as one stacked network, each its own complete run, with the numbers of --stack-seeds never', () => {
+    const dir = tempDir();
+    const config = join(dir, 'two-seeds.yaml');
+    writeFileSync(config, TWO_SEEDS);
+    const run = (mode: string) => {
+      const results = join(dir, mode);
+      const out = fgsmCli(['run', config, '--stack-seeds', mode, '--results-dir', results]);
+      assert.equal(out.status, 0, out.stderr);
+      const runs = readdirSync(join(results, 'two-seeds')).map((id) => join(results, 'two-seeds', id));
+      const bySeed = new Map(
+        runs.map((runDir) => {
+          const result = JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')) as ResultRecord;
+          const bytes = readFileSync(join(runDir, 'model', 'weights.bin'));
+          return [result.seed, { result, weights: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) }] as const;
+        }),
+      );
+      return { output: out.stderr, bySeed };
+    };
+    const stacked = run('always');
+    const alone = run('never');
+    assert.match(stacked.output, /seeds 3, 4 trained together as one stacked network on wasm/);
+    for (const seed of [3, 4]) {
+      const [a, b] = [stacked.bySeed.get(seed)!, alone.bySeed.get(seed)!];
+      assert.ok(a && b, `seed ${seed} has a complete run both ways`);
+      const difference = Math.max(...a.weights.map((w, i) => Math.abs(w - b.weights[i]!)));
+      assert.ok(difference < 1e-4, `seed ${seed}: parameters differ by ${difference}`);
+      const [x, y] = [a.result.metrics, b.result.metrics];
+      assert.deepEqual(
+        [x.training.epochs, x.training.bestEpoch, x.training.stage2?.epochs],
+        [y.training.epochs, y.training.bestEpoch, y.training.stage2?.epochs],
+      );
+      assert.ok(
+        Math.abs(x.clean.error - y.clean.error) <= 1 / 300 + 1e-9 && Math.abs(x.fgsm['0.25']!.error - y.fgsm['0.25']!.error) <= 1 / 300 + 1e-9,
+      );
+    }
+  });
+
+  test('always, on a model that cannot stack: exit 2 naming the reason', () => {
+    const dir = tempDir();
+    const config = join(dir, 'two-seeds.yaml');
+    writeFileSync(config, TWO_SEEDS.replace('limit: { train: 1000,', 'limit: { train: 950,'));
+    const out = fgsmCli(['run', config, '--stack-seeds', 'always', '--results-dir', join(dir, 'results')]);
+    assert.equal(out.status, 2);
+    assert.match(out.stderr, /--stack-seeds always, but a split of 950 examples is not whole minibatches of 100/);
   });
 });

@@ -23,7 +23,7 @@ import { listRuns } from '../results/runs.js';
 import { describeRun, renderArray, renderRunTable } from './status.js';
 import { arrayOverviews } from './executors/slurm-state.js';
 import { renderCsv, renderJson, renderMarkdown, renderTerminal, renderTransferTable } from '../report/render.js';
-import { runExperiment, type RunOptions } from '../pipeline/experiment.js';
+import { runExperiment, type RunOptions, type StackSeeds } from '../pipeline/experiment.js';
 import { taskList } from './executors/executor.js';
 import { inProcessExecutor } from './executors/in-process.js';
 import { localExecutor } from './executors/local.js';
@@ -238,9 +238,17 @@ function program(): Command {
       .option('--slurm-grace <seconds>', 'slurm: warn a task this long before its time limit (one epoch, checkpoint and exit)', parseCount, 300)
       .option('--slurm-requeues <n>', 'slurm: how often a task stopped at a checkpoint requeues itself', parseCount, 20)
       .option('--dry-run', 'slurm: print the batch script and what would be submitted; submit nothing', false)
-      .option('--train-missing', 'an experiment over runs trains the experiments it uses that have no complete run, instead of refusing', false),
+      .option('--train-missing', 'an experiment over runs trains the experiments it uses that have no complete run, instead of refusing', false)
+      .addOption(
+        new Option(
+          '--stack-seeds <mode>',
+          "in this process, train a config's seeds together as one stacked network: auto (on webgpu and tensorflow), always, never",
+        )
+          .choices(['auto', 'always', 'never'])
+          .default('auto'),
+      ),
     'start a new run even if an unfinished one of the same config exists',
-  ).action(async (configs: string[], flags: ExperimentFlags & RunFlags & { trainMissing: boolean }) => {
+  ).action(async (configs: string[], flags: ExperimentFlags & RunFlags & { trainMissing: boolean; stackSeeds: StackSeeds }) => {
     const controller = stopOnSignals(true);
     const options = runOptionsFrom(flags, controller.signal);
     // experiments over other runs go last: the runs they use may be among the experiments given
@@ -265,7 +273,7 @@ function program(): Command {
         ? slurmExecutor(slurmRunFrom(flags))
         : engine === 'local'
           ? localExecutor(process.argv[1]!, flags.jobs, (task) => childFlags({ ...flags, set: task.overrides }), controller.signal)
-          : inProcessExecutor(options);
+          : inProcessExecutor(options, flags.stackSeeds);
     if (tasks.length) await executor.execute(tasks);
     for (const file of overRuns) printCrossRun(await runCrossRun(loadCrossRun(file, flags.set), { ...options, trainMissing: flags.trainMissing }));
   });

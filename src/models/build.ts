@@ -42,3 +42,13 @@ export function buildModel(spec: ModelSpec, initRange: number, seed: number, tra
 export function modelFromConfig(config: ModelConfig, classes: number[], seed: number, train: Split): Classifier {
   return buildModel(specFromConfig(config, classes), config.kind === 'rbf' ? 0 : config.init.range, seed, train);
 }
+
+/**
+ * The maxout network of a `model` section, once per seed, stacked on a leading seed axis (see MaxoutNetwork):
+ * seed i's network starts as modelFromConfig's with seed i.
+ */
+export function stackedModelFromConfig(config: ModelConfig, classes: number[], seeds: readonly number[]): MaxoutNetwork {
+  const spec = specFromConfig(config, classes);
+  if (spec.kind !== 'maxout' || config.kind !== 'maxout') throw new FgsmError(`only maxout networks stack seeds, not ${config.kind}`);
+  return new MaxoutNetwork(spec, config.init.range, seeds);
+}

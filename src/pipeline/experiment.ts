@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { initBackend, type BackendRequest } from '../backend/select.js';
+import { initBackend, type BackendChoice as ChosenBackend, type BackendRequest } from '../backend/select.js';
 import { hashConfig, loadExperiment, type LoadedExperiment } from '../config/load.js';
 import { BackendChoice, type Experiment } from '../config/schema.js';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
@@ -7,10 +7,10 @@ import { FgsmError, InterruptedError } from '../core/errors.js';
 import type { Progress } from '../core/progress.js';
 import { makeSplits, type Splits } from '../data/dataset.js';
 import { countsOf, dataIdentity, type DataIdentity } from '../data/identity.js';
-import { cacheDir, explicitDataDir, resolveMnist } from '../data/source.js';
+import { cacheDir, explicitDataDir, resolveMnist, type RawMnist } from '../data/source.js';
 import { trainingPerturbation } from '../attacks/training-perturbations.js';
 import { evaluate, fgsmErrorRate, type Evaluation } from '../eval/evaluate.js';
-import { modelFromConfig } from '../models/build.js';
+import { modelFromConfig, stackedModelFromConfig } from '../models/build.js';
 import type { Classifier } from '../models/classifier.js';
 import { saveModel } from '../models/weights-io.js';
 import { compareClaims } from '../report/compare.js';
@@ -21,7 +21,7 @@ import { collectProvenance } from '../results/provenance.js';
 import { invocationTimes, openChoicesOf, type ResultRecord } from '../results/record.js';
 import { latestUnfinishedRun, openRun, writeStatus } from '../results/run-dir.js';
 import type { RunLock } from '../results/run-lock.js';
-import { train, trainingSoFar, type EpochRecord, type TrainingSummary } from '../train/loop.js';
+import { train, trainingSoFar, trainStacked, type EpochRecord, type TrainingSummary, type TrainOptions } from '../train/loop.js';
 
 export interface RunOptions {
   overrides: string[];
@@ -159,16 +159,27 @@ async function openRunFor(options: RunOptions, loaded: LoadedExperiment, data: D
   return run;
 }
 
-/**
- * One experiment along the straight line: config → data → backend → model → train → attacks/eval →
- * results → report. Resumes the newest unfinished run of the same resolved config unless `fresh`.
- */
-export async function runExperiment(file: string, options: RunOptions): Promise<RunOutcome> {
-  const started = new Date();
-  const loaded = loadForRun(file, options);
-  const { config } = loaded;
-  const progress = options.progress;
+/** A run ready to train: its resolved config, data, backend, folder (claimed and locked) and fresh model. */
+interface PreparedRun {
+  started: Date;
+  loaded: LoadedExperiment;
+  input: RunInput;
+  run: RunFolder;
+  /** The run folder, or its provisional/ folder for a peek. */
+  outDir: string;
+  model: Classifier;
+}
 
+/** The data and backend of a run: several runs of one experiment (its seeds) share them. */
+interface RunInput {
+  raw: RawMnist;
+  splits: Splits;
+  data: DataIdentity;
+  backend: ChosenBackend;
+}
+
+async function runInput(config: Experiment, options: RunOptions): Promise<RunInput> {
+  const progress = options.progress;
   const raw = await resolveMnist({
     source: config.data.source,
     explicit: explicitDataDir(options.dataDir, config.data.dir),
@@ -177,116 +188,244 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
   });
   if (raw.provenance.warning) progress.line(`\n!!! ${raw.provenance.warning}\n`);
   const splits = makeSplits(raw, config.data);
-
   const backend = await initBackend(config.backend, { wasmThreads: options.threads });
   progress.line(`backend: ${backend.name} — ${backend.reason}; ${backend.detail}`);
+  return { raw, splits, data: dataIdentity(raw.provenance, countsOf(splits)), backend };
+}
 
-  const data = dataIdentity(raw.provenance, countsOf(splits));
+async function prepareRun(loaded: LoadedExperiment, input: RunInput, options: RunOptions): Promise<PreparedRun> {
+  const started = new Date();
+  const { config } = loaded;
+  const { raw, splits, data, backend } = input;
   const run = options.peek ? peekRun(options.resultsDir, config, loaded.configHash) : await openRunFor(options, loaded, data, backend.name, splits);
   const outDir = options.peek ? join(run.dir, 'provisional') : run.dir;
-  const writing = (): void => run.lock?.assertHeld();
-  progress.line(`${options.peek ? 'peeking at' : run.resumed ? 'resuming' : 'starting'} ${config.name} → ${run.dir}`);
-  progress.line(`data: ${raw.provenance.kind} (${raw.provenance.reason}); ${data.description}`);
+  options.progress.line(`${options.peek ? 'peeking at' : run.resumed ? 'resuming' : 'starting'} ${config.name} → ${run.dir}`);
+  options.progress.line(`data: ${raw.provenance.kind} (${raw.provenance.reason}); ${data.description}`);
+  try {
+    return { started, loaded, input, run, outDir, model: modelFromConfig(config.model, splits.classes, config.seed, splits.train) };
+  } catch (error) {
+    await run.lock?.release();
+    throw error;
+  }
+}
 
-  const model = modelFromConfig(config.model, splits.classes, config.seed, splits.train);
+/** The training of a prepared run, as `train` takes it. */
+function trainingOptions(prepared: PreparedRun, options: RunOptions): TrainOptions {
+  const { config } = prepared.loaded;
+  const { run, model, input } = prepared;
+  const writing = (): void => run.lock?.assertHeld();
+  return {
+    model,
+    train: input.splits.train,
+    validation: input.splits.validation,
+    config: config.training,
+    seed: config.seed,
+    perturbation: trainingPerturbation(config.training.objective),
+    adversarialError: (m, split) => fgsmErrorRate(m, split, config.training.earlyStopping.epsilon, config.attack.gradient),
+    checkpointDir: join(run.dir, 'checkpoints'),
+    beforeCheckpoint: writing,
+    progress: options.progress,
+    signal: options.signal,
+    onEpoch: (_record, state) => {
+      writing();
+      writeFileAtomic(join(run.dir, 'epochs.csv'), epochsCsv(state.history));
+    },
+  };
+}
+
+/** After training: the model saved, the attacks and evaluation, the result, report and figures written. */
+async function finishRun(prepared: PreparedRun, summary: TrainingSummary, options: RunOptions): Promise<RunOutcome> {
+  const { loaded, input, run, outDir, model, started } = prepared;
+  const { config } = loaded;
+  const { raw, splits, data, backend } = input;
+  const writing = (): void => run.lock?.assertHeld();
+  writing();
+  await saveModel(join(outDir, 'model'), model);
+
+  const evaluation = await evaluate(model, splits.test, {
+    attack: options.peek && options.peekEpsilons ? { ...config.attack, epsilons: options.peekEpsilons } : config.attack,
+    rubbishSamples: config.evaluation.rubbish?.samples ?? null,
+    figureExamples: config.evaluation.figureExamples,
+    seed: config.seed,
+    progress: options.progress,
+  });
+
+  const { history, ...training } = summary;
+  const files = [
+    'result.json',
+    'report.md',
+    'epochs.csv',
+    'model/model.json',
+    'model/weights.bin',
+    ...(await writeFigures(outDir, config, model, summary, evaluation)),
+  ];
+  const trainingSeconds = training.totalSeconds; // over every invocation, so throughput holds across resumes
+  const result: ResultRecord = {
+    format: 'fgsm-result/1',
+    experiment: config.name,
+    runId: run.runId,
+    ...invocationTimes(started),
+    config,
+    configHash: loaded.configHash,
+    configFiles: loaded.files,
+    overrides: loaded.overrides,
+    openChoices: openChoicesOf(config),
+    claims: config.claims,
+    metrics: {
+      clean: evaluation.clean,
+      fgsm: evaluation.fgsm,
+      fgsmOtherGradient: evaluation.fgsmOtherGradient,
+      rubbish: evaluation.rubbish,
+      training,
+    },
+    throughput: {
+      fgsmImagesPerSecond: evaluation.fgsmImagesPerSecond,
+      trainingExamplesPerSecond:
+        trainingSeconds > 0
+          ? history.reduce((sum, r) => sum + (r.stage === 1 ? splits.train.n : splits.train.n + (splits.validation?.n ?? 0)), 0) / trainingSeconds
+          : 0,
+    },
+    data: {
+      ...raw.provenance,
+      identity: data,
+      counts: { train: splits.train.n, validation: splits.validation?.n ?? 0, test: splits.test.n },
+      classes: splits.classes,
+    },
+    provenance: collectProvenance(backend),
+    seed: config.seed,
+    files,
+    ...(options.peek
+      ? {
+          provisional: `training unfinished: evaluated at stage ${history.at(-1)!.stage} epoch ${history.at(-1)!.epoch}, with the parameters of epoch ${summary.chosenEpoch}`,
+        }
+      : {}),
+  };
+  writing();
+  if (options.peek) writeFileAtomic(join(outDir, 'epochs.csv'), epochsCsv(history));
+  writeJsonAtomic(join(outDir, 'result.json'), result);
+  writeFileAtomic(join(outDir, 'report.md'), renderRunReport(result, compareClaims(result)));
+  if (!options.peek) writeStatus(run.dir, 'complete');
+  return { result, dir: outDir, splits };
+}
+
+/** Records in the run's status why it stopped (interrupted, or failed), where the lock still allows. */
+function recordStop(prepared: PreparedRun, error: unknown): void {
+  const lock = prepared.run.lock;
+  try {
+    if (lock && !lockLost(lock))
+      writeStatus(prepared.run.dir, error instanceof InterruptedError ? 'interrupted' : 'failed', (error as Error).message);
+  } catch (statusError) {
+    // on a full disk the status cannot be written either: report the first failure (the run resumes all the same)
+    if (!(statusError instanceof FgsmError)) throw statusError;
+  }
+}
+
+async function releaseRun(prepared: PreparedRun): Promise<void> {
+  prepared.model.dispose();
+  await prepared.run.lock?.release();
+}
+
+/**
+ * One experiment along the straight line: config → data → backend → model → train → attacks/eval →
+ * results → report. Resumes the newest unfinished run of the same resolved config unless `fresh`.
+ */
+export async function runExperiment(file: string, options: RunOptions): Promise<RunOutcome> {
+  const loaded = loadForRun(file, options);
+  const prepared = await prepareRun(loaded, await runInput(loaded.config, options), options);
   try {
     const summary = options.peek
-      ? provisionalSummary(model, run.dir, config)
-      : await train({
-          model,
-          train: splits.train,
-          validation: splits.validation,
-          config: config.training,
-          seed: config.seed,
-          perturbation: trainingPerturbation(config.training.objective),
-          adversarialError: (m, split) => fgsmErrorRate(m, split, config.training.earlyStopping.epsilon, config.attack.gradient),
-          checkpointDir: join(run.dir, 'checkpoints'),
-          beforeCheckpoint: writing,
-          progress,
-          signal: options.signal,
-          onEpoch: (_record, state) => {
-            writing();
-            writeFileAtomic(join(run.dir, 'epochs.csv'), epochsCsv(state.history));
-          },
-        });
-    writing();
-    await saveModel(join(outDir, 'model'), model);
-
-    const evaluation = await evaluate(model, splits.test, {
-      attack: options.peek && options.peekEpsilons ? { ...config.attack, epsilons: options.peekEpsilons } : config.attack,
-      rubbishSamples: config.evaluation.rubbish?.samples ?? null,
-      figureExamples: config.evaluation.figureExamples,
-      seed: config.seed,
-      progress,
-    });
-
-    const { history, ...training } = summary;
-    const files = [
-      'result.json',
-      'report.md',
-      'epochs.csv',
-      'model/model.json',
-      'model/weights.bin',
-      ...(await writeFigures(outDir, config, model, summary, evaluation)),
-    ];
-    const trainingSeconds = training.totalSeconds; // over every invocation, so throughput holds across resumes
-    const result: ResultRecord = {
-      format: 'fgsm-result/1',
-      experiment: config.name,
-      runId: run.runId,
-      ...invocationTimes(started),
-      config,
-      configHash: loaded.configHash,
-      configFiles: loaded.files,
-      overrides: loaded.overrides,
-      openChoices: openChoicesOf(config),
-      claims: config.claims,
-      metrics: {
-        clean: evaluation.clean,
-        fgsm: evaluation.fgsm,
-        fgsmOtherGradient: evaluation.fgsmOtherGradient,
-        rubbish: evaluation.rubbish,
-        training,
-      },
-      throughput: {
-        fgsmImagesPerSecond: evaluation.fgsmImagesPerSecond,
-        trainingExamplesPerSecond:
-          trainingSeconds > 0
-            ? history.reduce((sum, r) => sum + (r.stage === 1 ? splits.train.n : splits.train.n + (splits.validation?.n ?? 0)), 0) / trainingSeconds
-            : 0,
-      },
-      data: {
-        ...raw.provenance,
-        identity: data,
-        counts: { train: splits.train.n, validation: splits.validation?.n ?? 0, test: splits.test.n },
-        classes: splits.classes,
-      },
-      provenance: collectProvenance(backend),
-      seed: config.seed,
-      files,
-      ...(options.peek
-        ? {
-            provisional: `training unfinished: evaluated at stage ${history.at(-1)!.stage} epoch ${history.at(-1)!.epoch}, with the parameters of epoch ${summary.chosenEpoch}`,
-          }
-        : {}),
-    };
-    writing();
-    if (options.peek) writeFileAtomic(join(outDir, 'epochs.csv'), epochsCsv(history));
-    writeJsonAtomic(join(outDir, 'result.json'), result);
-    writeFileAtomic(join(outDir, 'report.md'), renderRunReport(result, compareClaims(result)));
-    if (!options.peek) writeStatus(run.dir, 'complete');
-    return { result, dir: outDir, splits };
+      ? provisionalSummary(prepared.model, prepared.run.dir, loaded.config)
+      : await train(trainingOptions(prepared, options));
+    return await finishRun(prepared, summary, options);
   } catch (error) {
-    try {
-      if (run.lock && !lockLost(run.lock))
-        writeStatus(run.dir, error instanceof InterruptedError ? 'interrupted' : 'failed', (error as Error).message);
-    } catch (statusError) {
-      // on a full disk the status cannot be written either: report the first failure (the run resumes all the same)
-      if (!(statusError instanceof FgsmError)) throw statusError;
-    }
+    recordStop(prepared, error);
     throw error;
   } finally {
-    model.dispose();
-    await run.lock?.release();
+    await releaseRun(prepared);
   }
+}
+
+/**
+ * Whether `fgsm run` trains an experiment's seeds together as one stacked network (trainStacked): auto where
+ * the backend gains from fewer, larger dispatches (webgpu, tensorflow); always (any backend: for tests and
+ * measurements); never. Only maxout networks stack, and only on splits of whole minibatches.
+ */
+export type StackSeeds = 'auto' | 'always' | 'never';
+
+const STACKING_BACKENDS = new Set(['webgpu', 'tensorflow']);
+
+/** Why these seeds cannot stack, or null when they can. */
+function whyNotStacked(config: Experiment, splits: Splits): string | null {
+  if (config.model.kind !== 'maxout') return `the ${config.model.kind} model does not stack (only maxout networks do)`;
+  const sizes = [splits.train.n, splits.train.n + (splits.validation?.n ?? 0)];
+  const ragged = sizes.find((n) => n % config.training.batchSize !== 0);
+  if (ragged !== undefined) return `a split of ${ragged} examples is not whole minibatches of ${config.training.batchSize}`;
+  return null;
+}
+
+/**
+ * The runs of an experiment's seeds (`seeds`, each run as `fgsm run` makes it: seed=N, seeds=null): one after
+ * another, or trained together as one stacked network (see StackSeeds), each seed still its own run folder,
+ * checkpoint and result. Returns each seed's outcome in order.
+ */
+export async function runSeeds(file: string, seeds: readonly number[], mode: StackSeeds, options: RunOptions): Promise<RunOutcome[]> {
+  const forSeed = (seed: number): RunOptions => ({ ...options, overrides: [...options.overrides, `seed=${seed}`, 'seeds=null'] });
+  const loaded = seeds.map((seed) => loadForRun(file, forSeed(seed)));
+  const one = loaded[0]!.config;
+  let input: RunInput | null = null;
+  if (mode !== 'never' && seeds.length > 1) {
+    input = await runInput(one, options);
+    const why =
+      whyNotStacked(one, input.splits) ??
+      (mode === 'auto' && !STACKING_BACKENDS.has(input.backend.name) ? `the ${input.backend.name} backend trains them one by one as fast` : null);
+    if (why && mode === 'always') throw new FgsmError(`${file}: --stack-seeds always, but ${why}`, 'use --stack-seeds auto or never');
+    if (why) options.progress.line(`${one.name}: seeds ${seeds.join(', ')} one after another (${why})`);
+    else return runStacked(seeds, loaded, input, options);
+  }
+  const outcomes: RunOutcome[] = [];
+  for (const seed of seeds) outcomes.push(await runExperiment(file, forSeed(seed)));
+  return outcomes;
+}
+
+async function runStacked(seeds: readonly number[], loaded: LoadedExperiment[], input: RunInput, options: RunOptions): Promise<RunOutcome[]> {
+  const one = loaded[0]!.config;
+  options.progress.line(`${one.name}: seeds ${seeds.join(', ')} trained together as one stacked network on ${input.backend.name}`);
+  const prepared: PreparedRun[] = [];
+  const complete = new Set<PreparedRun>();
+  const forSeed = (seed: number): RunOptions => ({ ...options, progress: labelled(options.progress, `seed ${seed}`) });
+  try {
+    for (const [i, seed] of seeds.entries()) prepared.push(await prepareRun(loaded[i]!, input, forSeed(seed)));
+    const stacked = stackedModelFromConfig(one.model, input.splits.classes, seeds);
+    let summaries: TrainingSummary[];
+    try {
+      summaries = await trainStacked(
+        prepared.map((run, i) => trainingOptions(run, forSeed(seeds[i]!))),
+        stacked,
+      );
+    } finally {
+      stacked.dispose();
+    }
+    const outcomes: RunOutcome[] = [];
+    for (const [i, run] of prepared.entries()) {
+      outcomes.push(await finishRun(run, summaries[i]!, forSeed(seeds[i]!)));
+      complete.add(run);
+    }
+    return outcomes;
+  } catch (error) {
+    for (const run of prepared) if (!complete.has(run)) recordStop(run, error);
+    throw error;
+  } finally {
+    for (const run of prepared) await releaseRun(run);
+  }
+}
+
+/** The same progress with every line labelled (the seeds of a stack report in turn). */
+function labelled(progress: Progress, label: string): Progress {
+  return {
+    ...progress,
+    start: progress.start.bind(progress),
+    update: progress.update.bind(progress),
+    stop: progress.stop.bind(progress),
+    line: (message) => progress.line(`[${label}] ${message}`),
+  };
 }

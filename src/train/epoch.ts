@@ -62,7 +62,9 @@ export async function trainEpoch(context: EpochContext, lanes: readonly (LaneEpo
   const stacked = lanes.length > 1;
   const steps = Math.max(...plans.map((plan) => plan?.batches ?? 0));
   if (stacked && plans.some((plan) => plan && plan.stage.split.n % batchSize !== 0))
-    throw new Error(`stacked seeds train whole minibatches only: a split of ${plans.find((p) => p && p.stage.split.n % batchSize)!.stage.split.n} in batches of ${batchSize}`);
+    throw new Error(
+      `stacked seeds train whole minibatches only: a split of ${plans.find((p) => p && p.stage.split.n % batchSize)!.stage.split.n} in batches of ${batchSize}`,
+    );
   const variables = model.parameters.map((p) => p.variable);
   const idle = stacked ? { x: new Float32Array(batchSize * IMAGE_SIZE), y: new Int32Array(batchSize), n: batchSize } : null;
   const active = plans.filter((plan) => plan !== null);
@@ -90,8 +92,17 @@ export async function trainEpoch(context: EpochContext, lanes: readonly (LaneEpo
         }, variables);
         // idle lanes: no step (their parameters are put back before they train again)
         const perLane = (value: (plan: NonNullable<(typeof training)[number]>) => number): number | tf.Tensor =>
-          stacked ? tf.tensor3d(training.map((plan) => (plan ? value(plan) : 0)), [lanes.length, 1, 1]) : value(training[0]!);
-        optimizer.apply(grads, perLane((plan) => plan.learningRate), perLane((plan) => plan.momentum));
+          stacked
+            ? tf.tensor3d(
+                training.map((plan) => (plan ? value(plan) : 0)),
+                [lanes.length, 1, 1],
+              )
+            : value(training[0]!);
+        optimizer.apply(
+          grads,
+          perLane((plan) => plan.learningRate),
+          perLane((plan) => plan.momentum),
+        );
         model.constrain();
         return { losses: networkLosses!, wrong: misclassified! };
       });

@@ -209,7 +209,9 @@ async function epoch(context: EpochContext, lanes: readonly Lane[]): Promise<voi
   await new Promise((resolve) => setImmediate(resolve));
   const unfinished = lanes.filter((lane) => !lane.recipe.finished(lane.state));
   if (lanes.some((lane) => lane.options.signal?.aborted) && unfinished.length > 0) {
-    const where = unfinished.map((lane) => `${lanes.length > 1 ? `seed ${lane.options.seed} ` : ''}stage ${lane.state.stage} epoch ${lane.state.epoch}`);
+    const where = unfinished.map(
+      (lane) => `${lanes.length > 1 ? `seed ${lane.options.seed} ` : ''}stage ${lane.state.stage} epoch ${lane.state.epoch}`,
+    );
     throw new InterruptedError(`interrupted after ${where.join(', ')}; rerun the same command to resume`);
   }
 }

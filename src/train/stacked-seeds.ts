@@ -31,7 +31,9 @@ export class StackedSeeds {
       for (const p of this.model.parameters) {
         const byName = (seed: SeedNetwork) => seed.options.model.parameters.find((q) => q.name === p.name)!.variable;
         p.variable.assign(tf.reshape(tf.stack(this.seeds.map(byName)), p.variable.shape));
-        this.optimizer.velocities.get(p.name)!.assign(tf.reshape(tf.stack(this.seeds.map((seed) => seed.optimizer.velocities.get(p.name)!)), p.variable.shape));
+        this.optimizer.velocities
+          .get(p.name)!
+          .assign(tf.reshape(tf.stack(this.seeds.map((seed) => seed.optimizer.velocities.get(p.name)!)), p.variable.shape));
       }
     });
   }

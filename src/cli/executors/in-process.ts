@@ -1,20 +1,35 @@
 import chalk from 'chalk';
 import { compareClaims } from '../../report/compare.js';
 import { renderTerminal } from '../../report/render.js';
-import { runExperiment, type RunOptions } from '../../pipeline/experiment.js';
+import { runSeeds, runExperiment, type RunOptions, type RunOutcome, type StackSeeds } from '../../pipeline/experiment.js';
 import type { Executor, RunTask } from './executor.js';
 
-/** Runs the tasks one after another in this process, printing each one's table against the paper. */
-export function inProcessExecutor(options: RunOptions): Executor {
+/**
+ * Runs the tasks one after another in this process, printing each one's table against the paper. The seeds of
+ * one experiment go together to runSeeds, which trains them as one stacked network where `stackSeeds` says so.
+ */
+export function inProcessExecutor(options: RunOptions, stackSeeds: StackSeeds): Executor {
   return {
     async execute(tasks: readonly RunTask[]) {
-      for (const { file, overrides } of tasks) {
-        const outcome = await runExperiment(file, { ...options, overrides });
-        const rows = compareClaims(outcome.result);
-        console.log(`\n${chalk.bold(outcome.result.experiment)} → ${outcome.dir}`);
-        if (outcome.result.data.warning) console.log(chalk.red.bold(outcome.result.data.warning));
-        console.log(rows.length ? renderTerminal(rows) : 'this experiment names no claims of the paper');
+      for (let i = 0; i < tasks.length;) {
+        const { file, seed } = tasks[i]!;
+        const seeds: number[] = [];
+        while (seed !== null && tasks[i + seeds.length]?.file === file && tasks[i + seeds.length]?.seed != null)
+          seeds.push(tasks[i + seeds.length]!.seed!);
+        const outcomes =
+          seeds.length > 1
+            ? await runSeeds(file, seeds, stackSeeds, options)
+            : [await runExperiment(file, { ...options, overrides: tasks[i]!.overrides })];
+        outcomes.forEach(print);
+        i += Math.max(1, seeds.length);
       }
     },
   };
+}
+
+function print(outcome: RunOutcome): void {
+  const rows = compareClaims(outcome.result);
+  console.log(`\n${chalk.bold(outcome.result.experiment)} → ${outcome.dir}`);
+  if (outcome.result.data.warning) console.log(chalk.red.bold(outcome.result.data.warning));
+  console.log(rows.length ? renderTerminal(rows) : 'this experiment names no claims of the paper');
 }

@@ -36,7 +36,7 @@ export async function runArrayTask(
     fresh: false,
   };
   try {
-    await inProcessExecutor(runOptions).execute([task]);
+    await inProcessExecutor(runOptions, 'never').execute([task]);
     writeOutcome(dir, index, { state: 'complete', exitStatus: 0 });
   } catch (error) {
     if (error instanceof InterruptedError) writeOutcome(dir, index, { state: 'interrupted', exitStatus: 130, message: error.message });
