@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
+import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '../src/backend/select.js';
@@ -9,6 +10,7 @@ import { cacheDir } from '../src/data/source.js';
 import { inspectDir } from '../src/data/verify.js';
 import { buildModel } from '../src/models/build.js';
 import type { Classifier, ModelSpec } from '../src/models/classifier.js';
+import type { ResultRecord } from '../src/results/record.js';
 
 /** The backend the tests run on: wasm, as on the CI machine. */
 export async function useWasm(): Promise<void> {
@@ -94,4 +96,47 @@ model: { kind: softmax, maxColumnNorm: 1.9365 }
 training: { epochs: 2, earlyStopping: { metric: validation-error, patience: 5 } }
 evaluation: { rubbish: null, figureExamples: 0 }
 `;
+}
+
+/** Two seeds of a tiny maxout network with early stopping and stage 2: whole minibatches of 100 in both stages. */
+export const TWO_SEEDS_MAXOUT = `name: two-seeds
+seeds: [3, 4]
+backend: wasm
+data:
+  source: auto
+  limit: { train: 1000, validation: 300, test: 300 }
+model:
+  kind: maxout
+  layers:
+    - { units: 12, pieces: 3 }
+    - { units: 12, pieces: 3 }
+  init: { range: 0.05 }
+  maxColumnNorm: 1.9365
+  dropout: { inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2 }
+training:
+  epochs: 4
+  objective: { kind: adversarial, alpha: 0.5, epsilon: 0.25 }
+  earlyStopping: { patience: 2 }
+  stage2: { mode: continue, maxEpochs: 2 }
+attack:
+  epsilons: [0.25]
+evaluation:
+  rubbish: null
+  figureExamples: 0
+`;
+
+/** `fgsm run CONFIG --results-dir RESULTS ...args` on a config of seeds: its output, and each seed's result and weights. */
+export function runBySeed(config: string, results: string, args: string[]) {
+  const out = fgsmCli(['run', config, '--results-dir', results, ...args]);
+  assert.equal(out.status, 0, out.stderr);
+  const experiment = readdirSync(results)[0]!;
+  const bySeed = new Map(
+    readdirSync(join(results, experiment)).map((id) => {
+      const runDir = join(results, experiment, id);
+      const result = JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')) as ResultRecord;
+      const bytes = readFileSync(join(runDir, 'model', 'weights.bin'));
+      return [result.seed, { result, weights: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) }] as const;
+    }),
+  );
+  return { output: out.stderr, bySeed };
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
@@ -10,8 +10,7 @@ import type { Split } from '../src/data/dataset.js';
 import type { ModelSpec } from '../src/models/classifier.js';
 import { MaxoutNetwork } from '../src/models/maxout.js';
 import { train, trainStacked, type TrainingSummary, type TrainOptions } from '../src/train/loop.js';
-import type { ResultRecord } from '../src/results/record.js';
-import { fgsmCli, randomImages, randomLabels, SMALL_MAXOUT, tempDir, useWasm } from './helpers.js';
+import { fgsmCli, randomImages, randomLabels, runBySeed, SMALL_MAXOUT, tempDir, TWO_SEEDS_MAXOUT, useWasm } from './helpers.js';
 
 /**
  * Stacked seeds (issue 12 §3): several seeds trained as one network with a leading seed axis must give each seed
@@ -165,52 +164,12 @@ describe('stacked seeds', () => {
   });
 });
 
-/** Two seeds of a tiny maxout network with early stopping and stage 2: whole minibatches of 100 in both stages. */
-const TWO_SEEDS = `name: two-seeds
-seeds: [3, 4]
-backend: wasm
-data:
-  source: auto
-  limit: { train: 1000, validation: 300, test: 300 }
-model:
-  kind: maxout
-  layers:
-    - { units: 12, pieces: 3 }
-    - { units: 12, pieces: 3 }
-  init: { range: 0.05 }
-  maxColumnNorm: 1.9365
-  dropout: { inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2 }
-training:
-  epochs: 4
-  objective: { kind: adversarial, alpha: 0.5, epsilon: 0.25 }
-  earlyStopping: { patience: 2 }
-  stage2: { mode: continue, maxEpochs: 2 }
-attack:
-  epsilons: [0.25]
-evaluation:
-  rubbish: null
-  figureExamples: 0
-`;
-
 describe('fgsm run --stack-seeds', () => {
   test('always: the seeds train as one stacked network, each its own complete run, with the numbers of --stack-seeds never', () => {
     const dir = tempDir();
     const config = join(dir, 'two-seeds.yaml');
-    writeFileSync(config, TWO_SEEDS);
-    const run = (mode: string) => {
-      const results = join(dir, mode);
-      const out = fgsmCli(['run', config, '--stack-seeds', mode, '--results-dir', results]);
-      assert.equal(out.status, 0, out.stderr);
-      const runs = readdirSync(join(results, 'two-seeds')).map((id) => join(results, 'two-seeds', id));
-      const bySeed = new Map(
-        runs.map((runDir) => {
-          const result = JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')) as ResultRecord;
-          const bytes = readFileSync(join(runDir, 'model', 'weights.bin'));
-          return [result.seed, { result, weights: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) }] as const;
-        }),
-      );
-      return { output: out.stderr, bySeed };
-    };
+    writeFileSync(config, TWO_SEEDS_MAXOUT);
+    const run = (mode: string) => runBySeed(config, join(dir, mode), ['--stack-seeds', mode]);
     const stacked = run('always');
     const alone = run('never');
     assert.match(stacked.output, /seeds 3, 4 trained together as one stacked network on wasm/);
@@ -233,7 +192,7 @@ describe('fgsm run --stack-seeds', () => {
   test('always, on a model that cannot stack: exit 2 naming the reason', () => {
     const dir = tempDir();
     const config = join(dir, 'two-seeds.yaml');
-    writeFileSync(config, TWO_SEEDS.replace('limit: { train: 1000,', 'limit: { train: 950,'));
+    writeFileSync(config, TWO_SEEDS_MAXOUT.replace('limit: { train: 1000,', 'limit: { train: 950,'));
     const out = fgsmCli(['run', config, '--stack-seeds', 'always', '--results-dir', join(dir, 'results')]);
     assert.equal(out.status, 2);
     assert.match(out.stderr, /--stack-seeds always, but a split of 950 examples is not whole minibatches of 100/);

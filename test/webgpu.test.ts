@@ -13,7 +13,7 @@ import type { ResultRecord } from '../src/results/record.js';
 import { maxoutUnits } from '../src/backend/kernels.js';
 import { minibatchObjective } from '../src/train/objective.js';
 import { MomentumSgd } from '../src/train/sgd.js';
-import { model, randomImages, randomLabels, tempDir } from './helpers.js';
+import { model, randomImages, randomLabels, runBySeed, tempDir, TWO_SEEDS_MAXOUT } from './helpers.js';
 
 /*
  * The webgpu backend against wasm, on whatever adapter is here: Mesa's lavapipe (a CPU Vulkan device) on
@@ -230,6 +230,21 @@ describe('webgpu backend (lavapipe without a GPU)', () => {
     close(a.rubbish!.error, b.rubbish!.error, 'rubbish error');
     // the same stopping decisions: epochs in each stage
     assert.deepEqual([a.training.epochs, a.training.stage2?.epochs], [b.training.epochs, b.training.stage2?.epochs]);
+  });
+  test('two seeds on webgpu train as one stacked network (auto), each ending as on wasm one by one', () => {
+    const dir = tempDir();
+    const config = join(dir, 'two-seeds.yaml');
+    writeFileSync(config, TWO_SEEDS_MAXOUT);
+    const stacked = runBySeed(config, join(dir, 'webgpu'), ['--backend', 'webgpu']);
+    const alone = runBySeed(config, join(dir, 'wasm'), ['--backend', 'wasm', '--stack-seeds', 'never']);
+    assert.match(stacked.output, /seeds 3, 4 trained together as one stacked network on webgpu/);
+    for (const seed of [3, 4]) {
+      const [a, b] = [stacked.bySeed.get(seed)!, alone.bySeed.get(seed)!];
+      assert.ok(maxDifference(a.weights, b.weights) < 1e-3, `seed ${seed}: parameters differ by ${maxDifference(a.weights, b.weights)}`);
+      const [x, y] = [a.result.metrics, b.result.metrics];
+      assert.deepEqual([x.training.epochs, x.training.stage2?.epochs], [y.training.epochs, y.training.stage2?.epochs]);
+      assert.ok(Math.abs(x.clean.error - y.clean.error) <= 0.005 && Math.abs(x.fgsm['0.25']!.error - y.fgsm['0.25']!.error) <= 0.005);
+    }
   });
 });
 
