@@ -97,12 +97,11 @@ async function stackedExamplesPerSecond(
   const config: TrainingConfig = TrainingSchema.parse({ epochs: 2, earlyStopping: { metric: 'none' } });
   const list = Array.from({ length: seeds }, (_, i) => i + 1);
   const lanes = list.map((seed) => new MaxoutNetwork(spec, 0.005, seed));
-  const stacked = new MaxoutNetwork(spec, 0.005, list);
   const summaries = await trainStacked(
     lanes.map((model, i) => ({ model, train: split, validation: null, config, seed: list[i]!, perturbation, checkpointDir: null, progress: quiet })),
-    stacked,
+    (stack) => new MaxoutNetwork(spec, 0.005, stack),
   );
-  for (const model of [stacked, ...lanes]) model.dispose();
+  for (const model of lanes) model.dispose();
   return (seeds * split.n) / Math.min(...summaries[0]!.history.map((r) => r.seconds));
 }
 

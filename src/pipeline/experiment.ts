@@ -395,16 +395,10 @@ async function runStacked(seeds: readonly number[], loaded: LoadedExperiment[], 
   const forSeed = (seed: number): RunOptions => ({ ...options, progress: labelled(options.progress, `seed ${seed}`) });
   try {
     for (const [i, seed] of seeds.entries()) prepared.push(await prepareRun(loaded[i]!, input, forSeed(seed)));
-    const stacked = stackedModelFromConfig(one.model, input.splits.classes, seeds);
-    let summaries: TrainingSummary[];
-    try {
-      summaries = await trainStacked(
-        prepared.map((run, i) => trainingOptions(run, forSeed(seeds[i]!))),
-        stacked,
-      );
-    } finally {
-      stacked.dispose();
-    }
+    const summaries = await trainStacked(
+      prepared.map((run, i) => trainingOptions(run, forSeed(seeds[i]!))),
+      (stack) => stackedModelFromConfig(one.model, input.splits.classes, stack),
+    );
     const outcomes: RunOutcome[] = [];
     for (const [i, run] of prepared.entries()) {
       outcomes.push(await finishRun(run, summaries[i]!, forSeed(seeds[i]!)));

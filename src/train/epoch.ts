@@ -36,17 +36,16 @@ export interface LaneEpoch {
 }
 
 /**
- * One epoch of each lane (null: an idle lane, whose network is stacked but not trained now): a pass over the
- * lane's stage's split in a fresh seeded order, per minibatch x̃ (if any), the objective's gradient, the update
- * and the max-norm constraint. Every lane's minibatches, dropout masks, learning rate and momentum are those of
- * its seed trained alone; lanes with fewer minibatches idle on zero rows once done. Advances each state's step;
- * returns each lane's record (training figures only: the stage monitors the rest), null for idle lanes.
+ * One epoch of each lane (one per network of the model, in order): a pass over the lane's stage's split in a
+ * fresh seeded order, per minibatch x̃ (if any), the objective's gradient, the update and the max-norm
+ * constraint. Every lane's minibatches, dropout masks, learning rate and momentum are those of its seed trained
+ * alone; a lane with fewer minibatches (stage 1 beside stage 2) idles on zero rows once done. Advances each
+ * state's step; returns each lane's record (training figures only: the stage monitors the rest).
  */
-export async function trainEpoch(context: EpochContext, lanes: readonly (LaneEpoch | null)[]): Promise<(EpochRecord | null)[]> {
+export async function trainEpoch(context: EpochContext, lanes: readonly LaneEpoch[]): Promise<EpochRecord[]> {
   const { model, config, perturbation, optimizer, progress } = context;
   const batchSize = config.batchSize;
   const plans = lanes.map((lane) => {
-    if (!lane) return null;
     const epoch = lane.state.epoch + 1;
     const { split, streams } = lane.stage;
     return {
@@ -60,18 +59,15 @@ export async function trainEpoch(context: EpochContext, lanes: readonly (LaneEpo
     };
   });
   const stacked = lanes.length > 1;
-  const steps = Math.max(...plans.map((plan) => plan?.batches ?? 0));
-  if (stacked && plans.some((plan) => plan && plan.stage.split.n % batchSize !== 0))
-    throw new Error(
-      `stacked seeds train whole minibatches only: a split of ${plans.find((p) => p && p.stage.split.n % batchSize)!.stage.split.n} in batches of ${batchSize}`,
-    );
+  const steps = Math.max(...plans.map((plan) => plan.batches));
+  const ragged = stacked ? plans.find((plan) => plan.stage.split.n % batchSize !== 0) : undefined;
+  if (ragged) throw new Error(`stacked seeds train whole minibatches only: a split of ${ragged.stage.split.n} in batches of ${batchSize}`);
   const variables = model.parameters.map((p) => p.variable);
   const idle = stacked ? { x: new Float32Array(batchSize * IMAGE_SIZE), y: new Int32Array(batchSize), n: batchSize } : null;
-  const active = plans.filter((plan) => plan !== null);
-  progress.start(steps, active.map((plan) => `${stacked ? `seed ${plan.seed} ` : ''}stage ${plan.state.stage} epoch ${plan.epoch}`).join(', '));
+  progress.start(steps, plans.map((plan) => `${stacked ? `seed ${plan.seed} ` : ''}stage ${plan.state.stage} epoch ${plan.epoch}`).join(', '));
   try {
     for (let b = 0; b < steps; b++) {
-      const training = plans.map((plan) => (plan && b < plan.batches ? plan : null));
+      const training = plans.map((plan) => (b < plan.batches ? plan : null));
       const batches = training.map((plan) =>
         plan ? gatherBatch(plan.stage.split, plan.order, b * batchSize, Math.min(plan.stage.split.n, (b + 1) * batchSize)) : idle!,
       );
@@ -117,31 +113,27 @@ export async function trainEpoch(context: EpochContext, lanes: readonly (LaneEpo
       tf.dispose([losses, wrong]);
       if (read.length > 0) {
         await Promise.all(read);
-        const running = active.reduce((sum, plan) => sum + plan.tally.lossSum / Math.max(1, plan.tally.examples), 0) / active.length;
+        const running = plans.reduce((sum, plan) => sum + plan.tally.lossSum / Math.max(1, plan.tally.examples), 0) / plans.length;
         progress.update(b + 1, `loss ${running.toFixed(4)}`);
       }
       read = [];
     }
   } finally {
-    for (const plan of active) plan.tally.dispose();
+    for (const plan of plans) plan.tally.dispose();
   }
   progress.stop();
-  return plans.map((plan) =>
-    plan
-      ? {
-          stage: plan.state.stage,
-          epoch: plan.epoch,
-          learningRate: plan.learningRate,
-          momentum: plan.momentum,
-          trainLoss: plan.tally.lossSum / plan.stage.split.n,
-          trainError: plan.tally.errors / plan.stage.split.n,
-          validationError: null,
-          adversarialValidationError: null,
-          heldOutLoss: null,
-          seconds: 0,
-        }
-      : null,
-  );
+  return plans.map((plan) => ({
+    stage: plan.state.stage,
+    epoch: plan.epoch,
+    learningRate: plan.learningRate,
+    momentum: plan.momentum,
+    trainLoss: plan.tally.lossSum / plan.stage.split.n,
+    trainError: plan.tally.errors / plan.stage.split.n,
+    validationError: null,
+    adversarialValidationError: null,
+    heldOutLoss: null,
+    seconds: 0,
+  }));
 }
 
 /** The arrays one after another in one array (no copy for one). */

@@ -75,14 +75,15 @@ export async function train(options: TrainOptions): Promise<TrainingSummary> {
 }
 
 /**
- * Several seeds of one experiment trained together through `stacked`, a network with one lane per seed (see
- * MaxoutNetwork), where the backend gains from fewer, larger dispatches. Each entry of `seeds` is that seed's
- * training as `train` would run it alone (its model a network of one lane, which holds the seed's parameters
- * between epochs: its stages, early stopping and checkpoint work on it), and gets the same numbers within float
- * rounding; a seed whose training has ended idles in the stack while the others go on. One summary per seed.
+ * Several seeds of one experiment trained together through one network with a lane per seed, made by `stackOf`
+ * (see MaxoutNetwork), where the backend gains from fewer, larger dispatches. Each entry of `seeds` is that
+ * seed's training as `train` would run it alone (its model a network of one lane, which holds the seed's
+ * parameters between epochs: its stages, early stopping and checkpoint work on it), and gets the same numbers
+ * within float rounding. The stack holds the seeds still training: when one ends, the others go on in a stack
+ * without it (the last one alone, on its own network). One summary per seed.
  */
-export async function trainStacked(seeds: readonly TrainOptions[], stacked: Classifier): Promise<TrainingSummary[]> {
-  return trainLanes(seeds, stacked);
+export async function trainStacked(seeds: readonly TrainOptions[], stackOf: (seeds: readonly number[]) => Classifier): Promise<TrainingSummary[]> {
+  return trainLanes(seeds, stackOf);
 }
 
 /** One seed's training: its options, optimiser, best parameters, recipe and loop state. */
@@ -113,27 +114,35 @@ function openLane(options: TrainOptions): Lane {
   return lane;
 }
 
-async function trainLanes(seeds: readonly TrainOptions[], stacked: Classifier | null): Promise<TrainingSummary[]> {
+async function trainLanes(seeds: readonly TrainOptions[], stackOf: ((seeds: readonly number[]) => Classifier) | null): Promise<TrainingSummary[]> {
   const started = Date.now();
   const lanes: Lane[] = [];
   let stack: StackedSeeds | null = null;
   try {
     for (const options of seeds) lanes.push(openLane(options));
-    const first = lanes[0]!;
-    if (stacked) stack = new StackedSeeds(stacked, lanes, first.options.config);
-    const context: EpochContext = {
-      model: stack?.model ?? first.options.model,
-      config: first.options.config,
-      perturbation: first.options.perturbation ?? null,
-      optimizer: stack?.optimizer ?? first.optimizer,
-      progress: first.options.progress,
-      laneDone: stack ? (lane) => stack!.store(lane) : undefined,
-    };
-    while (lanes.some((lane) => !lane.recipe.finished(lane.state))) {
-      for (const lane of lanes)
-        if (lane.state.stoppedBy !== null && !lane.recipe.finished(lane.state)) lane.options.progress.line(lane.recipe.enterStage2(lane.state));
-      stack?.load();
-      await epoch(context, lanes);
+    const { config, perturbation = null, progress } = lanes[0]!.options;
+    for (;;) {
+      const training = lanes.filter((lane) => !lane.recipe.finished(lane.state));
+      if (training.length === 0) break;
+      for (const lane of training) if (lane.state.stoppedBy !== null) lane.options.progress.line(lane.recipe.enterStage2(lane.state));
+      if (stack && stack.lanes.length !== training.length) {
+        stack.dispose();
+        stack = null;
+      }
+      if (stackOf && training.length > 1) {
+        stack ??= new StackedSeeds(stackOf(training.map((lane) => lane.options.seed)), training, config);
+        stack.load();
+      }
+      const own = training[0]!;
+      const context: EpochContext = {
+        model: stack?.model ?? own.options.model,
+        config,
+        perturbation,
+        optimizer: stack?.optimizer ?? own.optimizer,
+        progress,
+        laneDone: stack ? (lane) => stack!.store(lane) : undefined,
+      };
+      await epoch(context, training, lanes.length > 1);
     }
     return lanes.map((lane) => summariseLane(lane, (Date.now() - started) / 1000));
   } finally {
@@ -175,20 +184,18 @@ function summariseLane(lane: Lane, seconds: number): TrainingSummary {
 }
 
 /**
- * One epoch of every lane still training: train it, let each lane's stage monitor it and decide on stopping,
- * checkpoint, report; stops here when interrupted.
+ * One epoch of each lane in `lanes` (the seeds still training): train it, let each lane's stage monitor it and
+ * decide on stopping, checkpoint, report; stops here when interrupted. `seeds`: lines name the seed.
  */
-async function epoch(context: EpochContext, lanes: readonly Lane[]): Promise<void> {
-  const running = lanes.map((lane) => (lane.recipe.finished(lane.state) ? null : lane));
-  const stages = running.map((lane) => lane && lane.recipe.stage(lane.state));
+async function epoch(context: EpochContext, lanes: readonly Lane[], seeds: boolean): Promise<void> {
+  const stages = lanes.map((lane) => lane.recipe.stage(lane.state));
   const started = Date.now();
   const records = await trainEpoch(
     context,
-    running.map((lane, i) => lane && { seed: lane.options.seed, stage: stages[i]!, state: lane.state }),
+    lanes.map((lane, i) => ({ seed: lane.options.seed, stage: stages[i]!, state: lane.state })),
   );
   const trained = Date.now() - started;
-  for (const [i, lane] of running.entries()) {
-    if (!lane) continue;
+  for (const [i, lane] of lanes.entries()) {
     const { options, state, optimizer, best } = lane;
     const record = records[i]!;
     const monitored = Date.now();
@@ -209,9 +216,7 @@ async function epoch(context: EpochContext, lanes: readonly Lane[]): Promise<voi
   await new Promise((resolve) => setImmediate(resolve));
   const unfinished = lanes.filter((lane) => !lane.recipe.finished(lane.state));
   if (lanes.some((lane) => lane.options.signal?.aborted) && unfinished.length > 0) {
-    const where = unfinished.map(
-      (lane) => `${lanes.length > 1 ? `seed ${lane.options.seed} ` : ''}stage ${lane.state.stage} epoch ${lane.state.epoch}`,
-    );
+    const where = unfinished.map((lane) => `${seeds ? `seed ${lane.options.seed} ` : ''}stage ${lane.state.stage} epoch ${lane.state.epoch}`);
     throw new InterruptedError(`interrupted after ${where.join(', ')}; rerun the same command to resume`);
   }
 }

@@ -17,30 +17,31 @@ interface SeedNetwork {
 export class StackedSeeds {
   readonly optimizer: MomentumSgd;
 
+  /** `model`: one lane per entry of `lanes`, in order; disposed with the stack. */
   constructor(
     readonly model: Classifier,
-    private readonly seeds: readonly SeedNetwork[],
+    readonly lanes: readonly SeedNetwork[],
     penalties: Penalties,
   ) {
     this.optimizer = new MomentumSgd(model.parameters, penalties);
   }
 
-  /** Every seed's parameters and velocities into the stack. */
+  /** Every lane's parameters and velocities into the stack. */
   load(): void {
     tf.tidy(() => {
       for (const p of this.model.parameters) {
         const byName = (seed: SeedNetwork) => seed.options.model.parameters.find((q) => q.name === p.name)!.variable;
-        p.variable.assign(tf.reshape(tf.stack(this.seeds.map(byName)), p.variable.shape));
+        p.variable.assign(tf.reshape(tf.stack(this.lanes.map(byName)), p.variable.shape));
         this.optimizer.velocities
           .get(p.name)!
-          .assign(tf.reshape(tf.stack(this.seeds.map((seed) => seed.optimizer.velocities.get(p.name)!)), p.variable.shape));
+          .assign(tf.reshape(tf.stack(this.lanes.map((seed) => seed.optimizer.velocities.get(p.name)!)), p.variable.shape));
       }
     });
   }
 
   /** Seed `lane`'s parameters and velocities out of the stack. */
   store(lane: number): void {
-    const seed = this.seeds[lane]!;
+    const seed = this.lanes[lane]!;
     tf.tidy(() => {
       for (const p of this.model.parameters) {
         const own = seed.options.model.parameters.find((q) => q.name === p.name)!.variable;
@@ -53,5 +54,6 @@ export class StackedSeeds {
 
   dispose(): void {
     this.optimizer.dispose();
+    this.model.dispose();
   }
 }
