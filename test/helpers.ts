@@ -98,10 +98,8 @@ evaluation: { rubbish: null, figureExamples: 0 }
 `;
 }
 
-/** Two seeds of a tiny maxout network with early stopping and stage 2: whole minibatches of 100 in both stages. */
-export const TWO_SEEDS_MAXOUT = `name: two-seeds
-seeds: [3, 4]
-backend: wasm
+/** SMALL_MAXOUT's layers on 1,000 digits (FGSM_DATA_DIR's where set: CI, a packed app; else the embedded ones). */
+const TINY_MAXOUT_SECTIONS = `backend: wasm
 data:
   source: auto
   limit: { train: 1000, validation: 300, test: 300 }
@@ -113,7 +111,27 @@ model:
   init: { range: 0.05 }
   maxColumnNorm: 1.9365
   dropout: { inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2 }
-training:
+`;
+
+/** A tiny maxout run with every part of a run (adversarial training and early stopping, stage 2, the full evaluation), in seconds. */
+export const TINY_MAXOUT = `name: tiny
+seed: 3
+${TINY_MAXOUT_SECTIONS}training:
+  epochs: 2
+  objective: { kind: adversarial, alpha: 0.5, epsilon: 0.25 }
+  earlyStopping: { metric: adversarial-validation-error, patience: 5, epsilon: 0.25 }
+  stage2: { mode: continue, maxEpochs: 2 }
+attack:
+  epsilons: [0.1, 0.25]
+evaluation:
+  rubbish: { samples: 500 }
+  figureExamples: 4
+`;
+
+/** Two seeds of the tiny maxout network with early stopping and stage 2: whole minibatches of 100 in both stages. */
+export const TWO_SEEDS_MAXOUT = `name: two-seeds
+seeds: [3, 4]
+${TINY_MAXOUT_SECTIONS}training:
   epochs: 4
   objective: { kind: adversarial, alpha: 0.5, epsilon: 0.25 }
   earlyStopping: { patience: 2 }

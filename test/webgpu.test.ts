@@ -13,7 +13,7 @@ import type { ResultRecord } from '../src/results/record.js';
 import { maxoutUnits } from '../src/backend/kernels.js';
 import { minibatchObjective } from '../src/train/objective.js';
 import { MomentumSgd } from '../src/train/sgd.js';
-import { model, randomImages, randomLabels, runBySeed, tempDir, TWO_SEEDS_MAXOUT } from './helpers.js';
+import { model, randomImages, randomLabels, runBySeed, tempDir, TINY_MAXOUT, TWO_SEEDS_MAXOUT } from './helpers.js';
 
 /*
  * The webgpu backend against wasm, on whatever adapter is here: Mesa's lavapipe (a CPU Vulkan device) on
@@ -247,30 +247,3 @@ describe('webgpu backend (lavapipe without a GPU)', () => {
     }
   });
 });
-
-/** SMALL_MAXOUT's layers on 1,000 embedded digits: every part of a run, in seconds. */
-const TINY_MAXOUT = `name: tiny
-seed: 3
-backend: wasm
-data:
-  source: auto   # FGSM_DATA_DIR's files where set (CI, a packed app), else the embedded digits
-  limit: { train: 1000, validation: 300, test: 300 }
-model:
-  kind: maxout
-  layers:
-    - { units: 12, pieces: 3 }
-    - { units: 12, pieces: 3 }
-  init: { range: 0.05 }
-  maxColumnNorm: 1.9365
-  dropout: { inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2 }
-training:
-  epochs: 2
-  objective: { kind: adversarial, alpha: 0.5, epsilon: 0.25 }
-  earlyStopping: { metric: adversarial-validation-error, patience: 5, epsilon: 0.25 }
-  stage2: { mode: continue, maxEpochs: 2 }
-attack:
-  epsilons: [0.1, 0.25]
-evaluation:
-  rubbish: { samples: 500 }
-  figureExamples: 4
-`;
