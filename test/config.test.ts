@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ConfigError, hashConfig, loadExperiment } from '../src/config/load.js';
 import { ExperimentSchema, experimentJsonSchema } from '../src/config/schema.js';
-import { tempDir } from './helpers.js';
+import { fgsmCli, tempDir } from './helpers.js';
 
 const VALID = `name: t
 model:
@@ -46,6 +46,16 @@ describe('experiment configs', () => {
     assert.equal(config.attack.labels, 'true');
     assert.equal(config.training.learningRate.decay, 1.000004);
     assert.equal(config.data.train, 'train');
+  });
+
+  test('every config shipped under configs/ validates (fgsm validate)', () => {
+    const files = readdirSync('configs', { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => join('configs', f));
+    assert.ok(files.length >= 30, `${files.length} configs`);
+    const out = fgsmCli(['validate', ...files]);
+    assert.equal(out.status, 0, out.stderr + out.stdout);
+    assert.equal(out.stdout.split('\n').filter((line) => line.endsWith(')') && line.includes(': ok (')).length, files.length);
   });
 
   test('every error names the file, the line and column, the key, what was expected and what was found', () => {
