@@ -58,7 +58,8 @@ function options(
   };
 }
 
-const withoutSeconds = (s: TrainingSummary) => ({
+/** A summary's numbers: no times, and not which seeds it was stacked with. */
+const withoutSeconds = ({ stackedWith: _stackedWith, ...s }: TrainingSummary) => ({
   ...s,
   seconds: 0,
   totalSeconds: 0,
@@ -127,6 +128,7 @@ describe('stacked seeds', () => {
       const summaries = await trainStacked(together, (seeds) => (stacks.push([...seeds]), new MaxoutNetwork(SPEC, 0.05, seeds)));
       assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
       summaries.forEach((summary, i) => {
+        assert.deepEqual(summary.stackedWith, SEEDS);
         assertClose(withoutSeconds(summary), withoutSeconds(aloneSummaries[i]!), 1e-4, `seed ${SEEDS[i]}`);
         assert.ok(maxParameterDifference(together[i]!.model as MaxoutNetwork, alone[i]!.model as MaxoutNetwork) < 1e-4);
       });
@@ -180,6 +182,8 @@ describe('fgsm run --stack-seeds', () => {
     const stacked = run('always');
     const alone = run('never');
     assert.match(stacked.output, /seeds 3, 4 trained together as one stacked network on wasm/);
+    assert.deepEqual(stacked.bySeed.get(3)!.result.metrics.training.stackedWith, [3, 4]);
+    assert.equal(alone.bySeed.get(3)!.result.metrics.training.stackedWith, undefined);
     for (const seed of [3, 4]) {
       const [a, b] = [stacked.bySeed.get(seed)!, alone.bySeed.get(seed)!];
       assert.ok(a && b, `seed ${seed} has a complete run both ways`);

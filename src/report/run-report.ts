@@ -50,13 +50,16 @@ export function renderRunReport(result: ResultRecord, rows: ReportRow[]): string
       '.'
     : '';
   const resumed = t.resumedFromEpoch ? `, resumed after stage ${t.resumedFromEpoch.stage} epoch ${t.resumedFromEpoch.epoch}` : '';
+  const stacked = t.stackedWith
+    ? ` Trained in one network with seeds ${t.stackedWith.join(', ')} stacked (the numbers of training alone, within float rounding; epoch times are the stack's).`
+    : '';
   lines.push(
     '## Training',
     '',
     `Stage 1: ${t.epochs} epochs (${t.steps} updates), stopped by ${t.stoppedBy}; parameters of epoch ${t.chosenEpoch}` +
       (t.bestValidationError !== null ? ` (best validation error ${pct(t.bestValidationError)})` : '') +
       `.${stage2} Final training error (training state) ${pct(t.finalTrainingError)}. Training time ${duration(t.totalSeconds)} over all invocations` +
-      ` (${duration(t.seconds)} in this one${resumed}). Per epoch: \`epochs.csv\`; curve: \`training-curve.svg\`.`,
+      ` (${duration(t.seconds)} in this one${resumed}).${stacked} Per epoch: \`epochs.csv\`; curve: \`training-curve.svg\`.`,
     '',
     '## Open choices (PAPER.md §3)',
     '',

@@ -35,6 +35,11 @@ export interface TrainingSummary {
   /** Training-state error of the last epoch trained (stage 2's when there is one). */
   finalTrainingError: number;
   resumedFromEpoch: { stage: 1 | 2; epoch: number } | null;
+  /**
+   * Present when this invocation trained the seed stacked with others (trainStacked): every seed of the stack, this
+   * one among them. Its epochs' seconds are then the stack's, shared by all of its seeds.
+   */
+  stackedWith?: number[];
   /** Seconds this invocation trained (a resumed run counts only its own part). */
   seconds: number;
   /** Seconds of training over every invocation: the sum of the epochs' times, each measured where it ran. */
@@ -144,7 +149,8 @@ async function trainLanes(seeds: readonly TrainOptions[], stackOf: ((seeds: read
       };
       await epoch(context, training, lanes.length > 1);
     }
-    return lanes.map((lane) => summariseLane(lane, (Date.now() - started) / 1000));
+    const stackedWith = stackOf && lanes.length > 1 ? lanes.map((lane) => lane.options.seed) : undefined;
+    return lanes.map((lane) => summariseLane(lane, (Date.now() - started) / 1000, stackedWith));
   } finally {
     stack?.dispose();
     for (const lane of lanes) {
@@ -155,7 +161,7 @@ async function trainLanes(seeds: readonly TrainOptions[], stackOf: ((seeds: read
 }
 
 /** The summary of a lane whose training has ended, its model left with the parameters the recipe keeps. */
-function summariseLane(lane: Lane, seconds: number): TrainingSummary {
+function summariseLane(lane: Lane, seconds: number, stackedWith: number[] | undefined): TrainingSummary {
   const { recipe, state, best, options } = lane;
   let chosenEpoch = state.stage1?.epochs ?? state.epoch;
   if (recipe.validating && recipe.secondStage === 'none' && options.config.earlyStopping.keepBest && state.bestEpoch !== null) {
@@ -180,6 +186,7 @@ function summariseLane(lane: Lane, seconds: number): TrainingSummary {
           },
     resumedFromEpoch: lane.resumedFromEpoch,
     seconds,
+    ...(stackedWith ? { stackedWith } : {}),
   });
 }
 
@@ -273,7 +280,7 @@ export function trainingSoFar(model: Classifier, checkpointDir: string, config: 
 function summarise(
   state: TrainingState,
   stage1StoppedBy: NonNullable<TrainingState['stoppedBy']>,
-  rest: Pick<TrainingSummary, 'chosenEpoch' | 'stage2' | 'resumedFromEpoch' | 'seconds'>,
+  rest: Pick<TrainingSummary, 'chosenEpoch' | 'stage2' | 'resumedFromEpoch' | 'seconds' | 'stackedWith'>,
 ): TrainingSummary {
   const stage1 = state.stage1 ?? { epochs: state.epoch, steps: state.step, stoppedBy: stage1StoppedBy };
   return {
