@@ -10,10 +10,11 @@ import { initBackend, type BackendName } from '../src/backend/select.js';
 import { probeWebgpu } from '../src/backend/webgpu.js';
 import type { Classifier } from '../src/models/classifier.js';
 import type { ResultRecord } from '../src/results/record.js';
-import { maxoutUnits } from '../src/backend/kernels.js';
+import { columnNormScale, maxoutUnits, momentumVelocities } from '../src/backend/kernels.js';
 import { minibatchObjective } from '../src/train/objective.js';
 import { MomentumSgd } from '../src/train/sgd.js';
-import { model, randomImages, randomLabels, runBySeed, tempDir, TINY_MAXOUT, TWO_SEEDS_MAXOUT } from './helpers.js';
+import { model, randomImages, randomLabels, runBySeed, SMALL_MAXOUT, tempDir, TINY_MAXOUT, TWO_SEEDS_MAXOUT } from './helpers.js';
+import { MaxoutNetwork } from '../src/models/maxout.js';
 
 /*
  * The webgpu backend against wasm, on whatever adapter is here: Mesa's lavapipe (a CPU Vulkan device) on
@@ -170,6 +171,62 @@ describe('webgpu backend (lavapipe without a GPU)', () => {
   test('a short adversarial training run gives the parameters wasm gives, within float tolerance', async () => {
     const runs = await onBoth(() => parametersAfterSteps(3));
     runs.wasm.forEach((expected, i) => assert.ok(maxDifference(runs.webgpu[i]!, expected) < 1e-4, `parameter ${i}`));
+  });
+
+  test('fused kernels: the momentum step and the max-norm scale equal their element-wise forms, in fewer dispatches', async () => {
+    await initBackend('webgpu');
+    const close = async (ours: tf.Tensor, theirs: tf.Tensor, what: string) => {
+      const [a, b] = [await values(ours), await values(theirs)];
+      assert.ok(maxDifference(a, b) <= 1e-6 * Math.max(1, ...b.map(Math.abs)), `${what}: differs by ${maxDifference(a, b)}`);
+    };
+    const random = (shape: number[], seed: number) =>
+      tf.tensor(
+        randomImages(1, seed).slice(
+          0,
+          shape.reduce((a, b) => a * b, 1),
+        ),
+        shape,
+      );
+    // one network, and three stacked with a momentum and a learning rate each
+    const v = [random([28, 28], 1), random([3, 20, 13], 2)];
+    const g = [random([28, 28], 3), random([3, 20, 13], 4)];
+    const [momenta, rates] = [tf.tensor3d([0.5, 0.6, 0.7], [3, 1, 1]), tf.tensor3d([0.1, 0.01, 0.001], [3, 1, 1])];
+    await close(momentumVelocities([{ v: v[0]!, g: g[0]! }], 0.55, 0.1)[0]!, tf.sub(tf.mul(0.55, v[0]!), tf.mul(0.1, g[0]!)), 'velocity');
+    await close(
+      momentumVelocities([{ v: v[1]!, g: g[1]! }], momenta, rates)[0]!,
+      tf.sub(tf.mul(momenta, v[1]!), tf.mul(rates, g[1]!)),
+      'stacked velocity',
+    );
+    for (const w of [tf.mul(v[0]!, 3), tf.mul(v[1]!, 3)]) {
+      const norms = tf.sqrt(tf.sum(tf.square(w), w.rank - 2, true));
+      await close(columnNormScale(w, 1.9365), tf.minimum(1, tf.div(1.9365, tf.maximum(norms, 1e-12))), `max-norm scale of [${w.shape}]`);
+    }
+    // an update and the max-norm of the small maxout network: 2 dispatches per parameter, 2 per weight matrix
+    const network = new MaxoutNetwork(
+      { kind: 'maxout', inputSize: 784, classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], maxColumnNorm: 1.9365, ...SMALL_MAXOUT },
+      0.05,
+      3,
+    );
+    const optimizer = new MomentumSgd(network.parameters, { weightDecay: 0, l1FirstLayer: 0 });
+    const grads = Object.fromEntries(network.parameters.map((p) => [p.variable.name, tf.onesLike(p.variable)]));
+    // counted where tfjs-backend-webgpu records every dispatch (programs run through it directly are not kernels)
+    const backend = tf.backend() as unknown as { recordAndSubmit: (...args: unknown[]) => unknown };
+    const record = backend.recordAndSubmit;
+    let dispatches = 0;
+    backend.recordAndSubmit = function (this: unknown, ...args: unknown[]) {
+      dispatches++;
+      return record.apply(this, args);
+    };
+    try {
+      optimizer.apply(grads, 0.1, 0.5);
+      network.constrain();
+    } finally {
+      backend.recordAndSubmit = record;
+    }
+    assert.equal(dispatches, 2 * 6 + 2 * 3, 'fused: velocity and parameter per parameter, scale and product per weight matrix');
+    tf.dispose([...v, ...g, momenta, rates, ...Object.values(grads)]);
+    optimizer.dispose();
+    network.dispose();
   });
 
   test('attack, gradient and training steps on webgpu leak no tensor', async () => {

@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedColumnNormScale, fusedMomentumVelocity } from './webgpu-programs.js';
 
 /*
  * The operations whose best form depends on the backend (DESIGN.md, "Kernels per backend"): the dense layer's
- * product with its gradients, maxout units, the exact sign. Models, attacks and training call these and never
- * ask which backend runs.
+ * product with its gradients, maxout units, the exact sign, the momentum step and the max-norm scale. Models,
+ * attacks and training call these and never ask which backend runs.
  */
 
 /**
@@ -174,3 +175,30 @@ export const maxoutUnits = (z: tf.Tensor2D, pieces: number): tf.Tensor2D => {
     };
   })(z);
 };
+
+/**
+ * The momentum step's new velocities μ·v − η·g, one per (v, g) pair; μ and η numbers, or one per stacked network
+ * shaped [networks, 1, 1]. On webgpu one fused dispatch per pair (three kernels otherwise); elsewhere tfjs's own
+ * kernels, to the bit what they always computed.
+ */
+export function momentumVelocities(
+  pairs: readonly { v: tf.Tensor; g: tf.Tensor }[],
+  momentum: number | tf.Tensor,
+  rate: number | tf.Tensor,
+): tf.Tensor[] {
+  if (tf.getBackend() !== 'webgpu') return pairs.map(({ v, g }) => tf.sub(tf.mul(momentum, v), tf.mul(rate, g)));
+  const perNetwork = (value: number | tf.Tensor) => (typeof value === 'number' ? tf.tensor1d([value]) : tf.reshape(value, [-1]));
+  const [momenta, rates] = [perNetwork(momentum), perNetwork(rate)];
+  return pairs.map(({ v, g }) => fusedMomentumVelocity(v, g, momenta, rates));
+}
+
+/**
+ * Per column of w ([in, out], or [networks, in, out]: each network's columns), the factor that brings its L2
+ * norm down to `maxNorm` where larger: min(1, maxNorm / ‖column‖), shaped to broadcast over w. One fused
+ * dispatch on webgpu (five kernels otherwise).
+ */
+export function columnNormScale(w: tf.Tensor, maxNorm: number): tf.Tensor {
+  if (tf.getBackend() === 'webgpu') return fusedColumnNormScale(w, maxNorm);
+  const norms = tf.sqrt(tf.sum(tf.square(w), w.rank - 2, true));
+  return tf.minimum(1, tf.div(maxNorm, tf.maximum(norms, 1e-12)));
+}

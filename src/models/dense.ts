@@ -1,18 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { stream } from '../core/rng.js';
 import type { Parameter } from './classifier.js';
-import { denseMatMul, type Gradients } from '../backend/kernels.js';
+import { columnNormScale, denseMatMul, type Gradients } from '../backend/kernels.js';
 
 /**
  * Rescales each column of `w` (the weights into one output) down to L2 norm `maxNorm` where larger; for stacked
  * seeds ([seeds, in, out]) each seed's columns.
  */
 export function applyMaxColumnNorm(w: tf.Variable, maxNorm: number): void {
-  const constrained = tf.tidy(() => {
-    const norms = tf.sqrt(tf.sum(tf.square(w), w.rank - 2, true));
-    const scale = tf.minimum(1, tf.div(maxNorm, tf.maximum(norms, 1e-12)));
-    return tf.mul(w, scale);
-  });
+  const constrained = tf.tidy(() => tf.mul(w, columnNormScale(w, maxNorm)));
   w.assign(constrained);
   constrained.dispose();
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Parameter } from '../models/classifier.js';
-import { exactSign } from '../backend/kernels.js';
+import { exactSign, momentumVelocities } from '../backend/kernels.js';
 
 export interface Penalties {
   /** L2: λ·θ added to the gradient of every weight (not biases). */
@@ -31,15 +31,18 @@ export class MomentumSgd {
   apply(gradients: Record<string, tf.Tensor>, learningRate: number | tf.Tensor, momentum: number | tf.Tensor): void {
     const { weightDecay, l1FirstLayer } = this.penalties;
     tf.tidy(() => {
-      for (const p of this.parameters) {
+      const pairs = this.parameters.map((p) => {
         let g = gradients[p.variable.name];
         if (!g) throw new Error(`no gradient for parameter ${p.name}`);
         if (weightDecay > 0 && p.role === 'weight') g = tf.add(g, tf.mul(weightDecay, p.variable));
         if (l1FirstLayer > 0 && p.role === 'weight' && p.layer === 1) g = tf.add(g, tf.mul(l1FirstLayer, exactSign(p.variable)));
-        const v = this.velocities.get(p.name)!;
-        v.assign(tf.sub(tf.mul(momentum, v), tf.mul(learningRate, g)));
-        p.variable.assign(tf.add(p.variable, v));
-      }
+        return { v: this.velocities.get(p.name)!, g };
+      });
+      momentumVelocities(pairs, momentum, learningRate).forEach((velocity, i) => {
+        const p = this.parameters[i]!;
+        pairs[i]!.v.assign(velocity);
+        p.variable.assign(tf.add(p.variable, velocity));
+      });
     });
   }
 
