@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedColumnNormScale, fusedMomentumVelocity } from './webgpu-programs.js';
+import { fusedColumnNormScale, fusedMaxoutGradient, fusedMomentumVelocity } from './webgpu-programs.js';
 
 /*
  * The operations whose best form depends on the backend (DESIGN.md, "Kernels per backend"): the dense layer's
@@ -103,9 +103,9 @@ export function exactSign(x: tf.Tensor): tf.Tensor {
  * tie: pylearn2 computed a unit as p = T.maximum(cur, p) over the pieces in order, and Theano's maximum gives the
  * gradient of a tie to its first argument, so the last tied piece takes it all. Ties are rare but real (exact
  * float equality, a few per epoch on MNIST), so they are found with one vectorised count and fixed on the host: cheap where
- * a read is (wasm, cpu, tensorflow).
+ * a read is (wasm, cpu, tensorflow; webgpu has a fused kernel instead, see maxoutGradient).
  */
-function lastTiedPieceOnHost(atMax: tf.Tensor3D): tf.Tensor3D {
+function lastTiedPiece(atMax: tf.Tensor3D): tf.Tensor3D {
   const [n, pieces, units] = atMax.shape;
   const mostAtMax = tf.tidy(
     () => tf.max(tf.avgPool(tf.reshape(atMax, [n, 1, pieces, units]) as tf.Tensor4D, [1, pieces], [1, pieces], 'valid')).dataSync()[0]!,
@@ -127,29 +127,21 @@ function lastTiedPieceOnHost(atMax: tf.Tensor3D): tf.Tensor3D {
 }
 
 /**
- * The same mask without reading back: pieces at the maximum are numbered 1..pieces in order, and the one with
- * the largest number is the last (small integers, exact in float32). WebGPU in Node cannot read a tensor
- * synchronously at all, and a GPU would stall on the read. (Not a reverse tf.cumsum: tfjs-backend-webgpu 4.22
- * caches its shader under a key without the axis length, and reuses one compiled for another piece count.)
+ * dy through maxout units to their pre-activations z: to the piece at its unit's maximum, on a tie to the last
+ * one (see lastTiedPiece). On webgpu one fused dispatch, which also never reads back (WebGPU in Node cannot read
+ * synchronously, and a GPU would stall); elsewhere vectorised kernels and the host's tie fix.
  */
-function lastTiedPieceOnDevice(atMax: tf.Tensor3D): tf.Tensor3D {
-  return tf.tidy(() => {
-    const numbered = tf.mul(atMax, tf.reshape(tf.range(1, atMax.shape[1] + 1), [1, atMax.shape[1], 1]));
-    return tf.cast(tf.equal(numbered, tf.max(numbered, 1, true)), 'float32') as tf.Tensor3D;
-  });
-}
-
-/**
- * On the pieces at their unit's maximum (`atMax`, [n, pieces, units], 1 or 0), keeps only the last piece of
- * each tie, as pylearn2 did (see lastTiedPieceOnHost).
- */
-export function lastTiedPiece(atMax: tf.Tensor3D): tf.Tensor3D {
-  return tf.getBackend() === 'webgpu' ? lastTiedPieceOnDevice(atMax) : lastTiedPieceOnHost(atMax);
+function maxoutGradient(z: tf.Tensor2D, maxima: tf.Tensor2D, dy: tf.Tensor2D, pieces: number): tf.Tensor2D {
+  if (tf.getBackend() === 'webgpu') return fusedMaxoutGradient(z, maxima, dy, pieces) as tf.Tensor2D;
+  const [n, width] = z.shape;
+  const units = width / pieces;
+  const atMax = tf.sub(1, tf.step(tf.sub(tf.reshape(maxima, [n, 1, units]), tf.reshape(z, [n, pieces, units])))) as tf.Tensor3D;
+  return tf.reshape(tf.mul(lastTiedPiece(atMax), tf.reshape(dy, [n, 1, units])), [n, width]);
 }
 
 /**
  * h_u = max_p z[:, p·units + u]: the maxout units of pre-activations z whose `pieces` blocks of columns are the
- * pieces. The gradient goes to the piece at the maximum, on a tie to the last one (see lastTiedPiece).
+ * pieces. The gradient goes to the piece at the maximum, on a tie to the last one (see maxoutGradient).
  *
  * Written for speed on wasm, where tf.maximum, the comparisons and tf.max's gradient are scalar C++ loops
  * (a chain of tf.maximum over tf.split's blocks, with its gradient, took 3.7 ms on 100 × 1200) while
@@ -169,8 +161,7 @@ export const maxoutUnits = (z: tf.Tensor2D, pieces: number): tf.Tensor2D => {
       value: max,
       gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
         const [zs, maxs] = saved as [tf.Tensor2D, tf.Tensor2D];
-        const atMax = tf.sub(1, tf.step(tf.sub(tf.reshape(maxs, [n, 1, units]), tf.reshape(zs, [n, pieces, units])))) as tf.Tensor3D;
-        return tf.reshape(tf.mul(lastTiedPiece(atMax), tf.reshape(dy, [n, 1, units])), [n, width]);
+        return maxoutGradient(zs, maxs, dy, pieces);
       },
     };
   })(z);

@@ -101,3 +101,42 @@ export function fusedColumnNormScale(w: tf.Tensor, maxNorm: number): tf.Tensor {
     ],
   );
 }
+
+/**
+ * The input gradient of maxout units: each unit's upstream gradient to the piece at its maximum, on a tie to the
+ * last such piece (pylearn2's T.maximum chain; see lastTiedPiece in kernels.ts). z [n, pieces × units] with
+ * piece p of unit u in column p·units + u, the maxima and dy [n, units]. One dispatch (about nine otherwise):
+ * a thread per element of z compares it with its unit's maximum and looks at the later pieces for a tie.
+ */
+export function fusedMaxoutGradient(z: tf.Tensor, maxima: tf.Tensor, dy: tf.Tensor, pieces: number): tf.Tensor {
+  const units = z.shape[1]! / pieces;
+  const program = flatProgram(
+    'fgsm-maxout-gradient',
+    ['preActivations', 'maxima', 'upstream'],
+    'units : i32, pieces : i32,',
+    z.shape,
+    `let width = uniforms.units * uniforms.pieces;
+          let row = index / width;
+          let piece = (index - row * width) / uniforms.units;
+          let unit = index - row * width - piece * uniforms.units;
+          let top = maxima[row * uniforms.units + unit];
+          var gradient = 0.0;
+          if (preActivations[index] == top) {
+            gradient = upstream[row * uniforms.units + unit];
+            for (var later = piece + 1; later < uniforms.pieces; later++) {
+              if (preActivations[row * width + later * uniforms.units + unit] == top) {
+                gradient = 0.0;
+              }
+            }
+          }
+          setOutputAtIndex(index, gradient);`,
+  );
+  return run(
+    program,
+    [z, maxima, dy],
+    [
+      { type: 'int32', data: [units] },
+      { type: 'int32', data: [pieces] },
+    ],
+  );
+}
