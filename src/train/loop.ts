@@ -76,19 +76,7 @@ export interface TrainOptions {
  * resumes to the same result.
  */
 export async function train(options: TrainOptions): Promise<TrainingSummary> {
-  return (await trainLanes([options], null))[0]!;
-}
-
-/**
- * Several seeds of one experiment trained together through one network with a lane per seed, made by `stackOf`
- * (see MaxoutNetwork), where the backend gains from fewer, larger dispatches. Each entry of `seeds` is that
- * seed's training as `train` would run it alone (its model a network of one lane, which holds the seed's
- * parameters between epochs: its stages, early stopping and checkpoint work on it), and gets the same numbers
- * within float rounding. The stack holds the seeds still training: when one ends, the others go on in a stack
- * without it (the last one alone, on its own network). One summary per seed.
- */
-export async function trainStacked(seeds: readonly TrainOptions[], stackOf: (seeds: readonly number[]) => Classifier): Promise<TrainingSummary[]> {
-  return trainLanes(seeds, stackOf);
+  return (await trainStacked([options], null))[0]!;
 }
 
 /** One seed's training: its options, optimiser, best parameters, recipe and loop state. */
@@ -119,7 +107,19 @@ function openLane(options: TrainOptions): Lane {
   return lane;
 }
 
-async function trainLanes(seeds: readonly TrainOptions[], stackOf: ((seeds: readonly number[]) => Classifier) | null): Promise<TrainingSummary[]> {
+/**
+ * Several seeds of one experiment trained together through one network with a lane per seed, made by `stackOf`
+ * (see MaxoutNetwork), where the backend gains from fewer, larger dispatches. Each entry of `seeds` is that
+ * seed's training as `train` would run it alone (its model a network of one lane, which holds the seed's
+ * parameters between epochs: its stages, early stopping and checkpoint work on it), and gets the same numbers
+ * within float rounding. The stack holds the seeds still training: when one ends, the others go on in a stack
+ * without it (the last one alone, on its own network). One summary per seed. With `stackOf` null, one seed
+ * trains on its own network (`train`).
+ */
+export async function trainStacked(
+  seeds: readonly TrainOptions[],
+  stackOf: ((seeds: readonly number[]) => Classifier) | null,
+): Promise<TrainingSummary[]> {
   const started = Date.now();
   const lanes: Lane[] = [];
   let stack: StackedSeeds | null = null;
