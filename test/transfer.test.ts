@@ -138,6 +138,19 @@ attack: { epsilons: [0.1, 0.25] }
       [0.1, 0.25],
     );
 
+    // --set reaches the command line's transfer as it would a YAML's; a bad value names the --set
+    const files = [join(dir, 'one.yaml'), join(dir, 'two.yaml')];
+    const stable = fgsm(['transfer', ...files, '--results-dir', results, '--set', 'attack.gradient=stable', '--set', 'attack.clip=[0, 1]', '-q'], env);
+    assert.equal(stable.status, 0, stable.stderr);
+    const newest = readdirSync(join(results, 'transfer')).sort().at(-1)!;
+    const overridden = JSON.parse(readFileSync(join(results, 'transfer', newest, 'result.json'), 'utf8'));
+    assert.equal(overridden.config.attack.gradient, 'stable');
+    assert.deepEqual(overridden.config.attack.clip, [0, 1]);
+    assert.deepEqual(overridden.overrides, ['attack.gradient=stable', 'attack.clip=[0, 1]']);
+    const bad = fgsm(['transfer', ...files, '--results-dir', results, '--set', 'attack.gradient=exact'], env);
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, /--set attack\.gradient=exact: attack\.gradient: .*expected one of "standard"\|"stable"; found "exact"/);
+
     // the same experiments on the embedded subset: their runs are on other data, so there is nothing to use
     const subset = fgsm(['run', join(dir, 'pair.yaml'), '--results-dir', results, '-q'], {
       FGSM_DATA_DIR: '',

@@ -332,7 +332,7 @@ function program(): Command {
       .option('--train-missing', 'train the experiments that have no complete run instead of refusing', false),
     null,
   ).action(async (configs: string[], flags: ExperimentFlags & { eps?: string; trainMissing: boolean }) => {
-    const loaded = adHocTransfer(configs, flags.eps === undefined ? null : parseEpsilons(flags.eps));
+    const loaded = adHocTransfer(configs, flags.eps === undefined ? null : parseEpsilons(flags.eps), flags.set);
     printCrossRun(await runTransfer(loaded, { ...runOptionsFrom(flags), trainMissing: flags.trainMissing }));
   });
 

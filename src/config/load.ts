@@ -286,10 +286,8 @@ export function hashConfig(config: Experiment): string {
   return createHash('sha256').update(canonicalJson(hashed)).digest('hex').slice(0, 12);
 }
 
-/** The file (with its extends:) and the overrides, merged; throws ConfigError with every problem found. */
-function readDocument(file: string, overrides: string[]): { layers: Layer[]; fileLayers: FileLayer[]; merged: Json } {
-  const issues: ConfigIssue[] = [];
-  const { layers: fileLayers, value } = readFileLayers(file, [], issues);
+/** A document and the overrides, merged; throws ConfigError with every problem found (`issues` holds the document's). */
+function withOverrides(fileLayers: FileLayer[], value: Json, overrides: string[], issues: ConfigIssue[]): { layers: Layer[]; merged: Json } {
   const layers: Layer[] = [...fileLayers];
   let merged = value;
   for (const text of overrides) {
@@ -299,7 +297,14 @@ function readDocument(file: string, overrides: string[]): { layers: Layer[]; fil
     merged = mergeDeep(merged, parsed.value);
   }
   if (issues.length > 0) throw new ConfigError(issues);
-  return { layers, fileLayers, merged };
+  return { layers, merged };
+}
+
+/** The file (with its extends:) and the overrides, merged; throws ConfigError with every problem found. */
+function readDocument(file: string, overrides: string[]): { layers: Layer[]; fileLayers: FileLayer[]; merged: Json } {
+  const issues: ConfigIssue[] = [];
+  const { layers: fileLayers, value } = readFileLayers(file, [], issues);
+  return { ...withOverrides(fileLayers, value, overrides, issues), fileLayers };
 }
 
 /** The directory a relative path at `path` is resolved against: that of the file that set it (cwd for --set). */
@@ -346,6 +351,19 @@ export interface LoadedCrossRun<C extends CrossRunConfig = CrossRunConfig> {
 /** An experiment over runs of any kind (transfer, agreement, ensemble). */
 export function loadCrossRun(file: string, overrides: string[] = []): LoadedCrossRun {
   const { layers, fileLayers, merged } = readDocument(file, overrides);
+  return { config: crossRunConfig(layers, merged), files: fileLayers.map((layer) => layer.file), overrides };
+}
+
+/**
+ * An experiment over runs that the command line describes (`fgsm transfer A.yaml B.yaml`): the document it makes,
+ * then --set overrides, checked as a file's would be; its relative paths are the working directory's.
+ */
+export function loadCommandLineCrossRun(document: Record<string, unknown>, files: string[], overrides: string[]): LoadedCrossRun {
+  const { layers, merged } = withOverrides([], document as Json, overrides, []);
+  return { config: crossRunConfig(layers, merged), files, overrides };
+}
+
+function crossRunConfig(layers: Layer[], merged: Json): CrossRunConfig {
   const result = CrossRunSchema.safeParse(merged);
   if (!result.success) throw new ConfigError(issuesFromSchema(result.error, layers, merged));
   const config = result.data;
@@ -354,5 +372,5 @@ export function loadCrossRun(file: string, overrides: string[] = []): LoadedCros
     const base = baseDirOf(layers, ['uses', name]);
     uses[name] = typeof use === 'string' ? resolve(base, use) : { ...use, config: resolve(base, use.config) };
   }
-  return { config, files: fileLayers.map((layer) => layer.file), overrides };
+  return config;
 }

@@ -1,12 +1,16 @@
-import { TransferSchema, type TransferConfig } from '../config/cross-run.js';
-import { loadExperiment, type LoadedCrossRun } from '../config/load.js';
+import { type TransferConfig } from '../config/cross-run.js';
+import { loadCommandLineCrossRun, loadExperiment, type LoadedCrossRun } from '../config/load.js';
+import { FgsmError } from '../core/errors.js';
 import { transferMatrices, type TransferMatrix } from '../eval/transfer.js';
 import { transferHeatmapSvg } from '../results/plots.js';
 import type { TransferPair, TransferRecord } from '../results/record.js';
 import { atPaperEpsilon, runOverRuns, wantedRuns, type CrossRunOptions } from './used-runs.js';
 
-/** The ad-hoc transfer of `fgsm transfer A.yaml B.yaml …`: every model against every other, ε = .25 unless asked. */
-export function adHocTransfer(files: string[], epsilons: number[] | null): LoadedCrossRun<TransferConfig> {
+/**
+ * The ad-hoc transfer of `fgsm transfer A.yaml B.yaml …`: every model against every other, ε = .25 unless asked;
+ * --set overrides its keys (attack.gradient, attack.clip, …) as they would a transfer YAML's.
+ */
+export function adHocTransfer(files: string[], epsilons: number[] | null, overrides: string[]): LoadedCrossRun<TransferConfig> {
   const uses: Record<string, string> = {};
   for (const file of files) {
     const camel = loadExperiment(file).config.name.replace(/[^A-Za-z0-9]+(.)?/g, (_, next: string | undefined) => (next ?? '').toUpperCase());
@@ -15,8 +19,10 @@ export function adHocTransfer(files: string[], epsilons: number[] | null): Loade
     for (let n = 2; name in uses; n++) name = `${base}${n}`;
     uses[name] = file;
   }
-  const config = TransferSchema.parse({ kind: 'transfer', name: 'transfer', uses, attack: epsilons ? { epsilons } : {} });
-  return { config, files, overrides: [] };
+  const document = { kind: 'transfer', name: 'transfer', uses, ...(epsilons ? { attack: { epsilons } } : {}) };
+  const loaded = loadCommandLineCrossRun(document, files, overrides);
+  if (loaded.config.kind !== 'transfer') throw new FgsmError(`--set kind=${loaded.config.kind}: fgsm transfer makes a transfer experiment`, 'leave kind unset');
+  return { ...loaded, config: loaded.config };
 }
 
 function pairsOf(matrix: TransferMatrix): Record<string, TransferPair> {
