@@ -142,7 +142,8 @@ describe('agreement (§8)', () => {
       rbfBothErr: { agree: 2, of: 4, rate: 2 / 4 }, // rbf errs on 1, 3, 5, 6
       softmaxAll: { agree: 4, of: 7, rate: 4 / 7 },
       softmaxBothErr: { agree: 4, of: 5, rate: 4 / 5 }, // softmax errs on 1, 2, 3, 4, 5
-      rbfSoftmax: { agree: 2, of: 3, rate: 2 / 3 }, // both err on 1, 3, 5: the same class on 1 and 3
+      rbfSoftmax: { agree: 3, of: 7, rate: 3 / 7 }, // the same class on 1, 3 and 7 (both 0 there: right, so not both err)
+      rbfSoftmaxBothErr: { agree: 2, of: 3, rate: 2 / 3 }, // both err on 1, 3, 5: the same class on 1 and 3
     });
     assert.deepEqual(agreementCounts(labels, labels, [{ name: 'rbf', predicted: rbf }]).rbfAll, { agree: 0, of: 0, rate: null });
   });
