@@ -369,8 +369,8 @@ function whyNotStacked(config: Experiment, splits: Splits): string | null {
  * checkpoint and result. Returns each seed's outcome in order.
  */
 export async function runSeeds(file: string, seeds: readonly number[], mode: StackSeeds, options: RunOptions): Promise<RunOutcome[]> {
-  const forSeed = (seed: number): RunOptions => ({ ...options, overrides: [...options.overrides, `seed=${seed}`, 'seeds=null'] });
-  const loaded = seeds.map((seed) => loadForRun(file, forSeed(seed)));
+  const seedRun = (seed: number): RunOptions => ({ ...options, overrides: [...options.overrides, `seed=${seed}`, 'seeds=null'] });
+  const loaded = seeds.map((seed) => loadForRun(file, seedRun(seed)));
   const one = loaded[0]!.config;
   let input: RunInput | null = null;
   if (mode !== 'never' && seeds.length > 1) {
@@ -383,7 +383,7 @@ export async function runSeeds(file: string, seeds: readonly number[], mode: Sta
     else return runStacked(seeds, loaded, input, options);
   }
   const outcomes: RunOutcome[] = [];
-  for (const seed of seeds) outcomes.push(await runExperiment(file, forSeed(seed)));
+  for (const seed of seeds) outcomes.push(await runExperiment(file, seedRun(seed)));
   return outcomes;
 }
 
@@ -392,16 +392,16 @@ async function runStacked(seeds: readonly number[], loaded: LoadedExperiment[], 
   options.progress.line(`${one.name}: seeds ${seeds.join(', ')} trained together as one stacked network on ${input.backend.name}`);
   const prepared: PreparedRun[] = [];
   const complete = new Set<PreparedRun>();
-  const forSeed = (seed: number): RunOptions => ({ ...options, progress: labelled(options.progress, `seed ${seed}`) });
+  const labelledSeed = (seed: number): RunOptions => ({ ...options, progress: labelled(options.progress, `seed ${seed}`) });
   try {
-    for (const [i, seed] of seeds.entries()) prepared.push(await prepareRun(loaded[i]!, input, forSeed(seed)));
+    for (const [i, seed] of seeds.entries()) prepared.push(await prepareRun(loaded[i]!, input, labelledSeed(seed)));
     const summaries = await trainStacked(
-      prepared.map((run, i) => trainingOptions(run, forSeed(seeds[i]!))),
+      prepared.map((run, i) => trainingOptions(run, labelledSeed(seeds[i]!))),
       (stack) => stackedModelFromConfig(one.model, input.splits.classes, stack),
     );
     const outcomes: RunOutcome[] = [];
     for (const [i, run] of prepared.entries()) {
-      outcomes.push(await finishRun(run, summaries[i]!, forSeed(seeds[i]!)));
+      outcomes.push(await finishRun(run, summaries[i]!, labelledSeed(seeds[i]!)));
       complete.add(run);
     }
     return outcomes;
