@@ -178,6 +178,12 @@ describe('experiments over runs from the command line', () => {
     const c = agree.metrics.byEpsilon[0].counts.bAll;
     assert.equal(agree.metrics.agreement.bAll, c.rate);
     assert.equal(c.of, Math.round(agree.metrics.byEpsilon[0].errors.a * 300), 'bAll counts the examples the source misclassifies');
+    const other = agree.metrics.otherGradient;
+    assert.equal(other.gradient, 'stable');
+    assert.equal(other.agreement.bAll, other.byEpsilon[0].counts.bAll.rate);
+    const csv = readFileSync(join(results, 'agree', readdirSync(join(results, 'agree'))[0]!, 'agreement.csv'), 'utf8').trim().split('\n');
+    assert.equal(csv[0], 'gradient,epsilon,source,rate,agree,of');
+    assert.deepEqual([...new Set(csv.slice(1).map((line) => line.split(',')[0]))], ['standard', 'stable']);
 
     const ens = record('ens');
     assert.equal(ens.format, 'fgsm-ensemble/1');

@@ -128,6 +128,33 @@ describe('paper table', () => {
     assert.ok(Math.abs(seeds.find((r) => r.seeds && r.quantity === 'FGSM ε=.25 error')!.oursStableGradient! - 98) < 1e-9);
   });
 
+  test('transfer and agreement rows take the standard gradient too and show the stable one beside it; older records show none', () => {
+    const pair = (error: number) => ({ epsilon: 0.25, error, meanConfidenceOnMistakes: 0.9 });
+    const transfer = (configured: string, metrics: Record<string, unknown>) =>
+      ({ format: 'fgsm-transfer/1', experiment: 'transfer', runId: 'r', claims: ['s6.transfer.orig_to_adv'], config: { attack: { gradient: configured } }, metrics }) as unknown as ResultRecord;
+    const standard = { originalToAdversarial: pair(0.2337) };
+    const stable = { originalToAdversarial: pair(0.3438) };
+    for (const record of [
+      transfer('standard', { transfer: standard, matrices: [], otherGradient: { gradient: 'stable', transfer: stable, matrices: [] } }),
+      transfer('stable', { transfer: stable, matrices: [], otherGradient: { gradient: 'standard', transfer: standard, matrices: [] } }),
+    ]) {
+      const [row] = compareClaims(record);
+      assert.ok(Math.abs(row!.ours! - 23.37) < 1e-9 && Math.abs(row!.oursStableGradient! - 34.38) < 1e-9);
+    }
+    const [old] = compareClaims(transfer('standard', { transfer: standard, matrices: [] }));
+    assert.ok(Math.abs(old!.ours! - 23.37) < 1e-9);
+    assert.equal(old!.oursStableGradient, null);
+    const agreement = {
+      format: 'fgsm-agreement/1',
+      experiment: 'agreement',
+      runId: 'r',
+      claims: ['s8.agree.rbf_all'],
+      metrics: { agreement: { rbfAll: 0.1559 }, byEpsilon: [], otherGradient: { gradient: 'stable', agreement: { rbfAll: 0.157 }, byEpsilon: [] } },
+    } as unknown as ResultRecord;
+    const [rbf] = compareClaims(agreement);
+    assert.ok(Math.abs(rbf!.ours! - 15.59) < 1e-9 && Math.abs(rbf!.oursStableGradient! - 15.7) < 1e-9);
+  });
+
   test('the committed results written before the stable gradient existed still render (standard only)', () => {
     // every committed run, not only the newest of each experiment: the old ones are the point here
     const records = findResultFiles('results/reference', 3).map(readRecord).filter(

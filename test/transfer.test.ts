@@ -127,6 +127,17 @@ attack: { epsilons: [0.1, 0.25] }
     const m = first.metrics.matrices[0];
     assert.ok(m.cells[0][0].error > m.cells[0][1].error, 'a model is fooled most by its own examples');
     assert.equal(first.metrics.transfer.oneToTwo.error, m.cells[0][1].error);
+    // the other softmax gradient, measured beside the configured one: the same matrix shape, in the record and the CSV
+    const other = first.metrics.otherGradient;
+    assert.equal(other.gradient, 'stable');
+    assert.deepEqual(other.matrices[0].names, m.names);
+    assert.equal(other.transfer.oneToTwo.error, other.matrices[0].cells[0][1].error);
+    const csv = readFileSync(join(results, 'transfer', readdirSync(join(results, 'transfer'))[0]!, 'transfer.csv'), 'utf8').trim().split('\n');
+    assert.equal(csv[0], 'gradient,epsilon,made_on,scored_by,error,mean_confidence_on_mistakes,n');
+    assert.deepEqual(
+      csv.slice(1).map((line) => line.split(',').slice(0, 4).join(',')),
+      ['standard', 'stable'].flatMap((g) => ['one,one', 'one,two', 'two,one', 'two,two'].map((cell) => `${g},0.25,${cell}`)),
+    );
 
     // a YAML transfer over the same runs: the same matrix, found without training
     const yaml = fgsm(['run', join(dir, 'pair.yaml'), '--results-dir', results, '-q'], env);

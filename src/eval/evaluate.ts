@@ -6,7 +6,7 @@ import { FgsmError } from '../core/errors.js';
 import type { Progress } from '../core/progress.js';
 import type { Split } from '../data/dataset.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
-import type { Classifier, SoftmaxGradient } from '../models/classifier.js';
+import { otherGradient, type Classifier, type SoftmaxGradient } from '../models/classifier.js';
 import { predictProbabilities } from '../models/inference.js';
 import { classificationMetrics, rubbishMetrics, saturatedCount, type ClassificationMetrics, type RubbishMetrics } from './metrics.js';
 
@@ -88,7 +88,7 @@ export async function evaluate(model: Classifier, test: Split, options: Evaluate
   const figureEpsilon = epsilons.includes(0.25) ? 0.25 : epsilons[0]!;
   const clean = await predictProbabilities(model, test.x, options.attack.batchSize);
   const configured = options.attack.gradient;
-  const gradients: SoftmaxGradient[] = [configured, configured === 'standard' ? 'stable' : 'standard'];
+  const gradients: SoftmaxGradient[] = [configured, otherGradient(configured)];
   const tallies: AttackTally[] = gradients.map((gradient) => ({
     gradient,
     probabilities: epsilons.map(() => new Float32Array(test.n * k)),

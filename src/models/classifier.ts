@@ -81,6 +81,9 @@ export interface ForwardState {
  */
 export type SoftmaxGradient = 'standard' | 'stable';
 
+/** The gradient a run measures beside the one it is configured with: every FGSM figure is reported both ways. */
+export const otherGradient = (gradient: SoftmaxGradient): SoftmaxGradient => (gradient === 'standard' ? 'stable' : 'standard');
+
 /** The deterministic network, differentiable with respect to its input: what evaluation and attacks use. */
 export const EVALUATION: ForwardState = { dropoutSeed: null, gradients: 'input' };
 

@@ -2,6 +2,7 @@ import { type TransferConfig } from '../config/cross-run.js';
 import { loadCommandLineCrossRun, loadExperiment, type LoadedCrossRun } from '../config/load.js';
 import { FgsmError } from '../core/errors.js';
 import { transferMatrices, type TransferMatrix } from '../eval/transfer.js';
+import { otherGradient, type SoftmaxGradient } from '../models/classifier.js';
 import { transferHeatmapSvg } from '../results/plots.js';
 import type { TransferPair, TransferRecord } from '../results/record.js';
 import { atPaperEpsilon, runOverRuns, wantedRuns, type CrossRunOptions } from './used-runs.js';
@@ -41,21 +42,23 @@ function pairsOf(matrix: TransferMatrix): Record<string, TransferPair> {
   return pairs;
 }
 
-function matricesCsv(matrices: TransferMatrix[]): string {
-  const rows = ['epsilon,made_on,scored_by,error,mean_confidence_on_mistakes,n'];
-  for (const m of matrices)
-    m.names.forEach((row, r) =>
-      m.names.forEach((column, c) => {
-        const cell = m.cells[r]![c]!;
-        rows.push([m.epsilon, row, column, cell.error, cell.meanConfidenceOnMistakes ?? '', cell.n].join(','));
-      }),
-    );
+function matricesCsv(byGradient: readonly { gradient: SoftmaxGradient; matrices: TransferMatrix[] }[]): string {
+  const rows = ['gradient,epsilon,made_on,scored_by,error,mean_confidence_on_mistakes,n'];
+  for (const { gradient, matrices } of byGradient)
+    for (const m of matrices)
+      m.names.forEach((row, r) =>
+        m.names.forEach((column, c) => {
+          const cell = m.cells[r]![c]!;
+          rows.push([gradient, m.epsilon, row, column, cell.error, cell.meanConfidenceOnMistakes ?? '', cell.n].join(','));
+        }),
+      );
   return `${rows.join('\n')}\n`;
 }
 
 /**
- * A transfer experiment (§6): makes FGSM examples on each model it uses and scores them with every model; its run
- * folder (see runOverRuns) holds transfer.csv and a heat map per ε.
+ * A transfer experiment (§6): makes FGSM examples on each model it uses and scores them with every model, with the
+ * configured softmax gradient and with the other; its run folder (see runOverRuns) holds transfer.csv (both) and a
+ * heat map per ε (the configured gradient's).
  */
 export async function runTransfer(
   loaded: LoadedCrossRun<TransferConfig>,
@@ -64,7 +67,14 @@ export async function runTransfer(
   const { config } = loaded;
   return runOverRuns<TransferRecord>(loaded, wantedRuns(config.uses), 'fgsm-transfer/1', options, async (models, test) => {
     const matrices = await transferMatrices(models, test, config.attack, options.progress);
-    const files: Record<string, string> = { 'transfer.csv': matricesCsv(matrices) };
+    const other = otherGradient(config.attack.gradient);
+    const otherMatrices = await transferMatrices(models, test, { ...config.attack, gradient: other }, options.progress);
+    const files: Record<string, string> = {
+      'transfer.csv': matricesCsv([
+        { gradient: config.attack.gradient, matrices },
+        { gradient: other, matrices: otherMatrices },
+      ]),
+    };
     for (const m of matrices) {
       const errors = m.cells.map((row) => row.map((cell) => cell.error));
       files[`transfer-eps${m.epsilon}.svg`] = await transferHeatmapSvg(
@@ -73,6 +83,13 @@ export async function runTransfer(
         `${config.name}: FGSM ε=${m.epsilon} error, made on row, scored by column`,
       );
     }
-    return { metrics: { transfer: pairsOf(atPaperEpsilon(matrices)), matrices }, files };
+    return {
+      metrics: {
+        transfer: pairsOf(atPaperEpsilon(matrices)),
+        matrices,
+        otherGradient: { gradient: other, transfer: pairsOf(atPaperEpsilon(otherMatrices)), matrices: otherMatrices },
+      },
+      files,
+    };
   });
 }

@@ -81,8 +81,16 @@ const isCrossRun = (result: ClaimSource): result is CrossRunResult => CROSS_RUN_
  * claim's own number is the standard gradient's, whichever the run configured, since that is what the paper did.
  */
 function measuredBothWays(result: ClaimSource, metric: string[]): { ours: number | null; stable: number | null } {
+  if (isCrossRun(result)) {
+    // transfer and agreement measure the other gradient too (records from before that do not; an ensemble cannot)
+    const mine = measured(result.metrics, metric);
+    const other = 'otherGradient' in result.metrics ? result.metrics.otherGradient : undefined;
+    if (!other) return { ours: mine, stable: null };
+    const theirs = measured(other, metric);
+    return other.gradient === 'stable' ? { ours: mine, stable: theirs } : { ours: theirs, stable: mine };
+  }
   // (a record without FGSM metrics, as a hand-made one may be, measured neither)
-  if (metric[0] !== 'fgsm' || isCrossRun(result) || !result.metrics.fgsm) return { ours: measured(result.metrics, metric), stable: null };
+  if (metric[0] !== 'fgsm' || !result.metrics.fgsm) return { ours: measured(result.metrics, metric), stable: null };
   const { standard, stable } = fgsmByGradient(result.metrics);
   return { ours: measured(standard, metric.slice(1)), stable: measured(stable, metric.slice(1)) };
 }

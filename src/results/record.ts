@@ -99,6 +99,8 @@ export type TransferRecord = CrossRunRecord<
     /** <row>To<Column> at ε = .25 (the paper's), or at the first ε when .25 was not attacked. */
     transfer: Record<string, TransferPair>;
     matrices: TransferMatrix[];
+    /** The same with the other softmax gradient (the paper table's "stable ∇J" column); absent in older records. */
+    otherGradient?: { gradient: SoftmaxGradient; transfer: Record<string, TransferPair>; matrices: TransferMatrix[] };
   }
 >;
 
@@ -110,6 +112,8 @@ export type AgreementRecord = CrossRunRecord<
     agreement: Record<string, number | null>;
     /** Every ε's counts (agree / of) and each model's error on the source's examples. */
     byEpsilon: Agreement[];
+    /** The same with the other softmax gradient (the paper table's "stable ∇J" column); absent in older records. */
+    otherGradient?: { gradient: SoftmaxGradient; agreement: Record<string, number | null>; byEpsilon: Agreement[] };
   }
 >;
 
