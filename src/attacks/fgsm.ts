@@ -85,7 +85,11 @@ export function fastGradientSign(model: Classifier, x: tf.Tensor2D, y: tf.Tensor
     else if (options.target === 'least-likely') lossLabels = tf.argMin(probabilities!, 1) as tf.Tensor1D;
     else if (typeof options.target === 'number') lossLabels = tf.fill([n], options.target, 'int32') as tf.Tensor1D;
 
-    const state = options.dropoutSeed == null ? EVALUATION : { dropoutSeed: options.dropoutSeed, gradients: 'input' as const };
+    // the softmax gradient goes to the loss and to the forward pass (an ensemble's softmaxes are in its logits)
+    const state: ForwardState = {
+      ...(options.dropoutSeed == null ? EVALUATION : { dropoutSeed: options.dropoutSeed, gradients: 'input' as const }),
+      softmaxGradient: options.gradient ?? 'standard',
+    };
     const gradient = tf.grad((input: tf.Tensor) => tf.sum(model.loss(model.logits(input as tf.Tensor2D, state), lossLabels, options.gradient)))(
       x,
     ) as tf.Tensor2D;

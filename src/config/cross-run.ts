@@ -78,11 +78,6 @@ export const EnsembleSchema = z
       .strictObject({ members: z.string().describe('an experiment file with `seeds:`; the newest complete run of each seed is a member') })
       .describe('the members'),
   })
-  .superRefine((config, ctx) => {
-    // see EnsembleClassifier.loss
-    if (config.attack.gradient !== 'standard')
-      ctx.addIssue({ code: 'custom', path: ['attack', 'gradient'], message: 'expected standard (an ensemble has only the standard gradient)' });
-  })
   .describe('an ensemble experiment over the runs of one experiment');
 
 export const CrossRunSchema = z.discriminatedUnion('kind', [TransferSchema, AgreementSchema, EnsembleSchema]);

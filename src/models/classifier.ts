@@ -70,6 +70,11 @@ export type ModelSpec =
 export interface ForwardState {
   dropoutSeed: number | readonly number[] | null;
   gradients: Gradients;
+  /**
+   * How the backward pass of a softmax inside the forward pass is computed (default standard): only an ensemble's
+   * logits hold softmaxes (its members'); a single model's softmax is in its loss, which takes the choice itself.
+   */
+  softmaxGradient?: SoftmaxGradient;
 }
 
 /**
@@ -105,9 +110,10 @@ export interface Classifier {
   probabilities(logits: tf.Tensor2D): tf.Tensor2D;
   /**
    * log(probabilities), computed from the logits without forming the probabilities: finite (and with a finite
-   * gradient) where a probability underflows to 0 in float32, which an ensemble's log of a mean needs.
+   * gradient) where a probability underflows to 0 in float32, which an ensemble's log of a mean needs. `gradient`
+   * (default standard) chooses how a softmax's log is differentiated; outputs with no softmax have no choice.
    */
-  logProbabilities(logits: tf.Tensor2D): tf.Tensor2D;
+  logProbabilities(logits: tf.Tensor2D, gradient?: SoftmaxGradient): tf.Tensor2D;
   /** Applies the model's constraints (max column norm) after a parameter update. */
   constrain(): void;
   /** Sets every parameter back to its seeded initial value (a retrain from scratch). */

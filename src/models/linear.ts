@@ -26,6 +26,30 @@ function stableCrossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Tensor
 }
 
 /**
+ * log softmax(z) whose gradient never uses 1 − p_j: for an upstream gradient g, ∂/∂z_j = g_j·Σ_{k≠j} p_k −
+ * p_j·Σ_{i≠j} g_i (the same as g_j − p_j·Σ_i g_i where Σ_k p_k = 1), each sum over the other classes taken
+ * directly (a product with 1 − I), so it stays non-zero however close p_j is to 1 (see SoftmaxGradient).
+ */
+const stableLogSoftmax = tf.customGrad<tf.Tensor2D>((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [z, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+  const logP = tf.logSoftmax(z);
+  save([logP]);
+  return {
+    value: logP,
+    gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
+      const p = tf.exp(saved[0]!) as tf.Tensor2D;
+      const k = p.shape[1];
+      const others = tf.sub(tf.ones([k, k]), tf.eye(k)) as tf.Tensor2D;
+      return tf.sub(tf.mul(dy, tf.matMul(p, others)), tf.mul(p, tf.matMul(dy, others)));
+    },
+  };
+});
+
+/** log softmax(z), differentiated as `gradient` says (the values are identical). */
+export const logSoftmax = (logits: tf.Tensor2D, gradient: SoftmaxGradient = 'standard'): tf.Tensor2D =>
+  gradient === 'stable' ? stableLogSoftmax(logits) : tf.logSoftmax(logits);
+
+/**
  * J = −log softmax(z)_y per example, computed stably from the logits z (never from clipped probabilities), with
  * its gradient computed as `gradient` says (the values are identical).
  */
@@ -71,7 +95,7 @@ abstract class LinearClassifier implements Classifier {
 
   abstract loss(logits: tf.Tensor2D, labels: tf.Tensor1D, gradient?: SoftmaxGradient): tf.Tensor1D;
   abstract probabilities(logits: tf.Tensor2D): tf.Tensor2D;
-  abstract logProbabilities(logits: tf.Tensor2D): tf.Tensor2D;
+  abstract logProbabilities(logits: tf.Tensor2D, gradient?: SoftmaxGradient): tf.Tensor2D;
 }
 
 /** Shallow softmax regression, 784 → K (§4). */
@@ -88,8 +112,8 @@ export class SoftmaxRegression extends LinearClassifier {
     return tf.softmax(logits);
   }
 
-  logProbabilities(logits: tf.Tensor2D): tf.Tensor2D {
-    return tf.logSoftmax(logits);
+  logProbabilities(logits: tf.Tensor2D, gradient: SoftmaxGradient = 'standard'): tf.Tensor2D {
+    return logSoftmax(logits, gradient);
   }
 }
 
@@ -120,7 +144,7 @@ export class LogisticRegression extends LinearClassifier {
     });
   }
 
-  /** log σ(∓z) = −softplus(±z). */
+  /** log σ(∓z) = −softplus(±z): no softmax, no gradient choice. */
   logProbabilities(logits: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy((): tf.Tensor2D => tf.neg(tf.concat([tf.softplus(logits), tf.softplus(tf.neg(logits))], 1)) as tf.Tensor2D);
   }

@@ -12,7 +12,7 @@ import {
 } from './classifier.js';
 import { DenseLayer } from './dense.js';
 import { sigmoidCrossEntropy } from './independent-outputs.js';
-import { softmaxCrossEntropy } from './linear.js';
+import { logSoftmax, softmaxCrossEntropy } from './linear.js';
 
 type MaxoutSpec = Extract<ModelSpec, { kind: 'maxout' }>;
 
@@ -94,9 +94,9 @@ export class MaxoutNetwork implements Classifier {
     return this.spec.top === 'sigmoid' ? tf.sigmoid(logits) : tf.softmax(logits);
   }
 
-  /** The sigmoid top's log σ(z) = −softplus(−z). */
-  logProbabilities(logits: tf.Tensor2D): tf.Tensor2D {
-    return this.spec.top === 'sigmoid' ? tf.tidy(() => tf.neg(tf.softplus(tf.neg(logits)))) : tf.logSoftmax(logits);
+  /** The sigmoid top's log σ(z) = −softplus(−z) (no gradient choice). */
+  logProbabilities(logits: tf.Tensor2D, gradient: SoftmaxGradient = 'standard'): tf.Tensor2D {
+    return this.spec.top === 'sigmoid' ? tf.tidy(() => tf.neg(tf.softplus(tf.neg(logits)))) : logSoftmax(logits, gradient);
   }
 
   constrain(): void {

@@ -4,7 +4,7 @@ import { stream } from '../core/rng.js';
 import type { Split } from '../data/dataset.js';
 import { EVALUATION, type Classifier, type ForwardState, type ModelSpec, type Parameter, type RbfSpec, type SoftmaxGradient } from './classifier.js';
 import { expDistanceCrossEntropy } from './independent-outputs.js';
-import { softmaxCrossEntropy } from './linear.js';
+import { logSoftmax, softmaxCrossEntropy } from './linear.js';
 import { denseMatMul } from '../backend/kernels.js';
 
 type RbfModelSpec = Extract<ModelSpec, { kind: 'rbf' }>;
@@ -111,9 +111,9 @@ export class RbfNetwork implements Classifier {
     return this.spec.output === 'softmax' ? tf.softmax(logits) : tf.exp(logits);
   }
 
-  /** The independent outputs' logits −d_k are log p_k already. */
-  logProbabilities(logits: tf.Tensor2D): tf.Tensor2D {
-    return this.spec.output === 'softmax' ? tf.logSoftmax(logits) : tf.clone(logits);
+  /** The independent outputs' logits −d_k are log p_k already (no gradient choice). */
+  logProbabilities(logits: tf.Tensor2D, gradient: SoftmaxGradient = 'standard'): tf.Tensor2D {
+    return this.spec.output === 'softmax' ? logSoftmax(logits, gradient) : tf.clone(logits);
   }
 
   constrain(): void {

@@ -82,7 +82,7 @@ const isCrossRun = (result: ClaimSource): result is CrossRunResult => CROSS_RUN_
  */
 function measuredBothWays(result: ClaimSource, metric: string[]): { ours: number | null; stable: number | null } {
   if (isCrossRun(result)) {
-    // transfer and agreement measure the other gradient too (records from before that do not; an ensemble cannot)
+    // experiments over runs measure the other gradient too (records from before that did not)
     const mine = measured(result.metrics, metric);
     const other = 'otherGradient' in result.metrics ? result.metrics.otherGradient : undefined;
     if (!other) return { ours: mine, stable: null };

@@ -124,6 +124,8 @@ export type EnsembleRecord = CrossRunRecord<
     /** At ε = .25 (or the first ε): whole.error and member.error are the claims'. */
     ensemble: EnsembleMetrics;
     byEpsilon: EnsembleMetrics[];
+    /** The same with the other softmax gradient (the paper table's "stable ∇J" column); absent in older records. */
+    otherGradient?: { gradient: SoftmaxGradient; ensemble: EnsembleMetrics; byEpsilon: EnsembleMetrics[] };
   }
 >;
 
