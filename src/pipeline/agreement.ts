@@ -1,14 +1,13 @@
 import type { AgreementConfig } from '../config/cross-run.js';
 import type { LoadedCrossRun } from '../config/load.js';
 import { agreementOf, type Agreement } from '../eval/agreement.js';
-import { otherGradient, type SoftmaxGradient } from '../models/classifier.js';
 import type { AgreementRecord } from '../results/record.js';
-import { atPaperEpsilon, runOverRuns, wantedRuns, type CrossRunOptions } from './used-runs.js';
+import { atPaperEpsilon, bothGradients, runOverRuns, wantedRuns, type ByGradient, type CrossRunOptions } from './used-runs.js';
 
-function agreementCsv(byGradient: readonly { gradient: SoftmaxGradient; perEpsilon: Agreement[] }[]): string {
+function agreementCsv(byGradient: readonly ByGradient<Agreement[]>[]): string {
   const rows = ['gradient,epsilon,source,rate,agree,of'];
-  for (const { gradient, perEpsilon } of byGradient)
-    for (const a of perEpsilon) for (const [key, c] of Object.entries(a.counts)) rows.push([gradient, a.epsilon, a.source, key, c.agree, c.of].join(','));
+  for (const { gradient, measured } of byGradient)
+    for (const a of measured) for (const [key, c] of Object.entries(a.counts)) rows.push([gradient, a.epsilon, a.source, key, c.agree, c.of].join(','));
   return `${rows.join('\n')}\n`;
 }
 
@@ -29,21 +28,15 @@ export async function runAgreement(
   // the source first: runOverRuns hands the models over in this order
   const wanted = wantedRuns(config.uses).sort((a, b) => Number(b.name === config.source) - Number(a.name === config.source));
   return runOverRuns<AgreementRecord>(loaded, wanted, 'fgsm-agreement/1', options, async ([source, ...compared], test) => {
-    const perEpsilon = await agreementOf(source!, compared, test, config.attack, options.progress);
-    const other = otherGradient(config.attack.gradient);
-    const otherPerEpsilon = await agreementOf(source!, compared, test, { ...config.attack, gradient: other }, options.progress);
+    const both = await bothGradients(config.attack, (attack) => agreementOf(source!, compared, test, attack, options.progress));
+    const [configured, other] = both;
     return {
       metrics: {
-        agreement: claimedRates(perEpsilon),
-        byEpsilon: perEpsilon,
-        otherGradient: { gradient: other, agreement: claimedRates(otherPerEpsilon), byEpsilon: otherPerEpsilon },
+        agreement: claimedRates(configured.measured),
+        byEpsilon: configured.measured,
+        otherGradient: { gradient: other.gradient, agreement: claimedRates(other.measured), byEpsilon: other.measured },
       },
-      files: {
-        'agreement.csv': agreementCsv([
-          { gradient: config.attack.gradient, perEpsilon },
-          { gradient: other, perEpsilon: otherPerEpsilon },
-        ]),
-      },
+      files: { 'agreement.csv': agreementCsv(both) },
     };
   });
 }

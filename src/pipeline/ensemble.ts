@@ -2,9 +2,8 @@ import type { EnsembleConfig } from '../config/cross-run.js';
 import { loadExperiment, type LoadedCrossRun } from '../config/load.js';
 import { FgsmError } from '../core/errors.js';
 import { ensembleMetrics, type EnsembleMetrics } from '../eval/ensemble.js';
-import { otherGradient, type SoftmaxGradient } from '../models/classifier.js';
 import type { EnsembleRecord } from '../results/record.js';
-import { atPaperEpsilon, runOverRuns, type CrossRunOptions, type WantedRun } from './used-runs.js';
+import { atPaperEpsilon, bothGradients, runOverRuns, type ByGradient, type CrossRunOptions, type WantedRun } from './used-runs.js';
 
 /** One member per seed of the members' experiment, its run found as `fgsm run` made it (seed=N, seeds=null). */
 function memberRuns(file: string): WantedRun[] {
@@ -18,10 +17,10 @@ function memberRuns(file: string): WantedRun[] {
   return seeds.map((seed) => ({ name: `seed${seed}`, file, overrides: [`seed=${seed}`, 'seeds=null'], run: null }));
 }
 
-function ensembleCsv(byGradient: readonly { gradient: SoftmaxGradient; perEpsilon: EnsembleMetrics[] }[]): string {
+function ensembleCsv(byGradient: readonly ByGradient<EnsembleMetrics[]>[]): string {
   const rows = ['gradient,epsilon,made_on,scored_by,error,mean_confidence_on_mistakes'];
-  for (const { gradient, perEpsilon } of byGradient) {
-    for (const m of perEpsilon) {
+  for (const { gradient, measured } of byGradient) {
+    for (const m of measured) {
       rows.push([gradient, m.epsilon, 'ensemble', 'ensemble', m.whole.error, m.whole.meanConfidenceOnMistakes ?? ''].join(','));
       for (const member of m.member.perMember) {
         rows.push([gradient, m.epsilon, member.name, 'ensemble', member.error, member.meanConfidenceOnMistakes ?? ''].join(','));
@@ -43,21 +42,15 @@ export async function runEnsemble(
 ): Promise<{ record: EnsembleRecord; dir: string }> {
   const { config } = loaded;
   return runOverRuns<EnsembleRecord>(loaded, memberRuns(config.uses.members), 'fgsm-ensemble/1', options, async (models, test) => {
-    const perEpsilon = await ensembleMetrics(models, test, config.attack, options.progress);
-    const other = otherGradient(config.attack.gradient);
-    const otherPerEpsilon = await ensembleMetrics(models, test, { ...config.attack, gradient: other }, options.progress);
+    const both = await bothGradients(config.attack, (attack) => ensembleMetrics(models, test, attack, options.progress));
+    const [configured, other] = both;
     return {
       metrics: {
-        ensemble: atPaperEpsilon(perEpsilon),
-        byEpsilon: perEpsilon,
-        otherGradient: { gradient: other, ensemble: atPaperEpsilon(otherPerEpsilon), byEpsilon: otherPerEpsilon },
+        ensemble: atPaperEpsilon(configured.measured),
+        byEpsilon: configured.measured,
+        otherGradient: { gradient: other.gradient, ensemble: atPaperEpsilon(other.measured), byEpsilon: other.measured },
       },
-      files: {
-        'ensemble.csv': ensembleCsv([
-          { gradient: config.attack.gradient, perEpsilon },
-          { gradient: other, perEpsilon: otherPerEpsilon },
-        ]),
-      },
+      files: { 'ensemble.csv': ensembleCsv(both) },
     };
   });
 }

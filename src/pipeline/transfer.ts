@@ -2,10 +2,9 @@ import { type TransferConfig } from '../config/cross-run.js';
 import { loadCommandLineCrossRun, loadExperiment, type LoadedCrossRun } from '../config/load.js';
 import { FgsmError } from '../core/errors.js';
 import { transferMatrices, type TransferMatrix } from '../eval/transfer.js';
-import { otherGradient, type SoftmaxGradient } from '../models/classifier.js';
 import { transferHeatmapSvg } from '../results/plots.js';
 import type { TransferPair, TransferRecord } from '../results/record.js';
-import { atPaperEpsilon, runOverRuns, wantedRuns, type CrossRunOptions } from './used-runs.js';
+import { atPaperEpsilon, bothGradients, runOverRuns, wantedRuns, type ByGradient, type CrossRunOptions } from './used-runs.js';
 
 /**
  * The ad-hoc transfer of `fgsm transfer A.yaml B.yaml …`: every model against every other, ε = .25 unless asked;
@@ -42,10 +41,10 @@ function pairsOf(matrix: TransferMatrix): Record<string, TransferPair> {
   return pairs;
 }
 
-function matricesCsv(byGradient: readonly { gradient: SoftmaxGradient; matrices: TransferMatrix[] }[]): string {
+function matricesCsv(byGradient: readonly ByGradient<TransferMatrix[]>[]): string {
   const rows = ['gradient,epsilon,made_on,scored_by,error,mean_confidence_on_mistakes,n'];
-  for (const { gradient, matrices } of byGradient)
-    for (const m of matrices)
+  for (const { gradient, measured } of byGradient)
+    for (const m of measured)
       m.names.forEach((row, r) =>
         m.names.forEach((column, c) => {
           const cell = m.cells[r]![c]!;
@@ -66,16 +65,10 @@ export async function runTransfer(
 ): Promise<{ record: TransferRecord; dir: string }> {
   const { config } = loaded;
   return runOverRuns<TransferRecord>(loaded, wantedRuns(config.uses), 'fgsm-transfer/1', options, async (models, test) => {
-    const matrices = await transferMatrices(models, test, config.attack, options.progress);
-    const other = otherGradient(config.attack.gradient);
-    const otherMatrices = await transferMatrices(models, test, { ...config.attack, gradient: other }, options.progress);
-    const files: Record<string, string> = {
-      'transfer.csv': matricesCsv([
-        { gradient: config.attack.gradient, matrices },
-        { gradient: other, matrices: otherMatrices },
-      ]),
-    };
-    for (const m of matrices) {
+    const both = await bothGradients(config.attack, (attack) => transferMatrices(models, test, attack, options.progress));
+    const [configured, other] = both;
+    const files: Record<string, string> = { 'transfer.csv': matricesCsv(both) };
+    for (const m of configured.measured) {
       const errors = m.cells.map((row) => row.map((cell) => cell.error));
       files[`transfer-eps${m.epsilon}.svg`] = await transferHeatmapSvg(
         m.names,
@@ -85,9 +78,9 @@ export async function runTransfer(
     }
     return {
       metrics: {
-        transfer: pairsOf(atPaperEpsilon(matrices)),
-        matrices,
-        otherGradient: { gradient: other, transfer: pairsOf(atPaperEpsilon(otherMatrices)), matrices: otherMatrices },
+        transfer: pairsOf(atPaperEpsilon(configured.measured)),
+        matrices: configured.measured,
+        otherGradient: { gradient: other.gradient, transfer: pairsOf(atPaperEpsilon(other.measured)), matrices: other.measured },
       },
       files,
     };

@@ -4,6 +4,7 @@ import { basename, join } from 'node:path';
 import { initBackend } from '../backend/select.js';
 import type { UseConfig } from '../config/cross-run.js';
 import type { LoadedCrossRun, LoadedExperiment } from '../config/load.js';
+import type { AttackConfig } from '../config/schema.js';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
 import { FgsmError } from '../core/errors.js';
 import { makeSplits, type Split } from '../data/dataset.js';
@@ -11,6 +12,7 @@ import { countsOf, dataIdentity, type DataIdentity } from '../data/identity.js';
 import { cacheDir, explicitDataDir, resolveMnist } from '../data/source.js';
 import { digest } from '../data/verify.js';
 import type { NamedModel } from '../eval/transfer.js';
+import { otherGradient, type SoftmaxGradient } from '../models/classifier.js';
 import { loadModel } from '../models/weights-io.js';
 import { collectProvenance } from '../results/provenance.js';
 import { invocationTimes, type CrossRunResult, type ResultRecord, type UsedRun } from '../results/record.js';
@@ -199,4 +201,19 @@ export async function runOverRuns<R extends CrossRunResult>(
 /** The entry of `perEpsilon` at ε = .25, the paper's, or the first when .25 was not attacked. */
 export function atPaperEpsilon<T extends { epsilon: number }>(perEpsilon: readonly T[]): T {
   return perEpsilon.find((m) => m.epsilon === 0.25) ?? perEpsilon[0]!;
+}
+
+/** What a measurement gave with one softmax gradient. */
+export interface ByGradient<T> {
+  gradient: SoftmaxGradient;
+  measured: T;
+}
+
+/** `measure` with the configured softmax gradient, then with the other: every FGSM figure is reported both ways. */
+export async function bothGradients<T>(attack: AttackConfig, measure: (attack: AttackConfig) => Promise<T>): Promise<[ByGradient<T>, ByGradient<T>]> {
+  const other = otherGradient(attack.gradient);
+  return [
+    { gradient: attack.gradient, measured: await measure(attack) },
+    { gradient: other, measured: await measure({ ...attack, gradient: other }) },
+  ];
 }
