@@ -6,8 +6,31 @@ import { DenseLayer } from './dense.js';
 const crossEntropy = (logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Tensor1D => tf.sub(tf.logSumExp(logits, 1), tf.sum(tf.mul(logits, oneHot), 1));
 
 /**
- * J with the saturation-free gradient (see SoftmaxGradient): ∂J/∂z_k = p_k = exp(z_k − logsumexp(z)) for k ≠ y,
- * and ∂J/∂z_y = −Σ_{k≠y} p_k summed from those, never 1 − p_y: it stays non-zero however close p_y is to 1.
+ * The gradient of log softmax(z) that never uses 1 − p_j: for an upstream gradient g, ∂/∂z_j = g_j·Σ_{k≠j} p_k −
+ * p_j·Σ_{i≠j} g_i (the same as g_j − p_j·Σ_i g_i where Σ_k p_k = 1), each sum over the other classes taken
+ * directly (a product with 1 − I), so it stays non-zero however close p_j is to 1 (see SoftmaxGradient).
+ */
+function stableLogSoftmaxGradient(p: tf.Tensor2D, g: tf.Tensor2D): tf.Tensor2D {
+  const k = p.shape[1];
+  const others = tf.sub(tf.ones([k, k]), tf.eye(k)) as tf.Tensor2D;
+  return tf.sub(tf.mul(g, tf.matMul(p, others)), tf.mul(p, tf.matMul(g, others)));
+}
+
+/** log softmax(z) with stableLogSoftmaxGradient. */
+const stableLogSoftmax = tf.customGrad<tf.Tensor2D>((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [z, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+  const logP = tf.logSoftmax(z);
+  save([logP]);
+  return { value: logP, gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => stableLogSoftmaxGradient(tf.exp(saved[0]!) as tf.Tensor2D, dy) };
+});
+
+/** log softmax(z), differentiated as `gradient` says (the values are identical). */
+export const logSoftmax = (logits: tf.Tensor2D, gradient: SoftmaxGradient = 'standard'): tf.Tensor2D =>
+  gradient === 'stable' ? stableLogSoftmax(logits) : tf.logSoftmax(logits);
+
+/**
+ * J with the saturation-free gradient (see SoftmaxGradient): the value of crossEntropy, the gradient of −log p_y
+ * through stableLogSoftmaxGradient, so ∂J/∂z_k = p_k for k ≠ y and ∂J/∂z_y = −Σ_{k≠y} p_k, never 1 − p_y.
  */
 function stableCrossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Tensor1D {
   return tf.customGrad<tf.Tensor1D>((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -17,37 +40,12 @@ function stableCrossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Tensor
       value: crossEntropy(z, oneHot),
       gradFunc: (dy: tf.Tensor1D, saved: tf.Tensor[]) => {
         const [zs, y] = saved as [tf.Tensor2D, tf.Tensor2D];
-        const others = tf.mul(tf.exp(tf.sub(zs, tf.logSumExp(zs, 1, true))), tf.sub(1, y));
-        const dz = tf.sub(others, tf.mul(y, tf.sum(others, 1, true)));
-        return tf.mul(dz, tf.reshape(dy, [-1, 1]));
+        const p = tf.exp(tf.sub(zs, tf.logSumExp(zs, 1, true))) as tf.Tensor2D;
+        return stableLogSoftmaxGradient(p, tf.mul(tf.neg(y), tf.reshape(dy, [-1, 1])) as tf.Tensor2D);
       },
     };
   })(logits);
 }
-
-/**
- * log softmax(z) whose gradient never uses 1 − p_j: for an upstream gradient g, ∂/∂z_j = g_j·Σ_{k≠j} p_k −
- * p_j·Σ_{i≠j} g_i (the same as g_j − p_j·Σ_i g_i where Σ_k p_k = 1), each sum over the other classes taken
- * directly (a product with 1 − I), so it stays non-zero however close p_j is to 1 (see SoftmaxGradient).
- */
-const stableLogSoftmax = tf.customGrad<tf.Tensor2D>((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-  const [z, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-  const logP = tf.logSoftmax(z);
-  save([logP]);
-  return {
-    value: logP,
-    gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
-      const p = tf.exp(saved[0]!) as tf.Tensor2D;
-      const k = p.shape[1];
-      const others = tf.sub(tf.ones([k, k]), tf.eye(k)) as tf.Tensor2D;
-      return tf.sub(tf.mul(dy, tf.matMul(p, others)), tf.mul(p, tf.matMul(dy, others)));
-    },
-  };
-});
-
-/** log softmax(z), differentiated as `gradient` says (the values are identical). */
-export const logSoftmax = (logits: tf.Tensor2D, gradient: SoftmaxGradient = 'standard'): tf.Tensor2D =>
-  gradient === 'stable' ? stableLogSoftmax(logits) : tf.logSoftmax(logits);
 
 /**
  * J = −log softmax(z)_y per example, computed stably from the logits z (never from clipped probabilities), with
