@@ -338,6 +338,31 @@ describe('independent outputs: sigmoid top (Appendix A) and the rubbish metric',
     m.dispose();
   });
 
+  test('the sigmoid cross-entropy: where σ(z_y) rounds to 1 the standard gradient drops the true class, the stable one keeps it', () => {
+    // σ(20) rounds to 1 in float32, σ(−20) = 2.06e−9 does not
+    const logits = [20, -25, -19, 3];
+    const label = 0;
+    const sigma = (v: number): number => 1 / (1 + Math.exp(-v));
+    const float64 = logits.map((z, k) => (k === label ? -sigma(-z) : sigma(z)));
+    const gradientOf = (gradient: 'standard' | 'stable'): Float32Array =>
+      tf.tidy(() => {
+        const labels = tf.tensor1d([label], 'int32');
+        return tf.grad((z: tf.Tensor) => tf.sum(sigmoidCrossEntropy(z as tf.Tensor2D, labels, gradient)))(tf.tensor2d([logits])).dataSync() as Float32Array;
+      });
+    const before = tf.memory().numTensors;
+    const standard = gradientOf('standard');
+    const stable = gradientOf('stable');
+    assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
+    assert.equal(standard[label], 0, 'standard: σ(z_y) − 1 rounds to 0');
+    float64.forEach((g, k) => {
+      close(stable[k]!, g, 1e-5 * Math.abs(g), `stable ∂J/∂z_${k}`);
+      if (k !== label) close(standard[k]!, g, 1e-5 * Math.abs(g), `standard ∂J/∂z_${k}`);
+    });
+    const loss = (gradient: 'standard' | 'stable'): number =>
+      tf.tidy(() => sigmoidCrossEntropy(tf.tensor2d([logits]), tf.tensor1d([label], 'int32'), gradient).dataSync()[0]!);
+    close(loss('stable'), loss('standard'), 1e-6, 'the same loss either way');
+  });
+
   test('several classes above 0.5 count once, with the largest p as the confidence and its class as the share', () => {
     const classes = [3, 5, 8];
     const probabilities = Float32Array.from(

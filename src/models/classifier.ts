@@ -82,7 +82,8 @@ export interface ForwardState {
  * standard: p − onehot(y), what autodiff of log-sum-exp gives and every float32 framework computes; once p_y
  * rounds to 1, ∂J/∂z_y = p_y − 1 is 0 while ∂J/∂z_k = p_k stays tiny but non-zero, so ∇ₓJ loses its "push the
  * true class down" part and turns. stable: the same loss, with ∂J/∂z_k = p_k for k ≠ y and ∂J/∂z_y = −Σ_{k≠y} p_k,
- * each p_k from z − logsumexp(z), which never saturates.
+ * each p_k from z − logsumexp(z), which never saturates. The independent-sigmoid top has the same two forms
+ * (sigmoidCrossEntropy); losses with no saturating step (logistic regression's softplus, RBF) ignore the choice.
  */
 export type SoftmaxGradient = 'standard' | 'stable';
 

@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { SoftmaxGradient } from './classifier.js';
 
 /*
  * Losses of models whose classes are independent yes/no outputs (Appendix A's sigmoid top, §7's RBF): each class
  * k has its own p_k, nothing makes them sum to 1, and J(θ, x, y) = Σ_k BCE(p_k, [k = y])
  *   = −log p_y − Σ_{k≠y} log(1 − p_k),
- * the sum (not the mean) over classes, so the true class's term weighs as much as in the softmax cross-entropy.
+ * the sum over classes (pylearn2's Sigmoid layer takes the mean), so the true class's term weighs as much as in the
+ * softmax cross-entropy.
  * Both are computed from log-space outputs, never from rounded probabilities.
  */
 
@@ -14,14 +16,22 @@ const oneHotOf = (labels: tf.Tensor1D, k: number): tf.Tensor2D =>
   tf.cast(tf.oneHot(labels, k), 'float32') as tf.Tensor2D;
 
 /**
- * Per-class binary cross-entropy of sigmoid outputs p_k = σ(z_k): softplus(−z_y) + Σ_{k≠y} softplus(z_k), written
- * as Σ_k softplus(z_k) − z_y (softplus(−z) = softplus(z) − z). softplus's derivative σ(z) is computed directly,
- * so the gradient never rounds to 0 − 1 the way the standard softmax gradient does (no SoftmaxGradient choice).
+ * Per-class binary cross-entropy of sigmoid outputs p_k = σ(z_k): softplus(−z_y) + Σ_{k≠y} softplus(z_k). The two
+ * gradients are two ways of writing it, as with the softmax (SoftmaxGradient):
+ * - standard: Σ_k softplus(z_k) − z_y, what a framework's sigmoid cross-entropy differentiates (tf's
+ *   sigmoid_cross_entropy_with_logits: σ(z) − y). Its ∂/∂z_y = σ(z_y) − 1 rounds to 0 in float32 once σ(z_y)
+ *   rounds to 1 (z_y above about 16.6), leaving only the other classes' push.
+ * - stable: softplus(s ⊙ z) summed, s = −1 at the label and +1 elsewhere, as pylearn2's Sigmoid layer writes its
+ *   cost (Y·softplus(−z) + (1 − Y)·softplus(z)): softplus's derivative σ is computed directly, so ∂/∂z_y =
+ *   −σ(−z_y) never rounds to 0.
+ * Training uses the default (standard); the loss values agree to float rounding.
  */
-export function sigmoidCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
-  return tf.tidy(
-    (): tf.Tensor1D => tf.sub(tf.sum(tf.softplus(logits), 1), tf.sum(tf.mul(logits, oneHotOf(labels, logits.shape[1])), 1)) as tf.Tensor1D,
-  );
+export function sigmoidCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, gradient: SoftmaxGradient = 'standard'): tf.Tensor1D {
+  return tf.tidy((): tf.Tensor1D => {
+    const target = oneHotOf(labels, logits.shape[1]);
+    if (gradient === 'stable') return tf.sum(tf.softplus(tf.mul(logits, tf.sub(1, tf.mul(2, target)))), 1) as tf.Tensor1D;
+    return tf.sub(tf.sum(tf.softplus(logits), 1), tf.sum(tf.mul(logits, target), 1)) as tf.Tensor1D;
+  });
 }
 
 const LN2 = Math.log(2);

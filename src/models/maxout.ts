@@ -85,9 +85,9 @@ export class MaxoutNetwork implements Classifier {
     return this.output.apply(h, state.gradients === 'input' ? 'input' : 'both');
   }
 
-  /** The sigmoid top has no SoftmaxGradient choice: see sigmoidCrossEntropy. */
+  /** Either top's cross-entropy, differentiated as `gradient` says (see softmaxCrossEntropy, sigmoidCrossEntropy). */
   loss(logits: tf.Tensor2D, labels: tf.Tensor1D, gradient: SoftmaxGradient = 'standard'): tf.Tensor1D {
-    return this.spec.top === 'sigmoid' ? sigmoidCrossEntropy(logits, labels) : softmaxCrossEntropy(logits, labels, gradient);
+    return this.spec.top === 'sigmoid' ? sigmoidCrossEntropy(logits, labels, gradient) : softmaxCrossEntropy(logits, labels, gradient);
   }
 
   probabilities(logits: tf.Tensor2D): tf.Tensor2D {
