@@ -205,6 +205,7 @@ async function main(): Promise<void> {
     ],
     dropout: { inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2 },
     top: 'softmax' as const,
+    sigmoidLoss: 'sum' as const,
   };
   const subset: Split = { ...splits.train, n: 5000, x: splits.train.x.subarray(0, 5000 * 784), y: splits.train.y.subarray(0, 5000) };
   const adversarial = trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState: 'deterministic', gradient: 'standard' });

@@ -23,6 +23,7 @@ function parametersAfterAdversarialSteps(): Float32Array[] {
       layers: [{ units: 240, pieces: 5 }],
       dropout: { inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2 },
       top: 'softmax',
+      sigmoidLoss: 'sum',
     },
     0.005,
     1,

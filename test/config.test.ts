@@ -203,6 +203,16 @@ describe('experiment configs', () => {
     );
   });
 
+  test('model.sigmoidLoss: mean for the sigmoid top, refused with the softmax top', () => {
+    assert.equal(loadExperiment('configs/paper/maxout-sigmoid.yaml', ['model.sigmoidLoss=mean']).config.model.kind, 'maxout');
+    const issues = issuesOf(() => loadExperiment('configs/paper/maxout.yaml', ['model.sigmoidLoss=mean']));
+    assert.deepEqual(
+      issues.map((issue) => [issue.key, issue.where]),
+      [['model.sigmoidLoss', '--set model.sigmoidLoss=mean']],
+    );
+    assert.match(issues[0]!.message, /expected sum .* with model\.top: softmax/);
+  });
+
   test('keys added after runs began leave the hash of those runs unchanged while they hold their default', () => {
     // the hashes these configs had before attack.gradient and training.objective.gradient existed
     const deterministic = ['training.objective.gradientState=deterministic'];

@@ -59,6 +59,7 @@ export const SMALL_MAXOUT = {
   ],
   dropout: { inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2 },
   top: 'softmax' as const,
+  sigmoidLoss: 'sum' as const,
 };
 
 export function model(kind: Exclude<ModelSpec['kind'], 'rbf' | 'ensemble'>, initRange = 0.05, seed = 3): Classifier {

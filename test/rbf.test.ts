@@ -9,7 +9,7 @@ import { createProgress } from '../src/core/progress.js';
 import type { Split } from '../src/data/dataset.js';
 import { rubbishMetrics } from '../src/eval/metrics.js';
 import { buildModel, modelFromConfig } from '../src/models/build.js';
-import type { Classifier, ModelSpec, RbfSpec } from '../src/models/classifier.js';
+import type { Classifier, ModelSpec, RbfSpec, SigmoidLoss } from '../src/models/classifier.js';
 import { expDistanceCrossEntropy, sigmoidCrossEntropy } from '../src/models/independent-outputs.js';
 import { initialCentres, RbfNetwork } from '../src/models/rbf.js';
 import { loadModel, saveModel } from '../src/models/weights-io.js';
@@ -30,9 +30,9 @@ const rbfSpec = (patch: Partial<RbfSpec> = {}, inputSize = 784, classes = [0, 1,
 });
 
 /** The small maxout network of the tests with Appendix A's independent-sigmoid top. */
-const sigmoidMaxout = (initRange: number): Classifier =>
+const sigmoidMaxout = (initRange: number, sigmoidLoss: SigmoidLoss = 'sum'): Classifier =>
   buildModel(
-    { kind: 'maxout', inputSize: 784, classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], maxColumnNorm: null, ...SMALL_MAXOUT, top: 'sigmoid' },
+    { kind: 'maxout', inputSize: 784, classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], maxColumnNorm: null, ...SMALL_MAXOUT, top: 'sigmoid', sigmoidLoss },
     initRange,
     3,
   );
@@ -335,6 +335,10 @@ describe('independent outputs: sigmoid top (Appendix A) and the rubbish metric',
     // the same function on hand-made logits, where σ saturates
     const handMade = tf.tidy(() => sigmoidCrossEntropy(tf.tensor2d([[30, -30, 0]]), tf.tensor1d([1], 'int32')).dataSync()[0]!);
     close(handMade, 2 * (30 + Math.log1p(Math.exp(-30))) + Math.log(2), 1e-6, 'softplus(30) + softplus(30) + softplus(0)');
+    // pylearn2's Sigmoid cost: the mean over the 10 classes, the same network otherwise
+    const mean = sigmoidMaxout(0.5, 'mean');
+    lossOf(mean, x, y).forEach((value, i) => close(value, loss[i]! / 10, 1e-6, `mean over classes, example ${i}`));
+    mean.dispose();
     m.dispose();
   });
 
@@ -347,7 +351,9 @@ describe('independent outputs: sigmoid top (Appendix A) and the rubbish metric',
     const gradientOf = (gradient: 'standard' | 'stable'): Float32Array =>
       tf.tidy(() => {
         const labels = tf.tensor1d([label], 'int32');
-        return tf.grad((z: tf.Tensor) => tf.sum(sigmoidCrossEntropy(z as tf.Tensor2D, labels, gradient)))(tf.tensor2d([logits])).dataSync() as Float32Array;
+        return tf
+          .grad((z: tf.Tensor) => tf.sum(sigmoidCrossEntropy(z as tf.Tensor2D, labels, gradient)))(tf.tensor2d([logits]))
+          .dataSync() as Float32Array;
       });
     const before = tf.memory().numTensors;
     const standard = gradientOf('standard');

@@ -260,6 +260,7 @@ const LATER_KEYS: readonly { path: readonly string[]; value: Json }[] = [
   { path: ['attack', 'gradient'], value: 'standard' },
   { path: ['training', 'objective', 'gradient'], value: 'standard' },
   { path: ['model', 'top'], value: 'softmax' },
+  { path: ['model', 'sigmoidLoss'], value: 'sum' },
 ];
 
 /** Where each LATER_KEY sits in `config` (its parent object, which may lack the key) and its original value. */

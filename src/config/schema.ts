@@ -101,7 +101,13 @@ const MaxoutSchema = z
       .enum(['softmax', 'sigmoid'])
       .default('softmax')
       .describe(
-        "the output layer: softmax (the paper's maxout), or sigmoid, Appendix A's independent-sigmoid top: p_k = σ(z_k), each class its own sigmoid, trained with the sum over classes of binary cross-entropies",
+        "the output layer: softmax (the paper's maxout), or sigmoid, Appendix A's independent-sigmoid top: p_k = σ(z_k), each class its own sigmoid, trained with per-class binary cross-entropies (see sigmoidLoss)",
+      ),
+    sigmoidLoss: z
+      .enum(['sum', 'mean'])
+      .default('sum')
+      .describe(
+        "with top: sigmoid, how the per-class binary cross-entropies make J: their sum (the true class's term weighs as in the softmax cross-entropy), or their mean over the classes, as pylearn2's Sigmoid layer computes its cost (the same direction, 1/classes the size: smaller steps at the same learning rate)",
       ),
   })
   .describe('maxout network with dropout (§4, §6): 784 → maxout(240, 5) → maxout(240, 5) → softmax(10)');
@@ -293,6 +299,13 @@ export const ExperimentSchema = z
     claims: ClaimIds,
   })
   .superRefine((config, ctx) => {
+    if (config.model.kind === 'maxout' && config.model.top === 'softmax' && config.model.sigmoidLoss !== 'sum') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['model', 'sigmoidLoss'],
+        message: 'expected sum (or no sigmoidLoss) with model.top: softmax: a softmax top has one cross-entropy, not one per class',
+      });
+    }
     if (config.data.train === 'all-train' && config.data.validation) {
       ctx.addIssue({
         code: 'custom',

@@ -11,7 +11,15 @@ export function specFromConfig(config: ModelConfig, classes: number[]): ModelSpe
   const base = { inputSize: IMAGE_SIZE, classes, maxColumnNorm: null };
   switch (config.kind) {
     case 'maxout':
-      return { ...base, kind: 'maxout', maxColumnNorm: config.maxColumnNorm, layers: config.layers, dropout: config.dropout, top: config.top };
+      return {
+        ...base,
+        kind: 'maxout',
+        maxColumnNorm: config.maxColumnNorm,
+        layers: config.layers,
+        dropout: config.dropout,
+        top: config.top,
+        sigmoidLoss: config.sigmoidLoss,
+      };
     case 'rbf':
       return { ...base, kind: 'rbf', output: config.output, precision: config.precision, init: config.init };
     default:

@@ -36,9 +36,11 @@ interface SpecBase {
 
 /**
  * The output layer of a maxout network. softmax: p = softmax(z), J = softmax cross-entropy. sigmoid (Appendix A's
- * "independent-sigmoid top"): p_k = σ(z_k), each class its own sigmoid, J = Σ_k binary cross-entropy of p_k.
+ * "independent-sigmoid top"): p_k = σ(z_k), each class its own sigmoid, J = the sum (or, with SigmoidLoss mean,
+ * pylearn2's choice, the mean) over classes of the binary cross-entropies of p_k.
  */
 export type MaxoutTop = 'softmax' | 'sigmoid';
+export type SigmoidLoss = 'sum' | 'mean';
 
 /**
  * The RBF network of §7, p_k(x) = exp(−d_k(x)) with d_k(x) = Σ_f a_kf (x_f − μ_kf)², a ≥ 0.
@@ -56,7 +58,7 @@ export interface RbfSpec {
 /** Everything needed to rebuild a model (saved beside its weights). */
 export type ModelSpec =
   | (SpecBase & { kind: 'softmax' | 'logistic' })
-  | (SpecBase & { kind: 'maxout'; layers: MaxoutLayerSpec[]; dropout: DropoutSpec | null; top: MaxoutTop })
+  | (SpecBase & { kind: 'maxout'; layers: MaxoutLayerSpec[]; dropout: DropoutSpec | null; top: MaxoutTop; sigmoidLoss: SigmoidLoss })
   | (SpecBase & { kind: 'rbf' } & RbfSpec)
   /** Trained models combined (§9): built from their runs, never from a spec alone, so never saved. */
   | (SpecBase & { kind: 'ensemble'; members: ModelSpec[] });

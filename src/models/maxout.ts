@@ -87,7 +87,10 @@ export class MaxoutNetwork implements Classifier {
 
   /** Either top's cross-entropy, differentiated as `gradient` says (see softmaxCrossEntropy, sigmoidCrossEntropy). */
   loss(logits: tf.Tensor2D, labels: tf.Tensor1D, gradient: SoftmaxGradient = 'standard'): tf.Tensor1D {
-    return this.spec.top === 'sigmoid' ? sigmoidCrossEntropy(logits, labels, gradient) : softmaxCrossEntropy(logits, labels, gradient);
+    if (this.spec.top === 'softmax') return softmaxCrossEntropy(logits, labels, gradient);
+    const sum = sigmoidCrossEntropy(logits, labels, gradient);
+    if (this.spec.sigmoidLoss === 'sum') return sum;
+    return tf.tidy(() => tf.div(sum, this.spec.classes.length));
   }
 
   probabilities(logits: tf.Tensor2D): tf.Tensor2D {

@@ -59,8 +59,12 @@ export function loadModel(dir: string): Classifier {
   if (manifest.format !== MODEL_FORMAT) throw new FgsmError(`${path}: format ${String(manifest.format)}, expected ${MODEL_FORMAT}`);
   const group = manifest.weightsManifest[0]!;
   const values = decodeTensors(readFileSync(join(dir, group.paths[0]!)), group.weights);
-  // maxout models saved before the sigmoid top existed have no `top`: theirs was the softmax
-  const spec = manifest.spec.kind === 'maxout' ? { ...manifest.spec, top: manifest.spec.top ?? 'softmax' } : manifest.spec;
+  // maxout models saved before the sigmoid top (or its sigmoidLoss) existed have no `top` (theirs was the softmax)
+  // or no `sigmoidLoss` (theirs was the sum)
+  const spec =
+    manifest.spec.kind === 'maxout'
+      ? { ...manifest.spec, top: manifest.spec.top ?? 'softmax', sigmoidLoss: manifest.spec.sigmoidLoss ?? 'sum' }
+      : manifest.spec;
   const model = buildModel(spec, 0, 0);
   assignParameters(model, values, path);
   tf.dispose(Object.values(values));
