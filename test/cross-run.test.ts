@@ -132,7 +132,13 @@ describe('ensemble classifier', () => {
         const y = tf.tensor1d([0], 'int32');
         const state = { dropoutSeed: null, gradients: 'input' as const, softmaxGradient: gradient };
         const g = tf.grad((v: tf.Tensor) => tf.sum(ensemble.loss(ensemble.logits(v as tf.Tensor2D, state), y)))(input);
-        const { adversarial, direction } = fastGradientSign(ensemble, input, y, { epsilons: [0.25], clip: null, labels: 'true', target: null, gradient });
+        const { adversarial, direction } = fastGradientSign(ensemble, input, y, {
+          epsilons: [0.25],
+          clip: null,
+          labels: 'true',
+          target: null,
+          gradient,
+        });
         tf.dispose(adversarial);
         return [...g.dataSync().slice(0, 2), ...direction.dataSync().slice(0, 2)];
       }),
@@ -219,7 +225,9 @@ describe('experiments over runs from the command line', () => {
     const other = agree.metrics.otherGradient;
     assert.equal(other.gradient, 'stable');
     assert.equal(other.agreement.bAll, other.byEpsilon[0].counts.bAll.rate);
-    const csv = readFileSync(join(results, 'agree', readdirSync(join(results, 'agree'))[0]!, 'agreement.csv'), 'utf8').trim().split('\n');
+    const csv = readFileSync(join(results, 'agree', readdirSync(join(results, 'agree'))[0]!, 'agreement.csv'), 'utf8')
+      .trim()
+      .split('\n');
     assert.equal(csv[0], 'gradient,epsilon,source,rate,agree,of');
     assert.deepEqual([...new Set(csv.slice(1).map((line) => line.split(',')[0]))], ['standard', 'stable']);
 
@@ -238,7 +246,9 @@ describe('experiments over runs from the command line', () => {
     assert.equal(member.error, (member.perMember[0].error + member.perMember[1].error) / 2);
     assert.equal(ens.metrics.otherGradient.gradient, 'stable');
     assert.equal(ens.metrics.otherGradient.ensemble.member.perMember.length, 2);
-    const ensCsv = readFileSync(join(results, 'ens', readdirSync(join(results, 'ens'))[0]!, 'ensemble.csv'), 'utf8').trim().split('\n');
+    const ensCsv = readFileSync(join(results, 'ens', readdirSync(join(results, 'ens'))[0]!, 'ensemble.csv'), 'utf8')
+      .trim()
+      .split('\n');
     assert.equal(ensCsv[0], 'gradient,epsilon,made_on,scored_by,error,mean_confidence_on_mistakes');
     assert.equal(ensCsv.length, 1 + 2 * 5, 'per gradient: the whole, and each member scored by the ensemble and by itself');
   });

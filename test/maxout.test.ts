@@ -187,7 +187,10 @@ describe('training objectives (§6)', () => {
 
       // ∇θ of J̃ equals ∇θ of the same expression with x̃ fed in as plain data
       const variables = m.parameters.map((p) => p.variable);
-      const ours = tf.variableGrads(() => minibatchObjective(m, x, y, adversarial.perturb(m, x, y, [seed]), adversarial, [seed]).loss, variables).grads;
+      const ours = tf.variableGrads(
+        () => minibatchObjective(m, x, y, adversarial.perturb(m, x, y, [seed]), adversarial, [seed]).loss,
+        variables,
+      ).grads;
       const constant = tf.tensor2d(perturbed.dataSync() as Float32Array, [n, 784]);
       const reference = tf.variableGrads(() => minibatchObjective(m, x, y, constant, adversarial, [seed]).loss, variables).grads;
       for (const name of Object.keys(reference)) assert.ok(maxDifference(ours[name]!, reference[name]!) < 1e-6, name);

@@ -131,7 +131,14 @@ describe('paper table', () => {
   test('transfer and agreement rows take the standard gradient too and show the stable one beside it; older records show none', () => {
     const pair = (error: number) => ({ epsilon: 0.25, error, meanConfidenceOnMistakes: 0.9 });
     const transfer = (configured: string, metrics: Record<string, unknown>) =>
-      ({ format: 'fgsm-transfer/1', experiment: 'transfer', runId: 'r', claims: ['s6.transfer.orig_to_adv'], config: { attack: { gradient: configured } }, metrics }) as unknown as ResultRecord;
+      ({
+        format: 'fgsm-transfer/1',
+        experiment: 'transfer',
+        runId: 'r',
+        claims: ['s6.transfer.orig_to_adv'],
+        config: { attack: { gradient: configured } },
+        metrics,
+      }) as unknown as ResultRecord;
     const standard = { originalToAdversarial: pair(0.2337) };
     const stable = { originalToAdversarial: pair(0.3438) };
     for (const record of [
@@ -157,9 +164,9 @@ describe('paper table', () => {
 
   test('the committed results written before the stable gradient existed still render (standard only)', () => {
     // every committed run, not only the newest of each experiment: the old ones are the point here
-    const records = findResultFiles('results/reference', 3).map(readRecord).filter(
-      (record): record is ResultRecord => record.format === 'fgsm-result/1' && record.metrics.fgsmOtherGradient === undefined,
-    );
+    const records = findResultFiles('results/reference', 3)
+      .map(readRecord)
+      .filter((record): record is ResultRecord => record.format === 'fgsm-result/1' && record.metrics.fgsmOtherGradient === undefined);
     assert.ok(records.length >= 1, 'results/reference keeps runs from before both gradients were measured');
     for (const record of records) {
       const rows = compareClaims(record);

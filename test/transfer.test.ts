@@ -132,7 +132,9 @@ attack: { epsilons: [0.1, 0.25] }
     assert.equal(other.gradient, 'stable');
     assert.deepEqual(other.matrices[0].names, m.names);
     assert.equal(other.transfer.oneToTwo.error, other.matrices[0].cells[0][1].error);
-    const csv = readFileSync(join(results, 'transfer', readdirSync(join(results, 'transfer'))[0]!, 'transfer.csv'), 'utf8').trim().split('\n');
+    const csv = readFileSync(join(results, 'transfer', readdirSync(join(results, 'transfer'))[0]!, 'transfer.csv'), 'utf8')
+      .trim()
+      .split('\n');
     assert.equal(csv[0], 'gradient,epsilon,made_on,scored_by,error,mean_confidence_on_mistakes,n');
     assert.deepEqual(
       csv.slice(1).map((line) => line.split(',').slice(0, 4).join(',')),
@@ -151,7 +153,10 @@ attack: { epsilons: [0.1, 0.25] }
 
     // --set reaches the command line's transfer as it would a YAML's; a bad value names the --set
     const files = [join(dir, 'one.yaml'), join(dir, 'two.yaml')];
-    const stable = fgsm(['transfer', ...files, '--results-dir', results, '--set', 'attack.gradient=stable', '--set', 'attack.clip=[0, 1]', '-q'], env);
+    const stable = fgsm(
+      ['transfer', ...files, '--results-dir', results, '--set', 'attack.gradient=stable', '--set', 'attack.clip=[0, 1]', '-q'],
+      env,
+    );
     assert.equal(stable.status, 0, stable.stderr);
     const newest = readdirSync(join(results, 'transfer')).sort().at(-1)!;
     const overridden = JSON.parse(readFileSync(join(results, 'transfer', newest, 'result.json'), 'utf8'));

@@ -7,7 +7,8 @@ import { atPaperEpsilon, bothGradients, runOverRuns, wantedRuns, type ByGradient
 function agreementCsv(byGradient: readonly ByGradient<Agreement[]>[]): string {
   const rows = ['gradient,epsilon,source,rate,agree,of'];
   for (const { gradient, measured } of byGradient)
-    for (const a of measured) for (const [key, c] of Object.entries(a.counts)) rows.push([gradient, a.epsilon, a.source, key, c.agree, c.of].join(','));
+    for (const a of measured)
+      for (const [key, c] of Object.entries(a.counts)) rows.push([gradient, a.epsilon, a.source, key, c.agree, c.of].join(','));
   return `${rows.join('\n')}\n`;
 }
 

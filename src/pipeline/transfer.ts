@@ -21,7 +21,8 @@ export function adHocTransfer(files: string[], epsilons: number[] | null, overri
   }
   const document = { kind: 'transfer', name: 'transfer', uses, ...(epsilons ? { attack: { epsilons } } : {}) };
   const loaded = loadCommandLineCrossRun(document, files, overrides);
-  if (loaded.config.kind !== 'transfer') throw new FgsmError(`--set kind=${loaded.config.kind}: fgsm transfer makes a transfer experiment`, 'leave kind unset');
+  if (loaded.config.kind !== 'transfer')
+    throw new FgsmError(`--set kind=${loaded.config.kind}: fgsm transfer makes a transfer experiment`, 'leave kind unset');
   return { ...loaded, config: loaded.config };
 }
 
