@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -97,6 +97,26 @@ describe('run integrity', () => {
     assert.equal(readFileSync(join(folder, 'epochs.csv'), 'utf8'), before, 'nothing was written into the run');
 
     const fresh = fgsm(['run', config, '--results-dir', results, '-q', '--fresh'], { FGSM_DATA_DIR: realDataDir() });
+    assert.equal(fresh.status, 0, fresh.stderr);
+    assert.equal(readdirSync(join(results, 'tiny')).length, 2);
+  });
+
+  test('an unfinished run copied without its checkpoints is refused, not retrained over its recorded epochs', () => {
+    const dir = tempDir();
+    const config = join(dir, 'tiny.yaml');
+    writeFileSync(config, SOFTMAX('  limit: { train: 500, validation: 200, test: 200 }'));
+    const results = join(dir, 'results');
+    assert.equal(fgsm(['run', config, '--results-dir', results, '-q'], offline(dir)).status, 0);
+    const folder = onlyRun(results);
+    markInterrupted(folder);
+    rmSync(join(folder, 'checkpoints'), { recursive: true });
+    const before = readFileSync(join(folder, 'epochs.csv'), 'utf8');
+    const again = fgsm(['run', config, '--results-dir', results, '-q'], offline(dir));
+    assert.equal(again.status, 2, again.stderr + again.stdout);
+    assert.match(again.stderr, /cannot resume .*: its epochs\.csv records \d+ trained epochs?, but checkpoints\/ holds no checkpoint to go on from/);
+    assert.match(again.stderr, /--fresh/);
+    assert.equal(readFileSync(join(folder, 'epochs.csv'), 'utf8'), before, 'the recorded epochs are kept');
+    const fresh = fgsm(['run', config, '--results-dir', results, '-q', '--fresh'], offline(dir));
     assert.equal(fresh.status, 0, fresh.stderr);
     assert.equal(readdirSync(join(results, 'tiny')).length, 2);
   });

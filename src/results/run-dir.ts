@@ -6,6 +6,7 @@ import { fileSystemError } from '../core/fs-errors.js';
 import { FgsmError } from '../core/errors.js';
 import { dataIdentity, type Counts, type DataIdentity } from '../data/identity.js';
 import type { DataProvenance } from '../data/source.js';
+import { readCheckpointState } from '../train/checkpoint.js';
 import { checkpointStepsPerEpoch } from '../train/loop.js';
 import { acquireRunLock, type LockTiming, type RunLock } from './run-lock.js';
 
@@ -134,6 +135,23 @@ function legacyConflict(dir: string, options: OpenOptions): string | null {
     : `its checkpoint made ${legacy.steps} minibatches per epoch in stage ${legacy.stage}, this data makes ${expected} (${options.identity.data.description})`;
 }
 
+/**
+ * A run whose epochs.csv records trained epochs but whose checkpoints/ holds no checkpoint (copied without it, or
+ * deleted) cannot go on: resuming it would train from epoch 1 over its recorded history.
+ */
+function checkpointMissing(dir: string): string | null {
+  if (readCheckpointState(join(dir, 'checkpoints'))) return null;
+  let epochs = 0;
+  try {
+    epochs = readFileSync(join(dir, 'epochs.csv'), 'utf8').trim().split('\n').length - 1;
+  } catch {
+    return null; // no epoch recorded: nothing to lose
+  }
+  return epochs > 0
+    ? `its epochs.csv records ${epochs} trained epoch${epochs === 1 ? '' : 's'}, but checkpoints/ holds no checkpoint to go on from`
+    : null;
+}
+
 function sameIdentity(a: RunIdentity, b: RunIdentity): string | null {
   if (a.data.id !== b.data.id) return `it was begun on ${a.data.description}; this invocation reads ${b.data.description}`;
   if (a.backend !== b.backend) return `it was begun on the ${a.backend} backend; this invocation runs ${b.backend}`;
@@ -157,6 +175,14 @@ export async function openRun(resultsDir: string, experiment: string, configHash
       throw new FgsmError(
         `cannot resume ${dir}: ${conflict}, and a run never mixes two`,
         `give it what it was begun on again (e.g. the same --data-dir / FGSM_DATA_DIR${recorded ? `, --backend ${recorded.backend}` : ''}), or pass --fresh to start a separate run`,
+      );
+    }
+    const missing = checkpointMissing(dir);
+    if (missing) {
+      await lock.release();
+      throw new FgsmError(
+        `cannot resume ${dir}: ${missing}`,
+        'put its checkpoints/ folder back (from where it trained), or pass --fresh to start a separate run; this one is left as it is',
       );
     }
     recordStart(dir, configHash, experiment, options);
