@@ -73,19 +73,24 @@ const poll = setInterval(() => {
   return { child, locked, output: () => text };
 }
 
+/** A tiny softmax run on the embedded subset, trained to the end offline, then marked interrupted. */
+function interruptedTinyRun(): { dir: string; config: string; results: string; folder: string; status: Record<string, unknown> } {
+  const dir = tempDir();
+  const config = join(dir, 'tiny.yaml');
+  writeFileSync(config, SOFTMAX('  limit: { train: 500, validation: 200, test: 200 }'));
+  const results = join(dir, 'results');
+  const first = fgsm(['run', config, '--results-dir', results, '-q'], offline(dir));
+  assert.equal(first.status, 0, first.stderr);
+  const folder = onlyRun(results);
+  return { dir, config, results, folder, status: markInterrupted(folder) };
+}
+
 const IDENTITY: RunIdentity = { data: dataIdentity({ kind: 'dir', files: [] }, { train: 1, validation: 1, test: 1 }), backend: 'wasm' };
 
 describe('run integrity', () => {
   test('a run begun on the embedded subset is not resumed on full MNIST (nor the reverse): refused, saying why', () => {
-    const dir = tempDir();
-    const config = join(dir, 'tiny.yaml');
-    writeFileSync(config, SOFTMAX('  limit: { train: 500, validation: 200, test: 200 }'));
-    const results = join(dir, 'results');
-    const first = fgsm(['run', config, '--results-dir', results, '-q'], offline(dir));
-    assert.equal(first.status, 0, first.stderr);
-    const folder = onlyRun(results);
+    const { config, results, folder } = interruptedTinyRun();
     const before = readFileSync(join(folder, 'epochs.csv'), 'utf8');
-    markInterrupted(folder);
 
     const full = fgsm(['run', config, '--results-dir', results, '-q'], { FGSM_DATA_DIR: realDataDir() });
     assert.equal(full.status, 2, full.stderr + full.stdout);
@@ -102,13 +107,7 @@ describe('run integrity', () => {
   });
 
   test('an unfinished run copied without its checkpoints is refused, not retrained over its recorded epochs', () => {
-    const dir = tempDir();
-    const config = join(dir, 'tiny.yaml');
-    writeFileSync(config, SOFTMAX('  limit: { train: 500, validation: 200, test: 200 }'));
-    const results = join(dir, 'results');
-    assert.equal(fgsm(['run', config, '--results-dir', results, '-q'], offline(dir)).status, 0);
-    const folder = onlyRun(results);
-    markInterrupted(folder);
+    const { dir, config, results, folder } = interruptedTinyRun();
     rmSync(join(folder, 'checkpoints'), { recursive: true });
     const before = readFileSync(join(folder, 'epochs.csv'), 'utf8');
     const again = fgsm(['run', config, '--results-dir', results, '-q'], offline(dir));
@@ -139,13 +138,8 @@ describe('run integrity', () => {
   });
 
   test('the same data resumes: a legacy run (no recorded identity) adopts this one', () => {
-    const dir = tempDir();
-    const config = join(dir, 'tiny.yaml');
-    writeFileSync(config, SOFTMAX('  limit: { train: 500, validation: 200, test: 200 }'));
-    const results = join(dir, 'results');
-    assert.equal(fgsm(['run', config, '--results-dir', results, '-q'], offline(dir)).status, 0);
-    const folder = onlyRun(results);
-    const { identity: _identity, ...legacy } = markInterrupted(folder);
+    const { dir, config, results, folder, status } = interruptedTinyRun();
+    const { identity: _identity, ...legacy } = status;
     writeFileSync(join(folder, 'status.json'), JSON.stringify(legacy));
     const again = fgsm(['run', config, '--results-dir', results], offline(dir));
     assert.equal(again.status, 0, again.stderr);
