@@ -23,7 +23,7 @@ const oneHotOf = (labels: tf.Tensor1D, k: number): tf.Tensor2D =>
  *   rounds to 1 (z_y above about 16.6), leaving only the other classes' push.
  * - stable: softplus(s ⊙ z) summed, s = −1 at the label and +1 elsewhere, as pylearn2's Sigmoid layer writes its
  *   cost (Y·softplus(−z) + (1 − Y)·softplus(z)): softplus's derivative σ is computed directly, so ∂/∂z_y =
- *   −σ(−z_y) never rounds to 0.
+ *   −σ(−z_y) stays non-zero until z_y passes float32's exp range (about 88).
  * Training uses the default (standard); the loss values agree to float rounding.
  */
 export function sigmoidCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, gradient: SoftmaxGradient = 'standard'): tf.Tensor1D {
