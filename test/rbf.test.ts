@@ -338,6 +338,11 @@ describe('independent outputs: sigmoid top (Appendix A) and the rubbish metric',
     // pylearn2's Sigmoid cost: the mean over the 10 classes, the same network otherwise
     const mean = sigmoidMaxout(0.5, 'mean');
     lossOf(mean, x, y).forEach((value, i) => close(value, loss[i]! / 10, 1e-6, `mean over classes, example ${i}`));
+    const [logits, labels] = [tf.tensor2d([[1, -2, 3, 0, 0, 0, 0, 0, 0, 0]]), tf.tensor1d([2], 'int32')];
+    const before = tf.memory().numTensors;
+    mean.loss(logits, labels).dispose();
+    assert.equal(tf.memory().numTensors, before, 'the mean leaves only what it returns');
+    tf.dispose([logits, labels]);
     mean.dispose();
     m.dispose();
   });

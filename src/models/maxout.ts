@@ -88,9 +88,8 @@ export class MaxoutNetwork implements Classifier {
   /** Either top's cross-entropy, differentiated as `gradient` says (see softmaxCrossEntropy, sigmoidCrossEntropy). */
   loss(logits: tf.Tensor2D, labels: tf.Tensor1D, gradient: SoftmaxGradient = 'standard'): tf.Tensor1D {
     if (this.spec.top === 'softmax') return softmaxCrossEntropy(logits, labels, gradient);
-    const sum = sigmoidCrossEntropy(logits, labels, gradient);
-    if (this.spec.sigmoidLoss === 'sum') return sum;
-    return tf.tidy(() => tf.div(sum, this.spec.classes.length));
+    if (this.spec.sigmoidLoss === 'sum') return sigmoidCrossEntropy(logits, labels, gradient);
+    return tf.tidy(() => tf.div(sigmoidCrossEntropy(logits, labels, gradient), this.spec.classes.length));
   }
 
   probabilities(logits: tf.Tensor2D): tf.Tensor2D {
