@@ -62,6 +62,31 @@ export const SMALL_MAXOUT = {
   sigmoidLoss: 'sum' as const,
 };
 
+/**
+ * Maxout units with ties, for pylearn2's rule that a tie's gradient goes to the last piece: 2 examples, 3 units of
+ * 2 pieces (piece p of unit u is column p·3 + u), ties in units 2 and 3. Gives the units and ∂Σ(units ⊙ upstream)/∂z.
+ */
+export function maxoutTieCase(units: (z: tf.Tensor2D, pieces: number) => tf.Tensor2D): { units: tf.Tensor; gradient: tf.Tensor } {
+  return tf.tidy(() => {
+    const z = tf.tensor2d([
+      [1, 5, 2, 3, 5, -1],
+      [1e-30, 0, 7, 0, 0, 7 - 1e-6],
+    ]);
+    const upstream = tf.tensor2d([
+      [10, 20, 30],
+      [40, 50, 60],
+    ]);
+    return {
+      units: units(z, 2),
+      gradient: tf.grad((v: tf.Tensor) => tf.sum(tf.mul(units(v as tf.Tensor2D, 2), upstream)))(z),
+    };
+  });
+}
+
+/** What maxoutTieCase gives when the largest piece is the unit and the last tied piece takes the gradient. */
+export const MAXOUT_TIE_UNITS = [3, 5, 2, 1e-30, 0, 7].map(Math.fround);
+export const MAXOUT_TIE_GRADIENT = [0, 0, 30, 10, 20, 0, 40, 0, 60, 0, 50, 0];
+
 export function model(kind: Exclude<ModelSpec['kind'], 'rbf' | 'ensemble'>, initRange = 0.05, seed = 3): Classifier {
   const classes = kind === 'logistic' ? [3, 7] : [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const base = { inputSize: 784, classes, maxColumnNorm: null };

@@ -10,7 +10,7 @@ import { dropoutMask } from '../src/models/maxout.js';
 import { denseMatMul, maxoutUnits } from '../src/backend/kernels.js';
 import { minibatchObjective } from '../src/train/objective.js';
 import { MomentumSgd } from '../src/train/sgd.js';
-import { model, randomImages, randomLabels, useWasm } from './helpers.js';
+import { MAXOUT_TIE_GRADIENT, MAXOUT_TIE_UNITS, maxoutTieCase, model, randomImages, randomLabels, useWasm } from './helpers.js';
 
 const values = (t: tf.Tensor): number[] => Array.from(t.dataSync());
 const maxDifference = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
@@ -61,18 +61,9 @@ describe('maxout network', () => {
 
   test("maxout units: the gradient goes to the piece at the max, on a tie to the last one (pylearn2's)", () => {
     tf.tidy(() => {
-      // 2 examples, 3 units of 2 pieces (piece p of unit u is column p·3 + u)
-      const z = tf.tensor2d([
-        [1, 5, 2, 3, 5, -1],
-        [1e-30, 0, 7, 0, 0, 7 - 1e-6],
-      ]);
-      const dy = tf.tensor2d([
-        [10, 20, 30],
-        [40, 50, 60],
-      ]);
-      assert.deepEqual(values(maxoutUnits(z, 2)), [3, 5, 2, 1e-30, 0, 7].map(Math.fround));
-      const dz = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(maxoutUnits(v as tf.Tensor2D, 2), dy)))(z);
-      assert.deepEqual(values(dz), [0, 0, 30, 10, 20, 0, 40, 0, 60, 0, 50, 0]);
+      const ties = maxoutTieCase(maxoutUnits);
+      assert.deepEqual(values(ties.units), MAXOUT_TIE_UNITS);
+      assert.deepEqual(values(ties.gradient), MAXOUT_TIE_GRADIENT);
       // pylearn2's p = T.maximum(cur, p): tfjs's maximum, like Theano's, gives a tie's gradient to its first argument
       const pylearn2 = (v: tf.Tensor2D): tf.Tensor2D => (tf.split(v, 4, 1) as tf.Tensor2D[]).reduce((p, cur) => tf.maximum(cur, p));
       const dr = tf.randomUniform([50, 5], -1, 1, 'float32', 6);

@@ -13,7 +13,18 @@ import type { ResultRecord } from '../src/results/record.js';
 import { columnNormScale, maxoutUnits, momentumVelocities } from '../src/backend/kernels.js';
 import { minibatchObjective } from '../src/train/objective.js';
 import { MomentumSgd } from '../src/train/sgd.js';
-import { model, randomImages, randomLabels, runBySeed, SMALL_MAXOUT, tempDir, TINY_MAXOUT, TWO_SEEDS_MAXOUT } from './helpers.js';
+import {
+  MAXOUT_TIE_GRADIENT,
+  maxoutTieCase,
+  model,
+  randomImages,
+  randomLabels,
+  runBySeed,
+  SMALL_MAXOUT,
+  tempDir,
+  TINY_MAXOUT,
+  TWO_SEEDS_MAXOUT,
+} from './helpers.js';
 import { MaxoutNetwork } from '../src/models/maxout.js';
 
 /*
@@ -147,24 +158,16 @@ describe('webgpu backend (lavapipe without a GPU)', () => {
       const xt = tf.tensor2d(x, [N, 784]);
       const logits = await values(tf.tidy(() => m.logits(xt)));
       const gradient = await values(tf.grad((v: tf.Tensor) => tf.sum(tf.square(m.logits(v as tf.Tensor2D))))(xt));
-      // 2 examples, 3 units of 2 pieces (piece p of unit u is column p·3 + u): ties in units 2 and 3
-      const z = tf.tensor2d([
-        [1, 5, 2, 3, 5, -1],
-        [1e-30, 0, 7, 0, 0, 7 - 1e-6],
-      ]);
-      const dy = tf.tensor2d([
-        [10, 20, 30],
-        [40, 50, 60],
-      ]);
-      const ties = await values(tf.grad((v: tf.Tensor) => tf.sum(tf.mul(maxoutUnits(v as tf.Tensor2D, 2), dy)))(z));
-      tf.dispose([xt, z, dy]);
+      const tieCase = maxoutTieCase(maxoutUnits);
+      const ties = await values(tieCase.gradient);
+      tf.dispose([xt, tieCase.units]);
       m.dispose();
       return { logits, gradient, ties };
     });
     assert.ok(maxDifference(runs.webgpu.logits, runs.wasm.logits) < 1e-5);
     const scale = runs.wasm.gradient.reduce((most, v) => Math.max(most, Math.abs(v)), 0);
     assert.ok(maxDifference(runs.webgpu.gradient, runs.wasm.gradient) < 1e-4 * scale);
-    assert.deepEqual(Array.from(runs.webgpu.ties), [0, 0, 30, 10, 20, 0, 40, 0, 60, 0, 50, 0]);
+    assert.deepEqual(Array.from(runs.webgpu.ties), MAXOUT_TIE_GRADIENT);
     assert.deepEqual(runs.webgpu.ties, runs.wasm.ties);
   });
 
