@@ -75,6 +75,9 @@ describe('fgsm CLI end to end', () => {
     assert.deepEqual(result.overrides, ['training.epochs=2']);
     assert.equal(result.metrics.training.epochs, 2);
     assert.equal(result.metrics.clean.n, 300);
+    assert.equal(result.metrics.trainingSet.n, 1000, 'the training-set error is measured on the training split');
+    assert.ok(result.metrics.trainingSet.error >= 0 && result.metrics.trainingSet.error < 0.9);
+    assert.match(readFileSync(join(folder, 'report.md'), 'utf8'), /error on the 1000 training examples without dropout \d+\.\d+%/);
     assert.deepEqual(Object.keys(result.metrics.fgsm), ['0.1', '0.25']);
     assert.ok(result.metrics.fgsm['0.25'].error > result.metrics.clean.error);
     assert.equal(result.metrics.fgsm['0.25'].maxPerturbation.toFixed(4), '0.2500');

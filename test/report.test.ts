@@ -17,7 +17,7 @@ describe('paper table', () => {
     for (const c of CLAIMS) for (const q of c.quantities) assert.ok(q.metric.length >= 2, c.id);
   });
 
-  test('each quantity says what it is: the attack and its ε, clean, rubbish, training or agreement', () => {
+  test('each quantity says what it is: the attack and its ε, clean, rubbish, training, training set or agreement', () => {
     for (const claim of CLAIMS) {
       for (const q of claim.quantities) {
         const [source, epsilon] = q.metric;
@@ -26,7 +26,7 @@ describe('paper table', () => {
             ? `FGSM ε=${epsilon!.replace(/^0/, '')} `
             : source === 'ensemble' || source === 'transfer'
               ? 'FGSM ε=.25 '
-              : { clean: 'clean test ', rubbish: 'rubbish', training: 'training', agreement: 'agreement' }[source!];
+              : { clean: 'clean test ', rubbish: 'rubbish', training: 'training', trainingSet: 'training-set', agreement: 'agreement' }[source!];
         assert.ok(says && q.name.includes(says), `${claim.id} (${q.metric.join('.')}): "${q.name}" should say "${says}"`);
       }
     }

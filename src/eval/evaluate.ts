@@ -181,6 +181,14 @@ export async function evaluate(model: Classifier, test: Split, options: Evaluate
 }
 
 /**
+ * Clean metrics of a split, through the network without dropout: for the training split, the "error on the training
+ * set" of §5 as pylearn2's monitor reported it (the training-state error of epochs.csv has dropout and is higher).
+ */
+export async function cleanMetrics(model: Classifier, split: Split, batchSize: number): Promise<ClassificationMetrics> {
+  return classificationMetrics(await predictProbabilities(model, split.x, batchSize), split.y, model.spec.classes.length);
+}
+
+/**
  * The error on FGSM examples (true labels, unclipped, deterministic network, the given softmax gradient) of a
  * split at one ε: the adversarial validation error that §6's 1600-unit protocol early-stops on.
  */

@@ -80,7 +80,8 @@ export const CLAIMS: readonly Claim[] = [
     section: '5',
     description: 'maxout with L1 0.0025 on the first layer: training error',
     quantities: [
-      { name: 'final training error', paper: 5, metric: ['training', 'finalTrainingError'], tolerance: 100, mustHold: { op: '>=', value: 5 } },
+      // pylearn2's monitor, which the paper read, measured the training set without dropout
+      { name: 'training-set error (no dropout)', paper: 5, metric: ['trainingSet', 'error'], tolerance: 100, mustHold: { op: '>=', value: 5 } },
     ],
   },
   {

@@ -9,7 +9,7 @@ import { makeSplits, type Splits } from '../data/dataset.js';
 import { countsOf, dataIdentity, type DataIdentity } from '../data/identity.js';
 import { cacheDir, explicitDataDir, resolveMnist, type RawMnist } from '../data/source.js';
 import { trainingPerturbation } from '../attacks/training-perturbations.js';
-import { evaluate, fgsmErrorRate, type Evaluation } from '../eval/evaluate.js';
+import { cleanMetrics, evaluate, fgsmErrorRate, type Evaluation } from '../eval/evaluate.js';
 import { modelFromConfig, stackedModelFromConfig } from '../models/build.js';
 import type { Classifier } from '../models/classifier.js';
 import { saveModel } from '../models/weights-io.js';
@@ -249,6 +249,7 @@ async function finishRun(prepared: PreparedRun, summary: TrainingSummary, option
     seed: config.seed,
     progress: options.progress,
   });
+  const trainingSet = await cleanMetrics(model, splits.train, config.attack.batchSize);
 
   const { history, ...training } = summary;
   const files = [
@@ -276,6 +277,7 @@ async function finishRun(prepared: PreparedRun, summary: TrainingSummary, option
       fgsm: evaluation.fgsm,
       fgsmOtherGradient: evaluation.fgsmOtherGradient,
       rubbish: evaluation.rubbish,
+      trainingSet,
       training,
     },
     throughput: {

@@ -58,7 +58,9 @@ export function renderRunReport(result: ResultRecord, rows: ReportRow[]): string
     '',
     `Stage 1: ${t.epochs} epochs (${t.steps} updates), stopped by ${t.stoppedBy}; parameters of epoch ${t.chosenEpoch}` +
       (t.bestValidationError !== null ? ` (best validation error ${pct(t.bestValidationError)})` : '') +
-      `.${stage2} Final training error (training state) ${pct(t.finalTrainingError)}. Training time ${duration(t.totalSeconds)} over all invocations` +
+      `.${stage2} Final training error (training state) ${pct(t.finalTrainingError)}` +
+      (m.trainingSet ? `; error on the ${m.trainingSet.n} training examples without dropout ${pct(m.trainingSet.error)}` : '') +
+      `. Training time ${duration(t.totalSeconds)} over all invocations` +
       ` (${duration(t.seconds)} in this one${resumed}).${stacked} Per epoch: \`epochs.csv\`; curve: \`training-curve.svg\`.`,
     '',
     '## Open choices (PAPER.md §3)',

@@ -34,6 +34,8 @@ export interface ResultRecord {
     /** The same attack with the other gradient; absent from results written before both were measured. */
     fgsmOtherGradient?: Record<string, RecordedFgsmMetrics>;
     rubbish: RubbishMetrics | null;
+    /** Clean (no dropout) metrics of the evaluated parameters on the stage-1 training split; absent from older records. */
+    trainingSet?: ClassificationMetrics;
     training: Omit<TrainingSummary, 'history'>;
   };
   throughput: { fgsmImagesPerSecond: number; trainingExamplesPerSecond: number };
