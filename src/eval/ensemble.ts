@@ -3,6 +3,7 @@ import type { Progress } from '../core/progress.js';
 import type { Split } from '../data/dataset.js';
 import { EnsembleClassifier } from '../models/ensemble.js';
 import { predictProbabilities } from '../models/inference.js';
+import { cleanMetrics } from './evaluate.js';
 import { classificationMetrics } from './metrics.js';
 import { checkSameTask, scoreAdversarial, type NamedModel } from './transfer.js';
 
@@ -55,7 +56,7 @@ export async function ensembleMetrics(
   for (const [m, { name, model }] of members.entries()) {
     perMember.push({
       name,
-      cleanError: classificationMetrics(await predictProbabilities(model, test.x, attack.batchSize), test.y, k).error,
+      cleanError: (await cleanMetrics(model, test, attack.batchSize)).error,
       // [e][0]: scored by the ensemble, [e][1]: by the member itself
       scored: await scoreAdversarial(model, [ensemble, model], test, attack, (done) => progress.update((m + 1) * test.n + done)),
     });
