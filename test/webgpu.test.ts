@@ -232,6 +232,33 @@ describe('webgpu backend (lavapipe without a GPU)', () => {
     network.dispose();
   });
 
+  test('host values reach the device through queue writes into pooled buffers: exact for float32, int32 and bool, no staging buffer', async () => {
+    await initBackend('webgpu');
+    const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+    const create = device.createBuffer;
+    let staging = 0;
+    device.createBuffer = function (this: GPUDevice, descriptor: GPUBufferDescriptor) {
+      if (descriptor.usage & GPUBufferUsage.MAP_WRITE) staging++;
+      return create.call(this, descriptor);
+    };
+    try {
+      // above tfjs's CPU hand-off size (1,000 elements), so the kernels run on the device and read the uploads
+      const floats = randomImages(2, 5);
+      // within ±2²⁴: tfjs's int32 add computes in float32
+      const ints = Int32Array.from({ length: 2048 }, (_, i) => (i === 0 ? -16777216 : i === 1 ? 16777215 : ((i * 7919) % 4001) - 2000));
+      const bools = Array.from({ length: 2048 }, (_, i) => i % 3 === 0);
+      assert.deepEqual(await values(tf.tidy(() => tf.add(tf.tensor1d(floats), 0))), floats);
+      assert.deepEqual(await tf.tidy(() => tf.add(tf.tensor1d(ints, 'int32'), tf.scalar(0, 'int32'))).data(), ints);
+      const negated = tf.tidy(() => tf.logicalNot(tf.tensor1d(bools, 'bool')));
+      assert.deepEqual(Array.from(await negated.data(), (v) => v === 0), bools);
+      negated.dispose();
+      await parametersAfterSteps(2);
+    } finally {
+      device.createBuffer = create;
+    }
+    assert.equal(staging, 0, 'uploads made mapped staging buffers');
+  });
+
   test('attack, gradient and training steps on webgpu leak no tensor', async () => {
     await initBackend('webgpu');
     await parametersAfterSteps(1); // the first pass compiles the shaders and fills tfjs's caches
