@@ -248,10 +248,11 @@ describe('webgpu backend (lavapipe without a GPU)', () => {
       const ints = Int32Array.from({ length: 2048 }, (_, i) => (i === 0 ? -16777216 : i === 1 ? 16777215 : ((i * 7919) % 4001) - 2000));
       const bools = Array.from({ length: 2048 }, (_, i) => i % 3 === 0);
       assert.deepEqual(await values(tf.tidy(() => tf.add(tf.tensor1d(floats), 0))), floats);
-      assert.deepEqual(await tf.tidy(() => tf.add(tf.tensor1d(ints, 'int32'), tf.scalar(0, 'int32'))).data(), ints);
+      const added = tf.tidy(() => tf.add(tf.tensor1d(ints, 'int32'), tf.scalar(0, 'int32')));
       const negated = tf.tidy(() => tf.logicalNot(tf.tensor1d(bools, 'bool')));
+      assert.deepEqual(await added.data(), ints);
       assert.deepEqual(Array.from(await negated.data(), (v) => v === 0), bools);
-      negated.dispose();
+      tf.dispose([added, negated]);
       await parametersAfterSteps(2);
     } finally {
       device.createBuffer = create;
