@@ -145,7 +145,7 @@ export async function probeWebgpu(): Promise<WebgpuProbe> {
  * workgroups, as the package's registration does.
  */
 async function register(adapter: GPUAdapter): Promise<void> {
-  const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
+  const Backend = withQueueWriteUploads((await import('@tensorflow/tfjs-backend-webgpu')).WebGPUBackend);
   if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
   const factory = async (): Promise<tf.KernelBackend> => {
     const l = adapter.limits;
@@ -161,7 +161,7 @@ async function register(adapter: GPUAdapter): Promise<void> {
       },
     });
     // tfjs reads synchronously through an OffscreenCanvas, which Node lacks: fgsm reads with data() only (a test keeps it so)
-    return new (withQueueWriteUploads(WebGPUBackend))(device, adapter.info);
+    return new Backend(device, adapter.info);
   };
   tf.registerBackend('webgpu', factory, 0);
 }
