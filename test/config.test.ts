@@ -35,7 +35,7 @@ function issuesOf(fn: () => unknown): ConfigError['issues'] {
 
 describe('experiment configs', () => {
   test('the paper configs validate, and defaults are filled in', () => {
-    for (const file of ['configs/paper/softmax.yaml', 'configs/paper/logreg-3v7.yaml', 'configs/ci/softmax.yaml', 'configs/ci/logreg-3v7.yaml']) {
+    for (const file of ['configs/softmax.yaml', 'configs/logreg-3v7.yaml', 'configs/ci/softmax.yaml', 'configs/ci/logreg-3v7.yaml']) {
       const loaded = loadExperiment(file);
       assert.equal(loaded.config.training.batchSize, 100, file);
       assert.match(loaded.configHash, /^[0-9a-f]{12}$/);
@@ -204,8 +204,8 @@ describe('experiment configs', () => {
   });
 
   test('model.sigmoidLoss: mean for the sigmoid top, refused with the softmax top', () => {
-    assert.equal(loadExperiment('configs/paper/maxout-sigmoid.yaml', ['model.sigmoidLoss=mean']).config.model.kind, 'maxout');
-    const issues = issuesOf(() => loadExperiment('configs/paper/maxout.yaml', ['model.sigmoidLoss=mean']));
+    assert.equal(loadExperiment('configs/maxout-sigmoid.yaml', ['model.sigmoidLoss=mean']).config.model.kind, 'maxout');
+    const issues = issuesOf(() => loadExperiment('configs/maxout.yaml', ['model.sigmoidLoss=mean']));
     assert.deepEqual(
       issues.map((issue) => [issue.key, issue.where]),
       [['model.sigmoidLoss', '--set model.sigmoidLoss=mean']],
@@ -216,16 +216,16 @@ describe('experiment configs', () => {
   test('keys added after runs began leave the hash of those runs unchanged while they hold their default', () => {
     // the hashes these configs had before attack.gradient and training.objective.gradient existed
     const deterministic = ['training.objective.gradientState=deterministic'];
-    assert.equal(loadExperiment('configs/paper/maxout-adv.yaml', deterministic).configHash, '7e451ee2cea2');
-    assert.equal(loadExperiment('configs/paper/maxout-adv.yaml').configHash, '9054000cdb5c', 'the default state since the comparison');
-    assert.equal(loadExperiment('configs/paper/softmax.yaml').configHash, 'b84ebfeb49a3');
+    assert.equal(loadExperiment('configs/maxout-adv.yaml', deterministic).configHash, '7e451ee2cea2');
+    assert.equal(loadExperiment('configs/maxout-adv.yaml').configHash, '9054000cdb5c', 'the default state since the comparison');
+    assert.equal(loadExperiment('configs/softmax.yaml').configHash, 'b84ebfeb49a3');
     // every committed experiment run's config, resolved again by today's schema, still has the hash it was run under
     for (const file of readdirSync('results/reference', { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('result.json'))) {
       const record = JSON.parse(readFileSync(join('results/reference', file), 'utf8')) as { format: string; config: unknown; configHash: string };
       if (record.format !== 'fgsm-result/1') continue; // an experiment over runs (transfer, agreement) has a config of another kind
       assert.equal(hashConfig(ExperimentSchema.parse(record.config)), record.configHash, file);
     }
-    const base = loadExperiment('configs/paper/maxout-adv.yaml', [
+    const base = loadExperiment('configs/maxout-adv.yaml', [
       ...deterministic,
       'attack.gradient=standard',
       'training.objective.gradient=standard',
@@ -233,8 +233,8 @@ describe('experiment configs', () => {
     assert.equal(base.configHash, '7e451ee2cea2', 'the default written out is the default');
     const hashes = new Set([
       base.configHash,
-      loadExperiment('configs/paper/maxout-adv.yaml', [...deterministic, 'attack.gradient=stable']).configHash,
-      loadExperiment('configs/paper/maxout-adv.yaml', [...deterministic, 'training.objective.gradient=stable']).configHash,
+      loadExperiment('configs/maxout-adv.yaml', [...deterministic, 'attack.gradient=stable']).configHash,
+      loadExperiment('configs/maxout-adv.yaml', [...deterministic, 'training.objective.gradient=stable']).configHash,
     ]);
     assert.equal(hashes.size, 3, 'a value other than the default changes the hash');
   });

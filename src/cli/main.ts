@@ -345,7 +345,7 @@ function program(): Command {
     .option('--resolved', 'print the resolved config (defaults filled in) as JSON', false)
     .action((configs: string[], opts: { set: string[]; schema: boolean; resolved: boolean }) => {
       if (!opts.schema && configs.length === 0) {
-        throw new FgsmError('validate: no experiment files given', 'name them, e.g. `fgsm validate configs/paper/*.yaml`, or pass --schema');
+        throw new FgsmError('validate: no experiment files given', 'name them, e.g. `fgsm validate configs/*.yaml`, or pass --schema');
       }
       if (opts.schema) console.log(JSON.stringify(experimentJsonSchema(), null, 2));
       const problems: string[] = [];

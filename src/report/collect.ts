@@ -28,7 +28,7 @@ const FORMATS: readonly string[] = ['fgsm-result/1', 'fgsm-transfer/1', 'fgsm-ag
 
 /** The newest complete result of every experiment and seed (runs and experiments over runs) under `dir`, up to 4 deep. */
 export function latestResults(dir: string): ClaimSource[] {
-  if (!existsSync(dir)) throw new FgsmError(`${dir}: no such directory`, 'run an experiment first: fgsm run configs/paper/softmax.yaml');
+  if (!existsSync(dir)) throw new FgsmError(`${dir}: no such directory`, 'run an experiment first: fgsm run configs/softmax.yaml');
   const latest = new Map<string, ClaimSource>();
   for (const file of findResultFiles(dir, 4)) {
     const record = readRecord(file);
