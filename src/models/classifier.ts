@@ -44,7 +44,7 @@ export type SigmoidLoss = 'sum' | 'mean';
 
 /**
  * The RBF network of §7, p_k(x) = exp(−d_k(x)) with d_k(x) = Σ_f a_kf (x_f − μ_kf)², a ≥ 0.
- * output: independent (each p_k on its own, J = Σ_k binary cross-entropy of p_k; PAPER.md §2's reading) or
+ * output: independent (each p_k on its own, J = Σ_k binary cross-entropy of p_k; docs/paper.md §2's reading) or
  * softmax (p = softmax(−d), J = softmax cross-entropy). precision: how a ≥ 0 is parameterised (see RbfNetwork).
  * init: where the centres μ start (the class means of the training split, or one seeded random training example
  * per class) and the value every a_kf starts at.
@@ -80,7 +80,7 @@ export interface ForwardState {
 }
 
 /**
- * How the gradient of the softmax cross-entropy with respect to the logits is computed in float32 (PAPER.md §3).
+ * How the gradient of the softmax cross-entropy with respect to the logits is computed in float32 (docs/paper.md §3).
  * standard: p − onehot(y), what autodiff of log-sum-exp gives and every float32 framework computes; once p_y
  * rounds to 1, ∂J/∂z_y = p_y − 1 is 0 while ∂J/∂z_k = p_k stays tiny but non-zero, so ∇ₓJ loses its "push the
  * true class down" part and turns. stable: the same loss, with ∂J/∂z_k = p_k for k ≠ y and ∂J/∂z_y = −Σ_{k≠y} p_k,

@@ -14,7 +14,7 @@ const oursText = (row: ReportRow): string =>
 const stableText = (row: ReportRow): string => percent(row.oursStableGradient, row.seeds ? 3 : 2);
 /** Under a table whose rows carry a stable-gradient figure: what the two columns are. */
 const GRADIENT_NOTE =
-  'ours: FGSM with the standard softmax gradient, as the paper computed it; stable ∇J: the same attack with the saturation-free gradient (PAPER.md §3).';
+  'ours: FGSM with the standard softmax gradient, as the paper computed it; stable ∇J: the same attack with the saturation-free gradient (docs/paper.md §3).';
 const anyStable = (rows: ReportRow[]): boolean => rows.some((row) => row.oursStableGradient !== null);
 
 /** The paper's number exactly as printed (several seeds: each, and their mean). */
