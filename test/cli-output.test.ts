@@ -128,6 +128,7 @@ export async function resolve(specifier, context, next) {
       assert.match(loaded, /commander/, 'the hook sees the modules loaded');
       assert.doesNotMatch(loaded, /@tensorflow|node_modules\/webgpu|node_modules\/vega|node_modules\/zod/, `fgsm ${flag} loads:\n${loaded}`);
     }
+    assert.match(fgsmCli(['sweep', '--help']).stdout, new RegExp(`default ${DEFAULT_SWEEP_GRID}`), 'the help names the default grid');
   });
 
   test('a config path that does not exist: exit 2 and the nearest existing file', () => {
