@@ -15,13 +15,13 @@ export interface DoctorFindings {
  * "Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced …"), and the "    at …" lines of its
  * source location: nothing a user can act on, and nothing Node can redirect within the process.
  */
-const DAWN_DIAGNOSTIC = /^Warning: |^\s+at \S+ \(.*dawn\//;
+export const isDawnDiagnostic = (line: string): boolean => /^Warning: |^\s+at \S+ \(.*dawn\//.test(line);
 
 /** Output less Dawn's own diagnostics. */
 export function withoutDawnDiagnostics(text: string): string {
   return text
     .split('\n')
-    .filter((line) => !DAWN_DIAGNOSTIC.test(line))
+    .filter((line) => !isDawnDiagnostic(line))
     .join('\n');
 }
 
