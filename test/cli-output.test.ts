@@ -32,6 +32,8 @@ describe('output fits the terminal', () => {
         assert.equal(out.status, 0, `fgsm ${args.join(' ')}: ${out.stderr}`);
         assert.ok(widest(out.stdout) <= columns, `fgsm ${args.join(' ')}: a line of ${widest(out.stdout)} columns in ${columns}`);
         assert.doesNotMatch(out.stdout, /…/, `fgsm ${args.join(' ')} cuts a cell`);
+        // the paper table stays one table: a claim's verdict on its own row, not in a second table below
+        if (args[0] === 'report') assert.equal(out.stdout.match(/^│ claim /gm)?.length, 1);
       }
     });
   }

@@ -41,22 +41,41 @@ const COLOURS: Record<Verdict, (text: string) => string> = {
   'not comparable': chalk.red,
 };
 
-/** The paper table for a terminal `width` columns wide (colour only when chalk detects a colour terminal). */
+/**
+ * The paper table for a terminal `width` columns wide (colour only when chalk detects a colour terminal). Fitted
+ * to a width, it takes six columns instead of eight, so that a row stays one table row at 80 columns: § goes
+ * under the claim (beside its experiment), the stable-gradient figure under ours.
+ */
 export function renderTerminal(rows: ReportRow[], width = Infinity): string {
-  const table = fittedTable(
-    ['claim', '§', 'quantity', 'paper', 'ours', 'stable ∇J', 'Δ (pts)', 'verdict'],
-    rows.map((row) => [
-      { text: `${row.id}\n${row.experiment}`, colour: (line) => (line === row.id ? line : chalk.dim(line)) },
-      row.section,
-      row.quantity,
-      paperText(row),
-      oursText(row),
-      { text: stableText(row), colour: chalk.dim },
-      signed(row.delta),
-      { text: verdictText(row), colour: row.holds === false ? chalk.red : COLOURS[row.verdict] },
-    ]),
-    { width },
-  );
+  const firstPlain = (first: string) => (line: string) => (line === first ? line : chalk.dim(line));
+  const verdict = (row: ReportRow) => ({ text: verdictText(row), colour: row.holds === false ? chalk.red : COLOURS[row.verdict] });
+  const table = Number.isFinite(width)
+    ? fittedTable(
+        ['claim', 'quantity', 'paper', 'ours (stable ∇J)', 'Δ (pts)', 'verdict'],
+        rows.map((row) => [
+          { text: `${row.id}\n§${row.section} ${row.experiment}`, colour: firstPlain(row.id) },
+          row.quantity,
+          paperText(row),
+          { text: row.oursStableGradient === null ? oursText(row) : `${oursText(row)}\n(${stableText(row)})`, colour: firstPlain(oursText(row)) },
+          signed(row.delta),
+          verdict(row),
+        ]),
+        { width },
+      )
+    : fittedTable(
+        ['claim', '§', 'quantity', 'paper', 'ours', 'stable ∇J', 'Δ (pts)', 'verdict'],
+        rows.map((row) => [
+          { text: `${row.id}\n${row.experiment}`, colour: firstPlain(row.id) },
+          row.section,
+          row.quantity,
+          paperText(row),
+          oursText(row),
+          { text: stableText(row), colour: chalk.dim },
+          signed(row.delta),
+          verdict(row),
+        ]),
+        { width },
+      );
   return anyStable(rows) ? `${table}\n${chalk.dim(wrapText(GRADIENT_NOTE, width))}` : table;
 }
 
