@@ -142,6 +142,11 @@ export async function resolve(specifier, context, next) {
     assert.match(typo.stderr, /hint: did you mean configs\/maxout-adv\.yaml\?/);
     assert.equal(nearestExistingFile('configs/short/maxot.yaml'), join('configs', 'short', 'maxout.yaml'));
     assert.equal(nearestExistingFile('configs/nothing-like-it.yaml'), null);
+    assert.equal(nearestExistingFile('configs/paper/softmx.yaml'), join('configs', 'softmax.yaml'));
+    const other = tempDir();
+    writeFileSync(join(other, 'a.yaml'), '');
+    assert.equal(nearestExistingFile(join(other, 'x.yaml')), null, 'a one-letter name is not a typo of another');
+    assert.equal(nearestExistingFile(join(other, 'no', 'such', 'folders', 'a.yaml')), null, 'it looks two folders up at most');
   });
 
   test('sweep: refuses to train without --train-missing, has a default grid, prints a table', () => {
