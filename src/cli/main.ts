@@ -278,6 +278,10 @@ function program(): Command {
         'submit the experiments it uses, then `fgsm run` it where the results folder is once the array is done',
       );
     }
+    if (engine === 'local' && Number.isFinite(width())) {
+      // the runs print through pipes, each line behind its "[label] ": COLUMNS tells them the width left
+      process.env.COLUMNS = String(width() - Math.max(...tasks.map((task) => task.label.length)) - 3);
+    }
     const executor =
       engine === 'slurm'
         ? slurmExecutor(slurmRunFrom(flags))
