@@ -17,14 +17,12 @@ export interface Cell {
 export interface TableOptions {
   /** The widest a line may be, borders included; Infinity for no limit. */
   width: number;
-  /** How many leading columns name a row: repeated in each part when the table must be split to fit. */
-  keys?: number;
   /** Columns whose words are never broken (run ids): as wide as their longest word at least. */
   unbroken?: number[];
 }
 
 /** Visible width: ANSI escapes take none. (Every character this project prints is one column wide.) */
-export const visibleWidth = (text: string): number => [...stripVTControlCharacters(text)].length;
+const visibleWidth = (text: string): number => [...stripVTControlCharacters(text)].length;
 
 /** A column is never narrowed below this (or its content, if narrower): narrower, one word takes many lines. */
 const NARROWEST = 8;
@@ -108,16 +106,15 @@ const fit = (all: Columns, columns: number[], width: number): number[] | null =>
   return fitWidths(natural, floors, width - overhead(columns.length));
 };
 
-/** The columns split into parts that each fit, every part after the first repeating the key columns. */
-function parts(all: Columns, keys: number, width: number): number[][] {
-  const keyColumns = Array.from({ length: keys }, (_, i) => i);
+/** The columns split into parts that each fit, each part starting with the first column (what names a row). */
+function parts(all: Columns, width: number): number[][] {
   const groups: number[][] = [];
-  let group = [...keyColumns];
-  for (let c = keys; c < all.natural.length; c++) {
+  let group = [0];
+  for (let c = 1; c < all.natural.length; c++) {
     const candidate = [...group, c];
-    if (group.length > keys && !fit(all, candidate, width)) {
+    if (group.length > 1 && !fit(all, candidate, width)) {
       groups.push(group);
-      group = [...keyColumns, c];
+      group = [0, c];
     } else group = candidate;
   }
   groups.push(group);
@@ -151,7 +148,7 @@ function draw(head: string[], rows: Cell[][], widths: number[]): string {
 
 /**
  * A table no wider than `options.width`: columns wrapped where needed, and where even narrow columns do not fit,
- * split into several tables, each repeating the columns that name a row.
+ * split into several tables, each repeating the first column (what names a row: a run, a claim).
  */
 export function fittedTable(head: string[], rows: (string | Cell)[][], options: TableOptions): string {
   const cells = rows.map((row) => row.map(toCell));
@@ -164,12 +161,12 @@ export function fittedTable(head: string[], rows: (string | Cell)[][], options: 
   if (!Number.isFinite(options.width)) return draw(head, cells, natural);
   const widths = fit(all, every, options.width);
   if (widths) return draw(head, cells, widths);
-  return parts(all, Math.min(options.keys ?? 1, head.length - 1), options.width)
+  return parts(all, options.width)
     .map((columns) =>
       draw(
         columns.map((c) => head[c]!),
         cells.map((row) => columns.map((c) => row[c] ?? { text: '' })),
-        // a part of the key columns and one more that still cannot fit: as narrow as it goes
+        // the first column and one more that still do not fit: as narrow as they go
         fit(all, columns, options.width) ?? pick(all, columns).floors,
       ),
     )
