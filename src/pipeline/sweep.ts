@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { basename, join, relative, resolve } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { initBackend } from '../backend/select.js';
 import type { Experiment } from '../config/schema.js';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
@@ -91,9 +91,16 @@ export async function sweepExperiment(file: string, epsilons: number[], options:
     ({ dir: runDir, splits } = await runExperiment(file, options));
   } else {
     const unfinished = latestUnfinishedRun(options.resultsDir, config.name, loaded.configHash);
+    const here = relative(process.cwd(), options.resultsDir);
+    const command = [
+      `fgsm run ${file}`,
+      ...(options.backend ? [`--backend ${options.backend}`] : []),
+      ...options.overrides.map((override) => `--set ${override}`),
+      ...(here === 'results' ? [] : [`--results-dir ${here && !here.startsWith('..') ? here : options.resultsDir}`]),
+    ].join(' ');
     throw new FgsmError(
       `${file}: no complete run of ${config.name} (config hash ${loaded.configHash}) on ${data.description} under ${options.resultsDir}${unfinished ? `; ${join(options.resultsDir, config.name, unfinished)} has not finished` : ''}, so there is no model to sweep`,
-      `train it first with \`fgsm run ${file}${options.resultsDir === resolve('results') ? '' : ` --results-dir ${relative(process.cwd(), options.resultsDir) || '.'}`}\` (it may take hours), or pass --train-missing to train it now`,
+      `train it first with \`${command}\` (it may take hours), or pass --train-missing to train it now`,
     );
   }
   const model = loadModel(join(runDir, 'model'));
