@@ -108,7 +108,7 @@ export interface TrainingPosition {
   stage2: { epochs: number; maxEpochs: number; estimated: boolean; secondsPerEpoch: number } | null;
 }
 
-export function describeDuration(seconds: number): string {
+function describeDuration(seconds: number): string {
   if (seconds < 90) return `${Math.round(seconds)} s`;
   if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
   return `${(seconds / 3600).toFixed(1)} h`;
