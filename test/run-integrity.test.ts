@@ -180,7 +180,7 @@ describe('run integrity', () => {
     writeFileSync(config, SOFTMAX('  limit: { train: 500, validation: 200, test: 200 }'));
     const results = join(dir, 'results');
     const sweep = (eps: string, env: NodeJS.ProcessEnv) => {
-      const out = fgsm(['sweep', config, '--eps', eps, '--results-dir', results, '-q'], env);
+      const out = fgsm(['sweep', config, '--eps', eps, '--results-dir', results, '--train-missing', '-q'], env);
       assert.equal(out.status, 0, out.stderr);
       return /→ (.*)\/sweep\.csv/.exec(out.stdout)![1]!;
     };

@@ -177,7 +177,7 @@ describe('Slurm executor (a real one-node Slurm)', { skip }, () => {
     );
     const report = fgsm(['report', results]);
     assert.equal(report.status, 0, report.stderr);
-    assert.match(report.stdout, /^4 experiment\(s\) under .*: tiny-a \(.*\), tiny-a \(.*\), tiny-b \(.*\), tiny-b \(.*\)/);
+    assert.match(report.stdout, /^4 complete run\(s\) under .*: tiny-a \(2 seeds\), tiny-b \(2 seeds\)\n/);
     const again = fgsm(['run', ...configs, '--executor', 'slurm', '--results-dir', results]);
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stderr, /nothing to submit/);

@@ -3,35 +3,19 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { probeBackends, installedTfjsVersions, type BackendRequest } from '../backend/select.js';
-import { webgpuDoctorLines } from '../backend/webgpu.js';
-import { documentKind, loadCrossRun, loadExperiment } from '../config/load.js';
+import type { BackendRequest } from '../backend/select.js';
 import type { UseConfig } from '../config/cross-run.js';
-import { experimentJsonSchema } from '../config/schema.js';
-import { writeFileAtomic } from '../core/atomic.js';
 import { FgsmError, InterruptedError } from '../core/errors.js';
 import { packageRoot } from '../core/package-root.js';
 import { createProgress, progressModeFor } from '../core/progress.js';
-import { MNIST_FILES } from '../data/mnist-files.js';
-import { cacheDir, downloadMissing, explicitDataDir } from '../data/source.js';
-import { inspectDir } from '../data/verify.js';
-import { mirrorsFromEnv } from '../data/download.js';
-import { compareClaims, failedChecks, resolveRelativeChecks, unmeasuredClaims, withSeedMeans } from '../report/compare.js';
-import { latestResults } from '../report/collect.js';
-import { renderSideBySideCsv, renderSideBySideMarkdown, renderSideBySideTerminal, resultRecordsAt, sideBySide } from '../report/side-by-side.js';
-import { listRuns } from '../results/runs.js';
-import { describeRun, renderArray, renderRunTable } from './status.js';
-import { arrayOverviews } from './executors/slurm-state.js';
-import { renderCsv, renderJson, renderMarkdown, renderTerminal, renderTransferTable } from '../report/render.js';
-import { runExperiment, type RunOptions, type StackSeeds } from '../pipeline/experiment.js';
-import { taskList } from './executors/executor.js';
-import { inProcessExecutor } from './executors/in-process.js';
-import { localExecutor } from './executors/local.js';
-import { slurmExecutor, type SlurmRun } from './executors/slurm.js';
-import { runArrayTask } from './executors/slurm-task.js';
-import { parseEpsilons, sweepExperiment } from '../pipeline/sweep.js';
-import { runCrossRun } from '../pipeline/cross-run.js';
-import { adHocTransfer, runTransfer } from '../pipeline/transfer.js';
+import type { runCrossRun } from '../pipeline/cross-run.js';
+import type { RunOptions, StackSeeds } from '../pipeline/experiment.js';
+import type { SlurmRun } from './executors/slurm.js';
+
+/*
+ * Only the parsing is loaded up front: each command imports what it runs when it runs (TensorFlow.js, Dawn and
+ * vega take a second or two to load, which `fgsm --help` and `--version` must not spend).
+ */
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -172,13 +156,28 @@ function stopOnSignals(againQuits: boolean): AbortController {
 
 const percent = (rate: number | null) => (rate === null ? '—' : `${(100 * rate).toFixed(1)}%`);
 
+/**
+ * The columns output may take: the terminal's; without a terminal (a file, a pipe) COLUMNS where set, else no
+ * limit; with --wide no limit.
+ */
+function outputWidth(wide: boolean): number {
+  if (wide) return Infinity;
+  if (process.stdout.isTTY) return process.stdout.columns;
+  const columns = Number(process.env.COLUMNS);
+  return Number.isInteger(columns) && columns > 0 ? columns : Infinity;
+}
+
 /** What an experiment over runs measured, the runs it used and the paper table of its claims. */
-function printCrossRun({ record, dir }: Awaited<ReturnType<typeof runCrossRun>>): void {
+async function printCrossRun({ record, dir }: Awaited<ReturnType<typeof runCrossRun>>, width: number): Promise<void> {
+  const [{ compareClaims }, { renderTerminal, renderTransferTable }] = await Promise.all([
+    import('../report/compare.js'),
+    import('../report/render.js'),
+  ]);
   console.log(`\n${chalk.bold(record.experiment)} → ${dir}`);
   for (const used of record.uses)
     console.log(`  ${used.name}: ${used.experiment} run ${used.runId} (weights sha256 ${used.weightsSha256.slice(0, 12)})`);
   if (record.format === 'fgsm-transfer/1') {
-    for (const matrix of record.metrics.matrices) console.log(renderTransferTable(matrix));
+    for (const matrix of record.metrics.matrices) console.log(renderTransferTable(matrix, width));
   } else if (record.format === 'fgsm-agreement/1') {
     for (const a of record.metrics.byEpsilon) {
       console.log(`  ε=${a.epsilon}, FGSM examples made on ${a.source}:`);
@@ -196,7 +195,7 @@ function printCrossRun({ record, dir }: Awaited<ReturnType<typeof runCrossRun>>)
     }
   }
   const rows = compareClaims(record);
-  if (rows.length) console.log(renderTerminal(rows));
+  if (rows.length) console.log(renderTerminal(rows, width));
 }
 
 function program(): Command {
@@ -204,6 +203,7 @@ function program(): Command {
     .description('Reproduces the MNIST results of Goodfellow, Shlens & Szegedy (ICLR 2015) from YAML experiments')
     .version(packageVersion(), '-V, --version', 'print the version of fgsm')
     .option('--no-color', 'no colour in the output (also when NO_COLOR is set)')
+    .option('--wide', 'tables and lines at their full width, not fitted to the terminal (as when output goes to a file)', false)
     .showHelpAfterError()
     // usage errors are thrown to main(), which exits 2 as for every user error (subcommands inherit this)
     .exitOverride();
@@ -212,6 +212,7 @@ function program(): Command {
     chalk.level = 0;
     process.env.NO_COLOR = '1'; // the processes of --jobs inherit it
   });
+  const width = () => outputWidth(cli.opts<{ wide: boolean }>().wide);
 
   withExperimentFlags(
     cli
@@ -249,6 +250,15 @@ function program(): Command {
       ),
     'start a new run even if an unfinished one of the same config exists',
   ).action(async (configs: string[], flags: ExperimentFlags & RunFlags & { trainMissing: boolean; stackSeeds: StackSeeds }) => {
+    const [{ documentKind, loadCrossRun }, { taskList }, { inProcessExecutor }, { localExecutor }, { slurmExecutor }, { runCrossRun }] =
+      await Promise.all([
+        import('../config/load.js'),
+        import('./executors/executor.js'),
+        import('./executors/in-process.js'),
+        import('./executors/local.js'),
+        import('./executors/slurm.js'),
+        import('../pipeline/cross-run.js'),
+      ]);
     const controller = stopOnSignals(true);
     const options = runOptionsFrom(flags, controller.signal);
     // experiments over other runs go last: the runs they use may be among the experiments given
@@ -268,14 +278,19 @@ function program(): Command {
         'submit the experiments it uses, then `fgsm run` it where the results folder is once the array is done',
       );
     }
+    if (engine === 'local' && Number.isFinite(width())) {
+      // the runs print through pipes, each line behind its "[label] ": COLUMNS tells them the width left
+      process.env.COLUMNS = String(width() - Math.max(...tasks.map((task) => task.label.length)) - 3);
+    }
     const executor =
       engine === 'slurm'
         ? slurmExecutor(slurmRunFrom(flags))
         : engine === 'local'
           ? localExecutor(process.argv[1]!, flags.jobs, (task) => childFlags({ ...flags, set: task.overrides }), controller.signal)
-          : inProcessExecutor(options, flags.stackSeeds);
+          : inProcessExecutor(options, flags.stackSeeds, width());
     if (tasks.length) await executor.execute(tasks);
-    for (const file of overRuns) printCrossRun(await runCrossRun(loadCrossRun(file, flags.set), { ...options, trainMissing: flags.trainMissing }));
+    for (const file of overRuns)
+      await printCrossRun(await runCrossRun(loadCrossRun(file, flags.set), { ...options, trainMissing: flags.trainMissing }), width());
   });
 
   cli
@@ -285,6 +300,7 @@ function program(): Command {
     .argument('[index]', 'the task (default: SLURM_ARRAY_TASK_ID)')
     .option('-q, --quiet', 'no progress output', false)
     .action(async (tasks: string, index: string | undefined, opts: { quiet: boolean }) => {
+      const { runArrayTask } = await import('./executors/slurm-task.js');
       const signal = stopOnSignals(false).signal;
       const progress = createProgress(progressModeFor({ quiet: opts.quiet }));
       await runArrayTask(tasks, index ?? process.env.SLURM_ARRAY_TASK_ID, { progress, signal, threads: threadsFromEnv() });
@@ -300,24 +316,36 @@ function program(): Command {
       .option('--eps <range>', "attack at these ε instead of the config's: START:STOP:STEP or a list, e.g. 0.05:0.3:0.05"),
     null,
   ).action(async (configs: string[], flags: ExperimentFlags & { eps?: string }) => {
+    const [{ parseEpsilons }, { runExperiment }, { compareClaims }, { renderTerminal }] = await Promise.all([
+      import('../pipeline/sweep.js'),
+      import('../pipeline/experiment.js'),
+      import('../report/compare.js'),
+      import('../report/render.js'),
+    ]);
     for (const file of configs) {
       const peekEpsilons = flags.eps === undefined ? undefined : parseEpsilons(flags.eps);
       const outcome = await runExperiment(file, { ...runOptionsFrom(flags), peek: true, peekEpsilons });
       console.log(`\n${chalk.bold(outcome.result.experiment)} (${outcome.result.provisional}) → ${outcome.dir}`);
-      console.log(renderTerminal(compareClaims(outcome.result)));
+      console.log(renderTerminal(compareClaims(outcome.result), width()));
     }
   });
 
   withExperimentFlags(
     cli
       .command('sweep')
-      .description('FGSM error and confidence against ε for an experiment (its latest complete run, or a new one); writes sweep.csv and sweep.svg')
+      .description("FGSM error and confidence against ε for an experiment's latest complete run; writes sweep.json, sweep.csv and sweep.svg")
       .argument('<config>', 'experiment YAML file')
-      .requiredOption('--eps <range>', 'START:STOP:STEP (inclusive), e.g. 0:0.3:0.025, or a list, e.g. 0.1,0.25'),
+      .option('--eps <range>', 'START:STOP:STEP (inclusive), e.g. 0:0.3:0.05, or a list, e.g. 0.1,0.25 (default 0:0.3:0.025, the range of the paper)')
+      .option('--train-missing', "train the experiment when it has no complete run (hours for the paper's networks), instead of refusing", false),
     'train a new model even if a complete run of the same config exists',
-  ).action(async (config: string, flags: ExperimentFlags & { eps: string }) => {
-    const { dir, csv } = await sweepExperiment(config, parseEpsilons(flags.eps), runOptionsFrom(flags));
-    console.log(csv);
+  ).action(async (config: string, flags: ExperimentFlags & { eps?: string; trainMissing: boolean }) => {
+    const [{ DEFAULT_SWEEP_GRID, parseEpsilons, sweepExperiment }, { renderSweepTable }] = await Promise.all([
+      import('../pipeline/sweep.js'),
+      import('../report/render.js'),
+    ]);
+    const epsilons = parseEpsilons(flags.eps ?? DEFAULT_SWEEP_GRID);
+    const { dir, points, others } = await sweepExperiment(config, epsilons, { ...runOptionsFrom(flags), trainMissing: flags.trainMissing });
+    console.log(renderSweepTable(points, others, width()));
     console.log(`→ ${join(dir, 'sweep.csv')}, ${join(dir, 'sweep.svg')}`);
   });
 
@@ -332,8 +360,12 @@ function program(): Command {
       .option('--train-missing', 'train the experiments that have no complete run instead of refusing', false),
     null,
   ).action(async (configs: string[], flags: ExperimentFlags & { eps?: string; trainMissing: boolean }) => {
+    const [{ parseEpsilons }, { adHocTransfer, runTransfer }] = await Promise.all([
+      import('../pipeline/sweep.js'),
+      import('../pipeline/transfer.js'),
+    ]);
     const loaded = adHocTransfer(configs, flags.eps === undefined ? null : parseEpsilons(flags.eps), flags.set);
-    printCrossRun(await runTransfer(loaded, { ...runOptionsFrom(flags), trainMissing: flags.trainMissing }));
+    await printCrossRun(await runTransfer(loaded, { ...runOptionsFrom(flags), trainMissing: flags.trainMissing }), width());
   });
 
   cli
@@ -343,7 +375,11 @@ function program(): Command {
     .option('--set <key=value>', 'override a config key (repeatable)', collect, [])
     .option('--schema', 'print the JSON Schema of an experiment (every key, type, default and description)', false)
     .option('--resolved', 'print the resolved config (defaults filled in) as JSON', false)
-    .action((configs: string[], opts: { set: string[]; schema: boolean; resolved: boolean }) => {
+    .action(async (configs: string[], opts: { set: string[]; schema: boolean; resolved: boolean }) => {
+      const [{ documentKind, loadCrossRun, loadExperiment }, { experimentJsonSchema }] = await Promise.all([
+        import('../config/load.js'),
+        import('../config/schema.js'),
+      ]);
       if (!opts.schema && configs.length === 0) {
         throw new FgsmError('validate: no experiment files given', 'name them, e.g. `fgsm validate configs/*.yaml`, or pass --schema');
       }
@@ -384,6 +420,24 @@ function program(): Command {
     .option('--out <dir>', 'also write report.md and report.csv into this directory')
     .option('--html <file>', 'also write the report as one self-contained HTML page: the table, figures, provenance and run status')
     .action(async (dir: string, opts: { json: boolean; check: boolean; out?: string; html?: string; measuredOnly: boolean }) => {
+      const [
+        { latestResults },
+        compare,
+        { renderCsv, renderJson, renderMarkdown, renderTerminal },
+        { wrapText },
+        { listRuns },
+        { describeRun },
+        { writeFileAtomic },
+      ] = await Promise.all([
+        import('../report/collect.js'),
+        import('../report/compare.js'),
+        import('../report/render.js'),
+        import('../report/table.js'),
+        import('../results/runs.js'),
+        import('./status.js'),
+        import('../core/atomic.js'),
+      ]);
+      const { compareClaims, failedChecks, resolveRelativeChecks, unmeasuredClaims, withSeedMeans } = compare;
       const results = latestResults(resolve(dir));
       if (results.length === 0) {
         // nothing to set against the paper: say so, not a table of 40 unmeasured rows
@@ -407,10 +461,14 @@ function program(): Command {
       const unfinished = listRuns(resolve(dir)).filter((run) => run.state !== 'complete');
       if (opts.json) process.stdout.write(renderJson(rows));
       else {
-        console.log(`${results.length} experiment(s) under ${dir}: ${results.map((r) => `${r.experiment} (${r.runId})`).join(', ')}`);
-        console.log(renderTerminal(rows));
-        for (const r of results) if (r.data.warning) console.log(chalk.red(`${r.experiment}: ${r.data.warning}`));
-        for (const run of unfinished) console.log(chalk.yellow(`unfinished: ${describeRun(run)}`));
+        // the runs by experiment (their ids: fgsm status, report --json)
+        const runsOf = new Map<string, number>();
+        for (const r of results) runsOf.set(r.experiment, (runsOf.get(r.experiment) ?? 0) + 1);
+        const experiments = [...runsOf].map(([name, n]) => (n > 1 ? `${name} (${n} seeds)` : name));
+        console.log(wrapText(`${results.length} complete run(s) under ${dir}: ${experiments.join(', ')}`, width()));
+        console.log(renderTerminal(rows, width()));
+        for (const r of results) if (r.data.warning) console.log(chalk.red(wrapText(`${r.experiment}: ${r.data.warning}`, width())));
+        for (const run of unfinished) console.log(chalk.yellow(wrapText(`unfinished: ${describeRun(run)}`, width())));
       }
       if (opts.check) {
         if (results.length === 0) {
@@ -429,7 +487,7 @@ function program(): Command {
         const unjudged = unmeasuredClaims(measuredRows).filter((r) => r.mustHold);
         if (!opts.json) {
           console.log(chalk.green(`check: all ${judged} must-hold claims of the runs here hold`));
-          if (unjudged.length) console.log(`not judged (no run here names them): ${unjudged.map((r) => r.id).join(', ')}`);
+          if (unjudged.length) console.log(wrapText(`not judged (no run here names them): ${unjudged.map((r) => r.id).join(', ')}`, width()));
         }
       }
     });
@@ -443,14 +501,16 @@ function program(): Command {
     .option('--at <eps>', 'the ε of the confidence and saturation columns (default .25 where every run has it)', parseEpsilon)
     .option('--markdown', 'print a Markdown table (for a README)', false)
     .option('--csv <file>', 'also write the table as CSV')
-    .action((paths: string[], opts: { at?: number; markdown: boolean; csv?: string }) => {
+    .action(async (paths: string[], opts: { at?: number; markdown: boolean; csv?: string }) => {
+      const [{ renderSideBySideCsv, renderSideBySideMarkdown, renderSideBySideTerminal, resultRecordsAt, sideBySide }, { writeFileAtomic }] =
+        await Promise.all([import('../report/side-by-side.js'), import('../core/atomic.js')]);
       const found = resultRecordsAt(paths.map((path) => resolve(path)));
       const table = sideBySide(
         found.map((f) => f.record),
         opts.at,
       );
       if (opts.csv) writeFileAtomic(resolve(opts.csv), renderSideBySideCsv(table));
-      console.log(opts.markdown ? renderSideBySideMarkdown(table) : renderSideBySideTerminal(table));
+      console.log(opts.markdown ? renderSideBySideMarkdown(table) : renderSideBySideTerminal(table, width()));
       if (opts.csv) console.log(`→ ${opts.csv}`);
     });
 
@@ -461,26 +521,35 @@ function program(): Command {
     )
     .argument('[dir]', 'results directory', 'results')
     .option('--json', 'print the runs as JSON ({ runs, slurm } where the folder holds Slurm arrays)', false)
-    .action((dir: string, opts: { json: boolean }) => {
+    .action(async (dir: string, opts: { json: boolean }) => {
+      const [{ listRuns }, { arrayOverviews }, { renderArray, renderRunTable }] = await Promise.all([
+        import('../results/runs.js'),
+        import('./executors/slurm-state.js'),
+        import('./status.js'),
+      ]);
       const runs = listRuns(resolve(dir));
       const arrays = arrayOverviews(resolve(dir), runs);
       if (opts.json) process.stdout.write(`${JSON.stringify(arrays.length ? { runs, slurm: arrays } : runs, null, 2)}\n`);
       else {
-        console.log(runs.length ? renderRunTable(runs, resolve(dir)) : `no runs under ${dir}`);
-        for (const array of arrays) console.log(`\n${renderArray(array, resolve(dir))}`);
+        console.log(runs.length ? renderRunTable(runs, resolve(dir), width()) : `no runs under ${dir}`);
+        for (const array of arrays) console.log(`\n${renderArray(array, resolve(dir), width())}`);
       }
     });
 
   const data = cli.command('data').description('MNIST: download, verify, info');
   const dataDirOption = new Option('--data-dir <dir>', 'directory to check (default: FGSM_DATA_DIR, else the user cache)');
-  const targetDir = (dir?: string) => explicitDataDir(dir, null)?.dir ?? cacheDir();
+  const targetDir = async (dir?: string) => {
+    const { cacheDir, explicitDataDir } = await import('../data/source.js');
+    return explicitDataDir(dir, null)?.dir ?? cacheDir();
+  };
   data
     .command('download')
     .description('download the four canonical MNIST files into the user cache (or --data-dir), verifying checksums')
     .addOption(dataDirOption)
     .option('-q, --quiet', 'no progress output', false)
     .action(async (opts: { dataDir?: string; quiet: boolean }) => {
-      const dir = targetDir(opts.dataDir);
+      const [{ downloadMissing }, { MNIST_FILES }] = await Promise.all([import('../data/source.js'), import('../data/mnist-files.js')]);
+      const dir = await targetDir(opts.dataDir);
       const downloaded = await downloadMissing(dir, { progress: createProgress(progressModeFor({ quiet: opts.quiet })) });
       console.log(`${dir}: ${downloaded} file(s) downloaded, ${MNIST_FILES.length - downloaded} already present and verified`);
     });
@@ -488,8 +557,9 @@ function program(): Command {
     .command('verify')
     .description('check the MNIST files against the canonical checksums')
     .addOption(dataDirOption)
-    .action((opts: { dataDir?: string }) => {
-      const dir = targetDir(opts.dataDir);
+    .action(async (opts: { dataDir?: string }) => {
+      const { inspectDir } = await import('../data/verify.js');
+      const dir = await targetDir(opts.dataDir);
       const statuses = inspectDir(dir);
       for (const s of statuses)
         console.log(`${s.ok ? chalk.green('ok  ') : chalk.red('BAD ')} ${s.path ?? s.file.name}${s.problem ? `\n     ${s.problem}` : ''}`);
@@ -499,7 +569,12 @@ function program(): Command {
     .command('info')
     .description('where MNIST would be read from, the canonical files and their checksums')
     .addOption(dataDirOption)
-    .action((opts: { dataDir?: string }) => {
+    .action(async (opts: { dataDir?: string }) => {
+      const [{ cacheDir, explicitDataDir }, { mirrorsFromEnv }, { MNIST_FILES }] = await Promise.all([
+        import('../data/source.js'),
+        import('../data/download.js'),
+        import('../data/mnist-files.js'),
+      ]);
       const explicit = explicitDataDir(opts.dataDir, null);
       console.log(`data directory: ${explicit ? `${explicit.dir} (${explicit.origin})` : 'none given (--data-dir, data.dir or FGSM_DATA_DIR)'}`);
       console.log(`user cache:     ${cacheDir()}`);
@@ -514,19 +589,27 @@ function program(): Command {
     .command('doctor')
     .description('which tfjs backends load here, which `auto` would use, and how to fix the others')
     .action(async () => {
-      const { attempts, autoWouldUse } = await probeBackends();
+      const [{ doctorFindings }, { wrapText }, { cacheDir }] = await Promise.all([
+        import('../backend/doctor.js'),
+        import('../report/table.js'),
+        import('../data/source.js'),
+      ]);
+      const { attempts, autoWouldUse, webgpu, installed } = doctorFindings();
+      const say = (line: string, indent = '  ') => console.log(wrapText(line, width(), indent));
+      const column = ' '.repeat(20);
       for (const a of attempts) {
-        console.log(`${a.ok ? chalk.green('loads   ') : chalk.yellow('no      ')} ${a.backend.padEnd(10)} ${a.detail}`);
-        if (!a.ok && a.fix) console.log(`         fix: ${a.fix}`);
+        const line = wrapText(`${(a.ok ? 'loads' : 'no').padEnd(8)} ${a.backend.padEnd(10)} ${a.detail}`, width(), column);
+        console.log(line.replace(/^\w+/, (word) => (a.ok ? chalk.green : chalk.yellow)(word)));
+        if (!a.ok && a.fix) say(`         fix: ${a.fix}`, column);
       }
-      console.log(`auto would use: ${autoWouldUse ?? 'nothing (no backend loads)'}`);
-      for (const line of await webgpuDoctorLines()) console.log(`webgpu: ${line}`);
-      console.log(
-        `installed: ${Object.entries(installedTfjsVersions())
+      say(`auto would use: ${autoWouldUse ?? 'nothing (no backend loads)'}`);
+      for (const line of webgpu) say(`webgpu: ${line}`, '        ');
+      say(
+        `installed: ${Object.entries(installed)
           .map(([k, v]) => `${k}@${v}`)
           .join(', ')}`,
       );
-      console.log(`node ${process.version}; MNIST cache ${cacheDir()}`);
+      say(`node ${process.version}; MNIST cache ${cacheDir()}`);
     });
   return cli;
 }

@@ -4,6 +4,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isSeq, isScalar, LineCounter, parse as parseYamlValue, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { FgsmError } from '../core/errors.js';
+import { nearestExistingFile } from '../core/nearest-file.js';
 import { CrossRunSchema, type CrossRunConfig, type CrossRunKind } from './cross-run.js';
 import { ExperimentSchema, type Experiment } from './schema.js';
 
@@ -83,12 +84,13 @@ function readFileLayers(file: string, chain: string[], issues: ConfigIssue[]): {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+    const nearest = missing ? nearestExistingFile(file) : null;
     issues.push({
       where: chain.at(-1) ?? path,
       key: chain.length ? 'extends' : '',
-      message: `cannot read ${path}: ${reason}`,
-      hint: 'check the path of the experiment file (and of its extends:)',
+      message: `cannot read ${path}: ${missing ? 'no such file' : (error as Error).message}`,
+      hint: nearest ? `did you mean ${nearest}?` : 'check the path of the experiment file (and of its extends:)',
     });
     return { layers: [], value: {} };
   }

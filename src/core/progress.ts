@@ -92,3 +92,44 @@ class LineProgress implements Progress {
     this.stream.write(`${message}\n`);
   }
 }
+
+/** Where a training run stands after an epoch: what its ETA is made of. */
+export interface TrainingPosition {
+  stage: 1 | 2;
+  /** The epoch just finished (counted within its stage) and what it took. */
+  epoch: number;
+  epochSeconds: number;
+  /** The stage's last epoch if nothing changes (early stopping with no new best; equal to `latestEnd` without it), and its cap. */
+  earliestEnd: number;
+  latestEnd: number;
+  /** Whether the stage stops on a target (stage 2 continue: the held-out loss) at an epoch no one can tell. */
+  stopsOnTarget: boolean;
+  /** During stage 1: the stage 2 to come, in epochs (`estimated` where it stops on a target), and its cap. */
+  stage2: { epochs: number; maxEpochs: number; estimated: boolean; secondsPerEpoch: number } | null;
+}
+
+function describeDuration(seconds: number): string {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+/**
+ * The ETA of a training run as what it is: a single figure only where the epochs left are known; otherwise the
+ * earliest end (early stopping with no new best, stage 2 as estimated) and the latest (every cap reached).
+ */
+export function describeEta(p: TrainingPosition): string {
+  const stage2 = p.stage2;
+  const soonest = (p.stopsOnTarget ? 0 : (p.earliestEnd - p.epoch) * p.epochSeconds) + (stage2 ? stage2.epochs * stage2.secondsPerEpoch : 0);
+  const latest = (p.latestEnd - p.epoch) * p.epochSeconds + (stage2 ? stage2.maxEpochs * stage2.secondsPerEpoch : 0);
+  if (soonest === latest) return `ETA ${describeDuration(latest)}`;
+  const stage1 = p.earliestEnd === p.latestEnd ? `to epoch ${p.latestEnd}` : `ends at epoch ${p.earliestEnd}–${p.latestEnd}`;
+  const why =
+    p.stage === 2
+      ? p.stopsOnTarget
+        ? `stage 2 stops at its target loss, by epoch ${p.latestEnd}`
+        : `stage 2 ${stage1}`
+      : `stage 1 ${stage1}${stage2 ? `, then stage 2 ${stage2.estimated ? '≈ ' : ''}${stage2.epochs} epochs (≤ ${stage2.maxEpochs})` : ''}`;
+  const range = p.stopsOnTarget && p.stage === 2 ? `≤ ${describeDuration(latest)}` : `${describeDuration(soonest)}–${describeDuration(latest)}`;
+  return `ETA ${range} (${why})`;
+}

@@ -1,7 +1,8 @@
 import chalk from 'chalk';
-import Table from 'cli-table3';
+import type { FgsmMetrics } from '../eval/evaluate.js';
 import type { TransferMatrix } from '../eval/transfer.js';
 import type { ReportRow, Verdict } from './compare.js';
+import { fittedTable, wrapText, type Cell } from './table.js';
 
 export const percent = (v: number | null, digits = 2): string => (v === null ? '—' : `${v.toFixed(digits)}%`);
 export const signed = (v: number | null): string => (v === null ? '—' : `${v >= 0 ? '+' : ''}${v.toFixed(2)}`);
@@ -40,29 +41,42 @@ const COLOURS: Record<Verdict, (text: string) => string> = {
   'not comparable': chalk.red,
 };
 
-/** The paper table for a terminal (colour only when chalk detects a colour terminal). */
-export function renderTerminal(rows: ReportRow[]): string {
-  const table = new Table({
-    head: ['claim', '§', 'quantity', 'paper', 'ours', 'stable ∇J', 'Δ (pts)', 'verdict'].map((h) => chalk.bold(h)),
-    wordWrap: true,
-    // cli-table3 colours borders and headers by itself; follow chalk's terminal detection instead
-    style: chalk.level > 0 ? { head: [], border: ['grey'] } : { head: [], border: [] },
-    colWidths: [26, 8, 22, 14, 9, 11, 9, 30],
-  });
-  for (const row of rows) {
-    const colour = row.holds === false ? chalk.red : COLOURS[row.verdict];
-    table.push([
-      `${row.id}\n${chalk.dim(row.experiment)}`,
-      row.section,
-      row.quantity,
-      paperText(row),
-      oursText(row),
-      chalk.dim(stableText(row)),
-      signed(row.delta),
-      colour(verdictText(row)),
-    ]);
-  }
-  return anyStable(rows) ? `${table.toString()}\n${chalk.dim(GRADIENT_NOTE)}` : table.toString();
+/**
+ * The paper table for a terminal `width` columns wide (colour only when chalk detects a colour terminal). Fitted
+ * to a width, it takes six columns instead of eight, so that a row stays one table row at 80 columns: § goes
+ * under the claim (beside its experiment), the stable-gradient figure under ours.
+ */
+export function renderTerminal(rows: ReportRow[], width = Infinity): string {
+  const firstPlain = (first: string) => (line: string) => (line === first ? line : chalk.dim(line));
+  const verdict = (row: ReportRow) => ({ text: verdictText(row), colour: row.holds === false ? chalk.red : COLOURS[row.verdict] });
+  const table = Number.isFinite(width)
+    ? fittedTable(
+        ['claim', 'quantity', 'paper', 'ours (stable ∇J)', 'Δ (pts)', 'verdict'],
+        rows.map((row) => [
+          { text: `${row.id}\n§${row.section} ${row.experiment}`, colour: firstPlain(row.id) },
+          row.quantity,
+          paperText(row),
+          { text: row.oursStableGradient === null ? oursText(row) : `${oursText(row)}\n(${stableText(row)})`, colour: firstPlain(oursText(row)) },
+          signed(row.delta),
+          verdict(row),
+        ]),
+        { width },
+      )
+    : fittedTable(
+        ['claim', '§', 'quantity', 'paper', 'ours', 'stable ∇J', 'Δ (pts)', 'verdict'],
+        rows.map((row) => [
+          { text: `${row.id}\n${row.experiment}`, colour: firstPlain(row.id) },
+          row.section,
+          row.quantity,
+          paperText(row),
+          oursText(row),
+          { text: stableText(row), colour: chalk.dim },
+          signed(row.delta),
+          verdict(row),
+        ]),
+        { width },
+      );
+  return anyStable(rows) ? `${table}\n${chalk.dim(wrapText(GRADIENT_NOTE, width))}` : table;
 }
 
 export function renderMarkdown(rows: ReportRow[]): string {
@@ -128,13 +142,32 @@ export function renderJson(rows: ReportRow[]): string {
 }
 
 /** A transfer matrix for a terminal: FGSM error of the column model on examples made on the row model. */
-export function renderTransferTable(matrix: TransferMatrix): string {
-  const table = new Table({
-    head: [`made on ↓ / scored by →  (ε=${matrix.epsilon})`, ...matrix.names].map((h) => chalk.bold(h)),
-    style: chalk.level > 0 ? { head: [], border: ['grey'] } : { head: [], border: [] },
-  });
-  matrix.names.forEach((row, r) => {
-    table.push([row, ...matrix.cells[r]!.map((cell, c) => (r === c ? chalk.bold : (text: string) => text)(`${(100 * cell.error).toFixed(2)}%`))]);
-  });
-  return table.toString();
+export function renderTransferTable(matrix: TransferMatrix, width = Infinity): string {
+  return fittedTable(
+    [`made on ↓ / scored by →  (ε=${matrix.epsilon})`, ...matrix.names],
+    matrix.names.map((row, r) => [
+      row,
+      ...matrix.cells[r]!.map((cell, c): Cell => ({ text: `${(100 * cell.error).toFixed(2)}%`, colour: r === c ? chalk.bold : undefined })),
+    ]),
+    { width },
+  );
+}
+
+/** A sweep for a terminal: per ε, the error with either softmax gradient and the confidences (sweep.csv has it all). */
+export function renderSweepTable(points: FgsmMetrics[], others: FgsmMetrics[], width = Infinity): string {
+  const rate = (v: number | null) => percent(v === null ? null : 100 * v);
+  const gradient = points[0]?.gradient ?? 'standard';
+  const other = others[0]?.gradient ?? 'stable';
+  return fittedTable(
+    ['ε', `error (${gradient} ∇J)`, `error (${other} ∇J)`, 'mean confidence', 'confidence on mistakes', 'zero gradient'],
+    points.map((p, i) => [
+      String(p.epsilon),
+      rate(p.error),
+      { text: rate(others[i]?.error ?? null), colour: chalk.dim },
+      rate(p.meanConfidence),
+      rate(p.meanConfidenceOnMistakes),
+      `${p.zeroGradient} of ${p.n}`,
+    ]),
+    { width },
+  );
 }

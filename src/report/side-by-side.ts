@@ -1,11 +1,11 @@
 import chalk from 'chalk';
-import Table from 'cli-table3';
 import { existsSync, statSync } from 'node:fs';
 import { withOriginalValues } from '../config/load.js';
 import { FgsmError } from '../core/errors.js';
 import { dataIdentity } from '../data/identity.js';
 import { fgsmByGradient, type ResultRecord } from '../results/record.js';
 import { findResultFiles, readRecord } from './collect.js';
+import { fittedTable, wrapText } from './table.js';
 
 /**
  * Runs side by side (`fgsm compare`): the config keys in which they differ, and what each measured (how long
@@ -118,10 +118,21 @@ const epochsText = (row: SideBySideRow): string =>
   `${row.keptEpoch} of ${row.epochs}${row.stage2Epochs === null ? '' : ` + ${row.stage2Epochs}`}${row.provisional ? ' (provisional)' : ''}`;
 const valueText = (value: string): string => value.replace(/^"(.*)"$/, '$1');
 
-function header(table: SideBySide): string[] {
+/** Each dotted key by its shortest tail that no other key ends in (training.objective.alpha → alpha). */
+function shortKeys(keys: string[]): string[] {
+  const tail = (key: string, n: number) => key.split('.').slice(-n).join('.');
+  return keys.map((key) => {
+    const parts = key.split('.').length;
+    let n = 1;
+    while (n < parts && keys.some((other) => other !== key && (other === tail(key, n) || other.endsWith(`.${tail(key, n)}`)))) n++;
+    return tail(key, n);
+  });
+}
+
+function header(table: SideBySide, keys = table.keys): string[] {
   return [
     'run',
-    ...table.keys,
+    ...keys,
     'epoch kept (of stage 1 + 2)',
     'training h',
     'clean error %',
@@ -147,14 +158,14 @@ function cells(row: SideBySideRow): string[] {
 const NOTE =
   'FGSM cells: error with the standard softmax gradient / with the stable one (docs/paper.md §3); one figure: the run measured the standard one only.';
 
-export function renderSideBySideTerminal(table: SideBySide): string {
-  const out = new Table({
-    head: header(table).map((h) => chalk.bold(h)),
-    wordWrap: true,
-    style: chalk.level > 0 ? { head: [], border: ['grey'] } : { head: [], border: [] },
-  });
-  for (const row of table.rows) out.push(cells(row));
-  return `${out.toString()}\n${chalk.dim(NOTE)}`;
+/**
+ * The table for a terminal `width` columns wide: config keys by their last part, and split into parts, each
+ * naming the runs, where it does not fit.
+ */
+export function renderSideBySideTerminal(table: SideBySide, width = Infinity): string {
+  // fitted to a terminal, config keys go by their last part (the markdown and CSV spell them out)
+  const head = header(table, Number.isFinite(width) ? shortKeys(table.keys) : table.keys);
+  return `${fittedTable(head, table.rows.map(cells), { width, unbroken: [0] })}\n${chalk.dim(wrapText(NOTE, width))}`;
 }
 
 export function renderSideBySideMarkdown(table: SideBySide): string {

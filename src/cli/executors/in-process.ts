@@ -1,14 +1,16 @@
 import chalk from 'chalk';
 import { compareClaims } from '../../report/compare.js';
 import { renderTerminal } from '../../report/render.js';
+import { wrapText } from '../../report/table.js';
 import { runSeeds, runExperiment, type RunOptions, type RunOutcome, type StackSeeds } from '../../pipeline/experiment.js';
 import type { Executor, RunTask } from './executor.js';
 
 /**
- * Runs the tasks one after another in this process, printing each one's table against the paper. The seeds of
- * one experiment go together to runSeeds, which trains them as one stacked network where `stackSeeds` says so.
+ * Runs the tasks one after another in this process, printing each one's table against the paper (`width`
+ * columns wide at most). The seeds of one experiment go together to runSeeds, which trains them as one stacked
+ * network where `stackSeeds` says so.
  */
-export function inProcessExecutor(options: RunOptions, stackSeeds: StackSeeds): Executor {
+export function inProcessExecutor(options: RunOptions, stackSeeds: StackSeeds, width = Infinity): Executor {
   return {
     async execute(tasks: readonly RunTask[]) {
       for (let i = 0; i < tasks.length;) {
@@ -20,16 +22,16 @@ export function inProcessExecutor(options: RunOptions, stackSeeds: StackSeeds): 
           seeds.length > 1
             ? await runSeeds(file, seeds, stackSeeds, options)
             : [await runExperiment(file, { ...options, overrides: tasks[i]!.overrides })];
-        outcomes.forEach(print);
+        for (const outcome of outcomes) print(outcome, width);
         i += Math.max(1, seeds.length);
       }
     },
   };
 }
 
-function print(outcome: RunOutcome): void {
+function print(outcome: RunOutcome, width: number): void {
   const rows = compareClaims(outcome.result);
   console.log(`\n${chalk.bold(outcome.result.experiment)} → ${outcome.dir}`);
-  if (outcome.result.data.warning) console.log(chalk.red.bold(outcome.result.data.warning));
-  console.log(rows.length ? renderTerminal(rows) : 'this experiment names no claims of the paper');
+  if (outcome.result.data.warning) console.log(chalk.red.bold(wrapText(outcome.result.data.warning, width)));
+  console.log(rows.length ? renderTerminal(rows, width) : 'this experiment names no claims of the paper');
 }

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
+import { isDawnDiagnostic } from '../../backend/doctor.js';
 import { FgsmError, InterruptedError } from '../../core/errors.js';
 import type { Executor, RunTask } from './executor.js';
 
@@ -16,10 +17,15 @@ export interface JobOutcome {
   status: number;
 }
 
-/** Copies a child's output line by line, each line prefixed with its run's label, so parallel runs stay legible. */
+/**
+ * Copies a child's output line by line, each line prefixed with its run's label, so parallel runs stay legible;
+ * Dawn's own warnings on creating an adapter are left out.
+ */
 function relay(from: Readable, to: NodeJS.WritableStream, label: string): Promise<void> {
   const lines = createInterface({ input: from, crlfDelay: Infinity });
-  lines.on('line', (line) => to.write(`[${label}] ${line}\n`));
+  lines.on('line', (line) => {
+    if (!isDawnDiagnostic(line)) to.write(`[${label}] ${line}\n`);
+  });
   return new Promise((resolve) => lines.on('close', resolve));
 }
 
