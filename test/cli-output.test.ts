@@ -41,9 +41,9 @@ describe('output fits the terminal', () => {
   test('status names each run by its whole id, says "interrupted" once, and no finished run reads "not started"', () => {
     const status = fgsmCli(['status', REFERENCE], { COLUMNS: '100' });
     assert.equal(status.status, 0, status.stderr);
-    for (const experiment of readdirSync(REFERENCE)) {
-      for (const run of readdirSync(join(REFERENCE, experiment))) {
-        if (existsSync(join(REFERENCE, experiment, run, 'status.json'))) assert.ok(status.stdout.includes(run), `status shows ${run} whole`);
+    for (const experiment of readdirSync(REFERENCE, { withFileTypes: true }).filter((entry) => entry.isDirectory())) {
+      for (const run of readdirSync(join(REFERENCE, experiment.name))) {
+        if (existsSync(join(REFERENCE, experiment.name, run, 'status.json'))) assert.ok(status.stdout.includes(run), `status shows ${run} whole`);
       }
     }
     // transfer and agreement train nothing of their own, and they are complete
