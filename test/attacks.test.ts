@@ -4,7 +4,12 @@ import { before, describe, test } from 'node:test';
 import { fastGradientSign, type FgsmOptions } from '../src/attacks/fgsm.js';
 import { iterativeGradientSign, type IterativeOptions } from '../src/attacks/iterative.js';
 import { stream } from '../src/core/rng.js';
-import { SOFTMAX_GRADIENTS } from '../src/config/schema.js';
+import { TransferSchema } from '../src/config/cross-run.js';
+import { hashConfig } from '../src/config/load.js';
+import { AttackSchema, ExperimentSchema, FgsmAttackSchema, SOFTMAX_GRADIENTS } from '../src/config/schema.js';
+import { createProgress } from '../src/core/progress.js';
+import { evaluate } from '../src/eval/evaluate.js';
+import { sweptAttack } from '../src/pipeline/sweep.js';
 import type { Classifier, SoftmaxGradient } from '../src/models/classifier.js';
 import { softmaxCrossEntropy } from '../src/models/linear.js';
 import { float64LossGradient, lossOf, model, randomImages, randomLabels, useWasm } from './helpers.js';
@@ -262,5 +267,75 @@ describe('the float32 formulations of the softmax cross-entropy gradient', () =>
     assert.equal(edge['exp-log-softmax-minus-onehot'][0], 0);
     assert.ok(edge['softmax-minus-onehot'][0]! < 0, `softmax-minus-onehot: ${edge['softmax-minus-onehot'][0]}`);
     assert.ok(edge.stable[0]! < 0);
+  });
+});
+
+describe('attacks as configuration', () => {
+  before(useWasm);
+
+  test('attack.method fgsm keeps its keys; bim and pgd add theirs with defaults; wrong keys are refused', () => {
+    assert.deepEqual(AttackSchema.parse({}), FgsmAttackSchema.parse({}));
+    const pgd = AttackSchema.parse({ method: 'pgd', clip: [0, 1] });
+    assert.deepEqual(pgd, { ...FgsmAttackSchema.parse({ clip: [0, 1] }), method: 'pgd', steps: 40, stepSize: 0.01, randomStart: true, restarts: 1 });
+    assert.deepEqual(AttackSchema.parse({ method: 'bim' }), { ...FgsmAttackSchema.parse({}), method: 'bim', steps: 10, stepSize: 0.01 });
+    assert.equal(AttackSchema.safeParse({ method: 'fgsm', steps: 3 }).success, false);
+    assert.equal(AttackSchema.safeParse({ method: 'bim', restarts: 3 }).success, false);
+    assert.equal(AttackSchema.safeParse({ method: 'pgd', stepSize: 0 }).success, false);
+  });
+
+  test('an fgsm config keeps its hash; a pgd one is another experiment; experiments over runs take FGSM only', () => {
+    const base = { name: 'x', model: { kind: 'softmax' }, training: { epochs: 1 } };
+    const fgsmHash = hashConfig(ExperimentSchema.parse(base));
+    assert.equal(hashConfig(ExperimentSchema.parse({ ...base, attack: { method: 'fgsm' } })), fgsmHash);
+    assert.notEqual(hashConfig(ExperimentSchema.parse({ ...base, attack: { method: 'pgd' } })), fgsmHash);
+    const transfer = (method: string) =>
+      TransferSchema.safeParse({ kind: 'transfer', name: 't', uses: { a: 'a.yaml', b: 'b.yaml' }, attack: { method } }).success;
+    assert.equal(transfer('fgsm'), true);
+    assert.equal(transfer('pgd'), false);
+  });
+
+  test('the evaluation runs the configured attack: PGD and BIM at every ε, batch-size invariant, at least as strong as FGSM', async () => {
+    const m = model('maxout', 0.3);
+    const n = 40;
+    const test = { name: 'test' as const, x: randomImages(n, 12), y: randomLabels(n, 10, 12), n };
+    const run = (attack: Record<string, unknown>) =>
+      evaluate(m, test, {
+        attack: AttackSchema.parse({ epsilons: [0.05, 0.1], clip: [0, 1], ...attack }),
+        rubbishSamples: null,
+        figureExamples: 3,
+        seed: 5,
+        progress: createProgress('quiet'),
+      });
+    const fgsmResult = await run({});
+    const pgdAttack = { method: 'pgd', steps: 8, stepSize: 0.02, restarts: 2 };
+    const { fgsmImagesPerSecond: _whole, ...pgd } = await run({ ...pgdAttack, batchSize: 40 });
+    const { fgsmImagesPerSecond: _batched, ...batched } = await run({ ...pgdAttack, batchSize: 7 });
+    assert.deepEqual(batched, pgd);
+    const bim = await run({ method: 'bim', steps: 8, stepSize: 0.02 });
+    for (const eps of ['0.05', '0.1']) {
+      for (const result of [pgd, bim]) {
+        assert.equal(result.fgsm[eps]!.zeroGradient, null);
+        assert.equal(result.fgsmOtherGradient[eps]!.gradient, 'stable');
+        assert.ok(result.fgsm[eps]!.maxPerturbation <= Number(eps) + 1e-6);
+        assert.ok(
+          result.fgsm[eps]!.error >= fgsmResult.fgsm[eps]!.error,
+          `ε = ${eps}: ${result.fgsm[eps]!.error} < FGSM ${fgsmResult.fgsm[eps]!.error}`,
+        );
+      }
+    }
+    assert.equal(pgd.examples.triples.length, 3);
+    m.dispose();
+  });
+
+  test('a sweep draws any attack, with the configured clip, labels and gradient, and says what is wrong with a choice', () => {
+    const configured = AttackSchema.parse({ clip: [0, 1], gradient: 'stable' });
+    assert.deepEqual(sweptAttack(configured, [0.1], null), { ...configured, epsilons: [0.1] });
+    assert.deepEqual(
+      sweptAttack(configured, [0.1, 0.2], { method: 'pgd', steps: 20 }),
+      AttackSchema.parse({ method: 'pgd', clip: [0, 1], gradient: 'stable', steps: 20, epsilons: [0.1, 0.2] }),
+    );
+    const pgd = AttackSchema.parse({ method: 'pgd', steps: 100 });
+    assert.equal((sweptAttack(pgd, [0.1], { restarts: 3 }) as { steps: number }).steps, 100);
+    assert.throws(() => sweptAttack(configured, [0.1], { steps: 5 }), /sweep with fgsm: .*steps/);
   });
 });

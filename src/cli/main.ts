@@ -29,7 +29,7 @@ import { inProcessExecutor } from './executors/in-process.js';
 import { localExecutor } from './executors/local.js';
 import { slurmExecutor, type SlurmRun } from './executors/slurm.js';
 import { runArrayTask } from './executors/slurm-task.js';
-import { parseEpsilons, sweepExperiment } from '../pipeline/sweep.js';
+import { parseEpsilons, sweepExperiment, type AttackChoice } from '../pipeline/sweep.js';
 import { runCrossRun } from '../pipeline/cross-run.js';
 import { adHocTransfer, runTransfer } from '../pipeline/transfer.js';
 
@@ -64,6 +64,39 @@ function parseEpsilon(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`expected an ε ≥ 0, e.g. 0.25, found "${value}"`);
   return n;
+}
+
+function parseWholeNumber(value: string): number {
+  const n = Number(value);
+  if (!(Number.isInteger(n) && n >= 1)) throw new InvalidArgumentError(`expected a whole number ≥ 1, found "${value}"`);
+  return n;
+}
+
+function parseStepSize(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n > 0 && n <= 1)) throw new InvalidArgumentError(`expected a step size in (0, 1], e.g. 0.01, found "${value}"`);
+  return n;
+}
+
+/** sweep's flags that choose its attack. */
+interface SweepAttackFlags {
+  attack?: AttackChoice['method'];
+  steps?: number;
+  stepSize?: number;
+  restarts?: number;
+  randomStart: boolean;
+}
+
+/** The attack sweep's flags choose, or null where they leave the configured one. */
+function attackChoiceFrom(flags: SweepAttackFlags): AttackChoice | null {
+  const choice: AttackChoice = {
+    ...(flags.attack ? { method: flags.attack } : {}),
+    ...(flags.steps !== undefined ? { steps: flags.steps } : {}),
+    ...(flags.stepSize !== undefined ? { stepSize: flags.stepSize } : {}),
+    ...(flags.restarts !== undefined ? { restarts: flags.restarts } : {}),
+    ...(flags.randomStart ? {} : { randomStart: false }),
+  };
+  return Object.keys(choice).length > 0 ? choice : null;
 }
 
 function threadsFromEnv(): number {
@@ -313,10 +346,15 @@ function program(): Command {
       .command('sweep')
       .description('FGSM error and confidence against ε for an experiment (its latest complete run, or a new one); writes sweep.csv and sweep.svg')
       .argument('<config>', 'experiment YAML file')
-      .requiredOption('--eps <range>', 'START:STOP:STEP (inclusive), e.g. 0:0.3:0.025, or a list, e.g. 0.1,0.25'),
+      .requiredOption('--eps <range>', 'START:STOP:STEP (inclusive), e.g. 0:0.3:0.025, or a list, e.g. 0.1,0.25')
+      .addOption(new Option('--attack <method>', 'the attack instead of the configured one').choices(['fgsm', 'bim', 'pgd']))
+      .option('--steps <n>', 'bim, pgd: gradient steps', parseWholeNumber)
+      .option('--step-size <α>', 'bim, pgd: the L∞ size of one step', parseStepSize)
+      .option('--restarts <n>', 'pgd: runs from random starts, the worst kept per example', parseWholeNumber)
+      .option('--no-random-start', 'pgd: start from x'),
     'train a new model even if a complete run of the same config exists',
-  ).action(async (config: string, flags: ExperimentFlags & { eps: string }) => {
-    const { dir, csv } = await sweepExperiment(config, parseEpsilons(flags.eps), runOptionsFrom(flags));
+  ).action(async (config: string, flags: ExperimentFlags & SweepAttackFlags & { eps: string }) => {
+    const { dir, csv } = await sweepExperiment(config, parseEpsilons(flags.eps), runOptionsFrom(flags), attackChoiceFrom(flags));
     console.log(csv);
     console.log(`→ ${join(dir, 'sweep.csv')}, ${join(dir, 'sweep.svg')}`);
   });

@@ -155,6 +155,8 @@ export function fgsmByGradient(metrics: ResultRecord['metrics']): Record<Softmax
 }
 
 export interface OpenChoices {
+  /** The attack of metrics.fgsm and metrics.fgsmOtherGradient: FGSM, or BIM / PGD with its steps (see attackDescription). */
+  attack: string;
   clip: 'none' | [number, number];
   fgsmLabels: 'true' | 'predicted';
   target: Experiment['attack']['target'];
@@ -169,9 +171,22 @@ export interface OpenChoices {
   earlyStopping: string;
 }
 
+/** The attack a result's adversarial metrics measure, in words. */
+export function attackDescription(attack: Experiment['attack']): string {
+  switch (attack.method) {
+    case 'fgsm':
+      return 'fgsm: one step of ε';
+    case 'bim':
+      return `bim: ${attack.steps} steps of α = ${attack.stepSize} from x`;
+    case 'pgd':
+      return `pgd: ${attack.steps} steps of α = ${attack.stepSize} from ${attack.randomStart ? 'a random start' : 'x'}, ${attack.restarts} restart${attack.restarts === 1 ? '' : 's'}`;
+  }
+}
+
 export function openChoicesOf(config: Experiment): OpenChoices {
   const { objective, earlyStopping: early } = config.training;
   return {
+    attack: attackDescription(config.attack),
     clip: config.attack.clip,
     fgsmLabels: config.attack.labels,
     target: config.attack.target,
