@@ -38,7 +38,10 @@ export interface ExampleTriple {
 
 export interface Evaluation {
   clean: ClassificationMetrics;
-  /** With the configured gradient (attack.gradient), keyed by String(ε), e.g. "0.25". */
+  /**
+   * The configured attack (attack.method: FGSM, the paper's, unless the config says bim or pgd) with the configured
+   * gradient (attack.gradient), keyed by String(ε), e.g. "0.25".
+   */
   fgsm: Record<string, FgsmMetrics>;
   /** The same attack with the other gradient: every run measures both. */
   fgsmOtherGradient: Record<string, FgsmMetrics>;
@@ -117,8 +120,8 @@ function attackBatch(
 }
 
 /**
- * Clean test metrics; FGSM metrics at every ε (one gradient per batch serves every ε) with the configured softmax
- * gradient and with the other one; and the rubbish-input test. Every read is asynchronous (WebGPU in Node has no
+ * Clean test metrics; the configured attack's metrics at every ε (FGSM: one gradient per batch serves every ε; BIM,
+ * PGD: one run per ε) with the configured softmax gradient and with the other one; and the rubbish-input test. Every read is asynchronous (WebGPU in Node has no
  * synchronous one).
  */
 export async function evaluate(model: Classifier, test: Split, options: EvaluateOptions): Promise<Evaluation> {
