@@ -11,6 +11,7 @@ import { createProgress } from '../src/core/progress.js';
 import { evaluate } from '../src/eval/evaluate.js';
 import { sweptAttack } from '../src/pipeline/sweep.js';
 import type { Classifier, SoftmaxGradient } from '../src/models/classifier.js';
+import { sigmoidCrossEntropy } from '../src/models/independent-outputs.js';
 import { softmaxCrossEntropy } from '../src/models/linear.js';
 import { float64LossGradient, lossOf, model, randomImages, randomLabels, useWasm } from './helpers.js';
 
@@ -267,6 +268,27 @@ describe('the float32 formulations of the softmax cross-entropy gradient', () =>
     assert.equal(edge['exp-log-softmax-minus-onehot'][0], 0);
     assert.ok(edge['softmax-minus-onehot'][0]! < 0, `softmax-minus-onehot: ${edge['softmax-minus-onehot'][0]}`);
     assert.ok(edge.stable[0]! < 0);
+  });
+  test('the independent-sigmoid top has the same forms: they agree unsaturated; where σ(z_y) rounds to 1 only stable is not 0', () => {
+    const gradients = (logits: number[][], labels: number[]) =>
+      SOFTMAX_GRADIENTS.map((gradient) =>
+        tf.tidy(() => {
+          const y = tf.tensor1d(labels, 'int32');
+          return tf
+            .grad((z: tf.Tensor) => tf.sum(sigmoidCrossEntropy(z as tf.Tensor2D, y, gradient)))(tf.tensor2d(logits))
+            .dataSync() as Float32Array;
+        }),
+      );
+    const rng = stream(2, 'unsaturated-logits');
+    const logits = Array.from({ length: 8 }, () => Array.from({ length: 10 }, () => -3 + 6 * rng.next()));
+    const labels = logits.map((_, i) => i);
+    const exact = logits.flatMap((row, i) => row.map((z, k) => 1 / (1 + Math.exp(-z)) - (k === labels[i] ? 1 : 0)));
+    for (const [f, g] of gradients(logits, labels).entries())
+      g.forEach((v, i) => assert.ok(Math.abs(v - exact[i]!) < 1e-6, `${SOFTMAX_GRADIENTS[f]}, ${i}`));
+    // σ(20) = 1 − 2.1e-9 rounds to 1
+    const saturated = gradients([[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]], [0]).map((g) => g[0]);
+    assert.deepEqual(saturated.slice(0, 3), [0, 0, 0]);
+    assert.ok(Math.abs(saturated[3]! / -Math.exp(-20) - 1) < 1e-5, `stable: ${saturated[3]}`);
   });
 });
 
