@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { PNG } from 'pngjs';
 import { examplesFigure } from '../src/results/figures.js';
-import { sweepSvg, trainingCurveSvg, type SweepPoint } from '../src/results/plots.js';
+import { confusionSvg, sweepSvg, trainingCurveSvg, transferHeatmapSvg, type SweepPoint } from '../src/results/plots.js';
 import type { EpochRecord } from '../src/train/loop.js';
 
 /** Renders an SVG to PNG with librsvg, as a reader's viewer does: real fonts, not vega's text-width estimate. */
@@ -167,17 +167,41 @@ describe('figures', () => {
     assert.equal(new Set(all).size, all.length, 'two series share a colour');
   });
 
+  const image = (v: number) => new Float32Array(784).fill(v);
+  const probabilities = (k: number, p: number) => Float32Array.from({ length: 10 }, (_, j) => (j === k ? p : (1 - p) / 9));
+  const triple = {
+    label: 7,
+    clean: image(0.2),
+    direction: image(1),
+    adversarial: image(0.45),
+    cleanProbabilities: probabilities(7, 0.99),
+    adversarialProbabilities: probabilities(3, 0.9),
+  };
+
+  test('examples.png: landscape for the default 8 examples, the rows named whole at the left', () => {
+    const png = PNG.sync.read(
+      examplesFigure(
+        Array.from({ length: 8 }, () => triple),
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        0.25,
+      ),
+    );
+    assert.ok(png.width > 2 * png.height, `${png.width} × ${png.height} is not landscape`);
+    // the names are the only black ink left of the first picture (the clean image's 0.2 gray): find their extent
+    const black = (x: number, y: number) => png.data[(y * png.width + x) * 4] === 0 && png.data[(y * png.width + x) * 4 + 1] === 0;
+    const firstPicture = [...Array(png.width).keys()].find((x) =>
+      [...Array(png.height).keys()].some((y) => png.data[(y * png.width + x) * 4] === 51),
+    )!;
+    const inked: number[] = [];
+    for (let x = 0; x < firstPicture; x++) if ([...Array(png.height).keys()].some((y) => black(x, y))) inked.push(x);
+    assert.ok(inked.length > 100, 'the row names are drawn left of the pictures');
+    assert.ok(
+      inked[0]! >= 8 && inked.at(-1)! < firstPicture - 8,
+      `the names run from x = ${inked[0]} to ${inked.at(-1)}, the first picture starts at ${firstPicture}`,
+    );
+  });
+
   test('examples.png: labels drawn large enough to read, nothing past the edge', () => {
-    const image = (v: number) => new Float32Array(784).fill(v);
-    const probabilities = (k: number, p: number) => Float32Array.from({ length: 10 }, (_, j) => (j === k ? p : (1 - p) / 9));
-    const triple = {
-      label: 7,
-      clean: image(0.2),
-      direction: image(1),
-      adversarial: image(0.45),
-      cleanProbabilities: probabilities(7, 0.99),
-      adversarialProbabilities: probabilities(3, 0.9),
-    };
     const png = PNG.sync.read(examplesFigure([triple, triple], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 0.25));
     // the prediction labels are the only green (right) and red (wrong) pixels: measure their glyphs' height
     const rows = (rgb: [number, number, number]) => {
@@ -197,5 +221,39 @@ describe('figures', () => {
       for (const y of [0, png.height - 1]) assert.equal(png.data[(y * png.width + x) * 4], 255, `ink on the edge at (${x}, ${y})`);
     for (let y = 0; y < png.height; y++)
       for (const x of [0, png.width - 1]) assert.equal(png.data[(y * png.width + x) * 4], 255, `ink on the edge at (${x}, ${y})`);
+  });
+
+  /** Where the legend of a vega SVG is drawn (its group's translation), and the canvas. */
+  function legendPlace(svg: string): { x: number; y: number } {
+    const m = /aria-roledescription="legend"[^>]*><g transform="translate\(([\d.]+),([\d.]+)\)"/.exec(svg);
+    assert.ok(m, 'the figure has a legend');
+    return { x: Number(m[1]), y: Number(m[2]) };
+  }
+
+  test('transfer heat map: compact, its legend beside the matrix, the title whole', async () => {
+    const svg = await transferHeatmapSvg(
+      ['original', 'adversarial'],
+      [
+        [0.927, 0.234],
+        [0.516, 0.196],
+      ],
+      'transfer: FGSM ε=0.25 error, made on row, scored by column',
+    );
+    assertLegible(svg, 'transfer heat map');
+    const { width, height } = canvasSize(svg);
+    assert.ok(width <= 420 && height <= 300, `the 2 × 2 heat map takes ${width} × ${height} pixels`);
+    const legend = legendPlace(svg);
+    assert.ok(legend.x >= 2 * 72 && legend.y < 72, `the legend is at (${legend.x}, ${legend.y}) of the plot, not beside it`);
+    const title = [...svg.matchAll(/<tspan[^>]*>([^<]*)<\/tspan>/g)].map((m) => unescape(m[1]!));
+    assert.deepEqual(title, ['transfer: FGSM ε=0.25 error,', 'made on row, scored by column'], 'the title in two lines no wider than the figure');
+  });
+
+  test('confusion matrix: every count printed, legible, its legend beside it', async () => {
+    const counts = Array.from({ length: 10 }, (_, r) => Array.from({ length: 10 }, (_, c) => (r === c ? 950 + r : r + c)));
+    const svg = await confusionSvg([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], counts, 'softmax: clean test set');
+    assertLegible(svg, 'confusion matrix');
+    const printed = texts(svg);
+    for (const row of counts) for (const count of row) assert.ok(printed.includes(String(count)), `the count ${count} is printed`);
+    assert.ok(legendPlace(svg).x >= 10 * 34, 'the legend is right of the matrix');
   });
 });

@@ -80,7 +80,7 @@ function lossGradient(rows: number[][], gradient: SoftmaxGradient): number[][] {
   });
 }
 
-describe('softmax cross-entropy in float32 (PAPER.md §3)', () => {
+describe('softmax cross-entropy in float32 (docs/paper.md §3)', () => {
   for (const backend of ['wasm', 'cpu'] as const) {
     test(`${backend}: where p_y rounds to 1, standard zeroes ∂J/∂z_y; stable matches float64 sign for sign`, async () => {
       await initBackend(backend);

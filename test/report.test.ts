@@ -11,8 +11,8 @@ const result = (claims: string[], metrics: Record<string, unknown>): ResultRecor
   ({ experiment: 'e', runId: 'r', claims, metrics }) as unknown as ResultRecord;
 
 describe('paper table', () => {
-  test('every claim of PAPER.md §1 is recorded once, with a metric path for each quantity', () => {
-    assert.equal(CLAIMS.length, 30); // the rows of PAPER.md §1
+  test('every claim of docs/paper.md §1 is recorded once, with a metric path for each quantity', () => {
+    assert.equal(CLAIMS.length, 30); // the rows of docs/paper.md §1
     assert.equal(new Set(CLAIMS.map((c) => c.id)).size, CLAIMS.length);
     for (const c of CLAIMS) for (const q of c.quantities) assert.ok(q.metric.length >= 2, c.id);
   });

@@ -170,7 +170,7 @@ async function register(adapter: GPUAdapter): Promise<void> {
  * tfjs's WebGPU backend, uploading host values (minibatches, dropout masks, scalars: ~27 a maxout J̃ step) with
  * queue.writeBuffer into a pooled buffer. tfjs creates a mapped staging buffer per upload and copies it in the
  * command encoder; on an H100 machine (Dawn on Vulkan) that cost ~0.3 ms of host time per buffer and made every
- * queue.submit slow (~2.7 ms): maxout J̃ went from 1,942 to 6,061 examples/s with this change (session 14).
+ * queue.submit slow (~2.7 ms): maxout J̃ went from 1,942 to 6,061 examples/s with this change (measured 2026-11-27; docs/gpu.md).
  * The write is ordered correctly: a buffer in tfjs's free pool is referenced by no command still being recorded
  * (tfjs frees those at the submit), and writeBuffer runs after every command submitted before it, as tfjs's own
  * uniform buffers rely on.

@@ -420,7 +420,8 @@ function program(): Command {
     .option('--check', 'exit with status 2 when no run is found, or a must-hold claim fails, or one that a run here names was not measured', false)
     .option('--measured-only', 'leave out the claims no run has measured', false)
     .option('--out <dir>', 'also write report.md and report.csv into this directory')
-    .action((dir: string, opts: { json: boolean; check: boolean; out?: string; measuredOnly: boolean }) => {
+    .option('--html <file>', 'also write the report as one self-contained HTML page: the table, figures, provenance and run status')
+    .action(async (dir: string, opts: { json: boolean; check: boolean; out?: string; html?: string; measuredOnly: boolean }) => {
       const results = latestResults(resolve(dir));
       if (results.length === 0) {
         // nothing to set against the paper: say so, not a table of 40 unmeasured rows
@@ -434,6 +435,12 @@ function program(): Command {
       if (opts.out) {
         writeFileAtomic(join(opts.out, 'report.md'), `# fgsm: the paper vs this reproduction\n\n${renderMarkdown(rows)}`);
         writeFileAtomic(join(opts.out, 'report.csv'), renderCsv(rows));
+      }
+      if (opts.html) {
+        // loaded here: vega and the figures are for this option only
+        const { writeHtmlReport } = await import('../report/html.js');
+        const bytes = await writeHtmlReport(dir, rows, opts.html);
+        console.error(`wrote ${opts.html} (${(bytes / 2 ** 20).toFixed(2)} MiB)`);
       }
       const unfinished = listRuns(resolve(dir)).filter((run) => run.state !== 'complete');
       if (opts.json) process.stdout.write(renderJson(rows));

@@ -119,7 +119,7 @@ const RbfSchema = z
       .enum(['independent', 'softmax'])
       .default('independent')
       .describe(
-        'independent: each p_k on its own (they need not sum to 1), trained with the sum over classes of binary cross-entropies, prediction argmax_k p_k, confidence max_k p_k (PAPER.md §2); softmax: p = softmax(−d), softmax cross-entropy',
+        'independent: each p_k on its own (they need not sum to 1), trained with the sum over classes of binary cross-entropies, prediction argmax_k p_k, confidence max_k p_k (docs/paper.md §2); softmax: p = softmax(−d), softmax cross-entropy',
       ),
     precision: z
       .enum(['exp', 'softplus', 'clamp'])
@@ -148,7 +148,7 @@ const epsilon = z.number().min(0).max(1).default(0.25).describe('ε, in pixel un
 /** The formulations of ∂J/∂z of the softmax cross-entropy in float32 (see SoftmaxGradient in models/). */
 export const SOFTMAX_GRADIENTS = ['standard', 'softmax-minus-onehot', 'exp-log-softmax-minus-onehot', 'stable'] as const;
 
-/** How ∂J/∂z of the softmax cross-entropy is computed in float32 (PAPER.md §3); each key says where it applies. */
+/** How ∂J/∂z of the softmax cross-entropy is computed in float32 (docs/paper.md §3); each key says where it applies. */
 const lossGradient = z.enum(SOFTMAX_GRADIENTS).default('standard');
 
 const ObjectiveSchema = z

@@ -13,7 +13,7 @@ import { classificationMetrics, rubbishMetrics, saturatedCount, type Classificat
 
 export interface FgsmMetrics extends ClassificationMetrics {
   epsilon: number;
-  /** The softmax gradient the attack took (PAPER.md §3). */
+  /** The softmax gradient the attack took (docs/paper.md §3). */
   gradient: SoftmaxGradient;
   /** Examples whose input gradient was all zero (FGSM); null for an iterative attack, which does not count them. */
   zeroGradient: number | null;

@@ -45,7 +45,7 @@ export type SigmoidLoss = 'sum' | 'mean';
 
 /**
  * The RBF network of §7, p_k(x) = exp(−d_k(x)) with d_k(x) = Σ_f a_kf (x_f − μ_kf)², a ≥ 0.
- * output: independent (each p_k on its own, J = Σ_k binary cross-entropy of p_k; PAPER.md §2's reading) or
+ * output: independent (each p_k on its own, J = Σ_k binary cross-entropy of p_k; docs/paper.md §2's reading) or
  * softmax (p = softmax(−d), J = softmax cross-entropy). precision: how a ≥ 0 is parameterised (see RbfNetwork).
  * init: where the centres μ start (the class means of the training split, or one seeded random training example
  * per class) and the value every a_kf starts at.
@@ -81,7 +81,7 @@ export interface ForwardState {
 }
 
 /**
- * How the gradient of the softmax cross-entropy with respect to the logits is computed in float32 (PAPER.md §3).
+ * How the gradient of the softmax cross-entropy with respect to the logits is computed in float32 (docs/paper.md §3).
  * Four formulations of the same ∂J/∂z = p − onehot(y); the loss values are the same with each.
  * standard: autodiff through J = logsumexp(z) − z_y with tfjs's logsumexp, m + log Σ exp(z − m) with m = max z
  * (m takes a gradient too); once p_y rounds to 1, ∂J/∂z_y is 0 while ∂J/∂z_k = p_k stays tiny but non-zero, so

@@ -28,14 +28,19 @@ const FORMATS: readonly string[] = ['fgsm-result/1', 'fgsm-transfer/1', 'fgsm-ag
 
 /** The newest complete result of every experiment and seed (runs and experiments over runs) under `dir`, up to 4 deep. */
 export function latestResults(dir: string): ClaimSource[] {
+  return latestResultFiles(dir).map(({ record }) => record);
+}
+
+/** latestResults with the result.json each record was read from (its run folder holds the run's figures). */
+export function latestResultFiles(dir: string): { file: string; record: ClaimSource }[] {
   if (!existsSync(dir)) throw new FgsmError(`${dir}: no such directory`, 'run an experiment first: fgsm run configs/softmax.yaml');
-  const latest = new Map<string, ClaimSource>();
+  const latest = new Map<string, { file: string; record: ClaimSource }>();
   for (const file of findResultFiles(dir, 4)) {
     const record = readRecord(file);
     if (!FORMATS.includes(record.format)) continue;
     const key = `${record.experiment}#${record.seed}`;
     const known = latest.get(key);
-    if (!known || known.finishedAt < record.finishedAt) latest.set(key, record);
+    if (!known || known.record.finishedAt < record.finishedAt) latest.set(key, { file, record });
   }
-  return [...latest.values()].sort((a, b) => a.experiment.localeCompare(b.experiment) || (a.seed ?? -1) - (b.seed ?? -1));
+  return [...latest.values()].sort(({ record: a }, { record: b }) => a.experiment.localeCompare(b.experiment) || (a.seed ?? -1) - (b.seed ?? -1));
 }

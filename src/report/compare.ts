@@ -16,7 +16,7 @@ export interface ReportRow {
   paperValues: number[];
   /** Percent, or null when this run did not measure it. For FGSM quantities: with the standard softmax gradient, as the paper computed it. */
   ours: number | null;
-  /** FGSM quantities only: the same with the stable softmax gradient (PAPER.md §3); null otherwise or not measured. */
+  /** FGSM quantities only: the same with the stable softmax gradient (docs/paper.md §3); null otherwise or not measured. */
   oursStableGradient: number | null;
   delta: number | null;
   tolerance: number;

@@ -3,25 +3,25 @@ import Table from 'cli-table3';
 import type { TransferMatrix } from '../eval/transfer.js';
 import type { ReportRow, Verdict } from './compare.js';
 
-const percent = (v: number | null, digits = 2): string => (v === null ? '—' : `${v.toFixed(digits)}%`);
-const signed = (v: number | null): string => (v === null ? '—' : `${v >= 0 ? '+' : ''}${v.toFixed(2)}`);
+export const percent = (v: number | null, digits = 2): string => (v === null ? '—' : `${v.toFixed(digits)}%`);
+export const signed = (v: number | null): string => (v === null ? '—' : `${v >= 0 ? '+' : ''}${v.toFixed(2)}`);
 /** Ours; for a mean over seeds, with the standard deviation and range. */
-const oursText = (row: ReportRow): string =>
+export const oursText = (row: ReportRow): string =>
   row.seeds
     ? `${percent(row.ours, 3)} ± ${row.seeds.sd.toFixed(3)} (${row.seeds.min.toFixed(2)}–${row.seeds.max.toFixed(2)}, n = ${row.seeds.count})`
     : percent(row.ours);
 /** The stable-gradient figure of an FGSM row, '—' where there is none. */
-const stableText = (row: ReportRow): string => percent(row.oursStableGradient, row.seeds ? 3 : 2);
+export const stableText = (row: ReportRow): string => percent(row.oursStableGradient, row.seeds ? 3 : 2);
 /** Under a table whose rows carry a stable-gradient figure: what the two columns are. */
-const GRADIENT_NOTE =
-  'ours: FGSM with the standard softmax gradient, as the paper computed it; stable ∇J: the same attack with the saturation-free gradient (PAPER.md §3).';
+export const GRADIENT_NOTE =
+  'ours: FGSM with the standard softmax gradient, as the paper computed it; stable ∇J: the same attack with the saturation-free gradient (docs/paper.md §3).';
 const anyStable = (rows: ReportRow[]): boolean => rows.some((row) => row.oursStableGradient !== null);
 
 /** The paper's number exactly as printed (several seeds: each, and their mean). */
-const paperText = (row: ReportRow): string =>
+export const paperText = (row: ReportRow): string =>
   row.paperValues.length > 1 ? `${row.paperValues.join(', ')} (mean ${+row.paper.toFixed(4)})%` : `${row.paper}%`;
 
-function verdictText(row: ReportRow): string {
+export function verdictText(row: ReportRow): string {
   // one statement: a number on other data neither holds nor fails a condition about the paper's data
   if (row.verdict === 'not comparable') {
     return `not comparable: not the paper's data${row.mustHold === null ? '' : `, so it cannot show "${row.mustHold}" (needs full MNIST)`}`;

@@ -28,7 +28,7 @@ export function renderRunReport(result: ResultRecord, rows: ReportRow[]): string
     '',
     saturated === undefined
       ? 'Saturated examples (p_y = 1 in float32) were not counted in this run.'
-      : `Saturated: ${saturated} of ${m.clean.n} clean test examples have p_y = 1 exactly in float32; there the standard gradient loses its true-class part (∂J/∂z_y = 0) and ∇ₓJ turns, the stable one does not (PAPER.md §3).`,
+      : `Saturated: ${saturated} of ${m.clean.n} clean test examples have p_y = 1 exactly in float32; there the standard gradient loses its true-class part (∂J/∂z_y = 0) and ∇ₓJ turns, the stable one does not (docs/paper.md §3).`,
     '',
   );
   if (m.rubbish) {
@@ -63,7 +63,7 @@ export function renderRunReport(result: ResultRecord, rows: ReportRow[]): string
       `. Training time ${duration(t.totalSeconds)} over all invocations` +
       ` (${duration(t.seconds)} in this one${resumed}).${stacked} Per epoch: \`epochs.csv\`; curve: \`training-curve.svg\`.`,
     '',
-    '## Open choices (PAPER.md §3)',
+    '## Open choices (docs/paper.md §3)',
     '',
     ...Object.entries(result.openChoices).map(([key, value]) => `- ${key}: ${JSON.stringify(value)}`),
     '',

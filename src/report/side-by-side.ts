@@ -145,7 +145,7 @@ function cells(row: SideBySideRow): string[] {
 }
 
 const NOTE =
-  'FGSM cells: error with the standard softmax gradient / with the stable one (PAPER.md §3); one figure: the run measured the standard one only.';
+  'FGSM cells: error with the standard softmax gradient / with the stable one (docs/paper.md §3); one figure: the run measured the standard one only.';
 
 export function renderSideBySideTerminal(table: SideBySide): string {
   const out = new Table({

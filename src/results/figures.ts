@@ -22,13 +22,18 @@ function prediction(probabilities: Float32Array, classes: number[]): { digit: nu
 }
 
 /**
- * The paper's Fig. 1 / Fig. 2c–d layout for several test examples: each row shows x, sign(∇ₓJ) and
- * x̃ = x + ε·sign(∇ₓJ), with the model's prediction and confidence (green when right, red when wrong).
- * Adversarial pixels outside [0, 1] are clipped for display only.
+ * The paper's Fig. 1 / Fig. 2c–d layout for several test examples, in landscape: one column per example, its
+ * rows x, sign(∇ₓJ) and x̃ = x + ε·sign(∇ₓJ), named at the left; under x and x̃ the model's prediction and
+ * confidence (green when right, red when wrong), under the sign the true class. Adversarial pixels outside
+ * [0, 1] are clipped for display only.
  */
 export function examplesFigure(triples: ExampleTriple[], classes: number[], epsilon: number): Buffer {
-  const headers = ['X (CLEAN)', 'SIGN(GRAD J)', `X + ${epsilon} SIGN`];
-  const rows = triples.map((t) => {
+  const names = [
+    ['X', '(CLEAN)'],
+    ['SIGN(GRAD J)', '(PERTURBATION)'],
+    [`X + ${epsilon}`, 'SIGN(GRAD J)', '(ADVERSARIAL)'],
+  ];
+  const columns = triples.map((t) => {
     const before = prediction(t.cleanProbabilities, classes);
     const after = prediction(t.adversarialProbabilities, classes);
     const cells: [Float32Array, (v: number) => Rgb, string, Rgb][] = [
@@ -38,17 +43,20 @@ export function examplesFigure(triples: ExampleTriple[], classes: number[], epsi
     ];
     return cells;
   });
-  const texts = [...headers, ...rows.flatMap((cells) => cells.map((c) => c[2]))];
-  const columnWidth = Math.max(CELL, ...texts.map((h) => Raster.textWidth(h, FONT)));
-  const rowHeight = CELL + SPACE + TEXT + GAP;
-  const top = GAP + TEXT + SPACE;
-  const raster = new Raster(GAP + 3 * (columnWidth + GAP), top + rowHeight * Math.max(1, triples.length));
-  // each column centres its picture, header and labels
-  const centred = (c: number, width: number) => GAP + c * (columnWidth + GAP) + Math.floor((columnWidth - width) / 2);
-  headers.forEach((h, c) => raster.text(centred(c, Raster.textWidth(h, FONT)), GAP, h, BLACK, FONT));
-  rows.forEach((cells, r) => {
-    const y = top + r * rowHeight;
-    cells.forEach(([values, color, label, labelColor], c) => {
+  const nameWidth = Math.max(...names.flat().map((line) => Raster.textWidth(line, FONT)));
+  const columnWidth = Math.max(CELL, ...columns.flatMap((cells) => cells.map((c) => Raster.textWidth(c[2], FONT))));
+  const rowHeight = Math.max(CELL + SPACE + TEXT, names.length * (TEXT + SPACE)) + GAP;
+  const left = GAP + nameWidth + GAP;
+  const raster = new Raster(left + Math.max(1, triples.length) * (columnWidth + GAP), GAP + names.length * rowHeight);
+  names.forEach((lines, r) => {
+    // each row's name centred beside its pictures
+    const y = GAP + r * rowHeight + Math.floor((CELL - lines.length * (TEXT + SPACE) + SPACE) / 2);
+    lines.forEach((line, i) => raster.text(GAP + nameWidth - Raster.textWidth(line, FONT), y + i * (TEXT + SPACE), line, BLACK, FONT));
+  });
+  const centred = (c: number, width: number) => left + c * (columnWidth + GAP) + Math.floor((columnWidth - width) / 2);
+  columns.forEach((cells, c) => {
+    cells.forEach(([values, color, label, labelColor], r) => {
+      const y = GAP + r * rowHeight;
       raster.image(values, SIDE, centred(c, CELL), y, SCALE, color);
       raster.text(centred(c, Raster.textWidth(label, FONT)), y + CELL + SPACE, label, labelColor, FONT);
     });

@@ -128,34 +128,132 @@ export function sweepSvg(points: SweepPoint[], title: string): Promise<string> {
   });
 }
 
+/** What a heat map shows: labelled rows and columns, a value per cell printed in it, and what colours it. */
+interface Heatmap {
+  rows: string[];
+  columns: string[];
+  /** The printed value of each cell, [row][column]. */
+  values: number[][];
+  /** The colour of each cell, in [0, 1] (the printed value where omitted). */
+  shades?: number[][];
+  rowTitle: string;
+  columnTitle: string;
+  /** d3 formats of the printed values and of the legend's ticks. */
+  format: string;
+  legendTitle: string;
+  legendFormat: string;
+  /** The side of a cell in pixels. */
+  cell: number;
+  fontSize: number;
+  scheme: 'reds' | 'blues';
+  /** sqrt: small shades stay visible beside a large diagonal. */
+  scaleType: 'linear' | 'sqrt';
+}
+
+/**
+ * A title in lines no wider than the plot, so that it does not widen the canvas of a small figure (the 15-px
+ * bold type is about 8.5 px a character).
+ */
+function wrapTitle(title: string, width: number): string[] {
+  const budget = Math.max(20, Math.floor(width / 8.5));
+  const lines: string[] = [];
+  for (const word of title.split(' ')) {
+    const last = lines.at(-1);
+    if (last !== undefined && `${last} ${word}`.length <= budget) lines[lines.length - 1] = `${last} ${word}`;
+    else lines.push(word);
+  }
+  return lines;
+}
+
+/** A compact heat map: cells of a fixed size, each printing its value, the colour legend beside it as tall as the plot. */
+function heatmapSvg(map: Heatmap, title: string): Promise<string> {
+  const values = map.values.flatMap((row, r) =>
+    row.map((value, c) => ({ row: map.rows[r], column: map.columns[c], value, shade: map.shades?.[r]?.[c] ?? value })),
+  );
+  const axis = (title: string, sort: string[]) => ({ type: 'nominal' as const, sort, axis: { labelLimit: 0, labelAngle: 0 }, title });
+  const width = map.cell * map.columns.length;
+  const height = map.cell * map.rows.length;
+  return renderSvg({
+    ...frame(''),
+    title: { text: wrapTitle(title, width + 120) },
+    width,
+    height,
+    config: { ...CONFIG, legend: { orient: 'right', direction: 'vertical', labelFontSize: 12, labelLimit: 0, gradientLength: height } },
+    data: { values },
+    encoding: { y: { field: 'row', ...axis(map.rowTitle, map.rows) }, x: { field: 'column', ...axis(map.columnTitle, map.columns) } },
+    layer: [
+      {
+        mark: 'rect',
+        encoding: {
+          color: {
+            field: 'shade',
+            type: 'quantitative',
+            title: map.legendTitle,
+            scale: { type: map.scaleType, domain: [0, 1], scheme: map.scheme },
+            legend: { format: map.legendFormat },
+          },
+        },
+      },
+      {
+        mark: { type: 'text', fontSize: map.fontSize },
+        encoding: {
+          text: { field: 'value', type: 'quantitative', format: map.format },
+          color: { condition: { test: 'datum.shade > 0.6', value: 'white' }, value: 'black' },
+        },
+      },
+    ],
+  });
+}
+
 /**
  * A transfer matrix as a heat map: rows are the models the FGSM examples were made on, columns the models that
  * scored them, each cell its error rate printed in it.
  */
 export function transferHeatmapSvg(names: string[], errors: number[][], title: string): Promise<string> {
-  const values = errors.flatMap((row, r) => row.map((error, c) => ({ made: names[r], scored: names[c], error })));
-  const axis = (title: string) => ({ type: 'nominal' as const, sort: names, axis: { labelLimit: 0, labelAngle: 0 }, title });
-  const size = Math.max(160, 90 * names.length);
-  return renderSvg({
-    ...frame(title),
-    width: size,
-    height: size,
-    data: { values },
-    encoding: { y: { field: 'made', ...axis('examples made on') }, x: { field: 'scored', ...axis('scored by') } },
-    layer: [
-      {
-        mark: 'rect',
-        encoding: {
-          color: { field: 'error', type: 'quantitative', title: 'FGSM error', scale: { domain: [0, 1], scheme: 'reds' }, legend: { format: '.0%' } },
-        },
-      },
-      {
-        mark: { type: 'text', fontSize: 13 },
-        encoding: {
-          text: { field: 'error', type: 'quantitative', format: '.1%' },
-          color: { condition: { test: 'datum.error > 0.6', value: 'white' }, value: 'black' },
-        },
-      },
-    ],
-  });
+  return heatmapSvg(
+    {
+      rows: names,
+      columns: names,
+      values: errors,
+      rowTitle: 'examples made on',
+      columnTitle: 'scored by',
+      format: '.1%',
+      legendTitle: 'FGSM error',
+      legendFormat: '.0%',
+      cell: 72,
+      fontSize: 13,
+      scheme: 'reds',
+      scaleType: 'linear',
+    },
+    title,
+  );
+}
+
+/**
+ * A confusion matrix (counts, [true][predicted]) as a heat map, each cell shaded by its share of its true class so
+ * that rows of different sizes compare.
+ */
+export function confusionSvg(classes: number[], counts: number[][], title: string): Promise<string> {
+  const labels = classes.map(String);
+  return heatmapSvg(
+    {
+      rows: labels,
+      columns: labels,
+      values: counts,
+      shades: counts.map((row) => {
+        const total = row.reduce((a, b) => a + b, 0) || 1;
+        return row.map((count) => count / total);
+      }),
+      rowTitle: 'true class',
+      columnTitle: 'predicted class',
+      format: 'd',
+      legendTitle: 'share of true class',
+      legendFormat: '.0%',
+      cell: 34,
+      fontSize: 11,
+      scheme: 'blues',
+      scaleType: 'sqrt',
+    },
+    title,
+  );
 }

@@ -24,7 +24,7 @@ export interface ResultRecord {
   configHash: string;
   configFiles: string[];
   overrides: string[];
-  /** The choices PAPER.md §3 leaves open, as this run made them. */
+  /** The choices docs/paper.md §3 leaves open, as this run made them. */
   openChoices: OpenChoices;
   claims: string[];
   metrics: {

@@ -32,7 +32,7 @@ export interface RecipeContext {
 }
 
 /**
- * pylearn2's recipe for the maxout network (PAPER.md §2) as stages. Stage 1 trains on the first 50,000 with early
+ * pylearn2's recipe for the maxout network (docs/paper.md §2) as stages. Stage 1 trains on the first 50,000 with early
  * stopping on clean or adversarial validation error and keeps the best parameters. Stage 2 (optional) either
  * continues from them on all 60,000 with η and μ where the best epoch left them until the dropout loss on the
  * last 10,000 falls to the best epoch's training loss, or retrains from scratch on all 60,000 for the chosen
