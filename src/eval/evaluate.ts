@@ -121,8 +121,8 @@ function attackBatch(
 
 /**
  * Clean test metrics; the configured attack's metrics at every ε (FGSM: one gradient per batch serves every ε; BIM,
- * PGD: one run per ε) with the configured softmax gradient and with the other one; and the rubbish-input test. Every read is asynchronous (WebGPU in Node has no
- * synchronous one).
+ * PGD: one run per ε) with the configured softmax gradient and with the other one; and the rubbish-input test. Every
+ * read is asynchronous (WebGPU in Node has no synchronous one).
  */
 export async function evaluate(model: Classifier, test: Split, options: EvaluateOptions): Promise<Evaluation> {
   const k = model.spec.classes.length;
