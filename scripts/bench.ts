@@ -8,11 +8,15 @@
  * steps. Every figure ends in a read of its result, so a GPU backend's queued work is counted (`--backend webgpu`).
  * `--units 1600` measures §6's larger maxout network. `--seeds N` (default 5 on webgpu and tensorflow, none
  * elsewhere) also measures N seeds of adversarial training stacked as one network (trainStacked), in examples/s
- * of all seeds together. Data: FGSM_DATA_DIR, else the cache, else the embedded subset.
+ * of all seeds together. PGD-40 (α = 0.01, random start, clipped; what the audit runs) on the maxout network: the
+ * seconds of one pass over the 10,000 test images, on each wasm thread count as the maxout rows; on a software
+ * WebGPU adapter (lavapipe) over the first --pgd-images (default 500) only, as it says. `--only pgd` measures PGD
+ * alone. Data: FGSM_DATA_DIR, else the cache, else the embedded subset.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
 import { fastGradientSign } from '../src/attacks/fgsm.js';
+import { iterativeGradientSign } from '../src/attacks/iterative.js';
 import { initBackend, type BackendRequest } from '../src/backend/select.js';
 import { createProgress } from '../src/core/progress.js';
 import { makeSplits, type Split } from '../src/data/dataset.js';
@@ -85,6 +89,31 @@ async function naiveFgsmImagesPerSecond(model: Classifier, test: Split, batch: n
     }
   });
   return test.n / seconds;
+}
+
+/** Seconds of PGD-40 (ε = .25, α = 0.01, random start, clipped to [0, 1]) on the first `images` test images. */
+async function pgdSeconds(model: Classifier, test: Split, images: number, batch: number): Promise<number> {
+  const started = performance.now();
+  for (let start = 0; start < images; start += batch) {
+    const end = Math.min(images, start + batch);
+    const x = tf.tensor2d(test.x.subarray(start * 784, end * 784), [end - start, 784]);
+    const y = tf.tensor1d(test.y.subarray(start, end), 'int32');
+    const { adversarial } = iterativeGradientSign(model, x, y, {
+      epsilon: 0.25,
+      steps: 40,
+      stepSize: 0.01,
+      randomStart: true,
+      restarts: 1,
+      seed: 1,
+      firstRow: start,
+      clip: [0, 1],
+      labels: 'true',
+      target: null,
+    });
+    tf.dispose([x, y]);
+    await settle(adversarial);
+  }
+  return (performance.now() - started) / 1000;
 }
 
 /** N seeds of `spec` trained together as one stacked network: examples/s of all seeds, the fastest epoch. */
@@ -183,15 +212,18 @@ async function main(): Promise<void> {
     const [what, value, unit] = row;
     console.log(`${what.padEnd(72)} ${Math.round(value).toLocaleString('en-US').padStart(10)} ${unit}`);
   };
-  push(['softmax training, batch 100', await trainingExamplesPerSecond(softmax, splits.train, 2), 'examples/s']);
-  for (const batch of [10000, 2000]) {
-    push([
-      `FGSM generation, softmax, ${splits.test.n} test images, batch ${batch}`,
-      await fgsmImagesPerSecond(softmax, splits.test, batch),
-      'images/s',
-    ]);
+  const onlyPgd = arg('--only') === 'pgd';
+  if (!onlyPgd) {
+    push(['softmax training, batch 100', await trainingExamplesPerSecond(softmax, splits.train, 2), 'examples/s']);
+    for (const batch of [10000, 2000]) {
+      push([
+        `FGSM generation, softmax, ${splits.test.n} test images, batch ${batch}`,
+        await fgsmImagesPerSecond(softmax, splits.test, batch),
+        'images/s',
+      ]);
+    }
+    push([`  same, naive tfjs (default matMul gradient), batch 2000`, await naiveFgsmImagesPerSecond(softmax, splits.test, 2000), 'images/s']);
   }
-  push([`  same, naive tfjs (default matMul gradient), batch 2000`, await naiveFgsmImagesPerSecond(softmax, splits.test, 2000), 'images/s']);
   softmax.dispose();
 
   const maxoutSpec = {
@@ -209,11 +241,18 @@ async function main(): Promise<void> {
   };
   const subset: Split = { ...splits.train, n: 5000, x: splits.train.x.subarray(0, 5000 * 784), y: splits.train.y.subarray(0, 5000) };
   const adversarial = trainingPerturbation({ kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState: 'deterministic', gradient: 'standard' });
-  const maxout = buildModel(maxoutSpec, 0.005, 1);
   const naiveOn = backend.name === 'wasm' ? 'one thread' : backend.name;
-  const plainNaive = await naiveMaxoutExamplesPerSecond(maxout, subset, 30, false);
-  const advNaive = await naiveMaxoutExamplesPerSecond(maxout, subset, 15, true);
-  maxout.dispose();
+  let plainNaive = 0;
+  let advNaive = 0;
+  if (!onlyPgd) {
+    const maxout = buildModel(maxoutSpec, 0.005, 1);
+    plainNaive = await naiveMaxoutExamplesPerSecond(maxout, subset, 30, false);
+    advNaive = await naiveMaxoutExamplesPerSecond(maxout, subset, 15, true);
+    maxout.dispose();
+  }
+  // lavapipe runs PGD-40 on 10,000 images for hours: a part of them there, said in the row
+  const software = backend.name === 'webgpu' && /software/.test(backend.device);
+  const pgdImages = Math.min(splits.test.n, Number(arg('--pgd-images') ?? (software ? 500 : splits.test.n)));
   // the maxout paths on one thread (tfjs's stock build), then on the threaded build when more are asked for
   for (const count of threads > 1 && backend.name === 'wasm' ? [1, threads] : [1]) {
     const on = count > 1 ? ` — wasm, ${count} threads` : '';
@@ -222,32 +261,40 @@ async function main(): Promise<void> {
       if (threaded.threads !== count) throw new Error(`the threaded build did not start: ${threaded.detail}`);
     }
     const model = buildModel(maxoutSpec, 0.005, 1);
-    const plainOurs = await trainingExamplesPerSecond(model, subset, 2);
-    push([`maxout ${units}×5 ×2 + dropout training, batch 100${units === 240 ? ' (target ≥ 4,000)' : ''}${on}`, plainOurs, 'examples/s']);
-    push([
-      `  vs naive tfjs on ${naiveOn} (${Math.round(plainNaive).toLocaleString('en-US')}): ${(plainOurs / plainNaive).toFixed(1)}× faster`,
-      plainNaive,
-      'examples/s',
-    ]);
-    const advOurs = await trainingExamplesPerSecond(model, subset, 2, adversarial);
-    push([`maxout adversarial training J̃, batch 100 (target ≥ 2,000)${on}`, advOurs, 'examples/s']);
-    push([
-      `  vs naive tfjs on ${naiveOn} (${Math.round(advNaive).toLocaleString('en-US')}): ${(advOurs / advNaive).toFixed(1)}× faster`,
-      advNaive,
-      'examples/s',
-    ]);
-    for (const batch of [100, 1000]) {
+    if (!onlyPgd) {
+      const plainOurs = await trainingExamplesPerSecond(model, subset, 2);
+      push([`maxout ${units}×5 ×2 + dropout training, batch 100${units === 240 ? ' (target ≥ 4,000)' : ''}${on}`, plainOurs, 'examples/s']);
       push([
-        `FGSM generation, maxout ${units}, ${splits.test.n} test images, batch ${batch}${batch === 100 ? ' (target ≥ 3,000)' : ''}${on}`,
-        await fgsmImagesPerSecond(model, splits.test, batch),
-        'images/s',
+        `  vs naive tfjs on ${naiveOn} (${Math.round(plainNaive).toLocaleString('en-US')}): ${(plainOurs / plainNaive).toFixed(1)}× faster`,
+        plainNaive,
+        'examples/s',
       ]);
+      const advOurs = await trainingExamplesPerSecond(model, subset, 2, adversarial);
+      push([`maxout adversarial training J̃, batch 100 (target ≥ 2,000)${on}`, advOurs, 'examples/s']);
+      push([
+        `  vs naive tfjs on ${naiveOn} (${Math.round(advNaive).toLocaleString('en-US')}): ${(advOurs / advNaive).toFixed(1)}× faster`,
+        advNaive,
+        'examples/s',
+      ]);
+      for (const batch of [100, 1000]) {
+        push([
+          `FGSM generation, maxout ${units}, ${splits.test.n} test images, batch ${batch}${batch === 100 ? ' (target ≥ 3,000)' : ''}${on}`,
+          await fgsmImagesPerSecond(model, splits.test, batch),
+          'images/s',
+        ]);
+      }
     }
+    const part = pgdImages < splits.test.n ? ` (the first ${pgdImages} only: ${backend.device})` : '';
+    push([
+      `PGD-40 (α = 0.01, random start, clipped), maxout ${units}, ${pgdImages} test images, batch 1000${part}${on}`,
+      await pgdSeconds(model, splits.test, pgdImages, 1000),
+      's',
+    ]);
     model.dispose();
   }
 
   const seeds = Number(arg('--seeds') ?? (['webgpu', 'tensorflow'].includes(backend.name) ? 5 : 0));
-  if (seeds > 1) {
+  if (seeds > 1 && !onlyPgd) {
     await initBackend(backend.name);
     push([
       `${seeds} seeds of maxout ${units} adversarial training J̃ stacked, batch 100 each${units === 1600 ? ' (target ≥ 20,000)' : ''}`,

@@ -128,6 +128,18 @@ describe('fgsm CLI end to end', () => {
     assert.equal(Number(lines[2]!.split(',')[other]), result.metrics.fgsmOtherGradient['0.1'].error, 'and so does its other gradient');
     assert.ok(existsSync(join(sweepDir, 'sweep.svg')));
     assert.deepEqual(JSON.parse(readFileSync(join(sweepDir, 'sweep.json'), 'utf8')).epsilons, [0, 0.1, 0.2]);
+
+    const pgdArgs = ['sweep', join(dir, 'small.yaml'), '--eps', '0.1', '--results-dir', join(dir, 'results'), '--set', 'training.epochs=2'];
+    const pgd = fgsm([...pgdArgs, '--attack', 'pgd', '--steps', '5', '--step-size', '0.05']);
+    assert.equal(pgd.status, 0, pgd.stderr);
+    const pgdDir = /→ (.*)\/sweep\.csv/.exec(pgd.stdout)![1]!;
+    assert.equal(dirname(dirname(pgdDir)), folder, 'the same trained model, attacked by PGD');
+    assert.notEqual(pgdDir, sweepDir);
+    const { attack } = JSON.parse(readFileSync(join(pgdDir, 'sweep.json'), 'utf8'));
+    assert.deepEqual([attack.method, attack.steps, attack.stepSize, attack.randomStart, attack.restarts], ['pgd', 5, 0.05, true, 1]);
+    const refused = fgsm([...pgdArgs, '--restarts', '2']);
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /sweep with fgsm: .*restarts/);
     assert.equal(fgsm(['sweep', join(dir, 'small.yaml'), '--eps', '0.3:0.1:0.1']).status, 2);
 
     // numbers on the embedded subset are never evidence for the paper: --check must fail on every must-hold claim

@@ -128,6 +128,15 @@ describe('paper table', () => {
     assert.ok(Math.abs(seeds.find((r) => r.seeds && r.quantity === 'FGSM ε=.25 error')!.oursStableGradient! - 98) < 1e-9);
   });
 
+  test("a run whose attack is BIM or PGD measured none of the paper's FGSM figures", () => {
+    const fgsm = { '0.25': { gradient: 'standard', error: 0.999, meanConfidenceOnMistakes: 0.9 } };
+    const record = (method: string) =>
+      ({ ...result(['s4.maxout.fgsm'], { fgsm, fgsmOtherGradient: fgsm }), config: { attack: { method } } }) as unknown as ResultRecord;
+    const error = (method: string) => compareClaims(record(method)).find((r) => r.quantity === 'FGSM ε=.25 error')!;
+    assert.ok(Math.abs(error('fgsm').ours! - 99.9) < 1e-9);
+    for (const method of ['bim', 'pgd']) assert.deepEqual([error(method).ours, error(method).oursStableGradient], [null, null], method);
+  });
+
   test('transfer and agreement rows take the standard gradient too and show the stable one beside it; older records show none', () => {
     const pair = (error: number) => ({ epsilon: 0.25, error, meanConfidenceOnMistakes: 0.9 });
     const transfer = (configured: string, metrics: Record<string, unknown>) =>

@@ -165,7 +165,10 @@ attack: { epsilons: [0.1, 0.25] }
     assert.deepEqual(overridden.overrides, ['attack.gradient=stable', 'attack.clip=[0, 1]']);
     const bad = fgsm(['transfer', ...files, '--results-dir', results, '--set', 'attack.gradient=exact'], env);
     assert.equal(bad.status, 2, bad.stderr);
-    assert.match(bad.stderr, /--set attack\.gradient=exact: attack\.gradient: .*expected one of "standard"\|"stable"; found "exact"/);
+    assert.match(
+      bad.stderr,
+      /--set attack\.gradient=exact: attack\.gradient: .*expected one of "standard"\|"softmax-minus-onehot"\|"exp-log-softmax-minus-onehot"\|"stable"; found "exact"/,
+    );
 
     // the same experiments on the embedded subset: their runs are on other data, so there is nothing to use
     const subset = fgsm(['run', join(dir, 'pair.yaml'), '--results-dir', results, '-q'], {

@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { fastGradientSign } from '../src/attacks/fgsm.js';
+import { iterativeGradientSign } from '../src/attacks/iterative.js';
 import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
 import { initBackend, type BackendName } from '../src/backend/select.js';
 import { probeWebgpu } from '../src/backend/webgpu.js';
@@ -251,13 +252,47 @@ describe('webgpu backend (lavapipe without a GPU)', () => {
       const added = tf.tidy(() => tf.add(tf.tensor1d(ints, 'int32'), tf.scalar(0, 'int32')));
       const negated = tf.tidy(() => tf.logicalNot(tf.tensor1d(bools, 'bool')));
       assert.deepEqual(await added.data(), ints);
-      assert.deepEqual(Array.from(await negated.data(), (v) => v === 0), bools);
+      assert.deepEqual(
+        Array.from(await negated.data(), (v) => v === 0),
+        bools,
+      );
       tf.dispose([added, negated]);
       await parametersAfterSteps(2);
     } finally {
       device.createBuffer = create;
     }
     assert.equal(staging, 0, 'uploads made mapped staging buffers');
+  });
+
+  test('PGD (random start, restarts) on the small maxout network: webgpu gives the examples wasm gives, within ε, no leak', async () => {
+    const [x, y] = [randomImages(N, 5), randomLabels(N, 10, 5)];
+    const options = {
+      epsilon: 0.1,
+      steps: 3,
+      stepSize: 0.04,
+      randomStart: true,
+      restarts: 2,
+      seed: 3,
+      clip: [0, 1] as const,
+      labels: 'true' as const,
+      target: null,
+    };
+    let leaked = 0;
+    const runs = await onBoth(async () => {
+      const m = model('maxout', 0.3);
+      const [xt, yt] = [tf.tensor2d(x, [N, 784]), tf.tensor1d(y, 'int32')];
+      const before = tf.memory().numTensors;
+      const adversarial = await values(iterativeGradientSign(m, xt, yt, options).adversarial);
+      leaked += tf.memory().numTensors - before;
+      tf.dispose([xt, yt]);
+      m.dispose();
+      return adversarial;
+    });
+    assert.equal(leaked, 0);
+    runs.webgpu.forEach((v, i) => assert.ok(v >= Math.max(0, x[i]! - 0.1 - 1e-6) && v <= Math.min(1, x[i]! + 0.1 + 1e-6), `pixel ${i}: ${v}`));
+    // a gradient within rounding of 0 may take either sign on either backend, and a step carries it on
+    const differing = runs.webgpu.filter((v, i) => Math.abs(v - runs.wasm[i]!) > 1e-5).length;
+    assert.ok(differing < 0.01 * runs.wasm.length, `${differing} of ${runs.wasm.length} pixels differ from wasm`);
   });
 
   test('attack, gradient and training steps on webgpu leak no tensor', async () => {

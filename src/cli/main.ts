@@ -10,6 +10,7 @@ import { packageRoot } from '../core/package-root.js';
 import { createProgress, progressModeFor } from '../core/progress.js';
 import type { runCrossRun } from '../pipeline/cross-run.js';
 import type { RunOptions, StackSeeds } from '../pipeline/experiment.js';
+import type { AttackChoice } from '../pipeline/sweep.js';
 import type { SlurmRun } from './executors/slurm.js';
 
 /*
@@ -48,6 +49,39 @@ function parseEpsilon(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`expected an ε ≥ 0, e.g. 0.25, found "${value}"`);
   return n;
+}
+
+function parseWholeNumber(value: string): number {
+  const n = Number(value);
+  if (!(Number.isInteger(n) && n >= 1)) throw new InvalidArgumentError(`expected a whole number ≥ 1, found "${value}"`);
+  return n;
+}
+
+function parseStepSize(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n > 0 && n <= 1)) throw new InvalidArgumentError(`expected a step size in (0, 1], e.g. 0.01, found "${value}"`);
+  return n;
+}
+
+/** sweep's flags that choose its attack. */
+interface SweepAttackFlags {
+  attack?: AttackChoice['method'];
+  steps?: number;
+  stepSize?: number;
+  restarts?: number;
+  randomStart: boolean;
+}
+
+/** The attack sweep's flags choose, or null where they leave the configured one. */
+function attackChoiceFrom(flags: SweepAttackFlags): AttackChoice | null {
+  const choice: AttackChoice = {
+    ...(flags.attack ? { method: flags.attack } : {}),
+    ...(flags.steps !== undefined ? { steps: flags.steps } : {}),
+    ...(flags.stepSize !== undefined ? { stepSize: flags.stepSize } : {}),
+    ...(flags.restarts !== undefined ? { restarts: flags.restarts } : {}),
+    ...(flags.randomStart ? {} : { randomStart: false }),
+  };
+  return Object.keys(choice).length > 0 ? choice : null;
 }
 
 function threadsFromEnv(): number {
@@ -333,18 +367,30 @@ function program(): Command {
   withExperimentFlags(
     cli
       .command('sweep')
-      .description("FGSM error and confidence against ε for an experiment's latest complete run; writes sweep.json, sweep.csv and sweep.svg")
+      .description(
+        "error and confidence against ε under FGSM (or --attack bim, pgd) for an experiment's latest complete run; writes sweep.json, sweep.csv and sweep.svg",
+      )
       .argument('<config>', 'experiment YAML file')
       .option('--eps <range>', 'START:STOP:STEP (inclusive), e.g. 0:0.3:0.05, or a list, e.g. 0.1,0.25 (default 0:0.3:0.025, the range of the paper)')
-      .option('--train-missing', "train the experiment when it has no complete run (hours for the paper's networks), instead of refusing", false),
+      .option('--train-missing', "train the experiment when it has no complete run (hours for the paper's networks), instead of refusing", false)
+      .addOption(new Option('--attack <method>', 'the attack instead of the configured one').choices(['fgsm', 'bim', 'pgd']))
+      .option('--steps <n>', 'bim, pgd: gradient steps', parseWholeNumber)
+      .option('--step-size <α>', 'bim, pgd: the L∞ size of one step', parseStepSize)
+      .option('--restarts <n>', 'pgd: runs from random starts, the worst kept per example', parseWholeNumber)
+      .option('--no-random-start', 'pgd: start from x'),
     'train a new model even if a complete run of the same config exists',
-  ).action(async (config: string, flags: ExperimentFlags & { eps?: string; trainMissing: boolean }) => {
+  ).action(async (config: string, flags: ExperimentFlags & SweepAttackFlags & { eps?: string; trainMissing: boolean }) => {
     const [{ DEFAULT_SWEEP_GRID, parseEpsilons, sweepExperiment }, { renderSweepTable }] = await Promise.all([
       import('../pipeline/sweep.js'),
       import('../report/render.js'),
     ]);
     const epsilons = parseEpsilons(flags.eps ?? DEFAULT_SWEEP_GRID);
-    const { dir, points, others } = await sweepExperiment(config, epsilons, { ...runOptionsFrom(flags), trainMissing: flags.trainMissing });
+    const { dir, points, others } = await sweepExperiment(
+      config,
+      epsilons,
+      { ...runOptionsFrom(flags), trainMissing: flags.trainMissing },
+      attackChoiceFrom(flags),
+    );
     console.log(renderSweepTable(points, others, width()));
     console.log(`→ ${join(dir, 'sweep.csv')}, ${join(dir, 'sweep.svg')}`);
   });

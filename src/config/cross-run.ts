@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AttackSchema, BackendChoice, ClaimIds, ExperimentName } from './schema.js';
+import { FgsmAttackSchema, BackendChoice, ClaimIds, ExperimentName } from './schema.js';
 
 /**
  * Experiments over several runs: they train nothing, they take the models other experiments trained (their
@@ -30,7 +30,7 @@ const common = {
   name: ExperimentName,
   description: z.string().default('').describe('free text about the experiment, kept in its result'),
   backend: BackendChoice,
-  attack: AttackSchema,
+  attack: FgsmAttackSchema.prefault({}),
   claims: ClaimIds,
 };
 

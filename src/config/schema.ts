@@ -145,8 +145,11 @@ export const ModelSchema = z.discriminatedUnion('kind', [SoftmaxSchema, Logistic
 const alpha = z.number().min(0).max(1).default(0.5).describe('weight of the clean term: α·J(x) + (1 − α)·J(x̃)');
 const epsilon = z.number().min(0).max(1).default(0.25).describe('ε, in pixel units ([0, 1])');
 
+/** The formulations of ∂J/∂z of the softmax cross-entropy in float32 (see SoftmaxGradient in models/). */
+export const SOFTMAX_GRADIENTS = ['standard', 'softmax-minus-onehot', 'exp-log-softmax-minus-onehot', 'stable'] as const;
+
 /** How ∂J/∂z of the softmax cross-entropy is computed in float32 (docs/paper.md §3); each key says where it applies. */
-const lossGradient = z.enum(['standard', 'stable']).default('standard');
+const lossGradient = z.enum(SOFTMAX_GRADIENTS).default('standard');
 
 const ObjectiveSchema = z
   .discriminatedUnion('kind', [
@@ -231,26 +234,58 @@ export const TrainingSchema = z
   })
   .describe('the training loop: minibatch SGD with momentum, schedules, early stopping');
 
+/** The keys every attack has. */
+const attackKeys = {
+  epsilons: z.array(z.number().min(0).max(1)).min(1).default([0.25]).describe('every ε to evaluate (FGSM: one gradient serves them all)'),
+  clip: z
+    .union([z.literal('none'), z.tuple([z.number(), z.number()])])
+    .default('none')
+    .describe('none (the paper) or [min, max] (what most libraries do; weaker on MNIST); an iterative attack clips every step'),
+  labels: z.enum(['true', 'predicted']).default('true').describe("labels in J: true (the paper) or the model's predictions (avoids label leaking)"),
+  target: z
+    .union([z.literal('none'), z.literal('next'), z.literal('least-likely'), digit])
+    .default('none')
+    .describe('none: untargeted; otherwise step towards a class: (y+1) mod K, the least likely class, or a fixed digit'),
+  batchSize: positiveInt.default(2000).describe('examples per gradient batch (results do not depend on it)'),
+  gradient: lossGradient.describe(
+    "the softmax gradient of the attack (and of early stopping's adversarial validation error), ∂J/∂z = p − onehot(y) in one of four float32 formulations. standard: autodiff through logsumexp(z) − z_y; softmax-minus-onehot: p from the float32 softmax (Theano's and TensorFlow's); exp-log-softmax-minus-onehot: p = exp(log softmax(z)) (PyTorch's); these three lose the true-class part once p_y rounds to 1 and ∇ₓJ turns, each at slightly different logits. stable: ∂J/∂z_y = −Σ_{k≠y} p_k, no saturation. Every run measures this one (metrics.fgsm) and stable, or standard when this is stable (metrics.fgsmOtherGradient); the paper table keeps the standard one",
+  ),
+};
+
+/** The paper's attack, and the only one experiments over runs (transfer, agreement, ensembles) take. */
+export const FgsmAttackSchema = z.strictObject({
+  method: z.literal('fgsm').default('fgsm').describe('the fast gradient sign method, x̃ = x + ε·sign(∇ₓJ(θ, x, y))'),
+  ...attackKeys,
+});
+
+/** α and the number of steps of an iterative attack. */
+const stepKeys = (steps: number) => ({
+  steps: positiveInt.default(steps).describe('gradient steps (one forward and one backward pass each)'),
+  stepSize: z.number().positive().max(1).default(0.01).describe('α: every pixel moves by α·sign(∇ₓJ) per step, then back into the ε-ball'),
+});
+
 export const AttackSchema = z
-  .strictObject({
-    method: z.literal('fgsm').default('fgsm').describe('the fast gradient sign method, x̃ = x + ε·sign(∇ₓJ(θ, x, y))'),
-    epsilons: z.array(z.number().min(0).max(1)).min(1).default([0.25]).describe('every ε to evaluate; one gradient serves them all'),
-    clip: z
-      .union([z.literal('none'), z.tuple([z.number(), z.number()])])
-      .default('none')
-      .describe('none (the paper) or [min, max] (what most libraries do; weaker on MNIST)'),
-    labels: z.enum(['true', 'predicted']).default('true').describe("labels in J: true (the paper) or the model's predictions (avoids label leaking)"),
-    target: z
-      .union([z.literal('none'), z.literal('next'), z.literal('least-likely'), digit])
-      .default('none')
-      .describe('none: untargeted; otherwise step towards a class: (y+1) mod K, the least likely class, or a fixed digit'),
-    batchSize: positiveInt.default(2000).describe('examples per gradient batch (results do not depend on it)'),
-    gradient: lossGradient.describe(
-      "the softmax gradient of the attack (and of early stopping's adversarial validation error). standard: p − onehot(y), as every float32 framework (and the paper's Theano) computes it: once p_y rounds to 1 its true-class part is 0 and ∇ₓJ turns; stable: ∂J/∂z_y = −Σ_{k≠y} p_k, no saturation. Every run measures both; this one is metrics.fgsm, the other metrics.fgsmOtherGradient, and the paper table keeps the standard one",
-    ),
-  })
+  .discriminatedUnion('method', [
+    FgsmAttackSchema,
+    z.strictObject({
+      method: z.literal('bim').describe('the basic iterative method (Kurakin et al. 2017): FGSM steps of α from x, projected onto the ε-ball'),
+      ...attackKeys,
+      ...stepKeys(10),
+    }),
+    z.strictObject({
+      method: z
+        .literal('pgd')
+        .describe('projected gradient descent (Madry et al. 2018): BIM from a random start in the ε-ball, the worst of several restarts kept'),
+      ...attackKeys,
+      ...stepKeys(40),
+      randomStart: z.boolean().default(true).describe("start at x + U(−ε, ε) per pixel, drawn from the experiment's seed (false: from x, as BIM)"),
+      restarts: positiveInt
+        .default(1)
+        .describe('runs from independent random starts; per example the worst is kept (misclassified first, then the highest loss)'),
+    }),
+  ])
   .prefault({})
-  .describe('the attack evaluated on the test set');
+  .describe('the attack evaluated on the test set; method fgsm, bim or pgd picks which, and which keys it has');
 
 const EvaluationSchema = z
   .strictObject({
@@ -355,6 +390,7 @@ export type ModelConfig = Experiment['model'];
 export type DataConfig = Experiment['data'];
 export type TrainingConfig = Experiment['training'];
 export type AttackConfig = Experiment['attack'];
+export type FgsmAttackConfig = z.infer<typeof FgsmAttackSchema>;
 export type ObjectiveConfig = TrainingConfig['objective'];
 export type EvaluationConfig = Experiment['evaluation'];
 

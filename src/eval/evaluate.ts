@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fastGradientSign, type FgsmOptions } from '../attacks/fgsm.js';
+import { iterativeGradientSign } from '../attacks/iterative.js';
 import { rubbishInputs } from '../attacks/rubbish.js';
 import type { AttackConfig } from '../config/schema.js';
 import { FgsmError } from '../core/errors.js';
@@ -14,8 +15,8 @@ export interface FgsmMetrics extends ClassificationMetrics {
   epsilon: number;
   /** The softmax gradient the attack took (docs/paper.md §3). */
   gradient: SoftmaxGradient;
-  /** Examples whose input gradient was all zero. */
-  zeroGradient: number;
+  /** Examples whose input gradient was all zero (FGSM); null for an iterative attack, which does not count them. */
+  zeroGradient: number | null;
   /**
    * Clean examples whose true class has p_y = 1 exactly in float32: there the standard gradient has lost its
    * true-class part (see SoftmaxGradient). A property of the model and the test set, the same in every entry.
@@ -37,7 +38,10 @@ export interface ExampleTriple {
 
 export interface Evaluation {
   clean: ClassificationMetrics;
-  /** With the configured gradient (attack.gradient), keyed by String(ε), e.g. "0.25". */
+  /**
+   * The configured attack (attack.method: FGSM, the paper's, unless the config says bim or pgd) with the configured
+   * gradient (attack.gradient), keyed by String(ε), e.g. "0.25".
+   */
   fgsm: Record<string, FgsmMetrics>;
   /** The same attack with the other gradient: every run measures both. */
   fgsmOtherGradient: Record<string, FgsmMetrics>;
@@ -48,7 +52,7 @@ export interface Evaluation {
 }
 
 /** Maps the config's attack section onto the attack's options for a model whose classes are `classes`. */
-export function fgsmOptionsFrom(attack: AttackConfig, classes: number[]): FgsmOptions {
+export function fgsmOptionsFrom(attack: Omit<AttackConfig, 'method'>, classes: number[]): FgsmOptions {
   let target: FgsmOptions['target'] = null;
   if (typeof attack.target === 'number') {
     target = classes.indexOf(attack.target);
@@ -72,14 +76,53 @@ interface AttackTally {
   gradient: SoftmaxGradient;
   /** Per ε, the probabilities on the adversarial examples, [n × k]. */
   probabilities: Float32Array[];
-  zeroGradient: number;
+  zeroGradient: number | null;
   maxPerturbation: number[];
 }
 
+/** One batch attacked at every ε: x̃ per ε, the perturbation per unit ε at `figureEpsilon`, the zero-gradient count. */
+interface AttackedBatch {
+  adversarial: tf.Tensor2D[];
+  direction: tf.Tensor2D;
+  zeroGradient: tf.Scalar | null;
+}
+
 /**
- * Clean test metrics; FGSM metrics at every ε (one gradient per batch serves every ε) with the configured softmax
- * gradient and with the other one; and the rubbish-input test. Every read is asynchronous (WebGPU in Node has no
- * synchronous one).
+ * The configured attack on one batch whose first row is row `firstRow` of the test set: FGSM (one gradient serves
+ * every ε), or BIM / PGD once per ε, their random starts drawn from `seed`.
+ */
+function attackBatch(
+  model: Classifier,
+  x: tf.Tensor2D,
+  y: tf.Tensor1D,
+  attack: AttackConfig,
+  fgsmOptions: FgsmOptions,
+  place: { firstRow: number; seed: number; figureEpsilon: number },
+): AttackedBatch {
+  if (attack.method === 'fgsm') return fastGradientSign(model, x, y, fgsmOptions);
+  const { epsilons: _all, countZeroGradients: _uncounted, dropoutSeed: _deterministic, ...shared } = fgsmOptions;
+  const adversarial = attack.epsilons.map(
+    (epsilon) =>
+      iterativeGradientSign(model, x, y, {
+        ...shared,
+        epsilon,
+        steps: attack.steps,
+        stepSize: attack.stepSize,
+        randomStart: attack.method === 'pgd' && attack.randomStart,
+        restarts: attack.method === 'pgd' ? attack.restarts : 1,
+        seed: place.seed,
+        firstRow: place.firstRow,
+      }).adversarial,
+  );
+  const atFigure = adversarial[attack.epsilons.indexOf(place.figureEpsilon)]!;
+  const direction = tf.tidy(() => (place.figureEpsilon === 0 ? tf.zerosLike(x) : tf.div(tf.sub(atFigure, x), place.figureEpsilon)) as tf.Tensor2D);
+  return { adversarial, direction, zeroGradient: null };
+}
+
+/**
+ * Clean test metrics; the configured attack's metrics at every ε (FGSM: one gradient per batch serves every ε; BIM,
+ * PGD: one run per ε) with the configured softmax gradient and with the other one; and the rubbish-input test. Every
+ * read is asynchronous (WebGPU in Node has no synchronous one).
  */
 export async function evaluate(model: Classifier, test: Split, options: EvaluateOptions): Promise<Evaluation> {
   const k = model.spec.classes.length;
@@ -92,22 +135,23 @@ export async function evaluate(model: Classifier, test: Split, options: Evaluate
   const tallies: AttackTally[] = gradients.map((gradient) => ({
     gradient,
     probabilities: epsilons.map(() => new Float32Array(test.n * k)),
-    zeroGradient: 0,
+    zeroGradient: options.attack.method === 'fgsm' ? 0 : null,
     maxPerturbation: epsilons.map(() => 0),
   }));
   const triples: ExampleTriple[] = [];
   const batch = options.attack.batchSize;
-  options.progress.start(test.n, `FGSM on ${test.n} test examples`);
+  options.progress.start(test.n, `${options.attack.method.toUpperCase()} on ${test.n} test examples`);
   const started = performance.now();
   for (let start = 0; start < test.n; start += batch) {
     const end = Math.min(test.n, start + batch);
     const x = tf.tensor2d(test.x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]);
     const y = tf.tensor1d(test.y.subarray(start, end), 'int32');
-    const results = tallies.map((tally) => fastGradientSign(model, x, y, { ...fgsmOptions, gradient: tally.gradient }));
+    const place = { firstRow: start, seed: options.seed, figureEpsilon };
+    const results = tallies.map((tally) => attackBatch(model, x, y, options.attack, { ...fgsmOptions, gradient: tally.gradient }, place));
     try {
       for (const [t, tally] of tallies.entries()) {
         const result = results[t]!;
-        tally.zeroGradient += (await result.zeroGradient!.data())[0]!;
+        if (result.zeroGradient) tally.zeroGradient! += (await result.zeroGradient.data())[0]!;
         for (const e of epsilons.keys()) {
           const probabilities = tf.tidy(() => model.probabilities(model.logits(result.adversarial[e]!)));
           const perturbation = tf.tidy(() => tf.max(tf.abs(tf.sub(result.adversarial[e]!, x))));

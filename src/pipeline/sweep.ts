@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { basename, join, relative } from 'node:path';
 import { initBackend } from '../backend/select.js';
-import type { Experiment } from '../config/schema.js';
+import { AttackSchema, type AttackConfig } from '../config/schema.js';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
 import { FgsmError } from '../core/errors.js';
 import { makeSplits } from '../data/dataset.js';
@@ -43,7 +43,38 @@ export function parseEpsilons(text: string): number[] {
 }
 
 /** What a sweep was: its grid, its attack and its data. Sweeps that differ in any of these never share a folder. */
-function sweepKey(epsilons: number[], attack: Experiment['attack'], data: DataIdentity): string {
+/**
+ * The attack a sweep draws instead of the configured one (`fgsm sweep --attack … --steps …`): absent keys keep the
+ * configured values where the method is the configured one (the default), else their defaults.
+ */
+export interface AttackChoice {
+  method?: AttackConfig['method'];
+  steps?: number;
+  stepSize?: number;
+  randomStart?: boolean;
+  restarts?: number;
+}
+
+/**
+ * The attack of a sweep over `epsilons`: the configured one, or `choice` with the configured clip, labels, target,
+ * batch size and gradient (and the configured steps where the configured method is the chosen one).
+ */
+export function sweptAttack(configured: AttackConfig, epsilons: number[], choice: AttackChoice | null): AttackConfig {
+  if (!choice) return { ...configured, epsilons };
+  const { epsilons: _configured, clip, labels, target, batchSize, gradient } = configured;
+  const method = choice.method ?? configured.method;
+  const base = method === configured.method ? configured : { method, clip, labels, target, batchSize, gradient };
+  const given = Object.fromEntries(Object.entries(choice).filter(([, value]) => value !== undefined));
+  const parsed = AttackSchema.safeParse({ ...base, ...given, epsilons });
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'attack'}: ${issue.message}`).join('; ');
+    throw new FgsmError(`sweep with ${method}: ${problems}`, 'steps, step size and restarts belong to bim and pgd; random start and restarts to pgd');
+  }
+  return parsed.data;
+}
+
+/** What a sweep was: its grid, its attack and its data. Sweeps that differ in any of these never share a folder. */
+function sweepKey(epsilons: number[], attack: AttackConfig, data: DataIdentity): string {
   const { epsilons: _configured, ...options } = attack;
   return createHash('sha256')
     .update(JSON.stringify({ epsilons, options, data: data.id }))
@@ -58,21 +89,22 @@ export interface SweepOptions extends RunOptions {
 
 export interface Sweep {
   dir: string;
-  /** Per ε: FGSM with the configured softmax gradient, and with the other one. */
+  /** Per ε: the attack with the configured softmax gradient, and with the other one. */
   points: FgsmMetrics[];
   others: FgsmMetrics[];
 }
 
 /**
- * FGSM error against ε for an experiment's model: the newest complete run of the same resolved config on the
+ * Error against ε under the configured attack, or `choice` when given, for an experiment's model: the newest complete run of the same resolved config on the
  * same data is reused (its saved model); without one the experiment is trained first only when asked
  * (--train-missing, or --fresh for a new model). A sweep is a result of its own: <run>/sweeps/<key>/ holds
  * sweep.json (grid, attack, data, points), sweep.csv and sweep.svg, the key naming the grid, the attack and
  * the data, so a sweep on other data or another grid never overwrites this one.
  */
-export async function sweepExperiment(file: string, epsilons: number[], options: SweepOptions): Promise<Sweep> {
+export async function sweepExperiment(file: string, epsilons: number[], options: SweepOptions, choice: AttackChoice | null = null): Promise<Sweep> {
   const loaded = loadForRun(file, options);
   const { config } = loaded;
+  const attack = sweptAttack(config.attack, epsilons, choice);
   const raw = await resolveMnist({
     source: config.data.source,
     explicit: explicitDataDir(options.dataDir, config.data.dir),
@@ -105,7 +137,6 @@ export async function sweepExperiment(file: string, epsilons: number[], options:
   }
   const model = loadModel(join(runDir, 'model'));
   try {
-    const attack = { ...config.attack, epsilons };
     const evaluation = await evaluate(model, splits.test, {
       attack,
       rubbishSamples: null,
@@ -123,7 +154,7 @@ export async function sweepExperiment(file: string, epsilons: number[], options:
           p.error,
           p.meanConfidence,
           p.meanConfidenceOnMistakes ?? '',
-          p.zeroGradient,
+          p.zeroGradient ?? '',
           p.n,
           p.gradient,
           p.saturated,
@@ -132,7 +163,7 @@ export async function sweepExperiment(file: string, epsilons: number[], options:
         ].join(','),
       ),
     ].join('\n');
-    const dir = join(runDir, 'sweeps', sweepKey(epsilons, config.attack, data));
+    const dir = join(runDir, 'sweeps', sweepKey(epsilons, attack, data));
     writeJsonAtomic(join(dir, 'sweep.json'), {
       format: 'fgsm-sweep/1',
       experiment: config.name,
@@ -144,7 +175,10 @@ export async function sweepExperiment(file: string, epsilons: number[], options:
       points,
     });
     writeFileAtomic(join(dir, 'sweep.csv'), `${csv}\n`);
-    writeFileAtomic(join(dir, 'sweep.svg'), await sweepSvg(points, `${config.name}: FGSM on ${splits.test.n} test examples`));
+    writeFileAtomic(
+      join(dir, 'sweep.svg'),
+      await sweepSvg(points, `${config.name}: ${attack.method.toUpperCase()} on ${splits.test.n} test examples`),
+    );
     return { dir, points, others };
   } finally {
     model.dispose();

@@ -89,6 +89,8 @@ function measuredBothWays(result: ClaimSource, metric: string[]): { ours: number
     const theirs = measured(other, metric);
     return other.gradient === 'stable' ? { ours: mine, stable: theirs } : { ours: theirs, stable: mine };
   }
+  // a run whose attack is BIM or PGD measured no FGSM figure of the paper's (hand-made records may have no config)
+  if (metric[0] === 'fgsm' && (result.config?.attack?.method ?? 'fgsm') !== 'fgsm') return { ours: null, stable: null };
   // (a record without FGSM metrics, as a hand-made one may be, measured neither)
   if (metric[0] !== 'fgsm' || !result.metrics.fgsm) return { ours: measured(result.metrics, metric), stable: null };
   const { standard, stable } = fgsmByGradient(result.metrics);

@@ -23,7 +23,7 @@ export function renderRunReport(result: ResultRecord, rows: ReportRow[]): string
     `| clean | — | ${m.clean.n} | ${pct(m.clean.error)} | ${pct(m.clean.meanConfidence)} | ${pct(m.clean.meanConfidenceOnMistakes)} | — | — |`,
     ...attacks.map(
       (f) =>
-        `| FGSM ε=${f.epsilon} | ${f.gradient ?? 'standard'}${f === m.fgsm[String(f.epsilon)] ? ' (configured)' : ''} | ${f.n} | ${pct(f.error)} | ${pct(f.meanConfidence)} | ${pct(f.meanConfidenceOnMistakes)} | ${f.zeroGradient} | ${f.maxPerturbation.toFixed(4)} |`,
+        `| ${(result.config.attack.method ?? 'fgsm').toUpperCase()} ε=${f.epsilon} | ${f.gradient ?? 'standard'}${f === m.fgsm[String(f.epsilon)] ? ' (configured)' : ''} | ${f.n} | ${pct(f.error)} | ${pct(f.meanConfidence)} | ${pct(f.meanConfidenceOnMistakes)} | ${f.zeroGradient ?? '—'} | ${f.maxPerturbation.toFixed(4)} |`,
     ),
     '',
     saturated === undefined

@@ -1,5 +1,5 @@
 import type { AgreementConfig, EnsembleConfig, TransferConfig } from '../config/cross-run.js';
-import type { Experiment } from '../config/schema.js';
+import { SOFTMAX_GRADIENTS, type Experiment } from '../config/schema.js';
 import type { Counts, DataIdentity } from '../data/identity.js';
 import type { DataProvenance } from '../data/source.js';
 import type { ClassificationMetrics, RubbishMetrics } from '../eval/metrics.js';
@@ -7,7 +7,7 @@ import type { FgsmMetrics } from '../eval/evaluate.js';
 import type { Agreement } from '../eval/agreement.js';
 import type { EnsembleMetrics } from '../eval/ensemble.js';
 import type { TransferMatrix } from '../eval/transfer.js';
-import type { SoftmaxGradient } from '../models/classifier.js';
+import { otherGradient, type SoftmaxGradient } from '../models/classifier.js';
 import type { TrainingSummary } from '../train/loop.js';
 import type { Provenance } from './provenance.js';
 
@@ -145,11 +145,18 @@ export type RecordedFgsmMetrics = Omit<FgsmMetrics, 'gradient' | 'saturated'> & 
 /** A record's FGSM metrics by softmax gradient: null where it did not measure that one. */
 export function fgsmByGradient(metrics: ResultRecord['metrics']): Record<SoftmaxGradient, Record<string, RecordedFgsmMetrics> | null> {
   const configured = Object.values(metrics.fgsm)[0]?.gradient ?? 'standard';
-  const other = metrics.fgsmOtherGradient ?? null;
-  return configured === 'standard' ? { standard: metrics.fgsm, stable: other } : { standard: other, stable: metrics.fgsm };
+  const byGradient = Object.fromEntries(SOFTMAX_GRADIENTS.map((gradient) => [gradient, null])) as Record<
+    SoftmaxGradient,
+    Record<string, RecordedFgsmMetrics> | null
+  >;
+  byGradient[configured] = metrics.fgsm;
+  if (metrics.fgsmOtherGradient) byGradient[otherGradient(configured)] = metrics.fgsmOtherGradient;
+  return byGradient;
 }
 
 export interface OpenChoices {
+  /** The attack of metrics.fgsm and metrics.fgsmOtherGradient: FGSM, or BIM / PGD with its steps (see attackDescription). */
+  attack: string;
   clip: 'none' | [number, number];
   fgsmLabels: 'true' | 'predicted';
   target: Experiment['attack']['target'];
@@ -164,9 +171,22 @@ export interface OpenChoices {
   earlyStopping: string;
 }
 
+/** The attack a result's adversarial metrics measure, in words. */
+export function attackDescription(attack: Experiment['attack']): string {
+  switch (attack.method) {
+    case 'fgsm':
+      return 'fgsm: one step of ε';
+    case 'bim':
+      return `bim: ${attack.steps} steps of α = ${attack.stepSize} from x`;
+    case 'pgd':
+      return `pgd: ${attack.steps} steps of α = ${attack.stepSize} from ${attack.randomStart ? 'a random start' : 'x'}, ${attack.restarts} restart${attack.restarts === 1 ? '' : 's'}`;
+  }
+}
+
 export function openChoicesOf(config: Experiment): OpenChoices {
   const { objective, earlyStopping: early } = config.training;
   return {
+    attack: attackDescription(config.attack),
     clip: config.attack.clip,
     fgsmLabels: config.attack.labels,
     target: config.attack.target,
