@@ -128,14 +128,16 @@ describe('training loop', () => {
   });
 
   /**
-   * Trains uninterrupted, then again interrupted where `stopAt` says and resumed into a model with other starting
-   * weights (everything must come from the checkpoint); both must end identical.
+   * Trains uninterrupted, then again interrupted where `stopAt` says (`during`: part-way through the next epoch,
+   * after its 21st minibatch) and resumed into a model with other starting weights (everything must come from the
+   * checkpoint); both must end identical.
    */
   async function assertResumeEqualsUninterrupted(
     kind: 'softmax' | 'maxout',
     trainingConfig: TrainingConfig,
     stopAt: (record: EpochRecord, state: TrainingState) => boolean,
     perturbation: TrainingPerturbation | null = null,
+    when: 'after' | 'during' = 'after',
   ): Promise<TrainingSummary> {
     const common = { train: trainSplit, validation, config: trainingConfig, seed: 5, perturbation, progress: quiet };
     const uninterrupted = model(kind, 0.005, 9);
@@ -144,15 +146,23 @@ describe('training loop', () => {
     const dir = tempDir();
     const first = model(kind, 0.005, 9);
     const controller = new AbortController();
+    let armed = false;
+    // the progress bar moves after minibatches 1, 21 and 25 of 25: abort after the 21st
+    const progress = { ...quiet, update: (done: number) => armed && done > 1 && controller.abort() };
     await assert.rejects(
       train({
         ...common,
         model: first,
         checkpointDir: dir,
         signal: controller.signal,
-        onEpoch: (record, state) => stopAt(record, state) && controller.abort(),
+        progress,
+        onEpoch: (record, state) => {
+          if (!stopAt(record, state)) return;
+          if (when === 'after') controller.abort();
+          else armed = true;
+        },
       }),
-      InterruptedError,
+      when === 'after' ? InterruptedError : /^InterruptedError: interrupted during stage \d epoch \d \(kept: up to stage \d epoch \d\)/,
     );
     first.dispose();
     const second = model(kind, 0.5, 1234);
@@ -168,6 +178,11 @@ describe('training loop', () => {
 
   test('an interrupted run resumed from its checkpoint ends with the same parameters as an uninterrupted one', async () => {
     const resumed = await assertResumeEqualsUninterrupted('softmax', config(), (r) => r.epoch === 2);
+    assert.deepEqual(resumed.resumedFromEpoch, { stage: 1, epoch: 2 });
+  });
+
+  test('interrupted part-way through an epoch, the run keeps the epochs before it and resumes to the uninterrupted result', async () => {
+    const resumed = await assertResumeEqualsUninterrupted('softmax', config(), (r) => r.epoch === 2, null, 'during');
     assert.deepEqual(resumed.resumedFromEpoch, { stage: 1, epoch: 2 });
   });
 

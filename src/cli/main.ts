@@ -21,6 +21,7 @@ import { latestResults } from '../report/collect.js';
 import { renderSideBySideCsv, renderSideBySideMarkdown, renderSideBySideTerminal, resultRecordsAt, sideBySide } from '../report/side-by-side.js';
 import { listRuns } from '../results/runs.js';
 import { describeRun, renderArray, renderRunTable } from './status.js';
+import { resumeCommand } from './resume-command.js';
 import { arrayOverviews } from './executors/slurm-state.js';
 import { renderCsv, renderJson, renderMarkdown, renderTerminal, renderTransferTable } from '../report/render.js';
 import { runExperiment, type RunOptions, type StackSeeds } from '../pipeline/experiment.js';
@@ -149,7 +150,8 @@ function slurmRunFrom(flags: ExperimentFlags & RunFlags): SlurmRun {
 }
 
 /**
- * SIGINT and SIGTERM stop the run after its epoch's checkpoint. A second one quits at once when `againQuits`
+ * SIGINT and SIGTERM stop the runs within a few minibatches, keeping every finished epoch (see train's signal). A
+ * second one quits at once when `againQuits`
  * (a user at a terminal); a Slurm task ignores it, as Slurm may signal both the batch shell (which passes it
  * on) and the task itself, and kills it anyway once its grace is over.
  */
@@ -161,7 +163,7 @@ function stopOnSignals(againQuits: boolean): AbortController {
       return;
     }
     process.stderr.write(
-      `\n${signal}: stopping after this epoch's checkpoint${againQuits ? ' (again to quit now; the last checkpoint is kept)' : ''}\n`,
+      `\n${signal}: stopping within a few minibatches; every finished epoch is kept${againQuits ? ' (again to quit at once; the last checkpoint is kept)' : ''}\n`,
     );
     controller.abort();
   };
@@ -316,7 +318,7 @@ function program(): Command {
       .requiredOption('--eps <range>', 'START:STOP:STEP (inclusive), e.g. 0:0.3:0.025, or a list, e.g. 0.1,0.25'),
     'train a new model even if a complete run of the same config exists',
   ).action(async (config: string, flags: ExperimentFlags & { eps: string }) => {
-    const { dir, csv } = await sweepExperiment(config, parseEpsilons(flags.eps), runOptionsFrom(flags));
+    const { dir, csv } = await sweepExperiment(config, parseEpsilons(flags.eps), runOptionsFrom(flags, stopOnSignals(true).signal));
     console.log(csv);
     console.log(`→ ${join(dir, 'sweep.csv')}, ${join(dir, 'sweep.svg')}`);
   });
@@ -333,7 +335,7 @@ function program(): Command {
     null,
   ).action(async (configs: string[], flags: ExperimentFlags & { eps?: string; trainMissing: boolean }) => {
     const loaded = adHocTransfer(configs, flags.eps === undefined ? null : parseEpsilons(flags.eps), flags.set);
-    printCrossRun(await runTransfer(loaded, { ...runOptionsFrom(flags), trainMissing: flags.trainMissing }));
+    printCrossRun(await runTransfer(loaded, { ...runOptionsFrom(flags, stopOnSignals(true).signal), trainMissing: flags.trainMissing }));
   });
 
   cli
@@ -541,6 +543,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = error.exitCode === 0 ? 0 : 2; // commander has printed the message and the usage
     } else if (error instanceof InterruptedError) {
       console.error(chalk.yellow(error.message));
+      console.error(`resume with: ${resumeCommand()}`);
       process.exitCode = 130;
     } else if (error instanceof FgsmError) {
       console.error(chalk.red(`fgsm: ${error.message}`));
