@@ -102,6 +102,34 @@ describe('Ctrl-C (SIGINT) stops a training run within a few minibatches', () => 
     assert.equal(runFolders(results)[0]!.status.state, 'complete');
   });
 
+  test('a second signal quits at once: the run marked interrupted, its lock released, its checkpoint whole', async () => {
+    const results = join(tempDir(), 'results');
+    const child = spawn(process.execPath, [BIN, 'run', 'configs/short/maxout.yaml', '--results-dir', results, ...SHORT(3)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, FGSM_DATA_DIR: realDataDir(), FORCE_COLOR: '0' },
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    while (!/stage 1 epoch 1\/3 \|/.test(stderr) && child.exitCode === null) await sleep(50);
+    await sleep(1000);
+    // both signals pending together (stopped, then continued), so that the second does not find the run stopped
+    // already by the first at its next minibatch; two of one kind would merge into one while pending
+    child.kill('SIGSTOP');
+    child.kill('SIGINT');
+    child.kill('SIGTERM');
+    child.kill('SIGCONT');
+    assert.equal(await exited, 130, stderr);
+    assert.doesNotMatch(stderr, /interrupted during/, 'it did not wait for the minibatch');
+    const [{ dir, status }] = runFolders(results);
+    assert.equal(status.state, 'interrupted');
+    assert.match(status.message!, /^quit at once \(a second signal\)/);
+    assert.ok(!existsSync(join(dir!, 'run.lock')), 'the lock is released');
+    const pointer = JSON.parse(readFileSync(join(dir!, 'checkpoints', 'checkpoint.json'), 'utf8'));
+    assert.equal(pointer.state.epoch, 1);
+    assert.ok(existsSync(join(dir!, 'checkpoints', pointer.file)));
+  });
+
   test('--jobs 2: every child process stops, is marked interrupted and releases its lock; no further run starts', async () => {
     const results = join(tempDir(), 'results');
     const args = ['run', 'configs/short/maxout.yaml', 'configs/short/maxout-adv.yaml', '--jobs', '2', '--results-dir', results, ...SHORT(2)];

@@ -168,6 +168,8 @@ interface PreparedRun {
   /** The run folder, or its provisional/ folder for a peek. */
   outDir: string;
   model: Classifier;
+  /** Marks the run interrupted should the process exit at once (a second Ctrl-C) while it holds the run. */
+  onExit: () => void;
 }
 
 /** The data and backend of a run: several runs of one experiment (its seeds) share them. */
@@ -202,7 +204,16 @@ async function prepareRun(loaded: LoadedExperiment, input: RunInput, options: Ru
   options.progress.line(`${options.peek ? 'peeking at' : run.resumed ? 'resuming' : 'starting'} ${config.name} → ${run.dir}`);
   options.progress.line(`data: ${raw.provenance.kind} (${raw.provenance.reason}); ${data.description}`);
   try {
-    return { started, loaded, input, run, outDir, model: modelFromConfig(config.model, splits.classes, config.seed, splits.train) };
+    const model = modelFromConfig(config.model, splits.classes, config.seed, splits.train);
+    const onExit = () => {
+      try {
+        if (run.lock && !lockLost(run.lock)) writeStatus(run.dir, 'interrupted', QUIT_AT_ONCE);
+      } catch {
+        // a status that cannot be written (a full disk) leaves it "running": `fgsm status` tells it is dead
+      }
+    };
+    process.on('exit', onExit);
+    return { started, loaded, input, run, outDir, model, onExit };
   } catch (error) {
     await run.lock?.release();
     throw error;
@@ -310,6 +321,9 @@ async function finishRun(prepared: PreparedRun, summary: TrainingSummary, option
   return { result, dir: outDir, splits };
 }
 
+const QUIT_AT_ONCE =
+  'quit at once (a second signal): every epoch up to the last checkpoint is kept, nothing half-written; rerun the same command to resume';
+
 /** Records in the run's status why it stopped (interrupted, or failed), where the lock still allows. */
 function recordStop(prepared: PreparedRun, error: unknown): void {
   const lock = prepared.run.lock;
@@ -323,6 +337,7 @@ function recordStop(prepared: PreparedRun, error: unknown): void {
 }
 
 async function releaseRun(prepared: PreparedRun): Promise<void> {
+  process.off('exit', prepared.onExit);
   prepared.model.dispose();
   await prepared.run.lock?.release();
 }
