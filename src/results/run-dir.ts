@@ -8,7 +8,7 @@ import { dataIdentity, type Counts, type DataIdentity } from '../data/identity.j
 import type { DataProvenance } from '../data/source.js';
 import { readCheckpointState } from '../train/checkpoint.js';
 import { checkpointStepsPerEpoch } from '../train/loop.js';
-import { acquireRunLock, type LockTiming, type RunLock } from './run-lock.js';
+import { acquireRunLock, inspectLock, type LockTiming, type RunLock } from './run-lock.js';
 
 /**
  * One folder per run: <results>/<experiment>/<run id>/. `status.json` says whether the run is running,
@@ -158,6 +158,25 @@ function sameIdentity(a: RunIdentity, b: RunIdentity): string | null {
   return null;
 }
 
+/** Throws a FgsmError when the run in `dir` cannot resume here: begun on other data or backend, or its checkpoint lost. */
+function refuseUnresumable(dir: string, options: OpenOptions): void {
+  const recorded = readStatus(dir)?.identity ?? null;
+  const conflict = recorded ? sameIdentity(recorded, options.identity) : legacyConflict(dir, options);
+  if (conflict) {
+    throw new FgsmError(
+      `cannot resume ${dir}: ${conflict}, and a run never mixes two`,
+      `give it what it was begun on again (e.g. the same --data-dir / FGSM_DATA_DIR${recorded ? `, --backend ${recorded.backend}` : ''}), or pass --fresh to start a separate run`,
+    );
+  }
+  const missing = checkpointMissing(dir);
+  if (missing) {
+    throw new FgsmError(
+      `cannot resume ${dir}: ${missing}`,
+      'put its checkpoints/ folder back (from where it trained), or pass --fresh to start a separate run; this one is left as it is',
+    );
+  }
+}
+
 /**
  * The run this invocation writes: the newest unfinished run of the same config (unless `fresh`), or a new one;
  * locked. Resuming a run begun on other data or another backend is refused: a run never mixes the two.
@@ -167,23 +186,15 @@ export async function openRun(resultsDir: string, experiment: string, configHash
   const unfinished = options.fresh ? null : latestUnfinishedRun(resultsDir, experiment, configHash);
   if (unfinished) {
     const dir = join(experimentDir, unfinished);
+    // read-only first: a run that cannot resume is refused untouched (not even its lock's owner file written),
+    // unless a live process writes it, which the lock then names
+    if (inspectLock(dir, options.lockTiming).state !== 'live') refuseUnresumable(dir, options);
     const lock = await acquireRunLock(dir, options.lockTiming);
-    const recorded = readStatus(dir)?.identity ?? null;
-    const conflict = recorded ? sameIdentity(recorded, options.identity) : legacyConflict(dir, options);
-    if (conflict) {
+    try {
+      refuseUnresumable(dir, options); // again, now that no other process writes it
+    } catch (error) {
       await lock.release(); // nothing written: the run keeps what it recorded
-      throw new FgsmError(
-        `cannot resume ${dir}: ${conflict}, and a run never mixes two`,
-        `give it what it was begun on again (e.g. the same --data-dir / FGSM_DATA_DIR${recorded ? `, --backend ${recorded.backend}` : ''}), or pass --fresh to start a separate run`,
-      );
-    }
-    const missing = checkpointMissing(dir);
-    if (missing) {
-      await lock.release();
-      throw new FgsmError(
-        `cannot resume ${dir}: ${missing}`,
-        'put its checkpoints/ folder back (from where it trained), or pass --fresh to start a separate run; this one is left as it is',
-      );
+      throw error;
     }
     recordStart(dir, configHash, experiment, options);
     return { dir, runId: unfinished, resumed: true, lock };

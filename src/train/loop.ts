@@ -105,6 +105,8 @@ function openLane(options: TrainOptions): Lane {
     tf.dispose([params, velocity, bestSoFar].flatMap(Object.values));
     lane.state = checkpoint.state;
     lane.resumedFromEpoch = { stage: lane.state.stage, epoch: lane.state.epoch };
+    for (const damaged of checkpoint.passedOver)
+      options.progress.line(`${damaged.path} is damaged (${damaged.why}); resuming from the checkpoint before it, ${checkpoint.path}`);
     options.progress.line(`resuming from the checkpoint after stage ${lane.state.stage} epoch ${lane.state.epoch} (step ${lane.state.step})`);
   }
   return lane;
