@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { makeDir, writeJsonAtomic } from '../core/atomic.js';
-import { fileSystemError } from '../core/fs-errors.js';
+import { damagedFile, fileSystemError, readJsonState } from '../core/fs-errors.js';
 import { FgsmError } from '../core/errors.js';
 import { dataIdentity, type Counts, type DataIdentity } from '../data/identity.js';
 import type { DataProvenance } from '../data/source.js';
@@ -46,12 +46,21 @@ export interface OpenRun {
 
 const statusPath = (dir: string) => join(dir, 'status.json');
 
+const STATES: readonly string[] = ['running', 'interrupted', 'failed', 'complete'] satisfies RunStatus['state'][];
+
+/**
+ * The run's status.json, or null when `dir` has none (it is no run folder); a damaged one is an error naming it:
+ * fgsm cannot tell what the run is, so it neither resumes it nor starts another beside it.
+ */
 export function readStatus(dir: string): RunStatus | null {
-  try {
-    return JSON.parse(readFileSync(statusPath(dir), 'utf8')) as RunStatus;
-  } catch {
-    return null;
-  }
+  const path = statusPath(dir);
+  const fix = `restore ${path} from a copy, or move the run folder ${dir} out of the results folder`;
+  const status = readJsonState(path, fix);
+  if (status === null) return null;
+  const { state, configHash } = (status ?? {}) as Partial<RunStatus>;
+  if (typeof state !== 'string' || !STATES.includes(state) || typeof configHash !== 'string')
+    throw damagedFile(path, `not a run status (expected a JSON object with a state, one of ${STATES.join(', ')}, and a configHash)`, fix);
+  return status as RunStatus;
 }
 
 export function writeStatus(dir: string, state: RunStatus['state'], message?: string): void {
@@ -77,6 +86,11 @@ function timestamp(date: Date): string {
 function newestRun(resultsDir: string, experiment: string, wanted: (status: RunStatus, dir: string) => boolean): string | null {
   const experimentDir = join(resultsDir, experiment);
   if (!existsSync(experimentDir)) return null;
+  if (!statSync(experimentDir).isDirectory())
+    throw new FgsmError(
+      `${experimentDir} is a file, not the folder of ${experiment}'s runs`,
+      `move it away, or choose another results folder (--results-dir)`,
+    );
   const id = readdirSync(experimentDir)
     .sort()
     .reverse()

@@ -142,15 +142,17 @@ function newestUsable<State>(dir: string): { path: string; pointer: Pointer<Stat
   const passedOver: DamagedCheckpoint[] = [];
   for (const path of candidates) {
     if (!existsSync(path) && path !== candidates[0]) continue; // the older layout: one checkpoint
-    // a folder would stand in the way of the next checkpoint: the user moves it, fgsm does not delete it
-    if (existsSync(path) && statSync(path).isDirectory())
-      throw new FgsmError(
-        `${path} is a folder, not a checkpoint file`,
-        `move ${path} away and rerun the same command to resume from the checkpoint beside it`,
-      );
     try {
       const pointer = readPointer<State>(path);
-      return { path, pointer, data: readTensorsFile(dir, pointer), passedOver };
+      const data = readTensorsFile(dir, pointer);
+      // a folder would stand in the way of the next checkpoint: the user moves it, fgsm does not delete it
+      const folder = passedOver.find((damaged) => statSync(damaged.path, { throwIfNoEntry: false })?.isDirectory());
+      if (folder)
+        throw new FgsmError(
+          `${folder.path} is a folder, not a checkpoint file`,
+          `move ${folder.path} away and rerun the same command to resume from ${path}`,
+        );
+      return { path, pointer, data, passedOver };
     } catch (error) {
       if (!(error instanceof Damage)) throw error;
       passedOver.push({ path, why: error.message });
