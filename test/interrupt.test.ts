@@ -4,6 +4,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { resumeCommand } from '../src/cli/resume-command.js';
 import { BIN, fgsmCli, realDataDir, tempDir } from './helpers.js';
 
 /**
@@ -160,5 +161,17 @@ describe('Ctrl-C (SIGINT) stops a training run within a few minibatches', () => 
       'wasm',
     ];
     assertStopped(await interruptWhen(args, /^data: /m, 2000), transfer, 1);
+  });
+});
+
+describe('the command that resumes', () => {
+  test('is the command as given, without --fresh, its arguments quoted for the shell', () => {
+    const node = process.execPath;
+    assert.equal(
+      resumeCommand([node, '/repo/node_modules/.bin/fgsm', 'run', 'a b.yaml', '--fresh', '--set', "name=it's"], '/repo'),
+      `npx fgsm run 'a b.yaml' --set 'name=it'\\''s'`,
+    );
+    assert.equal(resumeCommand([node, '/usr/local/bin/fgsm', 'sweep', 'c.yaml', '--eps', '0:0.3:0.1'], '/home'), 'fgsm sweep c.yaml --eps 0:0.3:0.1');
+    assert.equal(resumeCommand([node, '/repo/bin/fgsm.js', 'run', 'c.yaml'], '/repo'), 'node bin/fgsm.js run c.yaml');
   });
 });

@@ -1,9 +1,5 @@
 import { basename, relative } from 'node:path';
-
-/** An argument as a POSIX shell reads it back: bare when safe, else in single quotes. */
-function quoted(argument: string): string {
-  return /^[\w@%+=:,./-]+$/.test(argument) ? argument : `'${argument.replace(/'/g, `'\\''`)}'`;
-}
+import { shellWord } from './executors/slurm-script.js';
 
 /**
  * The command that resumes what this invocation was doing: the same command line without --fresh (which would
@@ -15,12 +11,12 @@ export function resumeCommand(argv: readonly string[] = process.argv, cwd = proc
     ? 'npx fgsm'
     : basename(script) === 'fgsm'
       ? 'fgsm'
-      : `node ${quoted(relative(cwd, script) || script)}`;
+      : `node ${shellWord(relative(cwd, script) || script)}`;
   return [
     invoked,
     ...argv
       .slice(2)
       .filter((argument) => argument !== '--fresh')
-      .map(quoted),
+      .map(shellWord),
   ].join(' ');
 }

@@ -4,12 +4,13 @@ import { hashConfig, loadExperiment, type LoadedExperiment } from '../config/loa
 import { BackendChoice, type Experiment } from '../config/schema.js';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
 import { FgsmError, InterruptedError } from '../core/errors.js';
+import { stopIfAborted } from '../core/event-loop.js';
 import type { Progress } from '../core/progress.js';
 import { makeSplits, type Splits } from '../data/dataset.js';
 import { countsOf, dataIdentity, type DataIdentity } from '../data/identity.js';
 import { cacheDir, explicitDataDir, resolveMnist, type RawMnist } from '../data/source.js';
 import { trainingPerturbation } from '../attacks/training-perturbations.js';
-import { cleanMetrics, evaluate, fgsmErrorRate, type Evaluation } from '../eval/evaluate.js';
+import { cleanMetrics, EVALUATION_INTERRUPTED, evaluate, fgsmErrorRate, type Evaluation } from '../eval/evaluate.js';
 import { modelFromConfig, stackedModelFromConfig } from '../models/build.js';
 import type { Classifier } from '../models/classifier.js';
 import { saveModel } from '../models/weights-io.js';
@@ -259,7 +260,9 @@ async function finishRun(prepared: PreparedRun, summary: TrainingSummary, option
     figureExamples: config.evaluation.figureExamples,
     seed: config.seed,
     progress: options.progress,
+    signal: options.signal,
   });
+  await stopIfAborted(options.signal, EVALUATION_INTERRUPTED);
   const trainingSet = await cleanMetrics(model, splits.train, config.attack.batchSize);
 
   const { history, ...training } = summary;
@@ -314,7 +317,7 @@ async function finishRun(prepared: PreparedRun, summary: TrainingSummary, option
       : {}),
   };
   writing();
-  if (options.peek) writeFileAtomic(join(outDir, 'epochs.csv'), epochsCsv(history));
+  writeFileAtomic(join(outDir, 'epochs.csv'), epochsCsv(history)); // from the checkpoint's history: whole again if it was damaged
   writeJsonAtomic(join(outDir, 'result.json'), result);
   writeFileAtomic(join(outDir, 'report.md'), renderRunReport(result, compareClaims(result)));
   if (!options.peek) writeStatus(run.dir, 'complete');

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingConfig } from '../config/schema.js';
 import { FgsmError } from '../core/errors.js';
+import { yieldToEventLoop } from '../core/event-loop.js';
 import type { Progress } from '../core/progress.js';
 import { stream, streamSeed } from '../core/rng.js';
 import { gatherBatch } from '../data/batches.js';
@@ -77,7 +78,7 @@ export async function trainEpoch(context: EpochContext, lanes: readonly LaneEpoc
   try {
     for (let b = 0; b < steps; b++) {
       if (b % YIELD_EVERY === 0) {
-        await new Promise((resolve) => setImmediate(resolve));
+        await yieldToEventLoop();
         if (context.signal?.aborted) return null;
       }
       const training = plans.map((plan) => (b < plan.batches ? plan : null));

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingConfig } from '../config/schema.js';
 import { InterruptedError } from '../core/errors.js';
+import { yieldToEventLoop } from '../core/event-loop.js';
 import type { Progress } from '../core/progress.js';
 import type { Split } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
@@ -227,8 +228,7 @@ async function epoch(context: EpochContext, lanes: readonly Lane[], seeds: boole
     options.progress.line(describeEpoch(record, state, stages[i]!.maxEpochs, options.config.earlyStopping.patience));
     options.onEpoch?.(record, state);
   }
-  // on wasm the epoch never yielded (its data() resolves as microtasks): let signal handlers and timers run
-  await new Promise((resolve) => setImmediate(resolve));
+  await yieldToEventLoop(); // a signal that came while the epoch was monitored and checkpointed
   const unfinished = lanes.filter((lane) => !lane.recipe.finished(lane.state));
   if (lanes.some((lane) => lane.options.signal?.aborted) && unfinished.length > 0) throw interruption(unfinished, seeds, 'after');
 }
