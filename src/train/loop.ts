@@ -245,12 +245,13 @@ function interruption(lanes: readonly Lane[], seeds: boolean, when: 'during' | '
   }
   const where = lanes.map((lane) => {
     const last = lane.state.history.at(-1);
-    const kept = last ? `kept: up to stage ${last.stage} epoch ${last.epoch}` : 'kept: nothing, no epoch had finished';
-    return `${name(lane)}stage ${lane.state.stage} epoch ${lane.state.epoch + 1} (${kept})`;
+    const kept = last ? ` (kept: up to stage ${last.stage} epoch ${last.epoch})` : '';
+    return `${name(lane)}stage ${lane.state.stage} epoch ${lane.state.epoch + 1}${kept}`;
   });
-  return new InterruptedError(
-    `interrupted during ${where.join(', ')}; the unfinished epoch is discarded, every finished one is in the checkpoint; rerun the same command to resume`,
-  );
+  const kept = lanes.some((lane) => lane.state.history.length > 0)
+    ? 'the unfinished epoch is discarded, every finished one is in the checkpoint'
+    : 'no epoch had finished, so nothing is kept';
+  return new InterruptedError(`interrupted during ${where.join(', ')}; ${kept}; rerun the same command to resume`);
 }
 
 const percent = (value: number): string => `${(100 * value).toFixed(2)}%`;
