@@ -143,4 +143,15 @@ describe('damaged state: exit 2 naming the file and what to do, nothing modified
     ];
     for (const [target, readers] of cases) assertRefused([target], FOLDER_DAMAGE, readers, `${target} a file`);
   });
+
+  test("an unfinished run's damaged epochs.csv does not stop it: resumed, the run writes it whole from its checkpoint", () => {
+    const results = join(tempDir(), 'results');
+    cpSync(fixtureResults, results, { recursive: true });
+    const epochs = join(results, runOf('paused'), 'epochs.csv');
+    const whole = readFileSync(epochs, 'utf8');
+    truncateSync(epochs, Math.floor(whole.length / 2));
+    const run = fgsmCli(commands(results).run);
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(readFileSync(epochs, 'utf8'), whole);
+  });
 });
