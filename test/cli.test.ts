@@ -220,7 +220,7 @@ describe('fgsm CLI end to end', () => {
     assert.equal(a.metrics.training.chosenEpoch, b.metrics.training.chosenEpoch);
   });
 
-  test("SIGINT stops after the current epoch's checkpoint, marks the run interrupted, and exits 130", async () => {
+  test('SIGINT stops the run within its epoch, keeping the epochs before it, marks the run interrupted, and exits 130', async () => {
     const { config, results } = longRun('sigint', 200);
     const child = spawn(process.execPath, [BIN, 'run', config, '--results-dir', results], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -230,8 +230,8 @@ describe('fgsm CLI end to end', () => {
     });
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     assert.equal(code, 130, stderr);
-    assert.match(stderr, /SIGINT: stopping after this epoch's checkpoint/);
-    assert.match(stderr, /interrupted after stage 1 epoch \d+; rerun the same command to resume/);
+    assert.match(stderr, /SIGINT: stopping within a few minibatches; every finished epoch is kept/);
+    assert.match(stderr, /interrupted (during|after) stage 1 epoch \d+/);
     const folder = onlyRun(results, 'sigint');
     assert.equal(JSON.parse(readFileSync(join(folder, 'status.json'), 'utf8')).state, 'interrupted');
 

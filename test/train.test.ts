@@ -1,8 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { cpSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { TrainingSchema, type TrainingConfig } from '../src/config/schema.js';
-import { InterruptedError } from '../src/core/errors.js';
+import { FgsmError, InterruptedError } from '../src/core/errors.js';
 import { createProgress } from '../src/core/progress.js';
 import { stream } from '../src/core/rng.js';
 import type { Split } from '../src/data/dataset.js';
@@ -128,14 +131,16 @@ describe('training loop', () => {
   });
 
   /**
-   * Trains uninterrupted, then again interrupted where `stopAt` says and resumed into a model with other starting
-   * weights (everything must come from the checkpoint); both must end identical.
+   * Trains uninterrupted, then again interrupted where `stopAt` says (`during`: part-way through the next epoch,
+   * after its 21st minibatch) and resumed into a model with other starting weights (everything must come from the
+   * checkpoint); both must end identical.
    */
   async function assertResumeEqualsUninterrupted(
     kind: 'softmax' | 'maxout',
     trainingConfig: TrainingConfig,
     stopAt: (record: EpochRecord, state: TrainingState) => boolean,
     perturbation: TrainingPerturbation | null = null,
+    when: 'after' | 'during' = 'after',
   ): Promise<TrainingSummary> {
     const common = { train: trainSplit, validation, config: trainingConfig, seed: 5, perturbation, progress: quiet };
     const uninterrupted = model(kind, 0.005, 9);
@@ -144,15 +149,23 @@ describe('training loop', () => {
     const dir = tempDir();
     const first = model(kind, 0.005, 9);
     const controller = new AbortController();
+    let armed = false;
+    // the progress bar moves after minibatches 1, 21 and 25 of 25: abort after the 21st
+    const progress = { ...quiet, update: (done: number) => armed && done > 1 && controller.abort() };
     await assert.rejects(
       train({
         ...common,
         model: first,
         checkpointDir: dir,
         signal: controller.signal,
-        onEpoch: (record, state) => stopAt(record, state) && controller.abort(),
+        progress,
+        onEpoch: (record, state) => {
+          if (!stopAt(record, state)) return;
+          if (when === 'after') controller.abort();
+          else armed = true;
+        },
       }),
-      InterruptedError,
+      when === 'after' ? InterruptedError : /^InterruptedError: interrupted during stage \d epoch \d \(kept: up to stage \d epoch \d\)/,
     );
     first.dispose();
     const second = model(kind, 0.5, 1234);
@@ -168,6 +181,11 @@ describe('training loop', () => {
 
   test('an interrupted run resumed from its checkpoint ends with the same parameters as an uninterrupted one', async () => {
     const resumed = await assertResumeEqualsUninterrupted('softmax', config(), (r) => r.epoch === 2);
+    assert.deepEqual(resumed.resumedFromEpoch, { stage: 1, epoch: 2 });
+  });
+
+  test('interrupted part-way through an epoch, the run keeps the epochs before it and resumes to the uninterrupted result', async () => {
+    const resumed = await assertResumeEqualsUninterrupted('softmax', config(), (r) => r.epoch === 2, null, 'during');
     assert.deepEqual(resumed.resumedFromEpoch, { stage: 1, epoch: 2 });
   });
 
@@ -199,6 +217,84 @@ describe('training loop', () => {
     );
     assert.deepEqual(resumed.resumedFromEpoch, { stage: 2, epoch: 1 });
     assert.ok(resumed.stage2!.epochs >= 2, `stage 2 ran ${resumed.stage2!.epochs} epochs`);
+  });
+
+  describe('the last two checkpoints are kept: a damaged one costs an epoch, not the run', () => {
+    const epochs = config();
+    const common = { train: trainSplit, validation, config: epochs, seed: 5, progress: quiet };
+    /** A run stopped after epoch 3 of 4 (its checkpoints after epochs 2 and 3), and the uninterrupted run's weights. */
+    async function stoppedAfterEpoch3(): Promise<{ dir: string; expected: number[][] }> {
+      const uninterrupted = model('softmax', 0.005, 9);
+      await train({ ...common, model: uninterrupted, checkpointDir: null });
+      const dir = tempDir();
+      const first = model('softmax', 0.005, 9);
+      const controller = new AbortController();
+      const onEpoch = (record: EpochRecord) => record.epoch === 3 && controller.abort();
+      await assert.rejects(train({ ...common, model: first, checkpointDir: dir, signal: controller.signal, onEpoch }), InterruptedError);
+      const expected = weightsOf(uninterrupted);
+      tf.dispose([uninterrupted, first].flatMap((m) => m.parameters.map((p) => p.variable)));
+      return { dir, expected };
+    }
+    const damages: Record<string, (dir: string) => void> = {
+      'a truncated checkpoint.json': (dir) => truncateSync(join(dir, 'checkpoint.json'), 100),
+      'an empty checkpoint.json': (dir) => writeFileSync(join(dir, 'checkpoint.json'), ''),
+      'garbage in its tensors file': (dir) => writeFileSync(join(dir, 'epoch-000003.bin'), randomBytes(statSync(join(dir, 'epoch-000003.bin')).size)),
+      'its tensors file gone': (dir) => rmSync(join(dir, 'epoch-000003.bin')),
+    };
+
+    test('a damaged latest checkpoint: the run resumes from the one before, says so, and ends as the uninterrupted run', async () => {
+      const { dir, expected } = await stoppedAfterEpoch3();
+      assert.deepEqual(readdirSync(dir).sort(), ['checkpoint.json', 'checkpoint.previous.json', 'epoch-000002.bin', 'epoch-000003.bin']);
+      for (const [damage, apply] of Object.entries(damages)) {
+        const copy = tempDir();
+        cpSync(dir, copy, { recursive: true });
+        apply(copy);
+        const lines: string[] = [];
+        const resumed = model('softmax', 0.5, 1234);
+        const summary = await train({ ...common, model: resumed, checkpointDir: copy, progress: { ...quiet, line: (l) => lines.push(l) } });
+        assert.deepEqual(summary.resumedFromEpoch, { stage: 1, epoch: 2 }, damage);
+        assert.match(
+          lines.join('\n'),
+          new RegExp(
+            `^${join(copy, 'checkpoint.json')} is damaged \\(.+\\); resuming from the checkpoint before it, ${join(copy, 'checkpoint.previous.json')}$`,
+            'm',
+          ),
+          damage,
+        );
+        assert.deepEqual(weightsOf(resumed), expected, damage);
+        resumed.dispose();
+        // the next checkpoint replaced the damaged one; the one resumed from is kept as the one before it
+        assert.deepEqual(
+          readdirSync(copy)
+            .filter((f) => f.endsWith('.bin'))
+            .sort(),
+          ['epoch-000003.bin', 'epoch-000004.bin'],
+          damage,
+        );
+      }
+    });
+
+    test('both checkpoints damaged: refused, naming both and suggesting --fresh, with nothing written', async () => {
+      const { dir } = await stoppedAfterEpoch3();
+      truncateSync(join(dir, 'checkpoint.json'), 10);
+      writeFileSync(join(dir, 'checkpoint.previous.json'), '{"format": "fgsm-checkpoint/1"}');
+      const before = readdirSync(dir).map((f) => [f, statSync(join(dir, f)).mtimeMs]);
+      const m = model('softmax', 0.005, 9);
+      await assert.rejects(train({ ...common, model: m, checkpointDir: dir }), (error: unknown) => {
+        assert.ok(error instanceof FgsmError);
+        assert.match(
+          error.message,
+          new RegExp(`${join(dir, 'checkpoint.json')}: not valid JSON .*; ${join(dir, 'checkpoint.previous.json')}: not a complete checkpoint`),
+        );
+        assert.match(error.hint!, /--fresh/);
+        return true;
+      });
+      assert.deepEqual(
+        readdirSync(dir).map((f) => [f, statSync(join(dir, f)).mtimeMs]),
+        before,
+      );
+      m.dispose();
+    });
   });
 
   test('a diverging loss stops with a message naming the epoch and step, and leaks no tensor', async () => {

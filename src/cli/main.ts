@@ -12,6 +12,7 @@ import type { runCrossRun } from '../pipeline/cross-run.js';
 import type { RunOptions, StackSeeds } from '../pipeline/experiment.js';
 import type { AttackChoice } from '../pipeline/sweep.js';
 import type { SlurmRun } from './executors/slurm.js';
+import { resumeCommand } from './resume-command.js';
 
 /*
  * Only the parsing is loaded up front: each command imports what it runs when it runs (TensorFlow.js, Dawn and
@@ -167,7 +168,8 @@ function slurmRunFrom(flags: ExperimentFlags & RunFlags): SlurmRun {
 }
 
 /**
- * SIGINT and SIGTERM stop the run after its epoch's checkpoint. A second one quits at once when `againQuits`
+ * SIGINT and SIGTERM stop the runs within a few minibatches, keeping every finished epoch (see train's signal). A
+ * second one quits at once when `againQuits`
  * (a user at a terminal); a Slurm task ignores it, as Slurm may signal both the batch shell (which passes it
  * on) and the task itself, and kills it anyway once its grace is over.
  */
@@ -179,7 +181,7 @@ function stopOnSignals(againQuits: boolean): AbortController {
       return;
     }
     process.stderr.write(
-      `\n${signal}: stopping after this epoch's checkpoint${againQuits ? ' (again to quit now; the last checkpoint is kept)' : ''}\n`,
+      `\n${signal}: stopping within a few minibatches; every finished epoch is kept${againQuits ? ' (again to quit at once; the last checkpoint is kept)' : ''}\n`,
     );
     controller.abort();
   };
@@ -388,7 +390,7 @@ function program(): Command {
     const { dir, points, others } = await sweepExperiment(
       config,
       epsilons,
-      { ...runOptionsFrom(flags), trainMissing: flags.trainMissing },
+      { ...runOptionsFrom(flags, stopOnSignals(true).signal), trainMissing: flags.trainMissing },
       attackChoiceFrom(flags),
     );
     console.log(renderSweepTable(points, others, width()));
@@ -411,7 +413,10 @@ function program(): Command {
       import('../pipeline/transfer.js'),
     ]);
     const loaded = adHocTransfer(configs, flags.eps === undefined ? null : parseEpsilons(flags.eps), flags.set);
-    await printCrossRun(await runTransfer(loaded, { ...runOptionsFrom(flags), trainMissing: flags.trainMissing }), width());
+    await printCrossRun(
+      await runTransfer(loaded, { ...runOptionsFrom(flags, stopOnSignals(true).signal), trainMissing: flags.trainMissing }),
+      width(),
+    );
   });
 
   cli
@@ -677,6 +682,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = error.exitCode === 0 ? 0 : 2; // commander has printed the message and the usage
     } else if (error instanceof InterruptedError) {
       console.error(chalk.yellow(error.message));
+      console.error(`resume with: ${resumeCommand()}`);
       process.exitCode = 130;
     } else if (error instanceof FgsmError) {
       console.error(chalk.red(`fgsm: ${error.message}`));

@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, statfsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { FgsmError } from './errors.js';
 
@@ -83,4 +83,39 @@ export function fileSystemError(error: unknown, path: string): unknown {
   const probed = ['ENOTDIR', 'EEXIST', 'ENOENT', 'EACCES', 'EPERM', 'EROFS'].includes(errno.code!) ? blocker(path) : null;
   const described = describe(probed ?? { code: errno.code!, at: path }, path);
   return described ? new FgsmError(`cannot write ${path}: ${described.message}`, described.fix) : error;
+}
+
+/**
+ * The bytes of a file fgsm wrote and reads back (a run's status, result, model), or null when it is not there (a
+ * file where a folder above it belongs counts as not there: no run folder). A folder in its place, or a file this
+ * user may not read, is an FgsmError naming it, with `fix` as its hint.
+ */
+export function readStateFile(path: string, fix: string): Buffer | null {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    const code = errnoOf(error)?.code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    if (code === 'EISDIR') throw new FgsmError(`${path} is a folder, not a file`, fix);
+    if (code === 'EACCES' || code === 'EPERM') throw new FgsmError(`${path}: permission denied`, `give this user read permission on ${path}`);
+    throw error;
+  }
+}
+
+/** A file fgsm wrote whose content is not what it wrote: the path, what is wrong and the fix. */
+export function damagedFile(path: string, why: string, fix: string): FgsmError {
+  return new FgsmError(`${path} is damaged: ${why}`, fix);
+}
+
+/** The JSON value of a state file (see readStateFile), or null when it is not there; empty or not JSON is damage. */
+export function readJsonState(path: string, fix: string): unknown {
+  const bytes = readStateFile(path, fix);
+  if (bytes === null) return null;
+  const text = bytes.toString('utf8');
+  if (text.trim() === '') throw damagedFile(path, 'it is empty', fix);
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw damagedFile(path, `not valid JSON (${(error as Error).message})`, fix);
+  }
 }

@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { InterruptedError } from '../core/errors.js';
+import { yieldToEventLoop } from '../core/event-loop.js';
 import { fastGradientSign, type FgsmOptions } from '../attacks/fgsm.js';
 import { iterativeGradientSign } from '../attacks/iterative.js';
 import { rubbishInputs } from '../attacks/rubbish.js';
@@ -69,7 +71,12 @@ export interface EvaluateOptions {
   figureExamples: number;
   seed: number;
   progress: Progress;
+  /** Checked before every batch: once aborted, the evaluation stops with InterruptedError (nothing of it kept). */
+  signal?: AbortSignal;
 }
+
+export const EVALUATION_INTERRUPTED =
+  'interrupted during the evaluation: the trained model is kept in its checkpoint; rerun the same command to evaluate it';
 
 /** What one gradient's attack has accumulated over the test batches. */
 interface AttackTally {
@@ -143,6 +150,11 @@ export async function evaluate(model: Classifier, test: Split, options: Evaluate
   options.progress.start(test.n, `${options.attack.method.toUpperCase()} on ${test.n} test examples`);
   const started = performance.now();
   for (let start = 0; start < test.n; start += batch) {
+    await yieldToEventLoop();
+    if (options.signal?.aborted) {
+      options.progress.stop();
+      throw new InterruptedError(EVALUATION_INTERRUPTED);
+    }
     const end = Math.min(test.n, start + batch);
     const x = tf.tensor2d(test.x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]);
     const y = tf.tensor1d(test.y.subarray(start, end), 'int32');
@@ -239,6 +251,7 @@ export async function cleanMetrics(model: Classifier, split: Split, batchSize: n
 export async function fgsmErrorRate(model: Classifier, split: Split, epsilon: number, gradient: SoftmaxGradient, batchSize = 1000): Promise<number> {
   let wrong = 0;
   for (let start = 0; start < split.n; start += batchSize) {
+    await yieldToEventLoop(); // a signal's handler runs now, not after the whole split
     const end = Math.min(split.n, start + batchSize);
     const count = tf.tidy(() => {
       const x = tf.tensor2d(split.x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]);

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
 import { FgsmError } from '../core/errors.js';
+import { damagedFile, readJsonState, readStateFile } from '../core/fs-errors.js';
+import { digest } from '../data/verify.js';
 import { buildModel } from './build.js';
 import type { Classifier, ModelSpec } from './classifier.js';
 
@@ -46,19 +47,42 @@ export async function saveModel(dir: string, model: Classifier): Promise<void> {
     format: MODEL_FORMAT,
     spec: model.spec,
     weightsManifest: [{ paths: ['weights.bin'], weights: specs }],
+    weightsSha256: digest('sha256', data),
   });
 }
 
-export function loadModel(dir: string): Classifier {
+interface ModelManifest {
+  format?: string;
+  spec: ModelSpec;
+  weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+  /** Absent in models saved before it was recorded. */
+  weightsSha256?: string;
+}
+
+/** The manifest and weights of the model saved in `dir`, checked; a missing or damaged file is an error naming it. */
+function readSaved(dir: string): { path: string; manifest: ModelManifest; weights: Buffer } {
   const path = join(dir, 'model.json');
-  const manifest = JSON.parse(readFileSync(path, 'utf8')) as {
-    format?: string;
-    spec: ModelSpec;
-    weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
-  };
-  if (manifest.format !== MODEL_FORMAT) throw new FgsmError(`${path}: format ${String(manifest.format)}, expected ${MODEL_FORMAT}`);
-  const group = manifest.weightsManifest[0]!;
-  const values = decodeTensors(readFileSync(join(dir, group.paths[0]!)), group.weights);
+  const fix = `restore ${dir} from a copy, or train the model again (\`fgsm run\` with --fresh starts a separate run)`;
+  const manifest = readJsonState(path, fix) as ModelManifest | null;
+  if (manifest === null) throw new FgsmError(`${path}: no saved model there`, fix);
+  if (typeof manifest !== 'object' || Array.isArray(manifest)) throw damagedFile(path, 'not a saved model (expected a JSON object)', fix);
+  if (manifest.format !== MODEL_FORMAT) throw new FgsmError(`${path}: format ${String(manifest.format)}, expected ${MODEL_FORMAT}`, fix);
+  const group = manifest.weightsManifest?.[0];
+  if (!group || !Array.isArray(group.paths) || typeof group.paths[0] !== 'string' || !Array.isArray(group.weights) || !manifest.spec)
+    throw damagedFile(path, 'not a complete saved model (expected spec and weightsManifest)', fix);
+  const weightsPath = join(dir, group.paths[0]);
+  const weights = readStateFile(weightsPath, fix);
+  if (weights === null) throw new FgsmError(`${weightsPath}: missing (the weights of ${path})`, fix);
+  if (manifest.weightsSha256 !== undefined && digest('sha256', weights) !== manifest.weightsSha256)
+    throw damagedFile(weightsPath, 'it does not match the checksum in model.json', fix);
+  const bytes = group.weights.reduce((sum, w) => sum + 4 * w.shape.reduce((n, d) => n * d, 1), 0);
+  if (weights.byteLength !== bytes) throw damagedFile(weightsPath, `${weights.byteLength} bytes, model.json describes ${bytes}`, fix);
+  return { path, manifest, weights };
+}
+
+export function loadModel(dir: string): Classifier {
+  const { path, manifest, weights } = readSaved(dir);
+  const values = decodeTensors(weights, manifest.weightsManifest[0]!.weights);
   // maxout models saved before the sigmoid top (or its sigmoidLoss) existed have no `top` (theirs was the softmax)
   // or no `sigmoidLoss` (theirs was the sum)
   const spec =

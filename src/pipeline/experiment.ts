@@ -4,12 +4,13 @@ import { hashConfig, loadExperiment, type LoadedExperiment } from '../config/loa
 import { BackendChoice, type Experiment } from '../config/schema.js';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
 import { FgsmError, InterruptedError } from '../core/errors.js';
+import { stopIfAborted } from '../core/event-loop.js';
 import type { Progress } from '../core/progress.js';
 import { makeSplits, type Splits } from '../data/dataset.js';
 import { countsOf, dataIdentity, type DataIdentity } from '../data/identity.js';
 import { cacheDir, explicitDataDir, resolveMnist, type RawMnist } from '../data/source.js';
 import { trainingPerturbation } from '../attacks/training-perturbations.js';
-import { cleanMetrics, evaluate, fgsmErrorRate, type Evaluation } from '../eval/evaluate.js';
+import { cleanMetrics, EVALUATION_INTERRUPTED, evaluate, fgsmErrorRate, type Evaluation } from '../eval/evaluate.js';
 import { modelFromConfig, stackedModelFromConfig } from '../models/build.js';
 import type { Classifier } from '../models/classifier.js';
 import { saveModel } from '../models/weights-io.js';
@@ -168,6 +169,8 @@ interface PreparedRun {
   /** The run folder, or its provisional/ folder for a peek. */
   outDir: string;
   model: Classifier;
+  /** Marks the run interrupted should the process exit at once (a second Ctrl-C) while it holds the run. */
+  onExit: () => void;
 }
 
 /** The data and backend of a run: several runs of one experiment (its seeds) share them. */
@@ -202,7 +205,16 @@ async function prepareRun(loaded: LoadedExperiment, input: RunInput, options: Ru
   options.progress.line(`${options.peek ? 'peeking at' : run.resumed ? 'resuming' : 'starting'} ${config.name} → ${run.dir}`);
   options.progress.line(`data: ${raw.provenance.kind} (${raw.provenance.reason}); ${data.description}`);
   try {
-    return { started, loaded, input, run, outDir, model: modelFromConfig(config.model, splits.classes, config.seed, splits.train) };
+    const model = modelFromConfig(config.model, splits.classes, config.seed, splits.train);
+    const onExit = () => {
+      try {
+        if (run.lock && !lockLost(run.lock)) writeStatus(run.dir, 'interrupted', QUIT_AT_ONCE);
+      } catch {
+        // a status that cannot be written (a full disk) leaves it "running": `fgsm status` tells it is dead
+      }
+    };
+    process.on('exit', onExit);
+    return { started, loaded, input, run, outDir, model, onExit };
   } catch (error) {
     await run.lock?.release();
     throw error;
@@ -248,7 +260,9 @@ async function finishRun(prepared: PreparedRun, summary: TrainingSummary, option
     figureExamples: config.evaluation.figureExamples,
     seed: config.seed,
     progress: options.progress,
+    signal: options.signal,
   });
+  await stopIfAborted(options.signal, EVALUATION_INTERRUPTED);
   const trainingSet = await cleanMetrics(model, splits.train, config.attack.batchSize);
 
   const { history, ...training } = summary;
@@ -303,12 +317,15 @@ async function finishRun(prepared: PreparedRun, summary: TrainingSummary, option
       : {}),
   };
   writing();
-  if (options.peek) writeFileAtomic(join(outDir, 'epochs.csv'), epochsCsv(history));
+  writeFileAtomic(join(outDir, 'epochs.csv'), epochsCsv(history)); // from the checkpoint's history: whole again if it was damaged
   writeJsonAtomic(join(outDir, 'result.json'), result);
   writeFileAtomic(join(outDir, 'report.md'), renderRunReport(result, compareClaims(result)));
   if (!options.peek) writeStatus(run.dir, 'complete');
   return { result, dir: outDir, splits };
 }
+
+const QUIT_AT_ONCE =
+  'quit at once (a second signal): every epoch up to the last checkpoint is kept, nothing half-written; rerun the same command to resume';
 
 /** Records in the run's status why it stopped (interrupted, or failed), where the lock still allows. */
 function recordStop(prepared: PreparedRun, error: unknown): void {
@@ -323,6 +340,7 @@ function recordStop(prepared: PreparedRun, error: unknown): void {
 }
 
 async function releaseRun(prepared: PreparedRun): Promise<void> {
+  process.off('exit', prepared.onExit);
   prepared.model.dispose();
   await prepared.run.lock?.release();
 }

@@ -143,6 +143,7 @@ export async function sweepExperiment(file: string, epsilons: number[], options:
       figureExamples: 0,
       seed: config.seed,
       progress: options.progress,
+      signal: options.signal,
     });
     const points = epsilons.map((epsilon) => evaluation.fgsm[String(epsilon)]!);
     const others = epsilons.map((epsilon) => evaluation.fgsmOtherGradient[String(epsilon)]!);

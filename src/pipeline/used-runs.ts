@@ -26,7 +26,7 @@ import { loadForRun, runExperiment, type RunOptions } from './experiment.js';
  * models, and write a run folder of its own whose result.json records exactly which runs it used.
  */
 
-export interface CrossRunOptions extends Pick<RunOptions, 'backend' | 'threads' | 'dataDir' | 'resultsDir' | 'progress'> {
+export interface CrossRunOptions extends Pick<RunOptions, 'backend' | 'threads' | 'dataDir' | 'resultsDir' | 'progress' | 'signal'> {
   /** Train the experiments that have no complete run on this data instead of refusing. */
   trainMissing: boolean;
 }

@@ -1,11 +1,14 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { damagedFile, readJsonState } from '../core/fs-errors.js';
 import { FgsmError } from '../core/errors.js';
 import type { ClaimSource } from '../results/record.js';
 
 /** The result.json files under `dir`, up to `depth` folders deep (checkpoints and hidden folders skipped). */
 export function findResultFiles(dir: string, depth: number): string[] {
   if (depth < 0) return [];
+  if (!statSync(dir).isDirectory())
+    throw new FgsmError(`${dir} is a file, not a results folder`, 'name the folder that `fgsm run --results-dir` wrote');
   const found: string[] = [];
   for (const entry of readdirSync(dir)) {
     const path = join(dir, entry);
@@ -15,13 +18,13 @@ export function findResultFiles(dir: string, depth: number): string[] {
   return found;
 }
 
-/** A result.json file's record (of whatever format); a file that is not JSON is an error naming it. */
+/** A result.json file's record (of whatever format); a file that is not a JSON object is an error naming it. */
 export function readRecord(file: string): ClaimSource {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as ClaimSource;
-  } catch (error) {
-    throw new FgsmError(`${file}: not valid JSON (${(error as Error).message})`);
-  }
+  const fix = `restore ${file} from a copy, or move its run folder ${dirname(file)} out of the results folder`;
+  const record = readJsonState(file, fix);
+  if (record === null) throw new FgsmError(`${file}: no such file`);
+  if (typeof record !== 'object' || Array.isArray(record)) throw damagedFile(file, 'not a result (expected a JSON object)', fix);
+  return record as ClaimSource;
 }
 
 const FORMATS: readonly string[] = ['fgsm-result/1', 'fgsm-transfer/1', 'fgsm-agreement/1', 'fgsm-ensemble/1'] satisfies ClaimSource['format'][];

@@ -1,14 +1,14 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { makeDir, writeJsonAtomic } from '../core/atomic.js';
-import { fileSystemError } from '../core/fs-errors.js';
+import { damagedFile, fileSystemError, readJsonState } from '../core/fs-errors.js';
 import { FgsmError } from '../core/errors.js';
 import { dataIdentity, type Counts, type DataIdentity } from '../data/identity.js';
 import type { DataProvenance } from '../data/source.js';
 import { readCheckpointState } from '../train/checkpoint.js';
 import { checkpointStepsPerEpoch } from '../train/loop.js';
-import { acquireRunLock, type LockTiming, type RunLock } from './run-lock.js';
+import { acquireRunLock, inspectLock, type LockTiming, type RunLock } from './run-lock.js';
 
 /**
  * One folder per run: <results>/<experiment>/<run id>/. `status.json` says whether the run is running,
@@ -46,12 +46,21 @@ export interface OpenRun {
 
 const statusPath = (dir: string) => join(dir, 'status.json');
 
+const STATES: readonly string[] = ['running', 'interrupted', 'failed', 'complete'] satisfies RunStatus['state'][];
+
+/**
+ * The run's status.json, or null when `dir` has none (it is no run folder); a damaged one is an error naming it:
+ * fgsm cannot tell what the run is, so it neither resumes it nor starts another beside it.
+ */
 export function readStatus(dir: string): RunStatus | null {
-  try {
-    return JSON.parse(readFileSync(statusPath(dir), 'utf8')) as RunStatus;
-  } catch {
-    return null;
-  }
+  const path = statusPath(dir);
+  const fix = `restore ${path} from a copy, or move the run folder ${dir} out of the results folder`;
+  const status = readJsonState(path, fix);
+  if (status === null) return null;
+  const { state, configHash } = (status ?? {}) as Partial<RunStatus>;
+  if (typeof state !== 'string' || !STATES.includes(state) || typeof configHash !== 'string')
+    throw damagedFile(path, `not a run status (expected a JSON object with a state, one of ${STATES.join(', ')}, and a configHash)`, fix);
+  return status as RunStatus;
 }
 
 export function writeStatus(dir: string, state: RunStatus['state'], message?: string): void {
@@ -77,6 +86,11 @@ function timestamp(date: Date): string {
 function newestRun(resultsDir: string, experiment: string, wanted: (status: RunStatus, dir: string) => boolean): string | null {
   const experimentDir = join(resultsDir, experiment);
   if (!existsSync(experimentDir)) return null;
+  if (!statSync(experimentDir).isDirectory())
+    throw new FgsmError(
+      `${experimentDir} is a file, not the folder of ${experiment}'s runs`,
+      `move it away, or choose another results folder (--results-dir)`,
+    );
   const id = readdirSync(experimentDir)
     .sort()
     .reverse()
@@ -158,6 +172,25 @@ function sameIdentity(a: RunIdentity, b: RunIdentity): string | null {
   return null;
 }
 
+/** Throws a FgsmError when the run in `dir` cannot resume here: begun on other data or backend, or its checkpoint lost. */
+function refuseUnresumable(dir: string, options: OpenOptions): void {
+  const recorded = readStatus(dir)?.identity ?? null;
+  const conflict = recorded ? sameIdentity(recorded, options.identity) : legacyConflict(dir, options);
+  if (conflict) {
+    throw new FgsmError(
+      `cannot resume ${dir}: ${conflict}, and a run never mixes two`,
+      `give it what it was begun on again (e.g. the same --data-dir / FGSM_DATA_DIR${recorded ? `, --backend ${recorded.backend}` : ''}), or pass --fresh to start a separate run`,
+    );
+  }
+  const missing = checkpointMissing(dir);
+  if (missing) {
+    throw new FgsmError(
+      `cannot resume ${dir}: ${missing}`,
+      'put its checkpoints/ folder back (from where it trained), or pass --fresh to start a separate run; this one is left as it is',
+    );
+  }
+}
+
 /**
  * The run this invocation writes: the newest unfinished run of the same config (unless `fresh`), or a new one;
  * locked. Resuming a run begun on other data or another backend is refused: a run never mixes the two.
@@ -167,23 +200,15 @@ export async function openRun(resultsDir: string, experiment: string, configHash
   const unfinished = options.fresh ? null : latestUnfinishedRun(resultsDir, experiment, configHash);
   if (unfinished) {
     const dir = join(experimentDir, unfinished);
+    // read-only first: a run that cannot resume is refused untouched (not even its lock's owner file written),
+    // unless a live process writes it, which the lock then names
+    if (inspectLock(dir, options.lockTiming).state !== 'live') refuseUnresumable(dir, options);
     const lock = await acquireRunLock(dir, options.lockTiming);
-    const recorded = readStatus(dir)?.identity ?? null;
-    const conflict = recorded ? sameIdentity(recorded, options.identity) : legacyConflict(dir, options);
-    if (conflict) {
+    try {
+      refuseUnresumable(dir, options); // again, now that no other process writes it
+    } catch (error) {
       await lock.release(); // nothing written: the run keeps what it recorded
-      throw new FgsmError(
-        `cannot resume ${dir}: ${conflict}, and a run never mixes two`,
-        `give it what it was begun on again (e.g. the same --data-dir / FGSM_DATA_DIR${recorded ? `, --backend ${recorded.backend}` : ''}), or pass --fresh to start a separate run`,
-      );
-    }
-    const missing = checkpointMissing(dir);
-    if (missing) {
-      await lock.release();
-      throw new FgsmError(
-        `cannot resume ${dir}: ${missing}`,
-        'put its checkpoints/ folder back (from where it trained), or pass --fresh to start a separate run; this one is left as it is',
-      );
+      throw error;
     }
     recordStart(dir, configHash, experiment, options);
     return { dir, runId: unfinished, resumed: true, lock };

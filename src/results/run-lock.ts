@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync, utimesSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -130,6 +130,11 @@ export async function acquireRunLock(dir: string, timing: LockTiming = LOCK_TIMI
   writeJsonAtomic(ownerPath(dir), { pid: process.pid, host: hostname(), since: new Date().toISOString() } satisfies LockOwner);
   const flag = new Int32Array(lost);
   let released = false;
+  // process.exit (a second Ctrl-C) stops the holder thread before it lets go: let go here, unless another took over
+  const letGoOnExit = () => {
+    if (Atomics.load(flag, 0) === 0) rmSync(lockPath(dir), { recursive: true, force: true });
+  };
+  process.on('exit', letGoOnExit);
   return {
     dir,
     assertHeld() {
@@ -143,6 +148,7 @@ export async function acquireRunLock(dir: string, timing: LockTiming = LOCK_TIMI
     async release() {
       if (released) return;
       released = true;
+      process.off('exit', letGoOnExit);
       const done = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
       worker.ref(); // until it has let go
       worker.postMessage('release');

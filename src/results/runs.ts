@@ -1,5 +1,6 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { damagedFile, readStateFile } from '../core/fs-errors.js';
 import { readStatus, type RunStatus } from './run-dir.js';
 import { inspectLock, type LockInspection, type LockTiming, LOCK_TIMING } from './run-lock.js';
 
@@ -27,23 +28,32 @@ export interface RunOverview {
 }
 
 function findRunDirs(dir: string, depth: number): string[] {
-  if (depth < 0 || !existsSync(dir)) return [];
+  if (depth < 0 || !existsSync(dir) || !statSync(dir).isDirectory()) return [];
   if (existsSync(join(dir, 'status.json'))) return [dir];
   return readdirSync(dir)
     .filter((entry) => !entry.startsWith('.') && entry !== 'checkpoints' && statSync(join(dir, entry)).isDirectory())
     .flatMap((entry) => findRunDirs(join(dir, entry), depth - 1));
 }
 
+/** The columns of epochs.csv that `fgsm status` reads. */
+const PROGRESS_COLUMNS = ['stage', 'epoch', 'validation_error', 'adversarial_validation_error'];
+
 function progressOf(dir: string): Pick<RunOverview, 'stage' | 'epoch' | 'best'> {
-  let lines: string[];
-  try {
-    lines = readFileSync(join(dir, 'epochs.csv'), 'utf8').trim().split('\n');
-  } catch {
-    return { stage: null, epoch: null, best: null };
-  }
+  const path = join(dir, 'epochs.csv');
+  const fix = `restore ${path} from a copy, or delete it (the run's checkpoint holds the same history; an unfinished run writes it again at its next epoch)`;
+  const bytes = readStateFile(path, fix);
+  if (bytes === null) return { stage: null, epoch: null, best: null };
+  const text = bytes.toString('utf8');
+  if (text.trim() === '') throw damagedFile(path, 'it is empty', fix);
+  if (!text.endsWith('\n')) throw damagedFile(path, 'it ends part-way through a line (cut short?)', fix);
+  const lines = text.trim().split('\n');
   const header = lines[0]!.split(',');
   const column = (name: string) => header.indexOf(name);
+  const missing = PROGRESS_COLUMNS.filter((name) => column(name) < 0);
+  if (missing.length) throw damagedFile(path, `its header lacks the column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`, fix);
   const rows = lines.slice(1).map((line) => line.split(','));
+  const bad = rows.findIndex((row) => row.length !== header.length || !/^[12]$/.test(row[column('stage')]!) || !/^\d+$/.test(row[column('epoch')]!));
+  if (bad >= 0) throw damagedFile(path, `line ${bad + 2} is not an epoch's row (${header.length} values, stage 1 or 2, a whole epoch)`, fix);
   if (rows.length === 0) return { stage: null, epoch: null, best: null };
   const last = rows.at(-1)!;
   let best: RunOverview['best'] = null;

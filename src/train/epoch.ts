@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingConfig } from '../config/schema.js';
 import { FgsmError } from '../core/errors.js';
+import { yieldToEventLoop } from '../core/event-loop.js';
 import type { Progress } from '../core/progress.js';
 import { stream, streamSeed } from '../core/rng.js';
 import { gatherBatch } from '../data/batches.js';
@@ -14,6 +15,12 @@ import type { EpochRecord, TrainingState } from './state.js';
 /** The progress bar (and the loss it shows) moves every this many minibatches: the only reads inside an epoch. */
 const READ_EVERY = 20;
 
+/**
+ * The epoch yields to the event loop every this many minibatches (no device read: on wasm its reads resolve as
+ * microtasks and it would never yield), so that a signal's handler runs at once and the epoch stops soon after.
+ */
+const YIELD_EVERY = 4;
+
 export interface EpochContext {
   /** The network trained: one, or several seeds stacked (MaxoutNetwork with lanes; one lane per seed). */
   model: Classifier;
@@ -26,6 +33,8 @@ export interface EpochContext {
    * lane's parameters are taken out there; later steps leave its rows idle but still pass through its network).
    */
   laneDone?: (lane: number) => void;
+  /** Checked every few minibatches: once aborted, the epoch stops there and is discarded. */
+  signal?: AbortSignal;
 }
 
 /** One lane's part of an epoch: its seed's training, in its own stage, order, schedule and random streams. */
@@ -40,9 +49,10 @@ export interface LaneEpoch {
  * fresh seeded order, per minibatch x̃ (if any), the objective's gradient, the update and the max-norm
  * constraint. Every lane's minibatches, dropout masks, learning rate and momentum are those of its seed trained
  * alone; a lane with fewer minibatches (stage 1 beside stage 2) idles on zero rows once done. Advances each
- * state's step; returns each lane's record (training figures only: the stage monitors the rest).
+ * state's step; returns each lane's record (training figures only: the stage monitors the rest), or null when
+ * `context.signal` stopped it part-way (the states' steps are then those of an unfinished epoch: discard them).
  */
-export async function trainEpoch(context: EpochContext, lanes: readonly LaneEpoch[]): Promise<EpochRecord[]> {
+export async function trainEpoch(context: EpochContext, lanes: readonly LaneEpoch[]): Promise<EpochRecord[] | null> {
   const { model, config, perturbation, optimizer, progress } = context;
   const batchSize = config.batchSize;
   const plans = lanes.map((lane) => {
@@ -67,6 +77,10 @@ export async function trainEpoch(context: EpochContext, lanes: readonly LaneEpoc
   progress.start(steps, plans.map((plan) => `${stacked ? `seed ${plan.seed} ` : ''}stage ${plan.state.stage} epoch ${plan.epoch}`).join(', '));
   try {
     for (let b = 0; b < steps; b++) {
+      if (b % YIELD_EVERY === 0) {
+        await yieldToEventLoop();
+        if (context.signal?.aborted) return null;
+      }
       const training = plans.map((plan) => (b < plan.batches ? plan : null));
       const batches = training.map((plan) =>
         plan ? gatherBatch(plan.stage.split, plan.order, b * batchSize, Math.min(plan.stage.split.n, (b + 1) * batchSize)) : idle!,
@@ -120,8 +134,8 @@ export async function trainEpoch(context: EpochContext, lanes: readonly LaneEpoc
     }
   } finally {
     for (const plan of plans) plan.tally.dispose();
+    progress.stop();
   }
-  progress.stop();
   return plans.map((plan) => ({
     stage: plan.state.stage,
     epoch: plan.epoch,

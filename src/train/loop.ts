@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingConfig } from '../config/schema.js';
 import { InterruptedError } from '../core/errors.js';
+import { yieldToEventLoop } from '../core/event-loop.js';
 import { describeEta, type Progress, type TrainingPosition } from '../core/progress.js';
 import type { Split } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
@@ -62,7 +63,10 @@ export interface TrainOptions {
   progress: Progress;
   /** Called before each checkpoint is written; throws to stop without writing (e.g. the run folder's lock was lost). */
   beforeCheckpoint?: () => void;
-  /** Checked after each epoch's checkpoint: stop there with InterruptedError. */
+  /**
+   * Once aborted, training stops with InterruptedError: within a few minibatches (the unfinished epoch is
+   * discarded), or after the checkpoints of an epoch whose training had ended.
+   */
   signal?: AbortSignal;
   /** Called after each epoch, after its checkpoint is written. */
   onEpoch?: (record: EpochRecord, state: TrainingState) => void;
@@ -102,6 +106,8 @@ function openLane(options: TrainOptions): Lane {
     tf.dispose([params, velocity, bestSoFar].flatMap(Object.values));
     lane.state = checkpoint.state;
     lane.resumedFromEpoch = { stage: lane.state.stage, epoch: lane.state.epoch };
+    for (const damaged of checkpoint.passedOver)
+      options.progress.line(`${damaged.path} is damaged (${damaged.why}); resuming from the checkpoint before it, ${checkpoint.path}`);
     options.progress.line(`resuming from the checkpoint after stage ${lane.state.stage} epoch ${lane.state.epoch} (step ${lane.state.step})`);
   }
   return lane;
@@ -139,6 +145,7 @@ export async function trainStacked(
         stack.load();
       }
       const own = training[0]!;
+      const signals = training.flatMap((lane) => (lane.options.signal ? [lane.options.signal] : []));
       const context: EpochContext = {
         model: stack?.model ?? own.options.model,
         config,
@@ -146,6 +153,7 @@ export async function trainStacked(
         optimizer: stack?.optimizer ?? own.optimizer,
         progress,
         laneDone: stack ? (lane) => stack!.store(lane) : undefined,
+        signal: signals.length ? AbortSignal.any(signals) : undefined,
       };
       await epoch(context, training, lanes.length > 1);
     }
@@ -201,6 +209,7 @@ async function epoch(context: EpochContext, lanes: readonly Lane[], seeds: boole
     context,
     lanes.map((lane, i) => ({ seed: lane.options.seed, stage: stages[i]!, state: lane.state })),
   );
+  if (records === null) throw interruption(lanes, seeds, 'during');
   const trained = Date.now() - started;
   for (const [i, lane] of lanes.entries()) {
     const { options, state, optimizer, best } = lane;
@@ -219,13 +228,30 @@ async function epoch(context: EpochContext, lanes: readonly Lane[], seeds: boole
     options.progress.line(describeEpoch(record, state, stages[i]!.maxEpochs, options));
     options.onEpoch?.(record, state);
   }
-  // on wasm the epoch never yielded (its data() resolves as microtasks): let signal handlers and timers run
-  await new Promise((resolve) => setImmediate(resolve));
+  await yieldToEventLoop(); // a signal that came while the epoch was monitored and checkpointed
   const unfinished = lanes.filter((lane) => !lane.recipe.finished(lane.state));
-  if (lanes.some((lane) => lane.options.signal?.aborted) && unfinished.length > 0) {
-    const where = unfinished.map((lane) => `${seeds ? `seed ${lane.options.seed} ` : ''}stage ${lane.state.stage} epoch ${lane.state.epoch}`);
-    throw new InterruptedError(`interrupted after ${where.join(', ')}; rerun the same command to resume`);
+  if (lanes.some((lane) => lane.options.signal?.aborted) && unfinished.length > 0) throw interruption(unfinished, seeds, 'after');
+}
+
+/**
+ * What an interruption keeps: `after` an epoch, every epoch so far; `during` one, every finished epoch (the
+ * unfinished one is discarded, its minibatches trained again on resume).
+ */
+function interruption(lanes: readonly Lane[], seeds: boolean, when: 'during' | 'after'): InterruptedError {
+  const name = (lane: Lane) => (seeds ? `seed ${lane.options.seed} ` : '');
+  if (when === 'after') {
+    const where = lanes.map((lane) => `${name(lane)}stage ${lane.state.stage} epoch ${lane.state.epoch}`);
+    return new InterruptedError(`interrupted after ${where.join(', ')}; rerun the same command to resume`);
   }
+  const where = lanes.map((lane) => {
+    const last = lane.state.history.at(-1);
+    const kept = last ? ` (kept: up to stage ${last.stage} epoch ${last.epoch})` : '';
+    return `${name(lane)}stage ${lane.state.stage} epoch ${lane.state.epoch + 1}${kept}`;
+  });
+  const kept = lanes.some((lane) => lane.state.history.length > 0)
+    ? 'the unfinished epoch is discarded, every finished one is in the checkpoint'
+    : 'no epoch had finished, so nothing is kept';
+  return new InterruptedError(`interrupted during ${where.join(', ')}; ${kept}; rerun the same command to resume`);
 }
 
 const percent = (value: number): string => `${(100 * value).toFixed(2)}%`;

@@ -32,14 +32,18 @@ function relay(from: Readable, to: NodeJS.WritableStream, label: string): Promis
 /**
  * Runs `jobs` as separate `fgsm` processes, at most `parallel` at a time, in order. Independent runs (seeds,
  * configs) use several cores this way without sharing a tfjs engine. A signal passed to `interrupt` reaches every
- * running child (each stops after its epoch's checkpoint), and no further job starts.
+ * running child (each stops within a few minibatches, keeping its finished epochs), and no further job starts. When
+ * this process exits before its children (a second Ctrl-C quits at once), it passes them one more SIGINT: a child
+ * that had one already quits at once too, one that had none stops as after the first.
  */
 async function runJobs(bin: string, jobs: readonly Job[], parallel: number, interrupt: AbortSignal): Promise<JobOutcome[]> {
   const outcomes: JobOutcome[] = new Array(jobs.length);
   const running = new Set<ChildProcess>();
-  interrupt.addEventListener('abort', () => {
+  const interruptAll = () => {
     for (const child of running) child.kill('SIGINT');
-  });
+  };
+  interrupt.addEventListener('abort', interruptAll);
+  process.on('exit', interruptAll);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < jobs.length && !interrupt.aborted) {
@@ -55,7 +59,11 @@ async function runJobs(bin: string, jobs: readonly Job[], parallel: number, inte
       outcomes[index] = { label, status };
     }
   };
-  await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, worker));
+  } finally {
+    process.off('exit', interruptAll);
+  }
   return outcomes.filter((outcome) => outcome !== undefined);
 }
 

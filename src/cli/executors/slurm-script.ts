@@ -20,7 +20,7 @@ export function shellWord(word: string): string {
 
 /**
  * The batch script of a submission folder: array task i runs `fgsm task tasks.json i`. Slurm's warning signal
- * goes to this shell only (B:), which passes it on to fgsm; fgsm stops after the epoch's checkpoint and exits
+ * goes to this shell only (B:), which passes it on to fgsm; fgsm stops within a few minibatches, keeping its finished epochs' checkpoint, and exits
  * 130 (143 if the signal came before fgsm could catch it), and then the task requeues itself (the same array element) and resumes from that checkpoint. Exit 2 (a
  * user error: bad config, missing or corrupt data) and 1 (a bug) are final, as re-running cannot fix them.
  * `fgsm` is this installation, run by this node binary: the cluster's nodes see the same file system.
