@@ -89,6 +89,14 @@ export interface ForwardState {
  */
 export type SoftmaxGradient = 'standard' | 'stable';
 
+/**
+ * Which implementation of the standard and stable gradient forms a figure was measured with, recorded in every
+ * result's provenance (gradientForms). 1 (records without it): the independent-sigmoid top's "stable" form was the
+ * standard one again, so its stable figures repeat the standard ones (fixed in commit ba735b5, 2026-11-26). 2: each
+ * output's two forms as described above. Bump it whenever a form changes what a recorded figure measures.
+ */
+export const GRADIENT_FORMS = 2;
+
 /** The gradient a run measures beside the one it is configured with: every FGSM figure is reported both ways. */
 export const otherGradient = (gradient: SoftmaxGradient): SoftmaxGradient => (gradient === 'standard' ? 'stable' : 'standard');
 

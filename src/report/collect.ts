@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { FgsmError } from '../core/errors.js';
-import type { ClaimSource } from '../results/record.js';
+import { staleGradientFigures, type ClaimSource } from '../results/record.js';
 
 /** The result.json files under `dir`, up to `depth` folders deep (checkpoints and hidden folders skipped). */
 export function findResultFiles(dir: string, depth: number): string[] {
@@ -17,11 +17,20 @@ export function findResultFiles(dir: string, depth: number): string[] {
 
 /** A result.json file's record (of whatever format); a file that is not JSON is an error naming it. */
 export function readRecord(file: string): ClaimSource {
+  let record: ClaimSource;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as ClaimSource;
+    record = JSON.parse(readFileSync(file, 'utf8')) as ClaimSource;
   } catch (error) {
     throw new FgsmError(`${file}: not valid JSON (${(error as Error).message})`);
   }
+  const stale = record.format === 'fgsm-result/1' ? staleGradientFigures(record) : null;
+  if (stale) {
+    throw new FgsmError(
+      `${file}: ${stale}`,
+      `re-evaluate it with today's code: \`fgsm audit ${dirname(dirname(dirname(file)))} --repair\` rewrites its FGSM figures, result.json and report.md`,
+    );
+  }
+  return record;
 }
 
 const FORMATS: readonly string[] = ['fgsm-result/1', 'fgsm-transfer/1', 'fgsm-agreement/1', 'fgsm-ensemble/1'] satisfies ClaimSource['format'][];
