@@ -6,9 +6,9 @@ import { classificationMetrics, type ClassificationMetrics } from './metrics.js'
 
 /**
  * Makes adversarial examples for one batch: one [n, D] tensor per case (e.g. per ε), which the caller disposes.
- * `x` and `y` are the batch's clean images and true class indices.
+ * `x` and `y` are the batch's clean images and true class indices, `firstRow` the index of its first row in the split.
  */
-export type AdversarialBatch = (x: tf.Tensor2D, y: tf.Tensor1D) => tf.Tensor2D[];
+export type AdversarialBatch = (x: tf.Tensor2D, y: tf.Tensor1D, firstRow: number) => tf.Tensor2D[];
 
 /**
  * The metrics of `scorer` on the adversarial examples `make` produces for every batch of `split`, one entry per
@@ -29,7 +29,7 @@ export async function adversarialMetrics(
     const scored = tf.tidy(() => {
       const x = tf.tensor2d(split.x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]);
       const y = tf.tensor1d(split.y.subarray(start, end), 'int32');
-      return make(x, y).map((examples) => scorer.probabilities(scorer.logits(examples)));
+      return make(x, y, start).map((examples) => scorer.probabilities(scorer.logits(examples)));
     });
     try {
       if (start === 0) probabilities = scored.map(() => new Float32Array(split.n * k));

@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fastGradientSign, type FgsmOptions } from '../attacks/fgsm.js';
+import { iterativeGradientSign, type IterativeOptions } from '../attacks/iterative.js';
+
 import { initBackend, type BackendChoice, type BackendRequest } from '../backend/select.js';
 import type { DataConfig } from '../config/schema.js';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
@@ -132,6 +134,35 @@ async function fgsmFigures(model: Classifier, test: Split, batchSize: number, op
   }));
 }
 
+/** The seed of PGD's random starts: one fixed stream, so an audit repeats exactly. */
+const PGD_SEED = 1;
+
+/** An iterative attack (true labels, standard gradient, clipped, one run) at every bounded ε, `schedule` giving its steps. */
+async function iterativeFigures(
+  model: Classifier,
+  test: Split,
+  batchSize: number,
+  schedule: (epsilon: number) => Pick<IterativeOptions, 'steps' | 'stepSize' | 'randomStart'>,
+): Promise<AttackFigure[]> {
+  const metrics = await adversarialMetrics(model, test, batchSize, (x, y, firstRow) =>
+    AUDIT_EPSILONS.map(
+      (epsilon) =>
+        iterativeGradientSign(model, x, y, {
+          epsilon,
+          ...schedule(epsilon),
+          restarts: 1,
+          seed: PGD_SEED,
+          firstRow,
+          clip: [0, 1],
+          labels: 'true',
+          target: null,
+          gradient: 'standard',
+        }).adversarial,
+    ),
+  );
+  return AUDIT_EPSILONS.map((epsilon, e) => ({ epsilon, error: metrics[e]!.error, meanConfidenceOnMistakes: metrics[e]!.meanConfidenceOnMistakes }));
+}
+
 const fgsmWith = (gradient: SoftmaxGradient, clipped: boolean): FgsmOptions => ({
   epsilons: clipped ? [...AUDIT_EPSILONS] : [...AUDIT_EPSILONS, UNBOUNDED_EPSILON],
   clip: clipped ? [0, 1] : null,
@@ -147,6 +178,8 @@ function attackMeasures(model: Classifier, test: Split, batchSize: number): Reco
     'fgsm-stable': () => fgsmFigures(model, test, batchSize, fgsmWith('stable', false)),
     'fgsm-standard-clipped': () => fgsmFigures(model, test, batchSize, fgsmWith('standard', true)),
     'fgsm-stable-clipped': () => fgsmFigures(model, test, batchSize, fgsmWith('stable', true)),
+    'bim-10': () => iterativeFigures(model, test, batchSize, (epsilon) => ({ steps: 10, stepSize: epsilon / 10, randomStart: false })),
+    'pgd-40': () => iterativeFigures(model, test, batchSize, () => ({ steps: 40, stepSize: 0.01, randomStart: true })),
   };
 }
 

@@ -28,6 +28,8 @@ export const AUDIT_ATTACKS: readonly AuditAttack[] = [
   { key: 'fgsm-stable', description: 'FGSM, stable softmax gradient, unclipped' },
   { key: 'fgsm-standard-clipped', description: 'FGSM, standard softmax gradient, clipped to [0, 1]' },
   { key: 'fgsm-stable-clipped', description: 'FGSM, stable softmax gradient, clipped to [0, 1]' },
+  { key: 'bim-10', description: 'BIM: 10 steps of ε/10 from x, standard gradient, clipped to [0, 1] (Kurakin et al. 2017)' },
+  { key: 'pgd-40', description: 'PGD: random start, 40 steps of 0.01, standard gradient, clipped to [0, 1] (Madry et al. 2018)' },
 ];
 
 /** Everything the audit measured on one model. */
