@@ -4,8 +4,10 @@ import { before, describe, test } from 'node:test';
 import { fastGradientSign, type FgsmOptions } from '../src/attacks/fgsm.js';
 import { iterativeGradientSign, type IterativeOptions } from '../src/attacks/iterative.js';
 import { stream } from '../src/core/rng.js';
-import type { Classifier } from '../src/models/classifier.js';
-import { lossOf, model, randomImages, randomLabels, useWasm } from './helpers.js';
+import { SOFTMAX_GRADIENTS } from '../src/config/schema.js';
+import type { Classifier, SoftmaxGradient } from '../src/models/classifier.js';
+import { softmaxCrossEntropy } from '../src/models/linear.js';
+import { float64LossGradient, lossOf, model, randomImages, randomLabels, useWasm } from './helpers.js';
 
 const N = 48;
 const PGD: IterativeOptions = {
@@ -210,5 +212,55 @@ describe('iterative attacks (BIM, PGD)', () => {
     assert.throws(() => iterativeGradientSign(m, x, null, PGD), /iterativeGradientSign: y: expected the true labels/);
     tf.dispose([x, y]);
     m.dispose();
+  });
+});
+
+describe('the float32 formulations of the softmax cross-entropy gradient', () => {
+  before(useWasm);
+
+  /** ∂Σ J/∂z of logits [n, 10] with each formulation, as plain arrays. */
+  const logitGradients = (logits: number[][], labels: number[]) =>
+    Object.fromEntries(
+      SOFTMAX_GRADIENTS.map((gradient) => [
+        gradient,
+        tf.tidy(() => {
+          const y = tf.tensor1d(labels, 'int32');
+          return tf
+            .grad((z: tf.Tensor) => tf.sum(softmaxCrossEntropy(z as tf.Tensor2D, y, gradient)))(tf.tensor2d(logits))
+            .dataSync() as Float32Array;
+        }),
+      ]),
+    ) as Record<SoftmaxGradient, Float32Array>;
+
+  test('agree to float32 rounding where nothing saturates', () => {
+    const rng = stream(1, 'unsaturated-logits');
+    const logits = Array.from({ length: 32 }, () => Array.from({ length: 10 }, () => -3 + 6 * rng.next()));
+    const labels = logits.map((_, i) => i % 10);
+    const gradients = logitGradients(logits, labels);
+    for (const gradient of SOFTMAX_GRADIENTS) {
+      gradients[gradient].forEach((g, i) => {
+        const [row, k] = [Math.floor(i / 10), i % 10];
+        const exact = float64LossGradient(logits[row]!, labels[row]!)[k]!;
+        assert.ok(Math.abs(g - exact) < 1e-6, `${gradient}, example ${row}, class ${k}: ${g} vs float64 ${exact}`);
+      });
+    }
+  });
+
+  test('where p_y rounds to 1 the three float32 forms of p_y − 1 give 0 and stable the float64 value; near it they part', () => {
+    // z_y 30 above nine others: p_y = 1 in float32 (and in float64: float64LossGradient writes p_y − 1 exactly)
+    const saturated = logitGradients([[30, 0, 0, 0, 0, 0, 0, 0, 0, 0]], [0]);
+    const exact = float64LossGradient([30, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0);
+    for (const gradient of ['standard', 'softmax-minus-onehot', 'exp-log-softmax-minus-onehot'] as const) {
+      assert.equal(saturated[gradient][0], 0, gradient);
+      for (let k = 1; k < 10; k++) assert.ok(Math.abs(saturated[gradient][k]! / exact[k]! - 1) < 1e-5, `${gradient}, class ${k}`);
+    }
+    assert.ok(Math.abs(saturated.stable[0]! / exact[0]! - 1) < 1e-5, `stable: ${saturated.stable[0]} vs ${exact[0]}`);
+    // z_y 17 above: Σ_{k≠y} p_k ≈ 3.7e-7, a few float32 ulps of 1. logsumexp's and log softmax's forms have rounded
+    // p_y − 1 to 0 already; 1 / Σ exp(z − m) still falls one ulp below 1
+    const edge = logitGradients([[17, 0, 0, 0, 0, 0, 0, 0, 0, 0]], [0]);
+    assert.equal(edge.standard[0], 0);
+    assert.equal(edge['exp-log-softmax-minus-onehot'][0], 0);
+    assert.ok(edge['softmax-minus-onehot'][0]! < 0, `softmax-minus-onehot: ${edge['softmax-minus-onehot'][0]}`);
+    assert.ok(edge.stable[0]! < 0);
   });
 });

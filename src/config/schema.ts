@@ -145,8 +145,11 @@ export const ModelSchema = z.discriminatedUnion('kind', [SoftmaxSchema, Logistic
 const alpha = z.number().min(0).max(1).default(0.5).describe('weight of the clean term: α·J(x) + (1 − α)·J(x̃)');
 const epsilon = z.number().min(0).max(1).default(0.25).describe('ε, in pixel units ([0, 1])');
 
+/** The formulations of ∂J/∂z of the softmax cross-entropy in float32 (see SoftmaxGradient in models/). */
+export const SOFTMAX_GRADIENTS = ['standard', 'softmax-minus-onehot', 'exp-log-softmax-minus-onehot', 'stable'] as const;
+
 /** How ∂J/∂z of the softmax cross-entropy is computed in float32 (PAPER.md §3); each key says where it applies. */
-const lossGradient = z.enum(['standard', 'stable']).default('standard');
+const lossGradient = z.enum(SOFTMAX_GRADIENTS).default('standard');
 
 const ObjectiveSchema = z
   .discriminatedUnion('kind', [
@@ -246,7 +249,7 @@ export const AttackSchema = z
       .describe('none: untargeted; otherwise step towards a class: (y+1) mod K, the least likely class, or a fixed digit'),
     batchSize: positiveInt.default(2000).describe('examples per gradient batch (results do not depend on it)'),
     gradient: lossGradient.describe(
-      "the softmax gradient of the attack (and of early stopping's adversarial validation error). standard: p − onehot(y), as every float32 framework (and the paper's Theano) computes it: once p_y rounds to 1 its true-class part is 0 and ∇ₓJ turns; stable: ∂J/∂z_y = −Σ_{k≠y} p_k, no saturation. Every run measures both; this one is metrics.fgsm, the other metrics.fgsmOtherGradient, and the paper table keeps the standard one",
+      "the softmax gradient of the attack (and of early stopping's adversarial validation error), ∂J/∂z = p − onehot(y) in one of four float32 formulations. standard: autodiff through logsumexp(z) − z_y; softmax-minus-onehot: p from the float32 softmax (Theano's and TensorFlow's); exp-log-softmax-minus-onehot: p = exp(log softmax(z)) (PyTorch's); these three lose the true-class part once p_y rounds to 1 and ∇ₓJ turns, each at slightly different logits. stable: ∂J/∂z_y = −Σ_{k≠y} p_k, no saturation. Every run measures this one (metrics.fgsm) and stable, or standard when this is stable (metrics.fgsmOtherGradient); the paper table keeps the standard one",
     ),
   })
   .prefault({})

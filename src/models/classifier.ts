@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Gradients } from '../backend/kernels.js';
+import type { SOFTMAX_GRADIENTS } from '../config/schema.js';
 
 /** A trainable tensor of a model; `role` decides whether weight decay and max-norm apply. */
 export interface Parameter {
@@ -81,13 +82,21 @@ export interface ForwardState {
 
 /**
  * How the gradient of the softmax cross-entropy with respect to the logits is computed in float32 (PAPER.md §3).
- * standard: p − onehot(y), what autodiff of log-sum-exp gives and every float32 framework computes; once p_y
- * rounds to 1, ∂J/∂z_y = p_y − 1 is 0 while ∂J/∂z_k = p_k stays tiny but non-zero, so ∇ₓJ loses its "push the
- * true class down" part and turns. stable: the same loss, with ∂J/∂z_k = p_k for k ≠ y and ∂J/∂z_y = −Σ_{k≠y} p_k,
- * each p_k from z − logsumexp(z), which never saturates. The independent-sigmoid top has the same two forms
- * (sigmoidCrossEntropy); losses with no saturating step (logistic regression's softplus, RBF) ignore the choice.
+ * Four formulations of the same ∂J/∂z = p − onehot(y); the loss values are the same with each.
+ * standard: autodiff through J = logsumexp(z) − z_y with tfjs's logsumexp, m + log Σ exp(z − m) with m = max z
+ * (m takes a gradient too); once p_y rounds to 1, ∂J/∂z_y is 0 while ∂J/∂z_k = p_k stays tiny but non-zero, so
+ * ∇ₓJ loses its "push the true class down" part and turns.
+ * softmax-minus-onehot: p − onehot(y) with p from the float32 softmax, exp(z − m) / Σ exp(z − m) (Theano's and
+ * TensorFlow's fused softmax cross-entropy gradient).
+ * exp-log-softmax-minus-onehot: exp(log softmax(z)) − onehot(y), log softmax(z) = z − m − log Σ exp(z − m) (what
+ * autodiff of −log softmax(z)_y gives in PyTorch and tfjs's logSoftmax).
+ * These three round p_y to 1 at slightly different logits, so their saturated figures spread.
+ * stable: the same loss, with ∂J/∂z_k = p_k for k ≠ y and ∂J/∂z_y = −Σ_{k≠y} p_k, each p_k from z − logsumexp(z),
+ * which never saturates.
+ * The independent-sigmoid top has the same forms (sigmoidCrossEntropy); losses with no saturating step (logistic
+ * regression's softplus, RBF) ignore the choice.
  */
-export type SoftmaxGradient = 'standard' | 'stable';
+export type SoftmaxGradient = (typeof SOFTMAX_GRADIENTS)[number];
 
 /**
  * Which implementation of the standard and stable gradient forms a figure was measured with, recorded in every
@@ -98,7 +107,7 @@ export type SoftmaxGradient = 'standard' | 'stable';
 export const GRADIENT_FORMS = 2;
 
 /** The gradient a run measures beside the one it is configured with: every FGSM figure is reported both ways. */
-export const otherGradient = (gradient: SoftmaxGradient): SoftmaxGradient => (gradient === 'standard' ? 'stable' : 'standard');
+export const otherGradient = (gradient: SoftmaxGradient): SoftmaxGradient => (gradient === 'stable' ? 'standard' : 'stable');
 
 /** The deterministic network, differentiable with respect to its input: what evaluation and attacks use. */
 export const EVALUATION: ForwardState = { dropoutSeed: null, gradients: 'input' };

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { SoftmaxGradient } from './classifier.js';
+import { withLogitGradient } from './linear.js';
 
 /*
  * Losses of models whose classes are independent yes/no outputs (Appendix A's sigmoid top, §7's RBF): each class
@@ -16,11 +17,13 @@ const oneHotOf = (labels: tf.Tensor1D, k: number): tf.Tensor2D =>
   tf.cast(tf.oneHot(labels, k), 'float32') as tf.Tensor2D;
 
 /**
- * Per-class binary cross-entropy of sigmoid outputs p_k = σ(z_k): softplus(−z_y) + Σ_{k≠y} softplus(z_k). The two
- * gradients are two ways of writing it, as with the softmax (SoftmaxGradient):
- * - standard: Σ_k softplus(z_k) − z_y, what a framework's sigmoid cross-entropy differentiates (tf's
- *   sigmoid_cross_entropy_with_logits: σ(z) − y). Its ∂/∂z_y = σ(z_y) − 1 rounds to 0 in float32 once σ(z_y)
+ * Per-class binary cross-entropy of sigmoid outputs p_k = σ(z_k): softplus(−z_y) + Σ_{k≠y} softplus(z_k). Its
+ * gradient is σ(z) − onehot(y), written in the forms of SoftmaxGradient:
+ * - standard: autodiff through Σ_k softplus(z_k) − z_y, what a framework's sigmoid cross-entropy differentiates
+ *   (tf's sigmoid_cross_entropy_with_logits: σ(z) − y). Its ∂/∂z_y = σ(z_y) − 1 rounds to 0 in float32 once σ(z_y)
  *   rounds to 1 (z_y above about 16.6), leaving only the other classes' push.
+ * - softmax-minus-onehot: p − onehot(y) with p = σ(z) from the float32 sigmoid.
+ * - exp-log-softmax-minus-onehot: exp(log σ(z)) − onehot(y), log σ(z) = −softplus(−z).
  * - stable: softplus(s ⊙ z) summed, s = −1 at the label and +1 elsewhere, as pylearn2's Sigmoid layer writes its
  *   cost (Y·softplus(−z) + (1 − Y)·softplus(z)): softplus's derivative σ is computed directly, so ∂/∂z_y =
  *   −σ(−z_y) stays non-zero until z_y passes float32's exp range (about 88).
@@ -29,8 +32,17 @@ const oneHotOf = (labels: tf.Tensor1D, k: number): tf.Tensor2D =>
 export function sigmoidCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, gradient: SoftmaxGradient = 'standard'): tf.Tensor1D {
   return tf.tidy((): tf.Tensor1D => {
     const target = oneHotOf(labels, logits.shape[1]);
-    if (gradient === 'stable') return tf.sum(tf.softplus(tf.mul(logits, tf.sub(1, tf.mul(2, target)))), 1) as tf.Tensor1D;
-    return tf.sub(tf.sum(tf.softplus(logits), 1), tf.sum(tf.mul(logits, target), 1)) as tf.Tensor1D;
+    const value = (z: tf.Tensor2D, y: tf.Tensor2D) => tf.sub(tf.sum(tf.softplus(z), 1), tf.sum(tf.mul(z, y), 1)) as tf.Tensor1D;
+    switch (gradient) {
+      case 'standard':
+        return value(logits, target);
+      case 'softmax-minus-onehot':
+        return withLogitGradient(logits, target, value, (z, y, dy) => tf.mul(tf.sub(tf.sigmoid(z), y), dy));
+      case 'exp-log-softmax-minus-onehot':
+        return withLogitGradient(logits, target, value, (z, y, dy) => tf.mul(tf.sub(tf.exp(tf.neg(tf.softplus(tf.neg(z)))), y), dy));
+      case 'stable':
+        return tf.sum(tf.softplus(tf.mul(logits, tf.sub(1, tf.mul(2, target)))), 1) as tf.Tensor1D;
+    }
   });
 }
 

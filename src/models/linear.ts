@@ -16,6 +16,16 @@ function stableLogSoftmaxGradient(p: tf.Tensor2D, g: tf.Tensor2D): tf.Tensor2D {
   return tf.sub(tf.mul(g, tf.matMul(p, others)), tf.mul(p, tf.matMul(g, others)));
 }
 
+/** log softmax(z) differentiated as g − (Σ g)·softmax(z), the probabilities from the float32 softmax. */
+const softmaxLogSoftmax = tf.customGrad<tf.Tensor2D>((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [z, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+  save([z]);
+  return {
+    value: tf.logSoftmax(z),
+    gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => tf.sub(dy, tf.mul(tf.sum(dy, 1, true), tf.softmax(saved[0]! as tf.Tensor2D))),
+  };
+});
+
 /** log softmax(z) with stableLogSoftmaxGradient. */
 const stableLogSoftmax = tf.customGrad<tf.Tensor2D>((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const [z, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
@@ -24,24 +34,36 @@ const stableLogSoftmax = tf.customGrad<tf.Tensor2D>((...args: (tf.Tensor | tf.Gr
   return { value: logP, gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => stableLogSoftmaxGradient(tf.exp(saved[0]!) as tf.Tensor2D, dy) };
 });
 
-/** log softmax(z), differentiated as `gradient` says (the values are identical). */
-export const logSoftmax = (logits: tf.Tensor2D, gradient: SoftmaxGradient = 'standard'): tf.Tensor2D =>
-  gradient === 'stable' ? stableLogSoftmax(logits) : tf.logSoftmax(logits);
+/**
+ * log softmax(z), differentiated as `gradient` says (the values are identical). Upstream of a log softmax the
+ * gradient is g − (Σ g)·p: standard and exp-log-softmax-minus-onehot both take p = exp(log softmax(z)) (tfjs's
+ * logSoftmax), softmax-minus-onehot the float32 softmax; stable never forms 1 − p_j (stableLogSoftmaxGradient).
+ */
+export function logSoftmax(logits: tf.Tensor2D, gradient: SoftmaxGradient = 'standard'): tf.Tensor2D {
+  if (gradient === 'stable') return stableLogSoftmax(logits);
+  if (gradient === 'softmax-minus-onehot') return softmaxLogSoftmax(logits);
+  return tf.logSoftmax(logits);
+}
 
 /**
- * J with the saturation-free gradient (see SoftmaxGradient): the value of crossEntropy, the gradient of −log p_y
- * through stableLogSoftmaxGradient, so ∂J/∂z_k = p_k for k ≠ y and ∂J/∂z_y = −Σ_{k≠y} p_k, never 1 − p_y.
+ * A per-example loss J(z, y) of the logits z and one-hot labels y whose value is `value(z, y)` and whose gradient
+ * with respect to z is `logitGradient(z, y, dy)`, dy the upstream gradient as a column [n, 1]: how a formulation of
+ * ∂J/∂z is put in place of what autodiff of the value would compute.
  */
-function stableCrossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Tensor1D {
+export function withLogitGradient(
+  logits: tf.Tensor2D,
+  oneHot: tf.Tensor2D,
+  value: (z: tf.Tensor2D, y: tf.Tensor2D) => tf.Tensor1D,
+  logitGradient: (z: tf.Tensor2D, y: tf.Tensor2D, dy: tf.Tensor2D) => tf.Tensor2D,
+): tf.Tensor1D {
   return tf.customGrad<tf.Tensor1D>((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [z, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
     save([z, oneHot]); // kept for the backward pass, which runs after the caller's tidy has ended
     return {
-      value: crossEntropy(z, oneHot),
+      value: value(z, oneHot),
       gradFunc: (dy: tf.Tensor1D, saved: tf.Tensor[]) => {
         const [zs, y] = saved as [tf.Tensor2D, tf.Tensor2D];
-        const p = tf.exp(tf.sub(zs, tf.logSumExp(zs, 1, true))) as tf.Tensor2D;
-        return stableLogSoftmaxGradient(p, tf.mul(tf.neg(y), tf.reshape(dy, [-1, 1])) as tf.Tensor2D);
+        return logitGradient(zs, y, tf.reshape(dy, [-1, 1]) as tf.Tensor2D);
       },
     };
   })(logits);
@@ -49,13 +71,25 @@ function stableCrossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Tensor
 
 /**
  * J = −log softmax(z)_y per example, computed stably from the logits z (never from clipped probabilities), with
- * its gradient computed as `gradient` says (the values are identical).
+ * its gradient computed as `gradient` says (see SoftmaxGradient; the values are identical).
  */
 export function softmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, gradient: SoftmaxGradient = 'standard'): tf.Tensor1D {
   return tf.tidy((): tf.Tensor1D => {
     // cast, not oneHot's dtype argument: tfjs-wasm's OneHot writes int32 bits whatever the dtype (1 reads as 1.4e-45)
     const oneHot = tf.cast(tf.oneHot(labels, logits.shape[1]), 'float32') as tf.Tensor2D;
-    return gradient === 'stable' ? stableCrossEntropy(logits, oneHot) : crossEntropy(logits, oneHot);
+    switch (gradient) {
+      case 'standard':
+        return crossEntropy(logits, oneHot);
+      case 'softmax-minus-onehot':
+        return withLogitGradient(logits, oneHot, crossEntropy, (z, y, dy) => tf.mul(tf.sub(tf.softmax(z), y), dy));
+      case 'exp-log-softmax-minus-onehot':
+        return withLogitGradient(logits, oneHot, crossEntropy, (z, y, dy) => tf.mul(tf.sub(tf.exp(tf.logSoftmax(z)), y), dy));
+      case 'stable':
+        // ∂J/∂z_k = p_k for k ≠ y and ∂J/∂z_y = −Σ_{k≠y} p_k, never 1 − p_y
+        return withLogitGradient(logits, oneHot, crossEntropy, (z, y, dy) =>
+          stableLogSoftmaxGradient(tf.exp(tf.sub(z, tf.logSumExp(z, 1, true))) as tf.Tensor2D, tf.mul(tf.neg(y), dy) as tf.Tensor2D),
+        );
+    }
   });
 }
 

@@ -1,5 +1,5 @@
 import type { AgreementConfig, EnsembleConfig, TransferConfig } from '../config/cross-run.js';
-import type { Experiment } from '../config/schema.js';
+import { SOFTMAX_GRADIENTS, type Experiment } from '../config/schema.js';
 import type { Counts, DataIdentity } from '../data/identity.js';
 import type { DataProvenance } from '../data/source.js';
 import type { ClassificationMetrics, RubbishMetrics } from '../eval/metrics.js';
@@ -7,7 +7,7 @@ import type { FgsmMetrics } from '../eval/evaluate.js';
 import type { Agreement } from '../eval/agreement.js';
 import type { EnsembleMetrics } from '../eval/ensemble.js';
 import type { TransferMatrix } from '../eval/transfer.js';
-import { GRADIENT_FORMS, type SoftmaxGradient } from '../models/classifier.js';
+import { GRADIENT_FORMS, otherGradient, type SoftmaxGradient } from '../models/classifier.js';
 import type { TrainingSummary } from '../train/loop.js';
 import type { Provenance } from './provenance.js';
 
@@ -156,8 +156,13 @@ export type RecordedFgsmMetrics = Omit<FgsmMetrics, 'gradient' | 'saturated'> & 
 /** A record's FGSM metrics by softmax gradient: null where it did not measure that one. */
 export function fgsmByGradient(metrics: ResultRecord['metrics']): Record<SoftmaxGradient, Record<string, RecordedFgsmMetrics> | null> {
   const configured = Object.values(metrics.fgsm)[0]?.gradient ?? 'standard';
-  const other = metrics.fgsmOtherGradient ?? null;
-  return configured === 'standard' ? { standard: metrics.fgsm, stable: other } : { standard: other, stable: metrics.fgsm };
+  const byGradient = Object.fromEntries(SOFTMAX_GRADIENTS.map((gradient) => [gradient, null])) as Record<
+    SoftmaxGradient,
+    Record<string, RecordedFgsmMetrics> | null
+  >;
+  byGradient[configured] = metrics.fgsm;
+  if (metrics.fgsmOtherGradient) byGradient[otherGradient(configured)] = metrics.fgsmOtherGradient;
+  return byGradient;
 }
 
 /**
