@@ -349,7 +349,7 @@ function program(): Command {
       'experiments to make transfer examples on, in order of preference (comma-separated)',
       'maxout,maxout-adv',
     )
-    .option('--only <experiments>', 'audit only these experiments (comma-separated)')
+    .option('--only <experiments>', 'audit only these experiments, in this order (comma-separated)')
     .option('--repair', 're-evaluate the FGSM figures of records measured before a gradient fix, and rewrite their result.json and report.md', false)
     .option('--check', 'exit with status 2 when a must-hold check (PGD error ≥ FGSM error) fails on some model', false)
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu']))

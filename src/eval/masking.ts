@@ -10,7 +10,7 @@ export interface ErrorsAtEpsilon {
   epsilon: number;
   /** The strongest single-step attack: FGSM, the largest error over the softmax gradients measured. */
   singleStep: number;
-  /** The iterative attack that must beat it (PGD with random start). */
+  /** The strongest iterative attack, which must do at least as well. */
   iterative: number;
   /** The strongest white-box error over every attack measured at this ε. */
   whiteBox: number;

@@ -24,13 +24,22 @@ export interface AuditAttack {
 }
 
 export const AUDIT_ATTACKS: readonly AuditAttack[] = [
-  { key: 'fgsm-standard', description: 'FGSM, standard softmax gradient, unclipped (the paper)' },
-  { key: 'fgsm-stable', description: 'FGSM, stable softmax gradient, unclipped' },
+  { key: 'fgsm-standard', description: 'FGSM, standard softmax gradient, unclipped (the paper); also at the unbounded ε' },
+  { key: 'fgsm-softmax-minus-onehot', description: 'FGSM, the softmax-minus-onehot float32 formulation of the standard gradient, unclipped' },
+  { key: 'fgsm-exp-log-softmax-minus-onehot', description: 'FGSM, the exp-log-softmax-minus-onehot float32 formulation, unclipped' },
+  { key: 'fgsm-stable', description: 'FGSM, stable softmax gradient, unclipped; also at the unbounded ε' },
   { key: 'fgsm-standard-clipped', description: 'FGSM, standard softmax gradient, clipped to [0, 1]' },
   { key: 'fgsm-stable-clipped', description: 'FGSM, stable softmax gradient, clipped to [0, 1]' },
   { key: 'bim-10', description: 'BIM: 10 steps of ε/10 from x, standard gradient, clipped to [0, 1] (Kurakin et al. 2017)' },
   { key: 'pgd-40', description: 'PGD: random start, 40 steps of 0.01, standard gradient, clipped to [0, 1] (Madry et al. 2018)' },
+  { key: 'bim-10-unbounded', description: 'BIM at the unbounded ε: 10 steps of ε/10, no clipping' },
 ];
+
+/** The float32 formulations of the standard gradient whose FGSM figures spread (issue 26 §4), the paper's figure first. */
+export const STANDARD_FORMULATIONS = ['fgsm-standard', 'fgsm-softmax-minus-onehot', 'fgsm-exp-log-softmax-minus-onehot'] as const;
+
+/** The attacks that keep x̃ in [0, 1]: the white-box figures the masking checks compare (one threat model). */
+export const CLIPPED_ATTACKS = ['fgsm-standard-clipped', 'fgsm-stable-clipped', 'bim-10', 'pgd-40'] as const;
 
 /** Everything the audit measured on one model. */
 export interface ModelAudit {
