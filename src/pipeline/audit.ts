@@ -180,8 +180,8 @@ const fgsmWith = (gradient: SoftmaxGradient, clipped: boolean, unbounded = !clip
   gradient,
 });
 
-/** How each audit attack is measured on a model. */
-function attackMeasures(model: Classifier, test: Split, batchSize: number): Record<string, () => Promise<AttackFigure[]>> {
+/** How each audit attack (AUDIT_ATTACKS) is measured on a model, by key. */
+export function attackMeasures(model: Classifier, test: Split, batchSize: number): Record<string, () => Promise<AttackFigure[]>> {
   return {
     'fgsm-standard': () => fgsmFigures(model, test, batchSize, fgsmWith('standard', false)),
     'fgsm-softmax-minus-onehot': () => fgsmFigures(model, test, batchSize, fgsmWith('softmax-minus-onehot', false, false)),
@@ -221,7 +221,7 @@ const at = (figures: AttackFigure[] | undefined, epsilon: number): number | null
  * ε = .25 ball from a far random start, where BIM's ten steps of ε/10 can); white-box: every clipped attack; unbounded:
  * FGSM (both gradients) and BIM-10 at ε = 1 without clipping.
  */
-export function checksOf(audit: ModelAudit): MaskingCheck[] {
+export function checksOf(audit: Pick<ModelAudit, 'attacks' | 'transfer'>): MaskingCheck[] {
   const a = audit.attacks;
   const largest = (keys: readonly string[], epsilon: number) => Math.max(...keys.map((key) => at(a[key], epsilon) ?? 0));
   const bounded = AUDIT_EPSILONS.map((epsilon) => ({
