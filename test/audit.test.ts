@@ -157,8 +157,11 @@ describe('audit', () => {
       config: { model: { kind: 'maxout', top: 'sigmoid' } },
       metrics: { fgsm: {}, fgsmOtherGradient: {} },
       provenance: {},
+      finishedAt: '2026-11-26T15:41:57.202Z',
     } as unknown as ResultRecord;
     assert.match(staleGradientFigures(record)!, /gradient forms 1, before the independent-sigmoid top had a stable form/);
+    // a record without the field that finished after the fix was committed was measured with it
+    assert.equal(staleGradientFigures({ ...record, finishedAt: '2026-11-26T16:00:00.000Z' }), null);
     assert.equal(staleGradientFigures({ ...record, provenance: { ...record.provenance, gradientForms: 2 } }), null);
     const reevaluated = { at: '', replaced: ['fgsm', 'fgsmOtherGradient'], why: '', provenance: { gradientForms: 2 } } as unknown as NonNullable<
       ResultRecord['reevaluations']
@@ -212,6 +215,7 @@ describe('audit', () => {
       },
       metrics: { ...base.metrics, clean: measured.clean, fgsm: measured.fgsm, fgsmOtherGradient: relabelled },
       provenance: oldProvenance,
+      finishedAt: '2026-11-26T15:41:57.202Z',
     };
     writeFileSync(join(sigmoidRun, 'result.json'), JSON.stringify(stale));
     const refused = fgsmCli(['report', results], env);

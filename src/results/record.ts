@@ -7,7 +7,7 @@ import type { FgsmMetrics } from '../eval/evaluate.js';
 import type { Agreement } from '../eval/agreement.js';
 import type { EnsembleMetrics } from '../eval/ensemble.js';
 import type { TransferMatrix } from '../eval/transfer.js';
-import { GRADIENT_FORMS, otherGradient, type SoftmaxGradient } from '../models/classifier.js';
+import { GRADIENT_FORMS, GRADIENT_FORMS_2_SINCE, otherGradient, type SoftmaxGradient } from '../models/classifier.js';
 import type { TrainingSummary } from '../train/loop.js';
 import type { Provenance } from './provenance.js';
 
@@ -173,10 +173,12 @@ export function fgsmByGradient(metrics: ResultRecord['metrics']): Record<Softmax
 export function staleGradientFigures(record: ResultRecord): string | null {
   const model = record.config.model;
   if (model.kind !== 'maxout' || model.top !== 'sigmoid' || !record.metrics.fgsmOtherGradient) return null;
-  const reevaluated = (record.reevaluations ?? []).filter((r) => r.replaced.includes('fgsmOtherGradient') || r.replaced.includes('fgsm'));
-  const forms = Math.max(record.provenance.gradientForms ?? 1, ...reevaluated.map((r) => r.provenance.gradientForms ?? 1));
+  // without the field: forms 2 if the run finished after the fix was committed
+  const recorded = record.provenance.gradientForms ?? (record.finishedAt >= GRADIENT_FORMS_2_SINCE.at ? 2 : 1);
+  const reevaluated = (record.reevaluations ?? []).filter((r) => r.replaced.includes('fgsmOtherGradient'));
+  const forms = Math.max(recorded, ...reevaluated.map((r) => r.provenance.gradientForms ?? 1));
   if (forms >= GRADIENT_FORMS) return null;
-  return `its stable-gradient FGSM figures were measured with gradient forms ${forms}, before the independent-sigmoid top had a stable form (commit ba735b5): they are the standard figures a second time`;
+  return `its stable-gradient FGSM figures were measured with gradient forms ${forms}, before the independent-sigmoid top had a stable form (commit ${GRADIENT_FORMS_2_SINCE.commit}): they are the standard figures a second time`;
 }
 
 export interface OpenChoices {
