@@ -382,6 +382,7 @@ export async function auditResults(dir: string, options: AuditOptions): Promise<
     epsilons: [...AUDIT_EPSILONS],
     attacks: [...AUDIT_ATTACKS],
     models: audits,
+    leftOut: found.filter((run) => !chosen.includes(run)).map((run) => run.name),
     staleRecords,
     mustHold: [...MUST_HOLD],
     failures,

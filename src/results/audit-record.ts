@@ -75,6 +75,8 @@ export interface AuditRecord {
   epsilons: number[];
   attacks: AuditAttack[];
   models: ModelAudit[];
+  /** The complete models under the folder that this audit left out (--only). */
+  leftOut: string[];
   /** Records whose figures were labelled with the wrong gradient (see staleGradientFigures), and what became of them. */
   staleRecords: { run: string; problem: string; repaired: boolean }[];
   mustHold: string[];
