@@ -82,19 +82,19 @@ describe('audit', () => {
   test('masking checks: each one fails on figures that break it and holds on ones that do not', () => {
     const ordinary = maskingChecks({
       bounded: [
-        { epsilon: 0.1, singleStep: 0.3, iterative: 0.5, whiteBox: 0.5, transfer: 0.1 },
-        { epsilon: 0.25, singleStep: 0.8, iterative: 0.99, whiteBox: 0.99, transfer: 0.4 },
+        { epsilon: 0.1, singleStep: 0.3, iterative: 0.5, singleStepStable: 0.4, whiteBox: 0.5, transfer: 0.1 },
+        { epsilon: 0.25, singleStep: 0.8, iterative: 0.99, singleStepStable: 0.9, whiteBox: 0.99, transfer: 0.4 },
       ],
       unbounded: { epsilon: 1, error: 1 },
     });
     assert.deepEqual(
       ordinary.map((c) => c.holds),
-      [true, true, true, true],
+      [true, true, true, true, true],
     );
     const masked = maskingChecks({
       bounded: [
-        { epsilon: 0.1, singleStep: 0.3, iterative: 0.2, whiteBox: 0.3, transfer: 0.4 },
-        { epsilon: 0.25, singleStep: 0.3, iterative: 0.2, whiteBox: 0.3, transfer: 0.5 },
+        { epsilon: 0.1, singleStep: 0.3, iterative: 0.2, singleStepStable: 0.3, whiteBox: 0.3, transfer: 0.4 },
+        { epsilon: 0.25, singleStep: 0.3, iterative: 0.2, singleStepStable: 0.3, whiteBox: 0.3, transfer: 0.5 },
       ],
       unbounded: { epsilon: 1, error: 0.3 },
     });
@@ -102,6 +102,7 @@ describe('audit', () => {
       masked.map((c) => [c.id, c.holds]),
       [
         ['iterative-at-least-single-step', false],
+        ['iterative-at-least-stable-single-step', false],
         ['rising-with-epsilon', false],
         ['near-total-unbounded', false],
         ['white-box-at-least-transfer', false],
@@ -141,6 +142,7 @@ describe('audit', () => {
     const holds = (attacks: typeof ordinaryAttacks) => Object.fromEntries(checksOf({ attacks, transfer: null }).map((c) => [c.id, c.holds]));
     assert.deepEqual(holds(ordinaryAttacks), {
       'iterative-at-least-single-step': true,
+      'iterative-at-least-stable-single-step': true,
       'rising-with-epsilon': true,
       'near-total-unbounded': true,
       'white-box-at-least-transfer': null,

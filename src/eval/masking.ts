@@ -8,10 +8,15 @@
 /** The errors of one model at one bounded ε (every attack clipped to the valid image range). */
 export interface ErrorsAtEpsilon {
   epsilon: number;
-  /** The strongest single-step attack: FGSM, the largest error over the softmax gradients measured. */
+  /** FGSM with the softmax gradient the iterative attacks take. */
   singleStep: number;
   /** The strongest iterative attack, which must do at least as well. */
   iterative: number;
+  /**
+   * FGSM with the stable softmax gradient, which never saturates (null where not measured): when it beats the
+   * iterative attacks taken with a saturating gradient, float32 saturation is masking that gradient.
+   */
+  singleStepStable: number | null;
   /** The strongest white-box error over every attack measured at this ε. */
   whiteBox: number;
   /** FGSM examples made on another model, scored by this one; null where no other model of its task exists. */
@@ -25,7 +30,12 @@ export interface MaskingFigures {
   unbounded: { epsilon: number; error: number };
 }
 
-export type MaskingCheckId = 'iterative-at-least-single-step' | 'rising-with-epsilon' | 'near-total-unbounded' | 'white-box-at-least-transfer';
+export type MaskingCheckId =
+  | 'iterative-at-least-single-step'
+  | 'iterative-at-least-stable-single-step'
+  | 'rising-with-epsilon'
+  | 'near-total-unbounded'
+  | 'white-box-at-least-transfer';
 
 export interface MaskingCheck {
   id: MaskingCheckId;
@@ -46,6 +56,8 @@ const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
 export function maskingChecks(figures: MaskingFigures): MaskingCheck[] {
   const { bounded, unbounded } = figures;
   const iterativeShort = bounded.filter((b) => b.iterative < b.singleStep);
+  const stableMeasured = bounded.filter((b) => b.singleStepStable !== null);
+  const stableWins = stableMeasured.filter((b) => b.iterative < b.singleStepStable!);
   const curve = [...bounded.map((b) => ({ epsilon: b.epsilon, error: b.whiteBox })), unbounded];
   const falls = curve.slice(1).filter((point, i) => point.error < curve[i]!.error);
   const first = curve[0]!;
@@ -57,6 +69,13 @@ export function maskingChecks(figures: MaskingFigures): MaskingCheck[] {
       id: 'iterative-at-least-single-step',
       holds: iterativeShort.length === 0,
       detail: bounded.map((b) => `ε=${b.epsilon}: iterative ${pct(b.iterative)} vs single-step ${pct(b.singleStep)}`).join('; '),
+    },
+    {
+      id: 'iterative-at-least-stable-single-step',
+      holds: stableMeasured.length === 0 ? null : stableWins.length === 0,
+      detail: stableMeasured
+        .map((b) => `ε=${b.epsilon}: iterative ${pct(b.iterative)} vs stable-gradient single-step ${pct(b.singleStepStable!)}`)
+        .join('; '),
     },
     {
       id: 'rising-with-epsilon',

@@ -16,6 +16,7 @@ const errorAt = (figures: AttackFigure[] | undefined, epsilon: number) => figure
 /** The flags' names in the table: a check that does not hold is a sign of gradient masking (eval/masking.ts). */
 export const FLAG_NAMES: Record<MaskingCheckId, string> = {
   'iterative-at-least-single-step': 'PGD < FGSM',
+  'iterative-at-least-stable-single-step': 'PGD < stable FGSM',
   'rising-with-epsilon': 'not rising with ε',
   'near-total-unbounded': 'unbounded < 99%',
   'white-box-at-least-transfer': 'transfer > white-box',
@@ -86,7 +87,8 @@ export function renderRobustnessMarkdown(record: AuditRecord): string {
       'model, scored by this one. Unbounded: ε = 1 without clipping.',
     '',
     'Flags (gradient-masking checks, Carlini et al. 2019), each a check that does not hold: PGD < FGSM, the stronger of ' +
-      'BIM-10 and PGD-40 below the stronger clipped FGSM at some ε; not rising with ε, the strongest clipped error falls from ' +
+      'BIM-10 and PGD-40 below clipped FGSM with the same (standard) gradient at some ε; PGD < stable FGSM, the same ' +
+      'below clipped FGSM with the stable gradient: float32 saturation masks the standard gradient; not rising with ε, the strongest clipped error falls from ' +
       'ε = .1 to .25 to the unbounded ε = 1 (or stays flat below 99%); unbounded < 99%, the strongest unbounded attack leaves ' +
       'more than 1% correct; transfer > white-box, FGSM made on another model beats every clipped white-box attack. ' +
       `CI must see these hold on every model: ${record.mustHold.map((id) => FLAG_NAMES[id as MaskingCheckId] ?? id).join(', ')} never flagged. PGD-40 alone can fall short of FGSM at ε = .25: its 40 steps of 0.01 cannot cross the 0.5-wide ball from a far random start.`,
