@@ -352,6 +352,7 @@ function program(): Command {
     .option('--only <experiments>', 'audit only these experiments, in this order (comma-separated)')
     .option('--repair', 're-evaluate the FGSM figures of records measured before a gradient fix, and rewrite their result.json and report.md', false)
     .option('--check', 'exit with status 2 when a must-hold check (PGD error ≥ FGSM error) fails on some model', false)
+    .option('--table-only', 'attack nothing: write the table of the models whose figures --out already holds in full, naming the others', false)
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu']))
     .option('--threads <n>', 'threads for the wasm backend: a number or auto (default: FGSM_THREADS, else 1)', parseCount)
     .option('--data-dir <dir>', 'directory with the four MNIST files (else FGSM_DATA_DIR, cache, download)')
@@ -366,6 +367,7 @@ function program(): Command {
           only?: string;
           repair: boolean;
           check: boolean;
+          tableOnly: boolean;
           backend?: BackendRequest;
           threads?: number;
           dataDir?: string;
@@ -390,6 +392,7 @@ function program(): Command {
           transferSources: list(opts.transferFrom),
           only: opts.only === undefined ? null : list(opts.only),
           repair: opts.repair,
+          tableOnly: opts.tableOnly,
         });
         console.log(renderRobustnessMarkdown(record));
         console.log(`→ ${join(out, 'audit.md')}, audit.json, audit.csv`);

@@ -59,6 +59,8 @@ export interface AuditOptions {
   transferSources: string[];
   /** Only these experiments, in this order (null: every one, by name). */
   only: string[] | null;
+  /** Attack nothing: the table of the models whose figures are all measured under `out`; the others are left out. */
+  tableOnly?: boolean;
   /** Re-evaluate records whose gradient provenance predates a fix (see staleGradientFigures) and rewrite them. */
   repair: boolean;
   batchSize?: number;
@@ -289,6 +291,7 @@ export async function auditResults(dir: string, options: AuditOptions): Promise<
   const staleRecords: AuditRecord['staleRecords'] = [];
   const sources = new Map<string, { run: FoundRun; model: Classifier }>();
   const audits: ModelAudit[] = [];
+  const unmeasured: string[] = [];
   try {
     for (const name of options.transferSources) {
       const run = found.find((r) => r.record.experiment === name);
@@ -310,6 +313,11 @@ export async function auditResults(dir: string, options: AuditOptions): Promise<
         const test = testSplitOf(raw, run, options.limit, tests);
         const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as ModelAudit) : null;
         const reusable = previous && previous.weightsSha256 === weightsSha256 && previous.test.n === test.n && previous.test.limit === options.limit;
+        const measured = reusable && AUDIT_ATTACKS.every(({ key }) => previous.attacks[key]) && previous.labelLeak !== null;
+        if (options.tableOnly && !measured) {
+          unmeasured.push(run.name);
+          continue;
+        }
         const recorded = run.record.metrics.fgsm['0.25'];
         const audit: ModelAudit = reusable
           ? previous
@@ -383,7 +391,7 @@ export async function auditResults(dir: string, options: AuditOptions): Promise<
     epsilons: [...AUDIT_EPSILONS],
     attacks: [...AUDIT_ATTACKS],
     models: audits,
-    leftOut: found.filter((run) => !chosen.includes(run)).map((run) => run.name),
+    leftOut: [...unmeasured, ...found.filter((run) => !chosen.includes(run)).map((run) => run.name)],
     staleRecords,
     mustHold: [...MUST_HOLD],
     failures,

@@ -94,7 +94,7 @@ export function renderRobustnessMarkdown(record: AuditRecord): string {
       `CI must see these hold on every model: ${record.mustHold.map((id) => FLAG_NAMES[id as MaskingCheckId] ?? id).join(', ')} never flagged. PGD-40 alone can fall short of FGSM at ε = .25: its 40 steps of 0.01 cannot cross the 0.5-wide ball from a far random start.`,
     '',
   ];
-  if (record.leftOut.length) lines.push(`Not audited here (left out with --only): ${record.leftOut.join(', ')}.`, '');
+  if (record.leftOut.length) lines.push(`Not audited here (left out with --only, or not yet measured): ${record.leftOut.join(', ')}.`, '');
   if (record.staleRecords.length) {
     lines.push('Records whose figures carried the wrong gradient label:', '');
     for (const s of record.staleRecords)

@@ -75,7 +75,7 @@ export interface AuditRecord {
   epsilons: number[];
   attacks: AuditAttack[];
   models: ModelAudit[];
-  /** The complete models under the folder that this audit left out (--only). */
+  /** The complete models under the folder that this audit left out (--only, or not yet measured with --table-only). */
   leftOut: string[];
   /** Records whose figures were labelled with the wrong gradient (see staleGradientFigures), and what became of them. */
   staleRecords: { run: string; problem: string; repaired: boolean }[];
