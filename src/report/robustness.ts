@@ -70,7 +70,9 @@ export function renderRobustnessMarkdown(record: AuditRecord): string {
       record.limit === null
         ? 'the whole test set of each'
         : `**the first ${record.limit} test examples of each only** (not comparable with the paper)`
-    }; ${record.provenance.backend.name} (${record.provenance.backend.detail ?? record.provenance.backend.device}), ${Math.round(record.seconds)} s.`,
+    }; ${record.provenance.backend.name} (${record.provenance.backend.detail ?? record.provenance.backend.device}); the attacks took ${Math.round(
+      record.models.reduce((sum, m) => sum + Object.values(m.seconds).reduce((a, b) => a + b, 0), 0),
+    )} s in all (per model and attack: models/*.json).`,
     '',
     '| model | clean | ε | paper | FGSM | FGSM stable ∇ | FGSM clipped (standard / stable) | BIM-10 | PGD-40 | label leak (true / predicted y) | transfer (made on) | unbounded ε=1 (FGSM / stable / BIM-10) | flags |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
