@@ -420,6 +420,74 @@ function program(): Command {
   });
 
   cli
+    .command('audit')
+    .description(
+      "attack every complete model in a results folder past the paper's FGSM (both gradients, clipped and not, BIM, PGD, label leaking, transfer, ε = 1) and flag gradient masking; writes audit.md, audit.json, audit.csv",
+    )
+    .argument('[dir]', 'results directory', 'results')
+    .option('--out <dir>', 'where the audit goes; a rerun resumes what it finds there (default: <dir>/audit)')
+    .option('--limit <n>', 'attack only the first n test examples of each model (recorded and printed; not comparable with the paper)', parseCount)
+    .option(
+      '--transfer-from <experiments>',
+      'experiments to make transfer examples on, in order of preference (comma-separated)',
+      'maxout,maxout-adv',
+    )
+    .option('--only <experiments>', 'audit only these experiments, in this order (comma-separated)')
+    .option('--repair', 're-evaluate the FGSM figures of records measured before a gradient fix, and rewrite their result.json and report.md', false)
+    .option('--check', 'exit with status 2 when a must-hold check (PGD error ≥ FGSM error) fails on some model', false)
+    .option('--table-only', 'attack nothing: write the table of the models whose figures --out already holds in full, naming the others', false)
+    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu']))
+    .option('--threads <n>', 'threads for the wasm backend: a number or auto (default: FGSM_THREADS, else 1)', parseCount)
+    .option('--data-dir <dir>', 'directory with the four MNIST files (else FGSM_DATA_DIR, cache, download)')
+    .option('-q, --quiet', 'no progress output', false)
+    .action(
+      async (
+        dir: string,
+        opts: {
+          out?: string;
+          limit?: number;
+          transferFrom: string;
+          only?: string;
+          repair: boolean;
+          check: boolean;
+          tableOnly: boolean;
+          backend?: BackendRequest;
+          threads?: number;
+          dataDir?: string;
+          quiet: boolean;
+        },
+      ) => {
+        const { auditResults } = await import('../pipeline/audit.js');
+        const { renderRobustnessMarkdown } = await import('../report/robustness.js');
+        const list = (text: string) =>
+          text
+            .split(',')
+            .map((name) => name.trim())
+            .filter(Boolean);
+        const out = resolve(opts.out ?? join(dir, 'audit'));
+        const record = await auditResults(dir, {
+          backend: opts.backend,
+          threads: opts.threads ?? threadsFromEnv(),
+          dataDir: opts.dataDir,
+          progress: createProgress(progressModeFor({ quiet: opts.quiet })),
+          out,
+          limit: opts.limit ?? null,
+          transferSources: list(opts.transferFrom),
+          only: opts.only === undefined ? null : list(opts.only),
+          repair: opts.repair,
+          tableOnly: opts.tableOnly,
+        });
+        console.log(renderRobustnessMarkdown(record));
+        console.log(`→ ${join(out, 'audit.md')}, audit.json, audit.csv`);
+        if (opts.check) {
+          if (record.failures.length)
+            throw new FgsmError(`${record.failures.length} must-hold check(s) failed:\n${record.failures.map((f) => `  ${f}`).join('\n')}`);
+          console.log(chalk.green(`check: the must-hold checks (${record.mustHold.join(', ')}) hold on all ${record.models.length} models`));
+        }
+      },
+    );
+
+  cli
     .command('validate')
     .description('check experiment files against the schema and report every problem with its line')
     .argument('[configs...]', 'experiment YAML files')

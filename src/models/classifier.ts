@@ -98,6 +98,16 @@ export interface ForwardState {
  */
 export type SoftmaxGradient = (typeof SOFTMAX_GRADIENTS)[number];
 
+/**
+ * Which implementation of the standard and stable gradient forms a figure was measured with, recorded in every
+ * result's provenance (gradientForms). 1: the independent-sigmoid top's "stable" form was the standard one again, so
+ * its stable figures repeat the standard ones, until commit ba735b5 (GRADIENT_FORMS_2_SINCE). 2: each output's two
+ * forms as described above. Bump it whenever a form changes what a recorded figure measures. Records written before
+ * the field existed are dated by when they finished.
+ */
+export const GRADIENT_FORMS = 2;
+export const GRADIENT_FORMS_2_SINCE = { commit: 'ba735b5', at: '2026-11-26T15:52:02Z' };
+
 /** The gradient a run measures beside the one it is configured with: every FGSM figure is reported both ways. */
 export const otherGradient = (gradient: SoftmaxGradient): SoftmaxGradient => (gradient === 'stable' ? 'standard' : 'stable');
 

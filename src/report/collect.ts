@@ -2,7 +2,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { damagedFile, readJsonState } from '../core/fs-errors.js';
 import { FgsmError } from '../core/errors.js';
-import type { ClaimSource } from '../results/record.js';
+import { staleGradientFigures, type ClaimSource } from '../results/record.js';
 
 /** The result.json files under `dir`, up to `depth` folders deep (checkpoints and hidden folders skipped). */
 export function findResultFiles(dir: string, depth: number): string[] {
@@ -24,7 +24,15 @@ export function readRecord(file: string): ClaimSource {
   const record = readJsonState(file, fix);
   if (record === null) throw new FgsmError(`${file}: no such file`);
   if (typeof record !== 'object' || Array.isArray(record)) throw damagedFile(file, 'not a result (expected a JSON object)', fix);
-  return record as ClaimSource;
+  const result = record as ClaimSource;
+  const stale = result.format === 'fgsm-result/1' ? staleGradientFigures(result) : null;
+  if (stale) {
+    throw new FgsmError(
+      `${file}: ${stale}`,
+      `re-evaluate it with today's code: \`fgsm audit ${dirname(dirname(dirname(file)))} --repair\` rewrites its FGSM figures, result.json and report.md`,
+    );
+  }
+  return result;
 }
 
 const FORMATS: readonly string[] = ['fgsm-result/1', 'fgsm-transfer/1', 'fgsm-agreement/1', 'fgsm-ensemble/1'] satisfies ClaimSource['format'][];

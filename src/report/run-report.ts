@@ -80,6 +80,10 @@ export function renderRunReport(result: ResultRecord, rows: ReportRow[]): string
     `- machine: ${result.provenance.machine.cpu}, ${result.provenance.machine.cores} cores, ${result.provenance.machine.memoryGiB} GiB, ${result.provenance.machine.platform}/${result.provenance.machine.arch}`,
     `- seed ${result.seed}; config ${result.configFiles.join(' ← ')}${result.overrides.length ? `; overrides ${result.overrides.join(' ')}` : ''} (hash ${result.configHash})`,
     `- wall time ${result.wallSeconds.toFixed(1)} s; FGSM ${Math.round(result.throughput.fgsmImagesPerSecond)} images/s; training ${Math.round(result.throughput.trainingExamplesPerSecond)} examples/s`,
+    ...(result.reevaluations ?? []).map(
+      (r) =>
+        `- re-evaluated ${r.at.slice(0, 10)} from the saved model (metrics ${r.replaced.join(', ')} replaced; fgsm ${r.provenance.fgsmVersion}, git ${r.provenance.git.commit ?? 'unknown'}, ${r.provenance.backend.name}): ${r.why}`,
+    ),
     '',
     '## Figures',
     '',

@@ -4,6 +4,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { installedTfjsVersions, type BackendChoice } from '../backend/select.js';
 import { packageRoot } from '../core/package-root.js';
+import { GRADIENT_FORMS } from '../models/classifier.js';
 
 /** Where a result came from: code, runtime, machine. Stored in every result.json. */
 export interface Provenance {
@@ -15,6 +16,8 @@ export interface Provenance {
   backend: { name: string; requested: string; reason: string; device: string; detail?: string; threads?: number | null };
   machine: { platform: string; arch: string; cpu: string; cores: number; memoryGiB: number; hostname: string };
   command: string[];
+  /** The gradient forms the figures were measured with (see GRADIENT_FORMS); absent in records written before it. */
+  gradientForms?: number;
 }
 
 function git(args: string[], cwd: string): string | null {
@@ -49,5 +52,6 @@ export function collectProvenance(chosen: BackendChoice): Provenance {
       hostname: os.hostname(),
     },
     command: process.argv.slice(1),
+    gradientForms: GRADIENT_FORMS,
   };
 }

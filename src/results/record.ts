@@ -7,7 +7,7 @@ import type { FgsmMetrics } from '../eval/evaluate.js';
 import type { Agreement } from '../eval/agreement.js';
 import type { EnsembleMetrics } from '../eval/ensemble.js';
 import type { TransferMatrix } from '../eval/transfer.js';
-import { otherGradient, type SoftmaxGradient } from '../models/classifier.js';
+import { GRADIENT_FORMS, GRADIENT_FORMS_2_SINCE, otherGradient, type SoftmaxGradient } from '../models/classifier.js';
 import type { TrainingSummary } from '../train/loop.js';
 import type { Provenance } from './provenance.js';
 
@@ -46,6 +46,17 @@ export interface ResultRecord {
   files: string[];
   /** Present when the run had not finished: what was evaluated (`fgsm peek`). */
   provisional?: string;
+  /** Figures measured again after the run, from its saved model, with the code of their provenance. */
+  reevaluations?: Reevaluation[];
+}
+
+/** A re-measurement of some of a finished run's figures (the rest of its record is the run's own). */
+export interface Reevaluation {
+  at: string;
+  /** The metrics keys replaced, e.g. fgsm and fgsmOtherGradient. */
+  replaced: string[];
+  why: string;
+  provenance: Provenance;
 }
 
 /** A trained run that an experiment over several runs used: enough to find it again and to know it is the same. */
@@ -152,6 +163,22 @@ export function fgsmByGradient(metrics: ResultRecord['metrics']): Record<Softmax
   byGradient[configured] = metrics.fgsm;
   if (metrics.fgsmOtherGradient) byGradient[otherGradient(configured)] = metrics.fgsmOtherGradient;
   return byGradient;
+}
+
+/**
+ * Why a record's figures cannot be read as labelled, or null when they can: an independent-sigmoid model whose
+ * stable-gradient figures were measured before that top had a stable form (gradient forms 1, see GRADIENT_FORMS)
+ * holds the standard figures under the stable label. A re-evaluation with today's forms makes it readable again.
+ */
+export function staleGradientFigures(record: ResultRecord): string | null {
+  const model = record.config.model;
+  if (model.kind !== 'maxout' || model.top !== 'sigmoid' || !record.metrics.fgsmOtherGradient) return null;
+  // without the field: forms 2 if the run finished after the fix was committed
+  const recorded = record.provenance.gradientForms ?? (record.finishedAt >= GRADIENT_FORMS_2_SINCE.at ? 2 : 1);
+  const reevaluated = (record.reevaluations ?? []).filter((r) => r.replaced.includes('fgsmOtherGradient'));
+  const forms = Math.max(recorded, ...reevaluated.map((r) => r.provenance.gradientForms ?? 1));
+  if (forms >= GRADIENT_FORMS) return null;
+  return `its stable-gradient FGSM figures were measured with gradient forms ${forms}, before the independent-sigmoid top had a stable form (commit ${GRADIENT_FORMS_2_SINCE.commit}): they are the standard figures a second time`;
 }
 
 export interface OpenChoices {
