@@ -38,7 +38,7 @@ import { renderRobustnessCsv, renderRobustnessMarkdown } from '../report/robustn
 import { renderRunReport } from '../report/run-report.js';
 
 /**
- * The audit of a results folder (issue 26): every complete model in it attacked past the paper's one attack, on
+ * The audit of a results folder: every complete model in it attacked past the paper's one attack, on
  * its test set, at the bounded ε of the paper's tables: FGSM with both softmax gradients, unclipped as the paper and
  * clipped to [0, 1]; the iterative attacks; the label-leaking probe; FGSM made on another model (transfer); and an
  * unbounded FGSM at ε = 1. The gradient-masking checks of eval/masking.ts read the figures. Each model's figures are

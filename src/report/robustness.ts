@@ -30,7 +30,7 @@ function flagsOf(audit: ModelAudit, epsilon: number): string {
 
 /**
  * The FGSM figure of the paper's attack (standard gradient, unclipped: what the paper's claims are judged against),
- * with its range over the float32 formulations of the same gradient where they differ (issue 26 §4).
+ * with its range over the float32 formulations of the same gradient where they differ.
  */
 function fgsmCell(audit: ModelAudit, epsilon: number): string {
   const figure = pct(errorAt(audit.attacks['fgsm-standard'], epsilon));

@@ -35,7 +35,7 @@ export const AUDIT_ATTACKS: readonly AuditAttack[] = [
   { key: 'bim-10-unbounded', description: 'BIM at the unbounded ε: 10 steps of ε/10, no clipping' },
 ];
 
-/** The float32 formulations of the standard gradient whose FGSM figures spread (issue 26 §4), the paper's figure first. */
+/** The float32 formulations of the standard gradient whose FGSM figures spread, the paper's figure first. */
 export const STANDARD_FORMULATIONS = ['fgsm-standard', 'fgsm-softmax-minus-onehot', 'fgsm-exp-log-softmax-minus-onehot'] as const;
 
 /** The attacks that keep x̃ in [0, 1]: the white-box figures the masking checks compare (one threat model). */
