@@ -225,11 +225,7 @@ describe('experiment configs', () => {
       if (record.format !== 'fgsm-result/1') continue; // an experiment over runs (transfer, agreement) has a config of another kind
       assert.equal(hashConfig(ExperimentSchema.parse(record.config)), record.configHash, file);
     }
-    const base = loadExperiment('configs/maxout-adv.yaml', [
-      ...deterministic,
-      'attack.gradient=standard',
-      'training.objective.gradient=standard',
-    ]);
+    const base = loadExperiment('configs/maxout-adv.yaml', [...deterministic, 'attack.gradient=standard', 'training.objective.gradient=standard']);
     assert.equal(base.configHash, '7e451ee2cea2', 'the default written out is the default');
     const hashes = new Set([
       base.configHash,

@@ -143,7 +143,11 @@ describe('Ctrl-C (SIGINT) stops a training run within a few minibatches', () => 
   test('sweep and transfer that train a missing model stop the same way, not at once with the run left "running"', async () => {
     const sweep = join(tempDir(), 'results');
     assertStopped(
-      await interruptWhen(['sweep', 'configs/short/maxout.yaml', '--eps', '0.25', '--train-missing', '--results-dir', sweep, ...SHORT(2)], /^data: /m, 2000),
+      await interruptWhen(
+        ['sweep', 'configs/short/maxout.yaml', '--eps', '0.25', '--train-missing', '--results-dir', sweep, ...SHORT(2)],
+        /^data: /m,
+        2000,
+      ),
       sweep,
       1,
     );

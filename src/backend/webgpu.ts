@@ -180,7 +180,8 @@ function withQueueWriteUploads(Base: typeof WebGPUBackend): typeof WebGPUBackend
     override uploadToGPU(dataId: object): void {
       const data = this.tensorMap.get(dataId);
       if (data.resource != null || data.values == null || data.values.length === 0) return super.uploadToGPU(dataId);
-      const values = data.values instanceof Float32Array || data.values instanceof Int32Array ? data.values : Int32Array.from(data.values as Uint8Array);
+      const values =
+        data.values instanceof Float32Array || data.values instanceof Int32Array ? data.values : Int32Array.from(data.values as Uint8Array);
       const buffer = this.bufferManager.acquireBuffer(values.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
       this.queue.writeBuffer(buffer, 0, values);
       data.resource = buffer;
