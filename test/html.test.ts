@@ -5,17 +5,20 @@ import { after, before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import type { ReportRow } from '../src/report/compare.js';
-import { fgsmCli, tempDir } from './helpers.js';
+import { fgsmCli, realDataDir, tempDir } from './helpers.js';
 
 /** Debian's chromium (.ci/run installs it), or the browser CHROMIUM names. */
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
-/** Two tiny softmax networks on the embedded digits: the page then has runs, a sweep and a transfer matrix. */
-const TINY = (name: string, seed: number) => `name: ${name}
+/**
+ * Tiny softmax networks: a and b on a few hundred MNIST digits (the page then has runs, a sweep, a transfer matrix and
+ * a robustness audit), c on the embedded digits (its warning is shown).
+ */
+const TINY = (name: string, seed: number, source = 'auto') => `name: ${name}
 seed: ${seed}
 backend: wasm
 data:
-  source: embedded
+  source: ${source}
   limit: { train: 600, validation: 200, test: 200 }
 model:
   kind: softmax
@@ -31,7 +34,7 @@ claims: [s4.softmax.fgsm, s6.transfer.orig_to_adv]
 `;
 
 function fgsm(args: string[], cwd: string): string {
-  const out = fgsmCli(args, {}, { cwd });
+  const out = fgsmCli(args, { FGSM_DATA_DIR: realDataDir() }, { cwd });
   assert.equal(out.status, 0, `fgsm ${args.join(' ')}: ${out.stderr}`);
   return out.stdout;
 }
@@ -67,9 +70,11 @@ describe('fgsm report --html', () => {
     dir = tempDir('fgsm-html-');
     writeFileSync(join(dir, 'a.yaml'), TINY('a', 3));
     writeFileSync(join(dir, 'b.yaml'), TINY('b', 4));
-    fgsm(['run', 'a.yaml', 'b.yaml', '--results-dir', 'results', '-q'], dir);
+    writeFileSync(join(dir, 'c.yaml'), TINY('c', 5, 'embedded'));
+    fgsm(['run', 'a.yaml', 'b.yaml', 'c.yaml', '--results-dir', 'results', '-q'], dir);
     fgsm(['sweep', 'a.yaml', '--eps', '0:0.3:0.1', '--results-dir', 'results'], dir);
     fgsm(['transfer', 'a.yaml', 'b.yaml', '--results-dir', 'results'], dir);
+    fgsm(['audit', 'results', '--only', 'a,b', '--limit', '100', '--transfer-from', 'a,b', '-q'], dir);
     fgsm(['report', 'results', '--html', 'report.html'], dir);
     rows = JSON.parse(fgsm(['report', 'results', '--json'], dir)) as ReportRow[];
     html = readFileSync(join(dir, 'report.html'), 'utf8');
@@ -121,16 +126,16 @@ describe('fgsm report --html', () => {
   });
 
   test('every image loads, and every figure is drawn', () => {
-    // examples.png of both runs
-    assert.equal(facts.images.length, 2, `images: ${JSON.stringify(facts.images)}`);
+    // examples.png of the three runs
+    assert.equal(facts.images.length, 3, `images: ${JSON.stringify(facts.images)}`);
     for (const image of facts.images) {
       assert.ok(image.naturalWidth > 0, `${image.src}… did not load`);
       assert.equal(image.src, 'data:image/png;base64,');
     }
     // per run its training curve and two confusion matrices, a's sweep, the transfer heat maps of both gradients
-    assert.equal(facts.svgs.length, 2 * 3 + 1 + 2);
+    assert.equal(facts.svgs.length, 3 * 3 + 1 + 2);
     for (const svg of facts.svgs) assert.ok(svg.width > 100 && svg.height > 100, `a figure drawn ${svg.width} × ${svg.height}`);
-    assert.deepEqual(facts.sections, ['claims', 'exp-a', 'exp-b', 'exp-transfer', 'status']);
+    assert.deepEqual(facts.sections, ['claims', 'robustness', 'exp-a', 'exp-b', 'exp-c', 'exp-transfer', 'status']);
   });
 
   test("the claims table's rows are report --json's rows", () => {
@@ -146,13 +151,25 @@ describe('fgsm report --html', () => {
 
   test('provenance and run status: the commit, the data, the backend, each run folder', () => {
     const runs = rows.filter((row) => row.runId !== '—').map((row) => row.runId);
-    for (const runId of new Set(runs)) assert.match(html, new RegExp(`id="run-[ab]-${runId}"|id="run-transfer-${runId}"`));
+    for (const runId of new Set(runs)) assert.match(html, new RegExp(`id="run-[abc]-${runId}"|id="run-transfer-${runId}"`));
     assert.match(html, /<dt>code<\/dt><dd>fgsm [^<]+, commit <code>([0-9a-f]{40}|unknown)<\/code>/);
     assert.match(html, /<dt>backend<\/dt><dd>wasm \(asked for wasm\)/);
+    assert.match(html, /<dt>data<\/dt><dd>dir \(FGSM_DATA_DIR\) at [^<]*; the MNIST files/);
     assert.match(html, /<dt>data<\/dt><dd>embedded/);
     assert.match(html, /class="warning">[^<]*not comparable/i, "the embedded digits' warning is shown");
     const states = [...html.matchAll(/data-key="state" data-value="&quot;(\w+)&quot;"/g)].map((m) => m[1]);
-    assert.deepEqual(states, ['complete', 'complete', 'complete']);
+    assert.deepEqual(states, ['complete', 'complete', 'complete', 'complete']);
+  });
+
+  test("the robustness audit's table: two rows (ε = .1, .25) for every model the audit measured", () => {
+    const audit = JSON.parse(readFileSync(join(dir, 'results', 'audit', 'audit.json'), 'utf8')) as { models: { name: string }[] };
+    assert.equal(audit.models.length, 2);
+    const shown = [...html.matchAll(/<tr data-model="([^"]+)">/g)].map((m) => m[1]);
+    assert.deepEqual(
+      shown,
+      audit.models.flatMap((model) => [model.name, model.name]),
+    );
+    assert.match(html, /<a href="#robustness">/);
   });
 
   test('a screenshot is not blank', async () => {

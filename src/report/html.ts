@@ -1,6 +1,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
+import { readJsonState } from '../core/fs-errors.js';
+import type { AuditRecord } from '../results/audit-record.js';
 import { confusionSvg, transferHeatmapSvg } from '../results/plots.js';
 import { fgsmByGradient, type ClaimSource, type CrossRunResult, type RecordedFgsmMetrics, type ResultRecord } from '../results/record.js';
 import { listRuns, type RunOverview } from '../results/runs.js';
@@ -8,6 +10,7 @@ import { latestResultFiles } from './collect.js';
 import type { ReportRow } from './compare.js';
 import { escapeHtml as esc, htmlTable, textColumn, type Column } from './html-table.js';
 import { GRADIENT_NOTE, oursText, paperText, signed, stableText, verdictText } from './render.js';
+import { ROBUSTNESS_HEADER, robustnessCells } from './robustness.js';
 
 /**
  * `fgsm report DIR --html OUT`: one self-contained page (no network: SVG inline, PNG as data URIs, CSS in the
@@ -31,6 +34,7 @@ export async function renderHtmlReport(resultsDir: string, rows: readonly Report
     );
   }
   const toc = experiments.map((e) => `<a href="#${anchor('exp', e)}">${esc(e)}</a>`).join(' · ');
+  const audit = robustnessSection(resultsDir);
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -44,7 +48,7 @@ export async function renderHtmlReport(resultsDir: string, rows: readonly Report
 <h1>fgsm: the paper vs this reproduction</h1>
 <p>Goodfellow, Shlens &amp; Szegedy, <i>Explaining and Harnessing Adversarial Examples</i> (ICLR 2015), MNIST. The latest
 complete run of every experiment under <code>${esc(resultsDir)}</code>; written ${esc(generatedAt.toISOString())}.</p>
-<nav><a href="#claims">claims</a> · <a href="#status">run status</a> · ${toc}</nav>
+<nav><a href="#claims">claims</a> · ${audit ? '<a href="#robustness">robustness audit</a> · ' : ''}<a href="#status">run status</a> · ${toc}</nav>
 </header>
 <main>
 <section id="claims"><h2>The paper's claims</h2>
@@ -52,6 +56,7 @@ complete run of every experiment under <code>${esc(resultsDir)}</code>; written 
 ${claimsTable(rows)}
 <p class="note">${esc(GRADIENT_NOTE)} Δ: ours − paper, in percentage points.</p>
 </section>
+${audit}
 ${sections.join('\n')}
 <section id="status"><h2>Run status</h2>
 <p>Every run folder under <code>${esc(resultsDir)}</code>; the report shows the latest complete one of each experiment and seed.</p>
@@ -61,6 +66,25 @@ ${statusTable(runs, new Set(results.map(({ file }) => resolve(dirname(file)))))}
 </body>
 </html>
 `;
+}
+
+/** The robustness table of `fgsm audit` (DIR/audit/audit.json) when the folder has been audited, else ''. */
+function robustnessSection(resultsDir: string): string {
+  const file = join(resultsDir, 'audit', 'audit.json');
+  const record = readJsonState(file, `run \`fgsm audit ${resultsDir}\` again to rewrite it`) as AuditRecord | null;
+  if (record === null) return '';
+  const head = `<tr>${ROBUSTNESS_HEADER.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>`;
+  const body = record.models.flatMap((model) =>
+    robustnessCells(model).map(
+      ([name, ...rest]) =>
+        `<tr data-model="${esc(model.name)}"><th>${esc(name ?? '')}</th>${rest.map((cell) => `<td>${esc(cell)}</td>`).join('')}</tr>`,
+    ),
+  );
+  const scope = record.limit === null ? 'the whole test set of each model' : `the first ${record.limit} test examples of each model only`;
+  return `<section id="robustness"><h2>Robustness audit</h2>
+<p>Errors under attacks past the paper's FGSM (<code>fgsm audit</code>, ${esc(scope)}): FGSM with both gradients, clipped and not, BIM-10, PGD-40, the label-leaking probe, transfer, ε = 1, and the gradient-masking flags.</p>
+<table class="robustness"><thead>${head}</thead><tbody>${body.join('')}</tbody></table>
+</section>`;
 }
 
 /** Writes the page of `renderHtmlReport` to `out`; returns its size in bytes. */

@@ -39,13 +39,31 @@ function fgsmCell(audit: ModelAudit, epsilon: number): string {
   return spread.length > 1 && high > low ? `${figure} (${pct(low)}–${pct(high)})` : figure;
 }
 
-function modelRows(audit: ModelAudit): string[] {
+/** The robustness table's columns, in order. */
+export const ROBUSTNESS_HEADER = [
+  'model',
+  'clean',
+  'ε',
+  'paper',
+  'FGSM',
+  'FGSM stable ∇',
+  'FGSM clipped (standard / stable)',
+  'BIM-10',
+  'PGD-40',
+  'label leak (true / predicted y)',
+  'transfer (made on)',
+  'unbounded ε=1 (FGSM / stable / BIM-10)',
+  'flags',
+] as const;
+
+/** A model's rows of the robustness table, one per ε (its name, clean error and unbounded figures on the first). */
+export function robustnessCells(audit: ModelAudit): string[][] {
   const a = audit.attacks;
   const unbounded = (key: string) => pct(errorAt(a[key], UNBOUNDED_EPSILON));
   return AUDIT_EPSILONS.map((epsilon, row) => {
     const leak = audit.labelLeak?.find((l) => l.epsilon === epsilon);
-    const cells = [
-      row === 0 ? `**${audit.name}**` : '',
+    return [
+      row === 0 ? audit.name : '',
       row === 0 ? pct(audit.clean.error) : '',
       String(epsilon),
       epsilon === 0.25 && audit.paper ? `${audit.paper.value}%` : '—',
@@ -59,9 +77,10 @@ function modelRows(audit: ModelAudit): string[] {
       row === 0 ? `${unbounded('fgsm-standard')} / ${unbounded('fgsm-stable')} / ${unbounded('bim-10-unbounded')}` : '',
       flagsOf(audit, epsilon),
     ];
-    return `| ${cells.join(' | ')} |`;
   });
 }
+
+const markdownRow = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
 
 /** The table of every model audited, its legend, and the records found mislabelled. */
 export function renderRobustnessMarkdown(record: AuditRecord): string {
@@ -74,9 +93,9 @@ export function renderRobustnessMarkdown(record: AuditRecord): string {
       record.models.reduce((sum, m) => sum + Object.values(m.seconds).reduce((a, b) => a + b, 0), 0),
     )} s in all (per model and attack: models/*.json).`,
     '',
-    '| model | clean | ε | paper | FGSM | FGSM stable ∇ | FGSM clipped (standard / stable) | BIM-10 | PGD-40 | label leak (true / predicted y) | transfer (made on) | unbounded ε=1 (FGSM / stable / BIM-10) | flags |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
-    ...record.models.flatMap(modelRows),
+    markdownRow(ROBUSTNESS_HEADER),
+    markdownRow(ROBUSTNESS_HEADER.map((_, i) => (i === 0 || i === ROBUSTNESS_HEADER.length - 1 ? '---' : '---:'))),
+    ...record.models.flatMap((audit) => robustnessCells(audit).map(([name, ...rest]) => markdownRow([name ? `**${name}**` : '', ...rest]))),
     '',
     "Errors on the test set under each attack. paper: the paper's FGSM error at ε = .25; its claims (`fgsm report`) judge " +
       "the FGSM column's first figure against it. FGSM: x + ε·sign(∇ₓJ), true labels, unclipped, as the paper, with the " +
