@@ -26,6 +26,7 @@ import {
   AUDIT_EPSILONS,
   CLIPPED_ATTACKS,
   UNBOUNDED_EPSILON,
+  errorAt,
   type AttackFigure,
   type AuditRecord,
   type ModelAudit,
@@ -123,6 +124,11 @@ function testSplitOf(raw: RawMnist, run: FoundRun, limit: number | null, cache: 
   return { name: 'test', x: test.x.subarray(0, limit * IMAGE_SIZE), y: test.y.subarray(0, limit), n: limit };
 }
 
+/** Per ε, the error and confidence on mistakes `adversarialMetrics` measured (in the order of `epsilons`). */
+function figuresAt(epsilons: readonly number[], metrics: Awaited<ReturnType<typeof adversarialMetrics>>): AttackFigure[] {
+  return epsilons.map((epsilon, e) => ({ epsilon, error: metrics[e]!.error, meanConfidenceOnMistakes: metrics[e]!.meanConfidenceOnMistakes }));
+}
+
 /** FGSM at `epsilons` as `options` says, its error per ε and the count of zero-gradient examples. */
 async function fgsmFigures(model: Classifier, test: Split, batchSize: number, options: FgsmOptions): Promise<AttackFigure[]> {
   const zeroCounts: tf.Scalar[] = [];
@@ -135,12 +141,7 @@ async function fgsmFigures(model: Classifier, test: Split, batchSize: number, op
   let zeroGradient = 0;
   for (const count of zeroCounts) zeroGradient += (await count.data())[0]!;
   tf.dispose(zeroCounts);
-  return options.epsilons.map((epsilon, e) => ({
-    epsilon,
-    error: metrics[e]!.error,
-    meanConfidenceOnMistakes: metrics[e]!.meanConfidenceOnMistakes,
-    zeroGradient,
-  }));
+  return figuresAt(options.epsilons, metrics).map((figure) => ({ ...figure, zeroGradient }));
 }
 
 /** The seed of PGD's random starts: one fixed stream, so an audit repeats exactly. */
@@ -171,7 +172,7 @@ async function iterativeFigures(
         }).adversarial,
     ),
   );
-  return epsilons.map((epsilon, e) => ({ epsilon, error: metrics[e]!.error, meanConfidenceOnMistakes: metrics[e]!.meanConfidenceOnMistakes }));
+  return figuresAt(epsilons, metrics);
 }
 
 const fgsmWith = (gradient: SoftmaxGradient, clipped: boolean, unbounded = !clipped): FgsmOptions => ({
@@ -208,14 +209,8 @@ async function transferFigures(source: Classifier, model: Classifier, test: Spli
     return adversarial;
   };
   const metrics = await adversarialMetrics(model, test, batchSize, make);
-  return options.epsilons.map((epsilon, e) => ({
-    epsilon,
-    error: metrics[e]!.error,
-    meanConfidenceOnMistakes: metrics[e]!.meanConfidenceOnMistakes,
-  }));
+  return figuresAt(options.epsilons, metrics);
 }
-
-const at = (figures: AttackFigure[] | undefined, epsilon: number): number | null => figures?.find((f) => f.epsilon === epsilon)?.error ?? null;
 
 /**
  * The masking checks of a model whose figures are all measured. Single-step: FGSM clipped, with the standard gradient
@@ -225,14 +220,14 @@ const at = (figures: AttackFigure[] | undefined, epsilon: number): number | null
  */
 export function checksOf(audit: Pick<ModelAudit, 'attacks' | 'transfer'>): MaskingCheck[] {
   const a = audit.attacks;
-  const largest = (keys: readonly string[], epsilon: number) => Math.max(...keys.map((key) => at(a[key], epsilon) ?? 0));
+  const largest = (keys: readonly string[], epsilon: number) => Math.max(...keys.map((key) => errorAt(a[key], epsilon) ?? 0));
   const bounded = AUDIT_EPSILONS.map((epsilon) => ({
     epsilon,
     singleStep: largest(['fgsm-standard-clipped'], epsilon),
     iterative: largest(['bim-10', 'pgd-40'], epsilon),
-    singleStepStable: at(a['fgsm-stable-clipped'], epsilon),
+    singleStepStable: errorAt(a['fgsm-stable-clipped'], epsilon),
     whiteBox: largest(CLIPPED_ATTACKS, epsilon),
-    transfer: audit.transfer ? at(audit.transfer.figures, epsilon) : null,
+    transfer: audit.transfer ? errorAt(audit.transfer.figures, epsilon) : null,
   }));
   const unbounded = largest(['fgsm-standard', 'fgsm-stable', 'bim-10-unbounded'], UNBOUNDED_EPSILON);
   return maskingChecks({ bounded, unbounded: { epsilon: UNBOUNDED_EPSILON, error: unbounded } });

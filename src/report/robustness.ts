@@ -3,6 +3,7 @@ import {
   AUDIT_EPSILONS,
   STANDARD_FORMULATIONS,
   UNBOUNDED_EPSILON,
+  errorAt,
   type AttackFigure,
   type AuditRecord,
   type ModelAudit,
@@ -11,7 +12,6 @@ import {
 /** The robustness table of an audit (pipeline/audit.ts) beside the paper's claims: markdown and CSV. */
 
 const pct = (v: number | null | undefined): string => (v === null || v === undefined ? '—' : `${(100 * v).toFixed(2)}%`);
-const errorAt = (figures: AttackFigure[] | undefined, epsilon: number) => figures?.find((f) => f.epsilon === epsilon)?.error ?? null;
 
 /** The flags' names in the table: a check that does not hold is a sign of gradient masking (eval/masking.ts). */
 export const FLAG_NAMES: Record<MaskingCheckId, string> = {
@@ -94,7 +94,7 @@ export function renderRobustnessMarkdown(record: AuditRecord): string {
     )} s in all (per model and attack: models/*.json).`,
     '',
     markdownRow(ROBUSTNESS_HEADER),
-    markdownRow(ROBUSTNESS_HEADER.map((_, i) => (i === 0 || i === ROBUSTNESS_HEADER.length - 1 ? '---' : '---:'))),
+    `|${ROBUSTNESS_HEADER.map((_, i) => (i === 0 || i === ROBUSTNESS_HEADER.length - 1 ? '---' : '---:')).join('|')}|`,
     ...record.models.flatMap((audit) => robustnessCells(audit).map(([name, ...rest]) => markdownRow([name ? `**${name}**` : '', ...rest]))),
     '',
     "Errors on the test set under each attack. paper: the paper's FGSM error at ε = .25; its claims (`fgsm report`) judge " +

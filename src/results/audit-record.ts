@@ -17,6 +17,10 @@ export interface AttackFigure {
   zeroGradient?: number;
 }
 
+/** The error of `figures` at `epsilon`, null where that ε was not measured. */
+export const errorAt = (figures: readonly AttackFigure[] | undefined, epsilon: number): number | null =>
+  figures?.find((f) => f.epsilon === epsilon)?.error ?? null;
+
 /** An attack the audit runs on every model: its key in the figures and what it is, in words. */
 export interface AuditAttack {
   key: string;
