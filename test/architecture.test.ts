@@ -4,7 +4,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { test } from 'node:test';
 
 /** The path of one run, left to right; core and paper lie under everything; pipeline strings the steps together as library calls (one run, a sweep, an experiment over runs); cli on top. */
-const ORDER = ['core', 'paper', 'config', 'data', 'backend', 'models', 'train', 'attacks', 'eval', 'results', 'report', 'pipeline', 'cli'];
+const ORDER = ['core', 'paper', 'config', 'data', 'backend', 'models', 'train', 'attacks', 'engine', 'eval', 'results', 'report', 'pipeline', 'cli'];
 
 /** The source files of a folder of src/, its subfolders' included (e.g. cli/executors/). */
 function sourceFiles(dir: string): string[] {

@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { engineRuntime } from './engine-helpers.js';
+
+test('engine runtime: a kernel with a per-step record runs, counts its dispatches, writes and reads, and releases its buffers', async () => {
+  const runtime = await engineRuntime();
+  const kernel = await runtime.kernel(
+    'scale',
+    /* wgsl */ `
+      struct Step { factor: f32 }
+      @group(0) @binding(0) var<uniform> step: Step;
+      @group(0) @binding(1) var<storage, read> x: array<f32>;
+      @group(0) @binding(2) var<storage, read_write> y: array<f32>;
+      @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+        if (id.x < arrayLength(&x)) { y[id.x] = y[id.x] + step.factor * x[id.x]; }
+      }`,
+    ['step', 'read', 'write'],
+  );
+  const before = runtime.liveBuffers;
+  const records = new Float32Array(3 * 64);
+  [1, 10, 100].forEach((factor, i) => (records[i * 64] = factor));
+  const steps = runtime.uniform('steps', records.byteLength, records);
+  const x = runtime.bufferWith('x', Float32Array.from({ length: 100 }, (_, i) => i));
+  const y = runtime.buffer('y', 400);
+  const group = runtime.bind(kernel, [steps, x, y]);
+  const counted = { ...runtime.counters };
+  for (let step = 0; step < 3; step++) runtime.dispatch(kernel, group, [2], step);
+  const out = new Float32Array(await runtime.read(y, 0, 400));
+  assert.deepEqual(Array.from(out.slice(0, 4)), [0, 111, 222, 333]);
+  assert.equal(runtime.counters.dispatches - counted.dispatches, 3);
+  assert.equal(runtime.counters.reads - counted.reads, 1);
+  assert.equal(runtime.counters.submits - counted.submits, 1);
+  [steps, x, y].forEach((buffer) => runtime.release(buffer));
+  assert.equal(runtime.liveBuffers, before - 0);
+  await assert.rejects(runtime.kernel('broken', 'fn main( {', []), /engine kernel broken/);
+});
