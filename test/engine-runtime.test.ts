@@ -20,7 +20,10 @@ test('engine runtime: a kernel with a per-step record runs, counts its dispatche
   const records = new Float32Array(3 * 64);
   [1, 10, 100].forEach((factor, i) => (records[i * 64] = factor));
   const steps = runtime.uniform('steps', records.byteLength, records);
-  const x = runtime.bufferWith('x', Float32Array.from({ length: 100 }, (_, i) => i));
+  const x = runtime.bufferWith(
+    'x',
+    Float32Array.from({ length: 100 }, (_, i) => i),
+  );
   const y = runtime.buffer('y', 400);
   const group = runtime.bind(kernel, [steps, x, y]);
   const counted = { ...runtime.counters };

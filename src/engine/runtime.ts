@@ -129,7 +129,8 @@ export class GpuRuntime {
 
   /** The bind group of one use of a kernel, built once: buffers in binding order (a step buffer is bound 256 bytes at a time). */
   bind(kernel: Kernel, buffers: readonly GPUBuffer[]): GPUBindGroup {
-    if (buffers.length !== kernel.bindings.length) throw new Error(`${kernel.name}: ${buffers.length} buffers for ${kernel.bindings.length} bindings`);
+    if (buffers.length !== kernel.bindings.length)
+      throw new Error(`${kernel.name}: ${buffers.length} buffers for ${kernel.bindings.length} bindings`);
     return this.device.createBindGroup({
       label: kernel.name,
       layout: kernel.layout,

@@ -21,6 +21,8 @@ export interface LaneStep {
   active: boolean;
   learningRate: number;
   momentum: number;
+  /** Where this step's loss and error count go in the statistics buffer (the step's index within its read interval). */
+  statsSlot: number;
 }
 
 /** The WGSL declaration of the record; kernels bind it as `var<uniform> step: Step` (binding kind 'step'). */
@@ -32,7 +34,7 @@ struct LaneStep {
   active: u32,
   learningRate: f32,
   momentum: f32,
-  unused0: u32,
+  statsSlot: u32,
   unused1: u32,
 }
 struct Step { lanes: array<LaneStep, ${MAX_LANES}> }
@@ -53,6 +55,7 @@ export function encodeSteps(steps: readonly (readonly LaneStep[])[]): ArrayBuffe
       u32[at + 3] = lane.active ? 1 : 0;
       f32[at + 4] = lane.learningRate;
       f32[at + 5] = lane.momentum;
+      u32[at + 6] = lane.statsSlot;
     });
   });
   return bytes;
