@@ -234,4 +234,25 @@ describe('experiment configs', () => {
     ]);
     assert.equal(hashes.size, 3, 'a value other than the default changes the hash');
   });
+
+  test('model.dropout.stream: sfc32-rows by default and blind to the hash; threefry-v1 changes it; bad values named', () => {
+    const maxout = loadExperiment('configs/maxout.yaml');
+    assert.equal(maxout.configHash, 'c44321a69e34', 'the hash configs/maxout.yaml had before the key existed');
+    assert.equal(maxout.config.model.kind === 'maxout' && maxout.config.model.dropout?.stream, 'sfc32-rows');
+    assert.equal(loadExperiment('configs/maxout.yaml', ['model.dropout.stream=sfc32-rows']).configHash, maxout.configHash);
+    const threefry = loadExperiment('configs/maxout.yaml', ['model.dropout.stream=threefry-v1']);
+    assert.equal(threefry.config.model.kind === 'maxout' && threefry.config.model.dropout?.stream, 'threefry-v1');
+    assert.notEqual(threefry.configHash, maxout.configHash);
+    // no dropout at all: the key has no parent, and the hash is what it was
+    const none = loadExperiment('configs/maxout.yaml', ['model.dropout=null']);
+    assert.equal(none.config.model.kind === 'maxout' && none.config.model.dropout, null);
+    assert.equal(none.configHash, 'fdc07a79cefb', 'the hash it had before the key existed');
+    assert.equal(loadExperiment('configs/maxout-adv.yaml', ['model.dropout.hiddenKeep=0.6']).configHash, '6db4397e994c');
+    const issues = issuesOf(() => loadExperiment('configs/maxout.yaml', ['model.dropout.stream=philox']));
+    assert.deepEqual(
+      issues.map((issue) => [issue.key, issue.where]),
+      [['model.dropout.stream', '--set model.dropout.stream=philox']],
+    );
+    assert.match(issues[0]!.message, /sfc32-rows.*threefry-v1.*found "philox"/);
+  });
 });

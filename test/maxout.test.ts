@@ -6,11 +6,23 @@ import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
 import { buildModel } from '../src/models/build.js';
 import type { Classifier, ModelSpec } from '../src/models/classifier.js';
 import { stream } from '../src/core/rng.js';
-import { dropoutMask } from '../src/models/maxout.js';
+import { counterDropoutMask } from '../src/core/counter-random.js';
+import { dropoutMask, MaxoutNetwork } from '../src/models/maxout.js';
+import { loadModel, saveModel } from '../src/models/weights-io.js';
 import { denseMatMul, maxoutUnits } from '../src/backend/kernels.js';
 import { minibatchObjective } from '../src/train/objective.js';
 import { MomentumSgd } from '../src/train/sgd.js';
-import { MAXOUT_TIE_GRADIENT, MAXOUT_TIE_UNITS, maxoutTieCase, model, randomImages, randomLabels, useWasm } from './helpers.js';
+import {
+  MAXOUT_TIE_GRADIENT,
+  MAXOUT_TIE_UNITS,
+  maxoutTieCase,
+  model,
+  randomImages,
+  randomLabels,
+  SMALL_MAXOUT,
+  tempDir,
+  useWasm,
+} from './helpers.js';
 
 const values = (t: tf.Tensor): number[] => Array.from(t.dataSync());
 const maxDifference = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
@@ -111,6 +123,78 @@ describe('maxout network', () => {
       assert.ok(maxDifference(training(3), m.logits(x)) > 1e-3);
     });
     m.dispose();
+  });
+
+  test('dropout stream threefry-v1: the masks of counterDropoutMask under the step seed, layer 0 the input', () => {
+    const spec = (stream?: 'sfc32-rows' | 'threefry-v1'): Extract<ModelSpec, { kind: 'maxout' }> => ({
+      inputSize: 784,
+      classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+      maxColumnNorm: null,
+      kind: 'maxout',
+      ...SMALL_MAXOUT,
+      dropout: stream ? { ...SMALL_MAXOUT.dropout, stream } : SMALL_MAXOUT.dropout,
+    });
+    const m = buildModel(spec('threefry-v1'), 0.05, 3);
+    const sfc32 = buildModel(spec('sfc32-rows'), 0.05, 3);
+    const unnamed = buildModel(spec(), 0.05, 3);
+    tf.tidy(() => {
+      for (const other of [m, sfc32, unnamed]) setParameters(other, 30);
+      const x = tf.tensor2d(randomImages(4, 6), [4, 784]);
+      const training = (net: Classifier, seed: number, input = x) => net.logits(input, { dropoutSeed: seed, gradients: 'parameters' });
+      // by hand: x ⊙ mask 0 → maxout → ⊙ mask 1 → maxout → ⊙ mask 2 → softmax layer
+      const [w1, b1, w2, b2, w3, b3] = m.parameters.map((p) => p.variable as tf.Tensor);
+      const masked = (h: tf.Tensor2D, layer: number, keep: number, scale: number): tf.Tensor2D =>
+        tf.mul(h, tf.tensor2d(counterDropoutMask(4, h.shape[1], keep, scale, 11, layer), h.shape));
+      const maxout = (h: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D =>
+        maxoutUnits(tf.add(tf.matMul(h, w as tf.Tensor2D), b) as tf.Tensor2D, 3);
+      let h = masked(x, 0, 0.8, 1);
+      h = masked(maxout(h, w1!, b1!), 1, 0.5, 2);
+      h = masked(maxout(h, w2!, b2!), 2, 0.5, 2);
+      assert.ok(maxDifference(training(m, 11), tf.add(tf.matMul(h, w3 as tf.Tensor2D), b3!)) < 1e-5);
+      // the same seed, the same masks; another step's seed, others; evaluation has none
+      assert.deepEqual(values(training(m, 11)), values(training(m, 11)));
+      assert.ok(maxDifference(training(m, 11), training(m, 12)) > 1e-3);
+      assert.deepEqual(values(m.logits(x)), values(sfc32.logits(x)));
+      // the rows of [x; x] that hold x get the masks of a pass over x alone
+      const twice = training(m, 11, tf.concat([x, x]) as tf.Tensor2D);
+      assert.deepEqual(values(tf.slice(twice, [0, 0], [4, 10])), values(training(m, 11)));
+      // sfc32-rows, named or not, is today's stream, and not threefry-v1's
+      assert.deepEqual(values(training(sfc32, 11)), values(training(unnamed, 11)));
+      assert.ok(maxDifference(training(sfc32, 11), training(m, 11)) > 1e-3);
+    });
+    for (const other of [m, sfc32, unnamed]) other.dispose();
+  });
+
+  test('threefry-v1 in stacked networks counts rows within each network; saved specs keep (or default) the stream', async () => {
+    const spec = (stream: 'sfc32-rows' | 'threefry-v1') => ({
+      inputSize: 784,
+      classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+      maxColumnNorm: null,
+      kind: 'maxout' as const,
+      ...SMALL_MAXOUT,
+      dropout: { ...SMALL_MAXOUT.dropout, stream },
+    });
+    const stacked = new MaxoutNetwork(spec('threefry-v1'), 0.05, [3, 4]);
+    const lanes = [new MaxoutNetwork(spec('threefry-v1'), 0.05, 3), new MaxoutNetwork(spec('threefry-v1'), 0.05, 4)];
+    tf.tidy(() => {
+      const x = [tf.tensor2d(randomImages(3, 7), [3, 784]), tf.tensor2d(randomImages(3, 8), [3, 784])];
+      const together = stacked.logits(tf.concat(x) as tf.Tensor2D, { dropoutSeed: [21, 22], gradients: 'parameters' });
+      lanes.forEach((lane, i) => {
+        const alone = lane.logits(x[i]!, { dropoutSeed: 21 + i, gradients: 'parameters' });
+        assert.ok(maxDifference(tf.slice(together, [3 * i, 0], [3, 10]), alone) < 1e-5, `network ${i}`);
+      });
+    });
+    const dir = tempDir();
+    await saveModel(dir, lanes[0]!);
+    const loaded = loadModel(dir);
+    assert.deepEqual(loaded.spec, lanes[0]!.spec);
+    loaded.dispose();
+    // a model saved before the key existed: its masks were sfc32-rows'
+    const old = buildModel({ ...spec('sfc32-rows'), dropout: SMALL_MAXOUT.dropout }, 0.05, 3);
+    await saveModel(dir, old);
+    const reloaded = loadModel(dir);
+    assert.equal(reloaded.spec.kind === 'maxout' && reloaded.spec.dropout?.stream, 'sfc32-rows');
+    for (const net of [stacked, ...lanes, old, reloaded]) net.dispose();
   });
 
   test('max column norm applies to the weight columns of all three layers', () => {

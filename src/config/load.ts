@@ -263,6 +263,7 @@ const LATER_KEYS: readonly { path: readonly string[]; value: Json }[] = [
   { path: ['training', 'objective', 'gradient'], value: 'standard' },
   { path: ['model', 'top'], value: 'softmax' },
   { path: ['model', 'sigmoidLoss'], value: 'sum' },
+  { path: ['model', 'dropout', 'stream'], value: 'sfc32-rows' },
 ];
 
 /** Where each LATER_KEY sits in `config` (its parent object, which may lack the key) and its original value. */

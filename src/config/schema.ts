@@ -93,6 +93,12 @@ const MaxoutSchema = z
         inputScale: z.number().positive().default(1).describe('kept pixels are multiplied by this (pylearn2: 1, not rescaled)'),
         hiddenKeep: probability.default(0.5).describe("probability a maxout unit's output is kept"),
         hiddenScale: z.number().positive().default(2).describe('kept unit outputs are multiplied by this'),
+        stream: z
+          .enum(['sfc32-rows', 'threefry-v1'])
+          .default('sfc32-rows')
+          .describe(
+            "the random stream the masks are drawn from: sfc32-rows (the default; every run before this key), each layer's mask drawn row by row from a sequential sfc32 stream, or threefry-v1, each element a pure function of (step seed, layer, row, column) under Threefry-2x32-20, so a GPU engine draws the masks on the device and the tfjs backends draw the same ones",
+          ),
       })
       .nullable()
       .prefault({})

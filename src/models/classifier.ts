@@ -20,13 +20,22 @@ export interface MaxoutLayerSpec {
 /**
  * Dropout as pylearn2 does it: each input pixel kept with probability `inputKeep` and multiplied by
  * `inputScale` (1: not rescaled), each hidden unit's output kept with `hiddenKeep` and multiplied by `hiddenScale`.
+ * `stream`: which generator draws the masks (see DropoutStream); absent (specs saved before it existed) is sfc32-rows.
  */
 export interface DropoutSpec {
   inputKeep: number;
   inputScale: number;
   hiddenKeep: number;
   hiddenScale: number;
+  stream?: DropoutStream;
 }
+
+/**
+ * The generator of dropout masks. sfc32-rows: each layer's mask drawn row by row from a sequential sfc32 stream
+ * (streamSeed(seed, 'dropout', layer)); every run made before threefry-v1 existed. threefry-v1: each element a pure
+ * function of (seed, layer, row, column) (counterDropoutMask), which a GPU kernel draws on the device.
+ */
+export type DropoutStream = 'sfc32-rows' | 'threefry-v1';
 
 interface SpecBase {
   inputSize: number;

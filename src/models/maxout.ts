@@ -1,9 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { maxoutUnits } from '../backend/kernels.js';
+import { counterDropoutMask } from '../core/counter-random.js';
 import { streamSeed, stream } from '../core/rng.js';
 import {
   EVALUATION,
   type Classifier,
+  type DropoutSpec,
   type ForwardState,
   type MaxoutLayerSpec,
   type ModelSpec,
@@ -23,6 +25,25 @@ type MaxoutSpec = Extract<ModelSpec, { kind: 'maxout' }>;
  */
 export function dropoutMask(rows: number, width: number, keep: number, scale: number, seed: number): Float32Array {
   return stream(seed).fillBernoulli(new Float32Array(rows * width), keep, scale, 0);
+}
+
+/**
+ * The mask of layer `layer` (0: the input; i + 1: hidden layer i's output) for one network's `rows` under its
+ * step's dropout `seed`, from the dropout stream the spec names (see DropoutStream): sfc32-rows draws from
+ * streamSeed(seed, 'dropout', layer); threefry-v1 keys Threefry with (seed, layer) itself.
+ */
+export function layerDropoutMask(
+  dropout: DropoutSpec,
+  rows: number,
+  width: number,
+  keep: number,
+  scale: number,
+  seed: number,
+  layer: number,
+): Float32Array {
+  return (dropout.stream ?? 'sfc32-rows') === 'threefry-v1'
+    ? counterDropoutMask(rows, width, keep, scale, seed, layer)
+    : dropoutMask(rows, width, keep, scale, streamSeed(seed, 'dropout', layer));
 }
 
 /**
@@ -72,7 +93,7 @@ export class MaxoutNetwork implements Classifier {
       const [rows, width] = h.shape;
       const perSeed = (rows / this.lanes) * width;
       const mask = new Float32Array(rows * width);
-      seeds!.forEach((seed, i) => mask.set(dropoutMask(rows / this.lanes, width, keep, scale, streamSeed(seed, 'dropout', layer)), i * perSeed));
+      seeds!.forEach((seed, i) => mask.set(layerDropoutMask(dropout, rows / this.lanes, width, keep, scale, seed, layer), i * perSeed));
       return tf.mul(h, tf.tensor2d(mask, [rows, width]));
     };
     let h = dropout ? drop(x, 0, dropout.inputKeep, dropout.inputScale) : x;

@@ -83,11 +83,16 @@ function readSaved(dir: string): { path: string; manifest: ModelManifest; weight
 export function loadModel(dir: string): Classifier {
   const { path, manifest, weights } = readSaved(dir);
   const values = decodeTensors(weights, manifest.weightsManifest[0]!.weights);
-  // maxout models saved before the sigmoid top (or its sigmoidLoss) existed have no `top` (theirs was the softmax)
-  // or no `sigmoidLoss` (theirs was the sum)
+  // maxout models saved before the sigmoid top (or its sigmoidLoss, or the dropout stream) existed have no `top`
+  // (theirs was the softmax), no `sigmoidLoss` (theirs was the sum) or no `dropout.stream` (theirs was sfc32-rows)
   const spec =
     manifest.spec.kind === 'maxout'
-      ? { ...manifest.spec, top: manifest.spec.top ?? 'softmax', sigmoidLoss: manifest.spec.sigmoidLoss ?? 'sum' }
+      ? {
+          ...manifest.spec,
+          top: manifest.spec.top ?? 'softmax',
+          sigmoidLoss: manifest.spec.sigmoidLoss ?? 'sum',
+          dropout: manifest.spec.dropout && { ...manifest.spec.dropout, stream: manifest.spec.dropout.stream ?? 'sfc32-rows' },
+        }
       : manifest.spec;
   const model = buildModel(spec, 0, 0);
   assignParameters(model, values, path);
