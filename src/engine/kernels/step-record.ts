@@ -31,7 +31,7 @@ struct LaneStep {
   dropoutSeed: u32,
   gradientSeed: u32,
   batchStart: u32,
-  active: u32,
+  isActive: u32,
   learningRate: f32,
   momentum: f32,
   statsSlot: u32,
