@@ -11,7 +11,10 @@
  * of all seeds together. PGD-40 (α = 0.01, random start, clipped; what the audit runs) on the maxout network: the
  * seconds of one pass over the 10,000 test images, on each wasm thread count as the maxout rows; on a software
  * WebGPU adapter (lavapipe) over the first --pgd-images (default 500) only, as it says. `--only pgd` measures PGD
- * alone. Data: FGSM_DATA_DIR, else the cache, else the embedded subset.
+ * alone. On webgpu, the WebGPU engine (src/engine) beside tfjs's ops: the host's cost per J̃ step (steps/s of a
+ * 16-unit network, whose arithmetic is negligible even on lavapipe, with its dispatches, uploads, reads and submits
+ * per step counted on the device), then maxout J̃ and the stacked seeds on the engine (on a software adapter over
+ * 2,000 examples). `--only engine` measures those alone. Data: FGSM_DATA_DIR, else the cache, else the embedded subset.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
@@ -28,6 +31,8 @@ import type { TrainingPerturbation } from '../src/train/objective.js';
 import { train, trainStacked } from '../src/train/loop.js';
 import { MaxoutNetwork } from '../src/models/maxout.js';
 import { TrainingSchema, type TrainingConfig } from '../src/config/schema.js';
+import { MaxoutEngine } from '../src/engine/maxout-engine.js';
+import { countDeviceCalls, type DeviceCalls } from './device-calls.js';
 
 const quiet = createProgress('quiet');
 const arg = (name: string): string | undefined => {
@@ -134,6 +139,52 @@ async function stackedExamplesPerSecond(
   return (seeds * split.n) / Math.min(...summaries[0]!.history.map((r) => r.seconds));
 }
 
+/**
+ * J̃ training of `seeds` networks (stacked when several) for 2 epochs over `split`, by tfjs's ops or by the WebGPU
+ * engine: examples/s of all seeds together in the faster epoch, and the device calls per step over both epochs
+ * (counted on the device itself, so both paths are counted alike).
+ */
+async function adversarialTraining(
+  spec: ConstructorParameters<typeof MaxoutNetwork>[0],
+  seeds: number,
+  split: Split,
+  engineOn: boolean,
+): Promise<{ examplesPerSecond: number; perStep: DeviceCalls }> {
+  const objective = { kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState: 'clean-mask', gradient: 'standard' } as const;
+  const config: TrainingConfig = TrainingSchema.parse({ epochs: 2, earlyStopping: { metric: 'none' }, objective });
+  const list = Array.from({ length: seeds }, (_, i) => i + 1);
+  const models = list.map((seed) => new MaxoutNetwork(spec, 0.005, seed));
+  const engine = engineOn ? MaxoutEngine.onTfjsDevice(spec, config) : null;
+  const perturbation = trainingPerturbation(objective);
+  const counter = countDeviceCalls((tf.backend() as unknown as { device: GPUDevice }).device);
+  try {
+    const summaries = await trainStacked(
+      models.map((model, i) => ({
+        model,
+        train: split,
+        validation: null,
+        config,
+        seed: list[i]!,
+        perturbation,
+        checkpointDir: null,
+        progress: quiet,
+        engine,
+      })),
+      seeds > 1 ? (stack) => new MaxoutNetwork(spec, 0.005, stack) : null,
+    );
+    const steps = 2 * (split.n / config.batchSize);
+    const perStep = Object.fromEntries(Object.entries(counter.counts).map(([key, value]) => [key, value / steps])) as unknown as DeviceCalls;
+    return { examplesPerSecond: (seeds * split.n) / Math.min(...summaries[0]!.history.map((r) => r.seconds)), perStep };
+  } finally {
+    counter.restore();
+    engine?.dispose();
+    for (const model of models) model.dispose();
+  }
+}
+
+const perStepLine = (calls: DeviceCalls): string =>
+  `${calls.dispatches.toFixed(1)} dispatches, ${calls.uploads.toFixed(2)} uploads (${Math.round(calls.uploadedBytes).toLocaleString('en-US')} B), ${calls.reads.toFixed(3)} reads, ${calls.submits.toFixed(2)} submits a step`;
+
 async function trainingExamplesPerSecond(
   model: Classifier,
   split: Split,
@@ -212,8 +263,11 @@ async function main(): Promise<void> {
     const [what, value, unit] = row;
     console.log(`${what.padEnd(72)} ${Math.round(value).toLocaleString('en-US').padStart(10)} ${unit}`);
   };
-  const onlyPgd = arg('--only') === 'pgd';
-  if (!onlyPgd) {
+  const only = arg('--only');
+  if (only !== undefined && only !== 'pgd' && only !== 'engine') throw new Error(`--only pgd or --only engine, not ${only}`);
+  const onlyPgd = only === 'pgd';
+  const onlyEngine = only === 'engine';
+  if (!only) {
     push(['softmax training, batch 100', await trainingExamplesPerSecond(softmax, splits.train, 2), 'examples/s']);
     for (const batch of [10000, 2000]) {
       push([
@@ -244,7 +298,7 @@ async function main(): Promise<void> {
   const naiveOn = backend.name === 'wasm' ? 'one thread' : backend.name;
   let plainNaive = 0;
   let advNaive = 0;
-  if (!onlyPgd) {
+  if (!only) {
     const maxout = buildModel(maxoutSpec, 0.005, 1);
     plainNaive = await naiveMaxoutExamplesPerSecond(maxout, subset, 30, false);
     advNaive = await naiveMaxoutExamplesPerSecond(maxout, subset, 15, true);
@@ -254,7 +308,7 @@ async function main(): Promise<void> {
   const software = backend.name === 'webgpu' && /software/.test(backend.device);
   const pgdImages = Math.min(splits.test.n, Number(arg('--pgd-images') ?? (software ? 500 : splits.test.n)));
   // the maxout paths on one thread (tfjs's stock build), then on the threaded build when more are asked for
-  for (const count of threads > 1 && backend.name === 'wasm' ? [1, threads] : [1]) {
+  for (const count of onlyEngine ? [] : threads > 1 && backend.name === 'wasm' ? [1, threads] : [1]) {
     const on = count > 1 ? ` — wasm, ${count} threads` : '';
     if (count > 1) {
       const threaded = await initBackend('wasm', { wasmThreads: count });
@@ -294,7 +348,7 @@ async function main(): Promise<void> {
   }
 
   const seeds = Number(arg('--seeds') ?? (['webgpu', 'tensorflow'].includes(backend.name) ? 5 : 0));
-  if (seeds > 1 && !onlyPgd) {
+  if (seeds > 1 && !only) {
     await initBackend(backend.name);
     push([
       `${seeds} seeds of maxout ${units} adversarial training J̃ stacked, batch 100 each${units === 1600 ? ' (target ≥ 20,000)' : ''}`,
@@ -303,7 +357,36 @@ async function main(): Promise<void> {
     ]);
   }
 
-  if (process.argv.includes('--json')) console.log(JSON.stringify({ backend: backend.name, data: raw.provenance.kind, rows }));
+  if (backend.name === 'webgpu' && !onlyPgd) {
+    await initBackend('webgpu');
+    // the host's work per step: a network so small that even lavapipe spends almost nothing on its arithmetic
+    const tiny = { ...maxoutSpec, layers: maxoutSpec.layers.map(() => ({ units: 16, pieces: 5 })) };
+    const small: Split = { ...subset, n: 2000, x: subset.x.subarray(0, 2000 * 784), y: subset.y.subarray(0, 2000) };
+    const hostOps = await adversarialTraining(tiny, 1, small, false);
+    push([`host cost: maxout 16×5 J̃ steps/s, tfjs's webgpu ops; ${perStepLine(hostOps.perStep)}`, hostOps.examplesPerSecond / 100, 'steps/s']);
+    const counted = { ...tiny, dropout: { ...tiny.dropout, stream: 'threefry-v1' as const } };
+    const hostEngine = await adversarialTraining(counted, 1, small, true);
+    push([`host cost: maxout 16×5 J̃ steps/s, WebGPU engine; ${perStepLine(hostEngine.perStep)}`, hostEngine.examplesPerSecond / 100, 'steps/s']);
+    const engineSpec = { ...maxoutSpec, dropout: { ...maxoutSpec.dropout, stream: 'threefry-v1' as const } };
+    const engineRun = await adversarialTraining(engineSpec, 1, software ? small : subset, true);
+    push([`maxout ${units} J̃ (clean-mask), batch 100, WebGPU engine; ${perStepLine(engineRun.perStep)}`, engineRun.examplesPerSecond, 'examples/s']);
+    if (seeds > 1) {
+      const stackedRun = await adversarialTraining(engineSpec, seeds, software ? small : subset, true);
+      push([`${seeds} seeds of maxout ${units} J̃ stacked, WebGPU engine, together`, stackedRun.examplesPerSecond, 'examples/s']);
+    }
+  }
+
+  if (process.argv.includes('--json'))
+    console.log(
+      JSON.stringify({
+        backend: backend.name,
+        device: backend.device,
+        detail: backend.detail,
+        date: new Date().toISOString(),
+        data: raw.provenance.kind,
+        rows,
+      }),
+    );
 }
 
 await main();

@@ -71,7 +71,7 @@ async function runCrossEntropy(
   kernel.record(stepIndex);
   const dLogits = new Float32Array(await runtime.read(buffers.dLogits, 0, logits.byteLength));
   const stats = new Float32Array(await runtime.read(buffers.stats, 0, statsSlots * shape.lanes * 2 * 4));
-  kernel.release();
+  kernel.dispose();
   for (const buffer of Object.values(buffers)) runtime.release(buffer);
   assert.equal(runtime.liveBuffers, before, 'buffers released');
   return { dLogits, stats };
@@ -351,7 +351,7 @@ async function runUpdate(runtime: GpuRuntime, shape: UpdateShape, problem: Retur
   const bytes = problem.parameters.byteLength;
   const parameters = new Float32Array(await runtime.read(buffers.parameters, 0, bytes));
   const velocities = new Float32Array(await runtime.read(buffers.velocities, 0, bytes));
-  kernel.release();
+  kernel.dispose();
   for (const buffer of Object.values(buffers)) runtime.release(buffer);
   assert.equal(runtime.liveBuffers, before, 'buffers released');
   return { parameters, velocities };

@@ -10,9 +10,10 @@ import { makeSplits, type Splits } from '../data/dataset.js';
 import { countsOf, dataIdentity, type DataIdentity } from '../data/identity.js';
 import { cacheDir, explicitDataDir, resolveMnist, type RawMnist } from '../data/source.js';
 import { trainingPerturbation } from '../attacks/training-perturbations.js';
+import { engineSupport, MaxoutEngine } from '../engine/maxout-engine.js';
 import { cleanMetrics, EVALUATION_INTERRUPTED, evaluate, fgsmErrorRate, type Evaluation } from '../eval/evaluate.js';
 import { modelFromConfig, stackedModelFromConfig } from '../models/build.js';
-import type { Classifier } from '../models/classifier.js';
+import type { Classifier, ModelSpec } from '../models/classifier.js';
 import { saveModel } from '../models/weights-io.js';
 import { compareClaims } from '../report/compare.js';
 import { renderRunReport } from '../report/run-report.js';
@@ -22,6 +23,7 @@ import { collectProvenance } from '../results/provenance.js';
 import { invocationTimes, openChoicesOf, type ResultRecord } from '../results/record.js';
 import { latestUnfinishedRun, openRun, writeStatus } from '../results/run-dir.js';
 import type { RunLock } from '../results/run-lock.js';
+import type { EpochEngine } from '../train/epoch.js';
 import { train, trainingSoFar, trainStacked, type EpochRecord, type TrainingSummary, type TrainOptions } from '../train/loop.js';
 
 export interface RunOptions {
@@ -169,6 +171,8 @@ interface PreparedRun {
   /** The run folder, or its provisional/ folder for a peek. */
   outDir: string;
   model: Classifier;
+  /** What trains its minibatches: the WebGPU engine, or tfjs's ops (null). Shared by the seeds of a stack. */
+  engine: EpochEngine | null;
   /** Marks the run interrupted should the process exit at once (a second Ctrl-C) while it holds the run. */
   onExit: () => void;
 }
@@ -214,7 +218,7 @@ async function prepareRun(loaded: LoadedExperiment, input: RunInput, options: Ru
       }
     };
     process.on('exit', onExit);
-    return { started, loaded, input, run, outDir, model, onExit };
+    return { started, loaded, input, run, outDir, model, engine: null, onExit };
   } catch (error) {
     await run.lock?.release();
     throw error;
@@ -235,6 +239,7 @@ function trainingOptions(prepared: PreparedRun, options: RunOptions): TrainOptio
     perturbation: trainingPerturbation(config.training.objective),
     adversarialError: (m, split) => fgsmErrorRate(m, split, config.training.earlyStopping.epsilon, config.attack.gradient),
     checkpointDir: join(run.dir, 'checkpoints'),
+    engine: prepared.engine,
     beforeCheckpoint: writing,
     progress: options.progress,
     signal: options.signal,
@@ -307,7 +312,7 @@ async function finishRun(prepared: PreparedRun, summary: TrainingSummary, option
       counts: { train: splits.train.n, validation: splits.validation?.n ?? 0, test: splits.test.n },
       classes: splits.classes,
     },
-    provenance: collectProvenance(backend),
+    provenance: { ...collectProvenance(backend), trainer: prepared.engine ? 'webgpu-engine' : 'tfjs' },
     seed: config.seed,
     files,
     ...(options.peek
@@ -341,6 +346,7 @@ function recordStop(prepared: PreparedRun, error: unknown): void {
 
 async function releaseRun(prepared: PreparedRun): Promise<void> {
   process.off('exit', prepared.onExit);
+  prepared.engine?.dispose();
   prepared.model.dispose();
   await prepared.run.lock?.release();
 }
@@ -353,6 +359,7 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
   const loaded = loadForRun(file, options);
   const prepared = await prepareRun(loaded, await runInput(loaded.config, options), options);
   try {
+    if (!options.peek) prepared.engine = trainingEngine(prepared.model.spec, loaded.config, prepared.input, 1, options.progress);
     const summary = options.peek
       ? provisionalSummary(prepared.model, prepared.run.dir, loaded.config)
       : await train(trainingOptions(prepared, options));
@@ -363,6 +370,21 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
   } finally {
     await releaseRun(prepared);
   }
+}
+
+/**
+ * The WebGPU engine where the webgpu backend runs and the engine trains this network and objective (`lanes` seeds
+ * at once); otherwise null, tfjs's ops train it, and a line says why.
+ */
+function trainingEngine(spec: ModelSpec, config: Experiment, input: RunInput, lanes: number, progress: Progress): EpochEngine | null {
+  if (input.backend.name !== 'webgpu') return null;
+  const why = engineSupport(spec, config.training.objective, lanes);
+  if (why) {
+    progress.line(`training: tfjs's webgpu ops (the WebGPU engine does not run this: ${why})`);
+    return null;
+  }
+  progress.line('training: the WebGPU engine (data resident, fused kernels, dropout drawn on the device)');
+  return MaxoutEngine.onTfjsDevice(spec, config.training);
 }
 
 /**
@@ -415,6 +437,8 @@ async function runStacked(seeds: readonly number[], loaded: LoadedExperiment[], 
   const labelledSeed = (seed: number): RunOptions => ({ ...options, progress: labelled(options.progress, `seed ${seed}`) });
   try {
     for (const [i, seed] of seeds.entries()) prepared.push(await prepareRun(loaded[i]!, input, labelledSeed(seed)));
+    const engine = trainingEngine(prepared[0]!.model.spec, one, input, seeds.length, options.progress);
+    for (const run of prepared) run.engine = engine;
     const summaries = await trainStacked(
       prepared.map((run, i) => trainingOptions(run, labelledSeed(seeds[i]!))),
       (stack) => stackedModelFromConfig(one.model, input.splits.classes, stack),

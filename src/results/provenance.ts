@@ -16,6 +16,8 @@ export interface Provenance {
   backend: { name: string; requested: string; reason: string; device: string; detail?: string; threads?: number | null };
   machine: { platform: string; arch: string; cpu: string; cores: number; memoryGiB: number; hostname: string };
   command: string[];
+  /** What trained this invocation's epochs: tfjs's ops, or the WebGPU engine (src/engine); absent in older records. */
+  trainer?: 'tfjs' | 'webgpu-engine';
   /** The gradient forms the figures were measured with (see GRADIENT_FORMS); absent in records written before it. */
   gradientForms?: number;
 }

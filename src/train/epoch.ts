@@ -37,6 +37,16 @@ export interface EpochContext {
   signal?: AbortSignal;
 }
 
+/**
+ * Something that trains an epoch with trainEpoch's contract (the same lanes, orders, streams, schedules and records)
+ * without tfjs's ops: an engine built for the network (src/engine). Training does not know which runs it.
+ */
+export interface EpochEngine {
+  trainEpoch(context: EpochContext, lanes: readonly LaneEpoch[]): Promise<EpochRecord[] | null>;
+  /** Releases what it holds on the device (again: nothing). */
+  dispose(): void;
+}
+
 /** One lane's part of an epoch: its seed's training, in its own stage, order, schedule and random streams. */
 export interface LaneEpoch {
   seed: number;

@@ -8,7 +8,7 @@ import type { Classifier } from '../models/classifier.js';
 import { assignParameters } from '../models/weights-io.js';
 import { loadCheckpoint, readCheckpointState, saveCheckpoint } from './checkpoint.js';
 import { SaveBest } from './early-stopping.js';
-import { trainEpoch, type EpochContext } from './epoch.js';
+import { trainEpoch, type EpochContext, type EpochEngine } from './epoch.js';
 import { StackedSeeds } from './stacked-seeds.js';
 import type { TrainingPerturbation } from './objective.js';
 import { MomentumSgd } from './sgd.js';
@@ -70,6 +70,8 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** Called after each epoch, after its checkpoint is written. */
   onEpoch?: (record: EpochRecord, state: TrainingState) => void;
+  /** What trains each epoch's minibatches: tfjs's ops (trainEpoch) unless given. */
+  engine?: EpochEngine | null;
 }
 
 /**
@@ -205,7 +207,8 @@ function summariseLane(lane: Lane, seconds: number, stackedWith: number[] | unde
 async function epoch(context: EpochContext, lanes: readonly Lane[], seeds: boolean): Promise<void> {
   const stages = lanes.map((lane) => lane.recipe.stage(lane.state));
   const started = Date.now();
-  const records = await trainEpoch(
+  const engine = lanes[0]!.options.engine;
+  const records = await (engine ? engine.trainEpoch.bind(engine) : trainEpoch)(
     context,
     lanes.map((lane, i) => ({ seed: lane.options.seed, stage: stages[i]!, state: lane.state })),
   );

@@ -313,7 +313,7 @@ export class CrossEntropy {
   }
 
   /** Releases the kernel's own uniform (the caller's buffers stay). */
-  release(): void {
+  dispose(): void {
     this.runtime.release(this.uniform);
   }
 }

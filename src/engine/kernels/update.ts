@@ -140,7 +140,7 @@ export class Update {
   }
 
   /** Releases the kernel's own uniform (the caller's buffers stay). */
-  release(): void {
+  dispose(): void {
     this.runtime.release(this.uniform);
   }
 }

@@ -1,0 +1,78 @@
+/**
+ * What the host asks of a WebGPU device, counted by wrapping the device's own methods: whoever drives it (tfjs's
+ * webgpu backend, the engine) is counted alike. Dispatches, bytes written from the host (queue.writeBuffer and
+ * buffers mapped at creation, tfjs's staging uploads), reads (buffers mapped for reading) and submits.
+ */
+export interface DeviceCalls {
+  dispatches: number;
+  uploadedBytes: number;
+  uploads: number;
+  reads: number;
+  submits: number;
+}
+
+export function countDeviceCalls(device: GPUDevice): { counts: DeviceCalls; restore: () => void } {
+  const counts: DeviceCalls = { dispatches: 0, uploadedBytes: 0, uploads: 0, reads: 0, submits: 0 };
+  const queue = device.queue;
+  const originals = {
+    createCommandEncoder: device.createCommandEncoder,
+    createBuffer: device.createBuffer,
+    writeBuffer: queue.writeBuffer,
+    submit: queue.submit,
+  };
+  device.createCommandEncoder = function (descriptor?: GPUCommandEncoderDescriptor) {
+    const encoder = originals.createCommandEncoder.call(device, descriptor);
+    const beginComputePass = encoder.beginComputePass.bind(encoder);
+    encoder.beginComputePass = (passDescriptor?: GPUComputePassDescriptor) => {
+      const pass = beginComputePass(passDescriptor);
+      const dispatch = pass.dispatchWorkgroups.bind(pass);
+      pass.dispatchWorkgroups = (x: number, y?: number, z?: number) => {
+        counts.dispatches++;
+        dispatch(x, y, z);
+      };
+      return pass;
+    };
+    return encoder;
+  };
+  device.createBuffer = function (descriptor: GPUBufferDescriptor) {
+    const buffer = originals.createBuffer.call(device, descriptor);
+    if (descriptor.mappedAtCreation && descriptor.usage & GPUBufferUsage.COPY_SRC) {
+      counts.uploads++;
+      counts.uploadedBytes += descriptor.size;
+    }
+    if (descriptor.usage & GPUBufferUsage.MAP_READ) {
+      const mapAsync = buffer.mapAsync.bind(buffer);
+      buffer.mapAsync = (mode: GPUMapModeFlags, offset?: number, size?: number) => {
+        counts.reads++;
+        return mapAsync(mode, offset, size);
+      };
+    }
+    return buffer;
+  };
+  queue.writeBuffer = function (
+    buffer: GPUBuffer,
+    offset: number,
+    data: ArrayBuffer | ArrayBufferView | SharedArrayBuffer,
+    dataOffset?: number,
+    size?: number,
+  ) {
+    counts.uploads++;
+    const elementBytes =
+      ArrayBuffer.isView(data) && 'BYTES_PER_ELEMENT' in data ? (data as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT : 1;
+    counts.uploadedBytes += size !== undefined ? size * elementBytes : data.byteLength - (dataOffset ?? 0) * elementBytes;
+    originals.writeBuffer.call(queue, buffer, offset, data, dataOffset, size);
+  } as GPUQueue['writeBuffer'];
+  queue.submit = function (buffers: Iterable<GPUCommandBuffer>) {
+    counts.submits++;
+    originals.submit.call(queue, buffers);
+  };
+  return {
+    counts,
+    restore: () => {
+      device.createCommandEncoder = originals.createCommandEncoder;
+      device.createBuffer = originals.createBuffer;
+      queue.writeBuffer = originals.writeBuffer;
+      queue.submit = originals.submit;
+    },
+  };
+}

@@ -1,0 +1,191 @@
+import type { ObjectiveConfig } from '../config/schema.js';
+import { FgsmError } from '../core/errors.js';
+import { yieldToEventLoop } from '../core/event-loop.js';
+import { stream, streamSeed } from '../core/rng.js';
+import type { ModelSpec } from '../models/classifier.js';
+import type { EpochContext, EpochEngine, LaneEpoch } from '../train/epoch.js';
+import type { EpochRecord } from '../train/state.js';
+import { encodeSteps, MAX_LANES, type LaneStep } from './kernels/step-record.js';
+import { PackedLayout } from './parameters.js';
+import { ResidentData } from './resident-data.js';
+import { GpuRuntime } from './runtime.js';
+import { StepProgram, type EngineTraining } from './step-program.js';
+
+type MaxoutSpec = Extract<ModelSpec, { kind: 'maxout' }>;
+
+/** Minibatches between reads of the losses and error counts (the progress bar moves, divergence is caught): the only waits. */
+export const READ_EVERY = 50;
+
+/**
+ * Why the engine cannot train this network and objective (null: it can). What it runs: maxout networks with the
+ * softmax or independent-sigmoid top, dropout from the counter-based stream threefry-v1 or none, trained clean or
+ * adversarially (§6's J̃ in each gradient state and form), with momentum, max-norm, weight decay and L1.
+ */
+export function engineSupport(spec: ModelSpec, objective: ObjectiveConfig, lanes = 1): string | null {
+  if (spec.kind !== 'maxout') return `it trains maxout networks, not ${spec.kind}`;
+  if (spec.dropout && spec.dropout.stream !== 'threefry-v1')
+    return `it draws dropout on the device from the counter-based stream: set model.dropout.stream: threefry-v1 (this config uses ${spec.dropout.stream})`;
+  if (objective.kind === 'noise') return 'it does not train the noise controls yet';
+  if (objective.kind === 'adversarial' && objective.gradient !== 'standard' && objective.gradient !== 'stable')
+    return `it takes ∇ₓJ with the standard or the stable gradient, not ${objective.gradient}`;
+  if (lanes > MAX_LANES) return `it stacks at most ${MAX_LANES} seeds, not ${lanes}`;
+  return null;
+}
+
+/**
+ * The paper's maxout networks trained on the device (DESIGN.md, "A WebGPU engine"): examples resident, dropout
+ * drawn by the kernels, each step's work recorded into one command stream without host work that grows with the
+ * batch, losses and error counts read once per READ_EVERY steps. Parameters and velocities move between tfjs's
+ * variables and the engine's packed buffers on the device, once per epoch: stages, early stopping, checkpoints
+ * and evaluation see tfjs variables as they do after trainEpoch.
+ */
+export class MaxoutEngine implements EpochEngine {
+  private readonly layout: PackedLayout;
+  private readonly resident: ResidentData;
+  private program: StepProgram | null = null;
+
+  constructor(
+    private readonly runtime: GpuRuntime,
+    private readonly spec: MaxoutSpec,
+    private readonly training: EngineTraining,
+  ) {
+    let inputs = spec.inputSize;
+    const shapes = spec.layers.map((layer) => {
+      const shape = { inputs, columns: layer.units * layer.pieces };
+      inputs = layer.units;
+      return shape;
+    });
+    this.layout = new PackedLayout([...shapes, { inputs, columns: spec.classes.length }]);
+    this.resident = new ResidentData(runtime);
+  }
+
+  /** An engine on tfjs's active webgpu backend's device. */
+  static onTfjsDevice(spec: ModelSpec, training: EngineTraining): MaxoutEngine {
+    const reason = engineSupport(spec, training.objective);
+    if (reason) throw new Error(`the WebGPU engine cannot train this: ${reason}`);
+    return new MaxoutEngine(GpuRuntime.ofTfjsBackend(), spec as MaxoutSpec, training);
+  }
+
+  get counters() {
+    return this.runtime.counters;
+  }
+
+  /** Device buffers the engine holds (none once disposed). */
+  get liveBuffers(): number {
+    return this.runtime.liveBuffers;
+  }
+
+  async trainEpoch(context: EpochContext, lanes: readonly LaneEpoch[]): Promise<EpochRecord[] | null> {
+    const { config, progress } = context;
+    const batchSize = config.batchSize;
+    const ragged = lanes.find((lane) => lane.stage.split.n % batchSize !== 0);
+    if (ragged) throw new Error(`the WebGPU engine trains whole minibatches only: a split of ${ragged.stage.split.n} in batches of ${batchSize}`);
+    const reason = engineSupport(this.spec, this.training.objective, lanes.length);
+    if (reason) throw new Error(`the WebGPU engine cannot train this: ${reason}`);
+    const plans = lanes.map((lane) => {
+      const epoch = lane.state.epoch + 1;
+      const { split } = lane.stage;
+      return { ...lane, epoch, batches: split.n / batchSize, momentum: lane.stage.momentum.at(epoch), base: this.resident.baseOf(split) };
+    });
+    const steps = Math.max(...plans.map((plan) => plan.batches));
+    const indexStride = Math.max(...plans.map((plan) => plan.stage.split.n));
+    const program = await this.programFor(lanes.length, batchSize, indexStride, steps);
+
+    // the epoch's row indices and per-step records: its only uploads
+    const rowIndex = new Uint32Array(lanes.length * indexStride);
+    plans.forEach((plan, l) => {
+      const order = stream(plan.seed, 'shuffle', ...plan.stage.streams, plan.epoch).permutation(plan.stage.split.n);
+      for (let i = 0; i < order.length; i++) rowIndex[l * indexStride + i] = plan.base + order[i]!;
+    });
+    const learningRates = plans.map(() => 0);
+    const records: LaneStep[][] = [];
+    for (let b = 0; b < steps; b++) {
+      records.push(
+        plans.map((plan, l) => {
+          const active = b < plan.batches;
+          if (active) learningRates[l] = plan.stage.learningRate.at(plan.state.step + b);
+          const dropoutSeed = active ? streamSeed(plan.seed, 'step', ...plan.stage.streams, plan.epoch, b) : 0;
+          return {
+            dropoutSeed,
+            gradientSeed: streamSeed(dropoutSeed, 'gradient-state'),
+            batchStart: active ? b * batchSize : 0,
+            active,
+            learningRate: active ? learningRates[l]! : 0,
+            momentum: plan.momentum,
+            statsSlot: b,
+          };
+        }),
+      );
+    }
+    program.upload(rowIndex, encodeSteps(records));
+    this.layout.copyIn(this.runtime, context.model.parameters, (p) => p.variable, program.params, lanes.length);
+    this.layout.copyIn(this.runtime, context.model.parameters, (p) => context.optimizer.velocities.get(p.name)!, program.velocity, lanes.length);
+
+    const sums = plans.map(() => ({ loss: 0, errors: 0 }));
+    progress.start(
+      steps,
+      plans.map((plan) => `${lanes.length > 1 ? `seed ${plan.seed} ` : ''}stage ${plan.state.stage} epoch ${plan.epoch}`).join(', '),
+    );
+    try {
+      for (let from = 0; from < steps; from += READ_EVERY) {
+        await yieldToEventLoop();
+        if (context.signal?.aborted) return null;
+        const to = Math.min(steps, from + READ_EVERY);
+        for (let b = from; b < to; b++) program.recordStep(b);
+        const stats = await program.readStats(from, to);
+        plans.forEach((plan, l) => {
+          for (let b = from; b < Math.min(to, plan.batches); b++) {
+            const loss = stats[(b - from) * lanes.length * 2 + l * 2]!;
+            if (!Number.isFinite(loss)) {
+              throw new FgsmError(
+                `training diverged: the loss is ${loss} at stage ${plan.state.stage} epoch ${plan.epoch}, step ${plan.state.step + b + 1} (minibatch ${b + 1} of ${plan.batches})`,
+                'lower training.learningRate.initial; the last good checkpoint is kept',
+              );
+            }
+            sums[l]!.loss += loss * batchSize;
+            sums[l]!.errors += stats[(b - from) * lanes.length * 2 + l * 2 + 1]!;
+          }
+        });
+        const seen = plans.reduce((sum, plan, l) => sum + sums[l]!.loss / (Math.min(to, plan.batches) * batchSize), 0) / plans.length;
+        progress.update(to, `loss ${seen.toFixed(4)}`);
+      }
+    } finally {
+      progress.stop();
+    }
+    this.layout.copyOut(this.runtime, context.model.parameters, (p) => p.variable, program.params, lanes.length);
+    this.layout.copyOut(this.runtime, context.model.parameters, (p) => context.optimizer.velocities.get(p.name)!, program.velocity, lanes.length);
+    plans.forEach((plan, l) => {
+      plan.state.step += plan.batches;
+      context.laneDone?.(l);
+    });
+    return plans.map((plan, l) => ({
+      stage: plan.state.stage,
+      epoch: plan.epoch,
+      learningRate: learningRates[l]!,
+      momentum: plan.momentum,
+      trainLoss: sums[l]!.loss / plan.stage.split.n,
+      trainError: sums[l]!.errors / plan.stage.split.n,
+      validationError: null,
+      adversarialValidationError: null,
+      heldOutLoss: null,
+      seconds: 0,
+    }));
+  }
+
+  /** The step program for this many lanes and shapes, rebuilt when they (or the resident data) change. */
+  private async programFor(lanes: number, batchSize: number, indexStride: number, steps: number): Promise<StepProgram> {
+    const wanted = { lanes, batchSize, indexStride, steps, residentVersion: this.resident.version };
+    if (this.program && !this.program.fits(wanted)) {
+      this.program.dispose();
+      this.program = null;
+    }
+    this.program ??= await StepProgram.create(this.runtime, this.spec, this.training, this.layout, this.resident, wanted);
+    return this.program;
+  }
+
+  dispose(): void {
+    this.program?.dispose();
+    this.resident.dispose();
+    this.program = null;
+  }
+}

@@ -1,0 +1,84 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Parameter } from '../models/classifier.js';
+import type { GpuRuntime } from './runtime.js';
+
+/** One layer's place in a lane's packed block: W (inputs × columns, row-major) then b (one row). */
+export interface PackedLayer {
+  inputs: number;
+  columns: number;
+  /** Element offset of W inside a lane's block; b follows at offset + inputs · columns. */
+  offset: number;
+}
+
+/**
+ * The engine's layout of a network's parameters: per lane one block of every layer's [W; b] in order, a layer
+ * being the (inputs + 1) × columns matrix whose last row is the bias, so that one GEMM over [A, 1] makes both its
+ * outputs and its gradients. Gradients and velocities use the same layout.
+ */
+export class PackedLayout {
+  readonly layers: PackedLayer[];
+  readonly laneFloats: number;
+
+  constructor(shapes: readonly { inputs: number; columns: number }[]) {
+    let offset = 0;
+    this.layers = shapes.map(({ inputs, columns }) => {
+      const layer = { inputs, columns, offset };
+      offset += (inputs + 1) * columns;
+      return layer;
+    });
+    this.laneFloats = offset;
+  }
+
+  /**
+   * Records copies of tfjs tensors (each model parameter, or its velocity, by the parameter's name) into `packed`,
+   * on the device: no host round trip. tfjs submits its pending work first (readToGPU), so the copies see every
+   * update tfjs made.
+   */
+  copyIn(runtime: GpuRuntime, parameters: readonly Parameter[], valueOf: (p: Parameter) => tf.Tensor, packed: GPUBuffer, lanes: number): void {
+    const refs: tf.Tensor[] = [];
+    for (const [j, layer] of this.layers.entries()) {
+      for (const role of ['weight', 'bias'] as const) {
+        const p = parameterOf(parameters, j + 1, role);
+        const tensor = valueOf(p);
+        const backend = tf.backend() as unknown as { uploadToGPU(dataId: object): void };
+        backend.uploadToGPU(tensor.dataId); // a tensor made from host values lives on the host until first used
+        const { buffer, tensorRef } = tensor.dataToGPU();
+        refs.push(tensorRef);
+        const floats = role === 'weight' ? layer.inputs * layer.columns : layer.columns;
+        const within = role === 'weight' ? layer.offset : layer.offset + layer.inputs * layer.columns;
+        for (let lane = 0; lane < lanes; lane++) runtime.copy(buffer!, lane * floats * 4, packed, (lane * this.laneFloats + within) * 4, floats * 4);
+      }
+    }
+    runtime.submit();
+    tf.dispose(refs);
+  }
+
+  /** The reverse of copyIn: each tensor of `parameters` (or their velocities) assigned from `packed`, on the device. */
+  copyOut(runtime: GpuRuntime, parameters: readonly Parameter[], variableOf: (p: Parameter) => tf.Variable, packed: GPUBuffer, lanes: number): void {
+    const scratch: { variable: tf.Variable; buffer: GPUBuffer }[] = [];
+    for (const [j, layer] of this.layers.entries()) {
+      for (const role of ['weight', 'bias'] as const) {
+        const variable = variableOf(parameterOf(parameters, j + 1, role));
+        const floats = role === 'weight' ? layer.inputs * layer.columns : layer.columns;
+        const within = role === 'weight' ? layer.offset : layer.offset + layer.inputs * layer.columns;
+        const buffer = runtime.buffer(`${variable.name} out`, lanes * floats * 4);
+        for (let lane = 0; lane < lanes; lane++) runtime.copy(packed, (lane * this.laneFloats + within) * 4, buffer, lane * floats * 4, floats * 4);
+        scratch.push({ variable, buffer });
+      }
+    }
+    runtime.submit();
+    for (const { variable, buffer } of scratch) {
+      // tfjs copies the buffer into one of its own and submits the copy at once: the buffer may go after it
+      const value = tf.tensor({ buffer }, variable.shape, 'float32');
+      variable.assign(value);
+      value.dispose();
+    }
+    for (const { buffer } of scratch) runtime.release(buffer);
+  }
+}
+
+function parameterOf(parameters: readonly Parameter[], layer: number, role: Parameter['role']): Parameter {
+  const found = parameters.find((p) => p.layer === layer && p.role === role);
+  if (!found) throw new Error(`the network has no ${role} in layer ${layer}`);
+  return found;
+}

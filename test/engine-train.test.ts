@@ -1,0 +1,201 @@
+import * as tf from '@tensorflow/tfjs-core';
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { initBackend } from '../src/backend/select.js';
+import { TrainingSchema, type TrainingConfig } from '../src/config/schema.js';
+import { createProgress } from '../src/core/progress.js';
+import type { Split } from '../src/data/dataset.js';
+import { MaxoutEngine } from '../src/engine/maxout-engine.js';
+import { buildModel } from '../src/models/build.js';
+import type { ModelSpec } from '../src/models/classifier.js';
+import { MaxoutNetwork } from '../src/models/maxout.js';
+import { train, trainStacked, type TrainingSummary } from '../src/train/loop.js';
+import { maxRelativeDifference } from './engine-helpers.js';
+import { randomImages, randomLabels } from './helpers.js';
+
+/*
+ * The engine against tfjs on wasm: the same network, data, orders, masks (dropout stream threefry-v1) and
+ * schedules, trained by each; parameters and per-epoch figures must agree to float32 rounding. Small shapes:
+ * lavapipe is a CPU.
+ */
+
+const quiet = createProgress('quiet');
+
+const SPEC: ModelSpec = {
+  kind: 'maxout',
+  inputSize: 784,
+  classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  maxColumnNorm: 0.6,
+  layers: [
+    { units: 7, pieces: 3 },
+    { units: 5, pieces: 2 },
+  ],
+  dropout: { inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2, stream: 'threefry-v1' },
+  top: 'softmax',
+  sigmoidLoss: 'sum',
+};
+
+function split(name: Split['name'], n: number, seed: number): Split {
+  const x = randomImages(n, seed);
+  const y = randomLabels(n, 10, seed);
+  for (let i = 0; i < n; i++) for (let j = 0; j < 78; j++) x[i * 784 + y[i]! * 78 + j] = 1;
+  return { name, x, y, n };
+}
+
+const trainSplit = split('train', 60, 1);
+const validation = split('validation', 20, 2);
+
+const config = (patch: Record<string, unknown> = {}): TrainingConfig =>
+  TrainingSchema.parse({
+    epochs: 2,
+    batchSize: 10,
+    learningRate: { initial: 0.2 },
+    momentum: { endEpoch: 2 },
+    earlyStopping: { patience: 1 },
+    ...patch,
+  });
+
+const ADVERSARIAL = { kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState: 'clean-mask', gradient: 'standard' } as const;
+
+interface Trained {
+  summary: TrainingSummary;
+  parameters: Float32Array[];
+}
+
+async function trainOn(backend: 'wasm' | 'webgpu', trainingConfig: TrainingConfig, spec: ModelSpec = SPEC): Promise<Trained> {
+  await initBackend(backend);
+  const model = buildModel(spec, 0.05, 7);
+  const engine = backend === 'webgpu' ? MaxoutEngine.onTfjsDevice(spec, trainingConfig) : null;
+  const { trainingPerturbation } = await import('../src/attacks/training-perturbations.js');
+  try {
+    const summary = await train({
+      model,
+      train: trainSplit,
+      validation,
+      config: trainingConfig,
+      seed: 5,
+      perturbation: trainingPerturbation(trainingConfig.objective),
+      checkpointDir: null,
+      progress: quiet,
+      engine,
+    });
+    const parameters = await Promise.all(model.parameters.map(async (p) => (await p.variable.data()) as Float32Array));
+    return { summary, parameters };
+  } finally {
+    engine?.dispose();
+    model.dispose();
+  }
+}
+
+function assertSameTraining(engine: Trained, wasm: Trained, tolerance: number): void {
+  assert.deepEqual(
+    engine.summary.history.map((r) => [r.stage, r.epoch, r.trainError, r.validationError]),
+    wasm.summary.history.map((r) => [r.stage, r.epoch, r.trainError, r.validationError]),
+  );
+  assert.equal(engine.summary.chosenEpoch, wasm.summary.chosenEpoch);
+  engine.summary.history.forEach((r, i) => assert.ok(Math.abs(r.trainLoss - wasm.summary.history[i]!.trainLoss) < tolerance * Math.abs(r.trainLoss)));
+  engine.parameters.forEach((values, i) => {
+    const difference = maxRelativeDifference(values, wasm.parameters[i]!, 1e-2);
+    assert.ok(difference < tolerance, `parameter ${i}: relative difference ${difference}`);
+  });
+}
+
+describe('the WebGPU engine trains as tfjs does', () => {
+  test('adversarial training (J̃, clean-mask, standard): one epoch of steps gives wasm parameters within 1e-5', async () => {
+    const one = config({ epochs: 1, objective: ADVERSARIAL, earlyStopping: { metric: 'none' } });
+    const wasm = await trainOn('wasm', one);
+    const engine = await trainOn('webgpu', one);
+    assertSameTraining(engine, wasm, 1e-5);
+  });
+
+  test('clean training, deterministic and independent-mask gradient states, stable gradient', async () => {
+    for (const objective of [
+      { kind: 'clean' },
+      { ...ADVERSARIAL, gradientState: 'deterministic', gradient: 'stable' },
+      { ...ADVERSARIAL, gradientState: 'independent-mask' },
+    ]) {
+      const one = config({ epochs: 1, objective, earlyStopping: { metric: 'none' } });
+      assertSameTraining(await trainOn('webgpu', one), await trainOn('wasm', one), 1e-5);
+    }
+  });
+
+  test('a tiny full run with both stages ends at the same epochs with the same errors', async () => {
+    const full = config({ epochs: 3, objective: ADVERSARIAL, stage2: { mode: 'continue', maxEpochs: 2 } });
+    const wasm = await trainOn('wasm', full);
+    const engine = await trainOn('webgpu', full);
+    assert.ok(
+      wasm.summary.history.some((r) => r.stage === 2),
+      'the run reaches stage 2',
+    );
+    assertSameTraining(engine, wasm, 1e-4);
+  });
+
+  test('stacked lanes equal each seed trained alone, bit for bit', async () => {
+    await initBackend('webgpu');
+    const trainingConfig = config({ epochs: 1, objective: ADVERSARIAL, earlyStopping: { metric: 'none' } });
+    const { trainingPerturbation } = await import('../src/attacks/training-perturbations.js');
+    const seeds = [3, 4];
+    const options = (seed: number, engine: MaxoutEngine) => ({
+      model: buildModel(SPEC, 0.05, seed),
+      train: trainSplit,
+      validation: null,
+      config: trainingConfig,
+      seed,
+      perturbation: trainingPerturbation(trainingConfig.objective),
+      checkpointDir: null,
+      progress: quiet,
+      engine,
+    });
+    const alone: Float32Array[][] = [];
+    for (const seed of seeds) {
+      const engine = MaxoutEngine.onTfjsDevice(SPEC, trainingConfig);
+      const run = options(seed, engine);
+      await train(run);
+      alone.push(await Promise.all(run.model.parameters.map(async (p) => (await p.variable.data()) as Float32Array)));
+      run.model.dispose();
+      engine.dispose();
+    }
+    const engine = MaxoutEngine.onTfjsDevice(SPEC, trainingConfig);
+    const runs = seeds.map((seed) => options(seed, engine));
+    await trainStacked(runs, (stack) => new MaxoutNetwork(SPEC as Extract<ModelSpec, { kind: 'maxout' }>, 0.05, stack));
+    for (const [i, run] of runs.entries()) {
+      const together = await Promise.all(run.model.parameters.map(async (p) => (await p.variable.data()) as Float32Array));
+      together.forEach((values, j) => assert.deepEqual(values, alone[i]![j], `seed ${seeds[i]} parameter ${j}`));
+      run.model.dispose();
+    }
+    engine.dispose();
+  });
+
+  test('a J̃ step: at most 20 dispatches, no upload after the epoch starts, one read per 50 steps; no buffer leaks', async () => {
+    await initBackend('webgpu');
+    const trainingConfig = config({ epochs: 1, batchSize: 1, objective: ADVERSARIAL, earlyStopping: { metric: 'none' } });
+    const tensors = tf.memory().numTensors;
+    const engine = MaxoutEngine.onTfjsDevice(SPEC, trainingConfig);
+    const model = buildModel(SPEC, 0.05, 7);
+    const { trainingPerturbation } = await import('../src/attacks/training-perturbations.js');
+    const before = { ...engine.counters };
+    const steps = trainSplit.n;
+    await train({
+      model,
+      train: trainSplit,
+      validation: null,
+      config: trainingConfig,
+      seed: 5,
+      perturbation: trainingPerturbation(trainingConfig.objective),
+      checkpointDir: null,
+      progress: quiet,
+      engine,
+    });
+    const dispatches = engine.counters.dispatches - before.dispatches;
+    const reads = engine.counters.reads - before.reads;
+    const uploaded = engine.counters.uploadedBytes - before.uploadedBytes;
+    assert.ok(dispatches <= 20 * steps, `${dispatches / steps} dispatches a step`);
+    assert.ok(reads <= Math.ceil(steps / 50), `${reads} reads in ${steps} steps`);
+    // the epoch's uploads: its row indices and per-step records, once, before its first step
+    assert.ok(uploaded / steps <= 4096, `${uploaded / steps} bytes uploaded a step`);
+    engine.dispose();
+    model.dispose();
+    assert.equal(engine.liveBuffers, 0);
+    assert.equal(tf.memory().numTensors, tensors);
+  });
+});
