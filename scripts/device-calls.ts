@@ -1,7 +1,8 @@
 /**
  * What the host asks of a WebGPU device, counted by wrapping the device's own methods: whoever drives it (tfjs's
  * webgpu backend, the engine) is counted alike. Dispatches, bytes written from the host (queue.writeBuffer and
- * buffers mapped at creation, tfjs's staging uploads), reads (buffers mapped for reading) and submits.
+ * buffers mapped at creation, tfjs's staging uploads), reads (buffers mapped for reading: every GPUBuffer's
+ * mapAsync, as tfjs reuses its staging buffers) and submits.
  */
 export interface DeviceCalls {
   dispatches: number;
@@ -19,6 +20,11 @@ export function countDeviceCalls(device: GPUDevice): { counts: DeviceCalls; rest
     createBuffer: device.createBuffer,
     writeBuffer: queue.writeBuffer,
     submit: queue.submit,
+    mapAsync: GPUBuffer.prototype.mapAsync,
+  };
+  GPUBuffer.prototype.mapAsync = function (this: GPUBuffer, mode: GPUMapModeFlags, offset?: number, size?: number) {
+    if (mode & GPUMapMode.READ) counts.reads++;
+    return originals.mapAsync.call(this, mode, offset, size);
   };
   device.createCommandEncoder = function (descriptor?: GPUCommandEncoderDescriptor) {
     const encoder = originals.createCommandEncoder.call(device, descriptor);
@@ -39,13 +45,6 @@ export function countDeviceCalls(device: GPUDevice): { counts: DeviceCalls; rest
     if (descriptor.mappedAtCreation && descriptor.usage & GPUBufferUsage.COPY_SRC) {
       counts.uploads++;
       counts.uploadedBytes += descriptor.size;
-    }
-    if (descriptor.usage & GPUBufferUsage.MAP_READ) {
-      const mapAsync = buffer.mapAsync.bind(buffer);
-      buffer.mapAsync = (mode: GPUMapModeFlags, offset?: number, size?: number) => {
-        counts.reads++;
-        return mapAsync(mode, offset, size);
-      };
     }
     return buffer;
   };
@@ -73,6 +72,7 @@ export function countDeviceCalls(device: GPUDevice): { counts: DeviceCalls; rest
       device.createBuffer = originals.createBuffer;
       queue.writeBuffer = originals.writeBuffer;
       queue.submit = originals.submit;
+      GPUBuffer.prototype.mapAsync = originals.mapAsync;
     },
   };
 }

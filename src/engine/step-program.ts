@@ -1,6 +1,7 @@
 import type { TrainingConfig } from '../config/schema.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
 import type { ModelSpec } from '../models/classifier.js';
+import { BatchInputKernel } from './kernels/batch-input.js';
 import { CrossEntropy, type CrossEntropyShape, type EngineGradient } from './kernels/cross-entropy.js';
 import { BackwardData, HiddenForward, OutputForward, WeightGradient, type BatchInput, type LayerShape, type PassDropout } from './kernels/layers.js';
 import { Update } from './kernels/update.js';
@@ -72,6 +73,7 @@ export class StepProgram {
       add(`route${i + 1}`, lanes * rows * layer.units * 4);
       add(`dPre${i + 1}`, lanes * rows * layer.units * layer.pieces * 4);
     });
+    add('input', lanes * rows * spec.inputSize * 4);
     add('logits', lanes * rows * spec.classes.length * 4);
     add('dLogits', lanes * rows * spec.classes.length * 4);
     const kernels = await buildKernels(runtime, spec, training, layout, resident, shape, buffers);
@@ -117,7 +119,7 @@ export class StepProgram {
  * The kernels of one step, in order. With x̃ (§6's J̃): the gradient pass over x (R = n rows a lane, in the
  * objective's gradient state and form) down to x̃ = x + ε·sign(∇ₓJ); then the training pass over [x; x̃] (R = 2n)
  * with the clean term's dropout masks, its gradients layer by layer from the top, and the update. Without x̃, the
- * training pass alone. For two hidden layers: 17 dispatches a J̃ step, 10 a clean one.
+ * training pass alone. For two hidden layers: 19 dispatches a J̃ step, 11 a clean one.
  */
 async function buildKernels(
   runtime: GpuRuntime,
@@ -156,10 +158,17 @@ async function buildKernels(
   // ∂J/∂(pre-activations) of layer j: the logits' for the top layer
   const upstream = (j: number): GPUBuffer => (j === top ? buffer('dLogits') : buffer(`dPre${j}`));
 
+  // the pass's masked input made once, then its layers
   const forward = async (R: number, dropout: PassDropout | null): Promise<RecordedKernel[]> => {
-    const kernels: RecordedKernel[] = [];
+    const kernels: RecordedKernel[] = [
+      await BatchInputKernel.create(
+        runtime,
+        { lanes, rows: R, inputs: spec.inputSize, dropout },
+        { steps, batch: batch(R), output: buffer('input') },
+      ),
+    ];
     for (const [i, { pieces }] of spec.layers.entries()) {
-      const input = i === 0 ? batch(R) : buffer(`h${i}`);
+      const input = i === 0 ? buffer('input') : buffer(`h${i}`);
       kernels.push(
         await HiddenForward.create(
           runtime,
@@ -219,7 +228,7 @@ async function buildKernels(
   const weights = adversarial ? { clean: adversarial.alpha, adversarial: 1 - adversarial.alpha } : { clean: 1, adversarial: 0 };
   kernels.push(await crossEntropy(rows, { gradient: 'standard', weights, reduction: 'mean', statistics: { misclassifiedRows: n } }));
   for (let j = top; j >= 1; j--) {
-    const input = j === 1 ? batch(rows) : buffer(`h${j - 1}`);
+    const input = j === 1 ? buffer('input') : buffer(`h${j - 1}`);
     kernels.push(
       await WeightGradient.create(runtime, { ...layer(j, rows), dropout }, { steps, input, upstream: upstream(j), gradients: buffer('grads') }),
     );

@@ -352,7 +352,7 @@ fn cleanInput(lane: u32, row: u32, k: u32) -> f32 {
   };
 }
 
-/** A layer's input: layerInput(lane, row, k), the batch with its input mask for layer 1, else the H below. */
+/** A layer's input: layerInput(lane, row, k), the batch with its input mask for layer 1, or a buffer (the H below; at layer 1, the masked batch input already made). */
 function inputSource(shape: LayerShape, input: BatchInput | GPUBuffer): Source {
   if (isBatch(input)) {
     if (shape.layer !== 1) throw new Error(`layer ${shape.layer} reads the layer below, not the batch`);
@@ -364,7 +364,7 @@ fn layerInput(lane: u32, row: u32, k: u32) -> f32 { return cleanInput(lane, row,
 `,
     };
   }
-  if (shape.layer === 1) throw new Error('layer 1 reads the batch input');
+  // a buffer at layer 1: the batch input made once for the pass (BatchInputKernel), its mask applied
   requireFloats(input, shape.lanes * shape.rows * shape.inputs, 'layer input');
   return {
     storage: [{ name: 'layerInputs', kind: 'read', element: 'f32', buffer: input }],

@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BatchInputKernel } from '../src/engine/kernels/batch-input.js';
+import type { PassDropout } from '../src/engine/kernels/layers.js';
+import { batchInputReference } from '../src/engine/kernels/layers-reference.js';
+import { encodeSteps, type LaneStep } from '../src/engine/kernels/step-record.js';
+import { engineRuntime } from './engine-helpers.js';
+import { randomImages } from './helpers.js';
+
+const INPUTS = 784;
+const N = 5;
+const EXAMPLES = 30;
+
+test("a pass's batch input: rows by index, then x̃ rows, times the input mask, exactly as the reference", async () => {
+  const runtime = await engineRuntime();
+  const before = runtime.liveBuffers;
+  const images = randomImages(EXAMPLES, 1);
+  const rowIndex = Uint32Array.from({ length: 2 * EXAMPLES }, (_, i) => (i * 7 + 3) % EXAMPLES);
+  const adversarial = randomImages(2 * N, 2);
+  const lanes: LaneStep[] = [
+    { dropoutSeed: 11, gradientSeed: 12, batchStart: 10, active: true, learningRate: 0, momentum: 0, statsSlot: 0 },
+    { dropoutSeed: 21, gradientSeed: 22, batchStart: 5, active: true, learningRate: 0, momentum: 0, statsSlot: 0 },
+  ];
+  const steps = runtime.uniform('steps', 2 * 256, new Uint8Array(encodeSteps([lanes, lanes])));
+  const batch = {
+    images: runtime.bufferWith('images', images),
+    rowIndex: runtime.bufferWith('rowIndex', rowIndex),
+    indexStride: EXAMPLES,
+    batchRows: N,
+    adversarial: runtime.bufferWith('adversarial', adversarial),
+  };
+  const host = { images, rowIndex, indexStride: EXAMPLES, batchRows: N, adversarial };
+  const dropouts: (PassDropout | null)[] = [
+    null,
+    { seed: 'dropoutSeed', inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2 },
+    { seed: 'gradientSeed', inputKeep: 0.5, inputScale: 2, hiddenKeep: 0.5, hiddenScale: 2 },
+  ];
+  for (const rows of [N, 2 * N]) {
+    for (const dropout of dropouts) {
+      const output = runtime.buffer('output', 2 * rows * INPUTS * 4);
+      const kernel = await BatchInputKernel.create(runtime, { lanes: 2, rows, inputs: INPUTS, dropout }, { steps, batch, output });
+      kernel.record(1);
+      const got = new Float32Array(await runtime.read(output, 0, 2 * rows * INPUTS * 4));
+      const expected = batchInputReference(host, lanes, { lanes: 2, rows, inputs: INPUTS }, dropout);
+      assert.deepEqual(Array.from(got), Array.from(expected, Math.fround), `rows ${rows}, dropout ${dropout?.seed ?? 'none'}`);
+      // the images hold no zero: every zero is a dropped pixel
+      assert.equal(
+        got.some((v) => v === 0),
+        dropout !== null,
+      );
+      kernel.dispose();
+      runtime.release(output);
+    }
+  }
+  for (const buffer of [steps, batch.images, batch.rowIndex, batch.adversarial]) runtime.release(buffer);
+  assert.equal(runtime.liveBuffers, before);
+});

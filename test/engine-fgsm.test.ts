@@ -1,0 +1,194 @@
+import * as tf from '@tensorflow/tfjs-core';
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { stream } from '../src/core/rng.js';
+import type { Split } from '../src/data/dataset.js';
+import { FgsmErrorRates } from '../src/engine/fgsm-error-rates.js';
+import { encodePasses, ErrorCount, FgsmExamples, type FgsmPass } from '../src/engine/kernels/error-count.js';
+import { errorCountReference, fgsmExamplesReference } from '../src/engine/kernels/error-count-reference.js';
+import { fgsmErrorRate } from '../src/eval/evaluate.js';
+import { buildModel } from '../src/models/build.js';
+import type { Classifier, ModelSpec } from '../src/models/classifier.js';
+import { engineRuntime } from './engine-helpers.js';
+import { randomImages } from './helpers.js';
+
+/*
+ * The engine's FGSM error rates against tfjs's fgsmErrorRate on the same webgpu device, model and split; and the
+ * two kernels of error-count.ts against their references. Small shapes: lavapipe is a CPU.
+ */
+
+const SPEC: ModelSpec = {
+  kind: 'maxout',
+  inputSize: 784,
+  classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  maxColumnNorm: null,
+  layers: [
+    { units: 7, pieces: 3 },
+    { units: 5, pieces: 2 },
+  ],
+  dropout: null,
+  top: 'softmax',
+  sigmoidLoss: 'sum',
+};
+
+/** The paper's 0.1 and 0.25, and small values where an untrained network's error still climbs. */
+const EPSILONS = [0, 0.01, 0.03, 0.1, 0.25];
+
+/** Labels from the model's own clean predictions, `flipped` of them changed: a clean error of flipped / n that FGSM raises visibly. */
+async function labelled(model: Classifier, x: Float32Array, n: number, flipped: number): Promise<Split> {
+  const predicted = tf.tidy(() => tf.argMax(model.logits(tf.tensor2d(x, [n, 784])), 1));
+  const y = new Int32Array(await predicted.data());
+  predicted.dispose();
+  for (let i = 0; i < flipped; i++) y[i * 3] = (y[i * 3]! + 1) % 10;
+  return { name: 'test', x, y, n };
+}
+
+/** Multiplies every parameter by `factor` (each layer's logits scale with it: the product over layers). */
+function scale(model: Classifier, factor: number): void {
+  for (const p of model.parameters) {
+    const scaled = tf.mul(p.variable, factor);
+    p.variable.assign(scaled);
+    scaled.dispose();
+  }
+}
+
+test('x̃ for a group of ε and the error count equal their references: padding, a short group, ties to the first class', async () => {
+  const runtime = await engineRuntime();
+  const before = runtime.liveBuffers;
+  const random = stream(11, 'engine-fgsm');
+  const [examples, n, inputs, groupSize, classes] = [9, 4, 70, 3, 5];
+  const images = random.fillUniform(new Float32Array(examples * inputs), 0, 1);
+  const rowIndex = Uint32Array.from({ length: 8 }, (_, i) => (i * 5) % examples);
+  const direction = Float32Array.from({ length: n * inputs }, () => random.int(3) - 1);
+  const epsilons = Float32Array.from([0.3, 0, 0.1, 0.25, 0.07]);
+  // pass record 1: the second batch (whose last row is padding past `examples` = 7 here), ε slots 3 and 4 only
+  const passes: FgsmPass[] = [
+    { cleanStart: 0, firstSlot: 0, epsilons: 3 },
+    { cleanStart: 4, firstSlot: 3, epsilons: 2 },
+  ];
+  const logits = Float32Array.from({ length: groupSize * n * classes }, () => random.int(4));
+  const labels = Uint32Array.from({ length: examples }, () => random.int(classes));
+  const counts = Uint32Array.from([5, 0, 2, 1, 3]);
+  const buffers = {
+    passes: runtime.uniform('passes', 512, encodePasses(passes)),
+    images: runtime.bufferWith('images', images),
+    rowIndex: runtime.bufferWith('rowIndex', rowIndex),
+    direction: runtime.bufferWith('direction', direction),
+    epsilons: runtime.bufferWith('epsilons', epsilons),
+    adversarial: runtime.buffer('adversarial', groupSize * n * inputs * 4),
+    logits: runtime.bufferWith('logits', logits),
+    labels: runtime.bufferWith('labels', labels),
+    counts: runtime.bufferWith('counts', counts),
+  };
+  const examplesShape = { batchRows: n, groupSize, inputs };
+  const countShape = { batchRows: n, groupSize, classes, examples: 7 };
+  const writer = await FgsmExamples.create(runtime, examplesShape, buffers);
+  const counter = await ErrorCount.create(runtime, countShape, buffers);
+  writer.record(1);
+  counter.record(1);
+  const adversarial = new Float32Array(await runtime.read(buffers.adversarial, 0, groupSize * n * inputs * 4));
+  const counted = new Uint32Array(await runtime.read(buffers.counts, 0, 20));
+  assert.deepEqual(adversarial, fgsmExamplesReference(examplesShape, passes[1]!, images, rowIndex, direction, epsilons));
+  assert.deepEqual(counted, errorCountReference(countShape, passes[1]!, logits, labels, rowIndex, counts));
+  assert.deepEqual(Array.from(counted.subarray(0, 3)), [5, 0, 2], 'the other slots untouched');
+  writer.dispose();
+  counter.dispose();
+  for (const buffer of Object.values(buffers)) runtime.release(buffer);
+  assert.equal(runtime.liveBuffers, before);
+});
+
+/** The engine's rates and fgsmErrorRate's (the same model, split, device) for each gradient form, at EPSILONS. */
+async function bothWays(rates: FgsmErrorRates, model: Classifier, split: Split): Promise<{ engine: number[]; tfjs: number[] }[]> {
+  const results = [];
+  for (const gradient of ['standard', 'stable'] as const) {
+    const engine = await rates.errorRates(model, EPSILONS, gradient);
+    const tfjs = [];
+    for (const epsilon of EPSILONS) tfjs.push(await fgsmErrorRate(model, split, epsilon, gradient));
+    results.push({ engine, tfjs });
+  }
+  return results;
+}
+
+test('FGSM error rates equal fgsmErrorRate on the same device: softmax and sigmoid tops, both gradient forms; one read a call, 12 dispatches a batch', async () => {
+  const runtime = await engineRuntime();
+  const tensors = tf.memory().numTensors;
+  const before = runtime.liveBuffers;
+  for (const top of ['softmax', 'sigmoid'] as const) {
+    const spec = { ...SPEC, top };
+    const model = buildModel(spec, 0.05, 3);
+    scale(model, 5); // logits of about ±0.5: far from saturation
+    const n = 300;
+    const split = await labelled(model, randomImages(n, 4), n, 20);
+    // three batches of 100 rows (at most 128 each): the split is not a multiple of 128
+    const rates = await FgsmErrorRates.create(runtime, spec, split, { batchRows: 128 });
+    try {
+      const counters = { ...runtime.counters };
+      const [standard, stable] = await bothWays(rates, model, split);
+      assert.equal(runtime.counters.reads - counters.reads, 2, 'one read a call');
+      assert.equal(runtime.counters.dispatches - counters.dispatches, 2 * 3 * 12, '12 dispatches a batch');
+      for (const { engine, tfjs } of [standard!, stable!]) {
+        assert.deepEqual(engine, tfjs, `${top}: the engine's error rates`);
+        assert.ok(
+          tfjs.every((rate, i) => i === 0 || rate > tfjs[i - 1]!),
+          `${top}: FGSM raises the error (${tfjs})`,
+        );
+      }
+    } finally {
+      rates.dispose();
+      model.dispose();
+    }
+  }
+  assert.equal(runtime.liveBuffers, before, 'no buffer left');
+  assert.equal(tf.memory().numTensors, tensors, 'no tensor left');
+});
+
+test('ε values split over several x̃ passes by a small pass buffer give the same rates; a call with another count of ε rebuilds them', async () => {
+  const runtime = await engineRuntime();
+  const before = runtime.liveBuffers;
+  const model = buildModel(SPEC, 0.05, 7);
+  scale(model, 5);
+  const n = 150;
+  const split = await labelled(model, randomImages(n, 8), n, 10);
+  // two ε blocks of 75 rows × 784 pixels fit: 5 ε in groups of 2, 2 and 1
+  const rates = await FgsmErrorRates.create(runtime, SPEC, split, { batchRows: 75, passBytes: 2 * 75 * 784 * 4 });
+  try {
+    const counters = { ...runtime.counters };
+    const engine = await rates.errorRates(model, EPSILONS, 'standard');
+    assert.equal(runtime.counters.dispatches - counters.dispatches, 2 * (7 + 3 * 5), '7 dispatches a batch and 5 a group');
+    const tfjs = [];
+    for (const epsilon of EPSILONS) tfjs.push(await fgsmErrorRate(model, split, epsilon, 'standard'));
+    assert.deepEqual(engine, tfjs);
+    assert.deepEqual(await rates.errorRates(model, [EPSILONS[3]!, EPSILONS[1]!], 'standard'), [tfjs[3], tfjs[1]]);
+  } finally {
+    rates.dispose();
+    model.dispose();
+  }
+  assert.equal(runtime.liveBuffers, before, 'no buffer left');
+});
+
+test('FGSM error rates of a saturated network are within one example of fgsmErrorRate', async () => {
+  const runtime = await engineRuntime();
+  const model = buildModel(SPEC, 0.05, 5);
+  scale(model, 40); // logits in the hundreds
+  const n = 200;
+  const x = randomImages(n, 6);
+  const saturated = tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.max(tf.softmax(model.logits(tf.tensor2d(x, [n, 784]))), 1), 1), 'int32')));
+  assert.ok((await saturated.data())[0]! > n / 2, 'p_y rounds to 1 for most rows');
+  saturated.dispose();
+  const split = await labelled(model, x, n, 20);
+  const rates = await FgsmErrorRates.create(runtime, SPEC, split, { batchRows: 128 });
+  try {
+    const [standard, stable] = await bothWays(rates, model, split);
+    for (const [gradient, { engine, tfjs }] of [
+      ['standard', standard!],
+      ['stable', stable!],
+    ] as const) {
+      engine.forEach((rate, i) => assert.ok(Math.abs(rate - tfjs[i]!) * n <= 1, `${gradient} at ε = ${EPSILONS[i]}: ${rate} against ${tfjs[i]}`));
+    }
+    // saturation is where the forms part: the standard gradient of a saturated row has lost its true-class term
+    assert.notDeepEqual(standard!.tfjs, stable!.tfjs);
+  } finally {
+    rates.dispose();
+    model.dispose();
+  }
+});
