@@ -31,7 +31,9 @@ import type { TrainingPerturbation } from '../src/train/objective.js';
 import { train, trainStacked, type EpochRecord } from '../src/train/loop.js';
 import { MaxoutNetwork } from '../src/models/maxout.js';
 import { TrainingSchema, type TrainingConfig } from '../src/config/schema.js';
+import { FgsmErrorRates } from '../src/engine/fgsm-error-rates.js';
 import { MaxoutEngine } from '../src/engine/maxout-engine.js';
+import { GpuRuntime } from '../src/engine/runtime.js';
 import { countDeviceCalls, type DeviceCalls } from './device-calls.js';
 
 const quiet = createProgress('quiet');
@@ -188,6 +190,20 @@ async function adversarialTraining(
     (counter as ReturnType<typeof countDeviceCalls> | null)?.restore();
     engine?.dispose();
     for (const model of models) model.dispose();
+  }
+}
+
+/** FGSM error rates of an (untrained) maxout network on `test` at every ε of `epsilons` on the engine: images/s per ε, best of 3. */
+async function engineFgsmImagesPerSecond(spec: ConstructorParameters<typeof MaxoutNetwork>[0], test: Split, epsilons: number[]): Promise<number> {
+  const model = new MaxoutNetwork(spec, 0.005, 1);
+  const rates = await FgsmErrorRates.create(GpuRuntime.ofTfjsBackend(), spec, test);
+  try {
+    await rates.errorRates(model, epsilons, 'standard'); // builds the pipelines
+    const seconds = await fastest(3, async () => void (await rates.errorRates(model, epsilons, 'standard')));
+    return (test.n * epsilons.length) / seconds;
+  } finally {
+    rates.dispose();
+    model.dispose();
   }
 }
 
@@ -381,6 +397,14 @@ async function main(): Promise<void> {
     const engineSpec = { ...maxoutSpec, dropout: { ...maxoutSpec.dropout, stream: 'threefry-v1' as const } };
     const engineRun = await adversarialTraining(engineSpec, 1, software ? small : subset, true);
     push([`maxout ${units} J̃ (clean-mask), batch 100, WebGPU engine; ${perStepLine(engineRun.perStep)}`, engineRun.examplesPerSecond, 'examples/s']);
+    const test: Split = software ? { ...splits.test, n: 2000, x: splits.test.x.subarray(0, 2000 * 784), y: splits.test.y.subarray(0, 2000) } : splits.test;
+    for (const epsilons of [[0.25], [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]]) {
+      push([
+        `FGSM error rates, maxout ${units}, ${test.n} test images, ${epsilons.length} ε from one gradient, WebGPU engine, per ε`,
+        await engineFgsmImagesPerSecond(engineSpec, test, epsilons),
+        'images/s',
+      ]);
+    }
     if (seeds > 1) {
       const stackedRun = await adversarialTraining(engineSpec, seeds, software ? small : subset, true);
       push([`${seeds} seeds of maxout ${units} J̃ stacked, WebGPU engine, together`, stackedRun.examplesPerSecond, 'examples/s']);

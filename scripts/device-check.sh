@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The one prepared measurement for a GPU machine without Node (issue 12): what the adapter is, the bench on
-# webgpu for maxout 240 and 1600 (the issue's targets), the cross-backend tests on that adapter, and a short
-# whole run on webgpu. Each step has its own time limit, so a hang costs one step, not the machine's time.
+# The one prepared measurement for a GPU machine without Node: what the adapter is, the WebGPU engine's bench for
+# maxout 240 and 1600 beside tfjs's webgpu ops (host cost per step, J̃ examples/s, stacked seeds, FGSM per ε), the
+# engine's and the webgpu backend's tests on that adapter, then one seed of configs/maxout-1600-adv.yaml at full
+# length on the engine for what time is left (its epochs.csv comes back either way: a run that does not finish
+# gives its pace). Each step has its own time limit, so a hang costs one step, not the machine's time.
 #
 # Prepare here (a Linux x86-64 machine with Node and the project's node_modules):
 #   npm run build && ../shared/tools/pack-portable.sh          # .portable/: Node, fgsm, the Vulkan loader
@@ -35,12 +37,14 @@ step() { # name, seconds, command...
 
 echo "device-check: app $app, data $FGSM_DATA_DIR, node $(node --version), $(date -u +%FT%TZ)"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
-step doctor 60 node bin/fgsm.js doctor
-step bench-240 240 node dist/scripts/bench.js --backend webgpu --json
-step bench-$units_big 300 node dist/scripts/bench.js --backend webgpu --units "$units_big" --json
-step webgpu-tests 240 node --test --test-concurrency=1 dist/test/webgpu.test.js
-# the run folder stays outside $out (a device call brings back only a few files): its result comes back as one file
+run_limit=${DEVICE_CHECK_RUN:-330} # seconds for the full-length run: what a 10-minute call leaves
+step doctor 30 node bin/fgsm.js doctor
+step bench-engine-240 120 node dist/scripts/bench.js --backend webgpu --only engine --json
+step bench-engine-$units_big 150 node dist/scripts/bench.js --backend webgpu --only engine --units "$units_big" --json
+step engine-tests 120 node --test --test-concurrency=1 dist/test/engine-train.test.js dist/test/engine-layers.test.js dist/test/engine-fgsm.test.js dist/test/engine-objective.test.js
+# the run folder stays outside $out (a device call brings back only a few files): its record and epochs come back
 runs=$(mktemp -d)
-step short-run 240 node bin/fgsm.js run configs/short/maxout-adv.yaml --backend webgpu --results-dir "$runs" --fresh
-find "$runs" -name result.json -exec cp {} "$out/short-run-result.json" \;
+step maxout-1600-adv "$run_limit" node bin/fgsm.js run configs/maxout-1600-adv.yaml --backend webgpu --results-dir "$runs" \
+  --set seed=1 --set seeds=null
+for f in result.json epochs.csv status.json; do find "$runs" -name "$f" -not -path '*/checkpoints/*' -exec cp {} "$out/maxout-1600-adv-$f" \; ; done
 echo "device-check: done at $(date -u +%FT%TZ), logs in $out"

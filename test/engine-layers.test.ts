@@ -3,11 +3,17 @@ import { test } from 'node:test';
 import { counterDropoutMask } from '../src/core/counter-random.js';
 import {
   BackwardData,
+  chooseTile,
   HiddenForward,
+  LAYER_TILES,
   layerGrid,
   OutputForward,
+  parseTile,
+  TARGET_WORKGROUPS,
   WeightGradient,
+  type LayerKernelKind,
   type LayerShape,
+  type LayerTile,
   type PassDropout,
 } from '../src/engine/kernels/layers.js';
 import {
@@ -28,7 +34,8 @@ import { engineRuntime, maxRelativeDifference } from './engine-helpers.js';
  * lane, 14 with x̃), run through both passes of an adversarial training step: a gradient pass over x (n rows,
  * gradient-seed masks) down to the FGSM step, then a training pass over [x; x̃] (2n rows, dropout-seed masks)
  * down to every layer's parameter gradient. Each kernel is checked against the float64 reference on the
- * device's own inputs.
+ * device's own inputs, under every tile; and since each output is one in-order sum over K whatever the tile, every
+ * tile's outputs must be bit-identical.
  */
 
 const N_IMAGES = 23;
@@ -131,11 +138,18 @@ function alone(stack: Fixture, lane: number): Fixture {
   };
 }
 
-const shapeOf = (lanes: number, rows: number, layer: number): LayerShape => {
+/** A tile, or none: the kernels' own pick (chooseTile's, or FGSM_ENGINE_TILE's). */
+type TileChoice = LayerTile | undefined;
+const TILE_CHOICES: readonly TileChoice[] = [undefined, ...LAYER_TILES];
+const tileName = (tile: TileChoice) => (tile ? `${tile.rows}x${tile.columns}` : 'chosen');
+const bits = (values: Float32Array | Uint32Array) => new Uint32Array(values.buffer, values.byteOffset, values.length);
+
+const shapeOf = (lanes: number, rows: number, layer: number, tile?: LayerTile): LayerShape => {
   const hidden = LAYERS[layer - 1];
-  return hidden
+  const shape: LayerShape = hidden
     ? { lanes, rows, layer, inputs: hidden.inputs, columns: hidden.units * hidden.pieces, laneFloats: LANE_FLOATS, offset: hidden.offset }
     : { lanes, rows, layer, inputs: LAYERS[1].units, columns: CLASSES, laneFloats: LANE_FLOATS, offset: OUTPUT_OFFSET };
+  return tile ? { ...shape, tile } : shape;
 };
 
 interface PassOutputs {
@@ -154,8 +168,8 @@ interface Outputs {
   gradients: Float32Array;
 }
 
-/** Both passes of the fixture on the device, recorded at step record STEP and read back; every buffer released. */
-async function run(runtime: GpuRuntime, f: Fixture): Promise<Outputs> {
+/** Both passes of the fixture on the device, every kernel under `tile`, recorded at step record STEP and read back; every buffer released. */
+async function run(runtime: GpuRuntime, f: Fixture, tile?: LayerTile): Promise<Outputs> {
   const { lanes } = f;
   const made: GPUBuffer[] = [];
   const buffer = (label: string, floats: number) => (made.push(runtime.buffer(label, 4 * floats)), made.at(-1)!);
@@ -188,7 +202,7 @@ async function run(runtime: GpuRuntime, f: Fixture): Promise<Outputs> {
     const upstream = holding('dz', upstreamValues);
     const dPre2 = buffer('dPre2', lanes * rows * second.units * second.pieces);
     const dPre1 = buffer('dPre1', lanes * rows * first.units * first.pieces);
-    const [shape1, shape2, shape3] = [1, 2, 3].map((layer) => shapeOf(lanes, rows, layer)) as [LayerShape, LayerShape, LayerShape];
+    const [shape1, shape2, shape3] = [1, 2, 3].map((layer) => shapeOf(lanes, rows, layer, tile)) as [LayerShape, LayerShape, LayerShape];
     kernels.push(
       await HiddenForward.create(
         runtime,
@@ -271,16 +285,35 @@ const close = (got: ArrayLike<number>, want: ArrayLike<number>, what: string) =>
   assert.ok(difference < TOLERANCE, `${what}: relative difference ${difference}`);
 };
 
-test('layer kernels: each matches the float64 reference on ragged shapes over two lanes, with dropout and x̃ rows', async () => {
+/** Every output of a run, as bits, by name. */
+const outputBits = (out: Outputs): [string, Uint32Array][] => [
+  ...(['a', 'b'] as const).flatMap((pass) =>
+    (Object.keys(out[pass]) as (keyof PassOutputs)[]).map((key): [string, Uint32Array] => [`pass ${pass}, ${key}`, bits(out[pass][key])]),
+  ),
+  ['x̃', bits(out.adversarial)],
+  ['gradients', bits(out.gradients)],
+];
+
+test('layer kernels: each matches the float64 reference on ragged shapes over two lanes, with dropout and x̃ rows, under every tile, bit-identically', async () => {
   const runtime = await engineRuntime();
   const before = runtime.liveBuffers;
   const f = fixture(2);
-  const out = await run(runtime, f);
-  assert.equal(runtime.liveBuffers, before);
+  let first: Map<string, Uint32Array> | null = null;
+  for (const tile of TILE_CHOICES) {
+    const out = await run(runtime, f, tile);
+    assert.equal(runtime.liveBuffers, before);
+    checkAgainstReference(f, out, tileName(tile));
+    first ??= new Map(outputBits(out));
+    for (const [name, got] of outputBits(out)) assert.deepEqual(got, first.get(name), `tile ${tileName(tile)}: ${name} bit for bit`);
+  }
+});
+
+function checkAgainstReference(f: Fixture, out: Outputs, tile: string): void {
   const steps = f.steps[STEP]!;
   const [first, second] = LAYERS;
-  const check = (name: string, rows: number, dropout: PassDropout, upstream: Float32Array, p: PassOutputs, input: Float64Array) => {
+  const check = (pass: string, rows: number, dropout: PassDropout, upstream: Float32Array, p: PassOutputs, input: Float64Array) => {
     const [shape1, shape2, shape3] = [1, 2, 3].map((layer) => shapeOf(2, rows, layer)) as [LayerShape, LayerShape, LayerShape];
+    const name = `tile ${tile}, ${pass}`;
     const h1 = hiddenForwardReference(f.parameters, input, { ...shape1, pieces: first.pieces, dropout }, steps);
     close(p.h1, h1.output, `${name} H1`);
     assert.deepEqual(p.route1, h1.route, `${name} route 1`);
@@ -304,7 +337,7 @@ test('layer kernels: each matches the float64 reference on ragged shapes over tw
     weightGradientReference(out.b.h2, f.upstreamB, shape3),
   ])
     part.forEach((value, i) => (gradients[i]! += value));
-  close(out.gradients, gradients, 'parameter gradients');
+  close(out.gradients, gradients, `tile ${tile}: parameter gradients`);
   // the gaps between layers' blocks are nobody's: left as they were
   for (let l = 0; l < 2; l++) assert.equal(out.gradients[l * LANE_FLOATS + 300], 0);
 
@@ -315,8 +348,8 @@ test('layer kernels: each matches the float64 reference on ragged shapes over tw
     { ...shapeOf(2, BATCH, 1), epsilon: EPSILON, dropout: GRADIENT_PASS },
     steps,
   );
-  assert.deepEqual(out.adversarial, Float32Array.from(fgsm), 'x̃ = x + ε·sign(∇ₓ) exactly');
-});
+  assert.deepEqual(out.adversarial, Float32Array.from(fgsm), `tile ${tile}: x̃ = x + ε·sign(∇ₓ) exactly`);
+}
 
 test('layer kernels: maxout ties go to the last tied piece, forward and backward', async () => {
   const runtime = await engineRuntime();
@@ -396,7 +429,6 @@ test('layer kernels: two stacked lanes equal each lane run alone, bit for bit', 
   const stacked = await run(runtime, stack);
   for (let l = 0; l < 2; l++) {
     const single = await run(runtime, alone(stack, l));
-    const bits = (values: Float32Array | Uint32Array) => new Uint32Array(values.buffer, values.byteOffset, values.length);
     const laneOf = (values: Float32Array | Uint32Array) => bits(values).subarray((l * values.length) / 2, ((l + 1) * values.length) / 2);
     for (const name of ['a', 'b'] as const) {
       for (const key of Object.keys(single[name]) as (keyof PassOutputs)[])
@@ -408,10 +440,12 @@ test('layer kernels: two stacked lanes equal each lane run alone, bit for bit', 
   assert.equal(runtime.liveBuffers, before);
 });
 
-test('layer kernels: shapes of several tiles in every direction (rows, units, columns, depth) match the reference', async () => {
-  const runtime = await engineRuntime();
+/**
+ * 66 → maxout(17 units, 4 pieces) → 3 over 35 + 35 rows per lane: at least two tiles of rows, of units, of W's
+ * rows and columns, whatever the tile, each kernel under `tile` checked against the reference; its outputs' bits.
+ */
+async function runSeveralTiles(runtime: GpuRuntime, tile: TileChoice): Promise<[string, Uint32Array][]> {
   const before = runtime.liveBuffers;
-  // 66 → maxout(17 units, 4 pieces) → 3 over 35 + 35 rows per lane: two tiles of rows, of units, of W's rows and columns
   const [lanes, n, inputs, units, pieces] = [2, 35, 66, 17, 4];
   const rows = 2 * n;
   const laneFloats = (inputs + 1) * units * pieces + (units + 1) * CLASSES;
@@ -445,8 +479,9 @@ test('layer kernels: shapes of several tiles in every direction (rows, units, co
     lanes * n * inputs,
   ].map(empty) as GPUBuffer[];
   const batch = { images: imageBuffer!, rowIndex: rowIndex!, indexStride, batchRows: n, adversarial: adversarial! };
-  const hidden: LayerShape = { lanes, rows, layer: 1, inputs, columns: units * pieces, laneFloats, offset: 0 };
-  const top: LayerShape = { lanes, rows, layer: 2, inputs: units, columns: CLASSES, laneFloats, offset: (inputs + 1) * units * pieces };
+  const tiled = tile ? { tile } : {};
+  const hidden: LayerShape = { lanes, rows, layer: 1, inputs, columns: units * pieces, laneFloats, offset: 0, ...tiled };
+  const top: LayerShape = { lanes, rows, layer: 2, inputs: units, columns: CLASSES, laneFloats, offset: (inputs + 1) * units * pieces, ...tiled };
   const dropout = TRAINING_PASS;
   const kernels = [
     await HiddenForward.create(runtime, { ...hidden, pieces, dropout }, { steps, parameters: packed!, input: batch, output: h!, route: route! }),
@@ -464,6 +499,7 @@ test('layer kernels: shapes of several tiles in every direction (rows, units, co
       { steps, parameters: packed!, upstream: cleanUpstream!, output: fgsm!, batch },
     ),
   ];
+  for (const kernel of kernels) if (tile) assert.deepEqual(kernel.tile, tile);
   for (const kernel of kernels) kernel.record(0);
   const read = async (buffer: GPUBuffer) => new Float32Array(await runtime.read(buffer, 0, buffer.size));
   const [gotH, gotZ, gotDPre, gotGradients, gotFgsm] = [await read(h!), await read(z!), await read(dPre!), await read(gradients!), await read(fgsm!)];
@@ -475,21 +511,97 @@ test('layer kernels: shapes of several tiles in every direction (rows, units, co
   const host: HostBatch = { images, rowIndex: hostIndex, indexStride, batchRows: n, adversarial: adversarialRows };
   const input = batchInputReference(host, lanesSteps, hidden, dropout);
   const forward = hiddenForwardReference(parameters, input, { ...hidden, pieces, dropout }, lanesSteps);
-  close(gotH, forward.output, 'H');
-  assert.deepEqual(gotRoute, forward.route, 'route');
-  close(gotZ, outputForwardReference(parameters, gotH, top), 'Z');
-  close(gotDPre, maxoutBackwardReference(parameters, dZ, gotRoute, { ...top, pieces, dropout }, lanesSteps), 'dPre');
+  const name = `tile ${tileName(tile)}:`;
+  close(gotH, forward.output, `${name} H`);
+  assert.deepEqual(gotRoute, forward.route, `${name} route`);
+  close(gotZ, outputForwardReference(parameters, gotH, top), `${name} Z`);
+  close(gotDPre, maxoutBackwardReference(parameters, dZ, gotRoute, { ...top, pieces, dropout }, lanesSteps), `${name} dPre`);
   const expected = weightGradientReference(input, gotDPre, hidden);
   weightGradientReference(gotH, dZ, top).forEach((value, i) => (expected[i]! += value));
-  close(gotGradients, expected, 'gradients');
+  close(gotGradients, expected, `${name} gradients`);
   const sign = inputSignReference(parameters, dPreClean, host, { ...hidden, rows: n, epsilon: EPSILON, dropout }, lanesSteps);
-  assert.deepEqual(gotFgsm, Float32Array.from(sign), 'x̃');
+  assert.deepEqual(gotFgsm, Float32Array.from(sign), `${name} x̃`);
+  return Object.entries({ H: gotH, route: gotRoute, Z: gotZ, dPre: gotDPre, gradients: gotGradients, x̃: gotFgsm }).map(([key, values]) => [
+    key,
+    bits(values),
+  ]);
+}
+
+test('layer kernels: shapes of several tiles in every direction (rows, units, columns, depth) match the reference under every tile, bit-identically', async () => {
+  const runtime = await engineRuntime();
+  let first: Map<string, Uint32Array> | null = null;
+  for (const tile of TILE_CHOICES) {
+    const out = await runSeveralTiles(runtime, tile);
+    first ??= new Map(out);
+    for (const [name, got] of out) assert.deepEqual(got, first.get(name), `tile ${tileName(tile)}: ${name} bit for bit`);
+  }
 });
 
-test('layer kernels: dispatch grids tile rows by 64 and columns by 64 (16 units for a maxout forward pass), one z per lane', () => {
+test('layer kernels: dispatch grids tile rows and columns by the tile (16 units for a maxout forward pass), one z per lane', () => {
   const shape = { lanes: 3, rows: 130, inputs: 784, columns: 1200 };
-  assert.deepEqual(layerGrid('hidden-forward', { ...shape, pieces: 5 }), [15, 3, 3]);
-  assert.deepEqual(layerGrid('output-forward', { ...shape, columns: 10 }), [1, 3, 3]);
-  assert.deepEqual(layerGrid('backward-data', shape), [13, 3, 3]);
-  assert.deepEqual(layerGrid('weight-gradient', shape), [19, 13, 3]);
+  const [large, small] = [parseTile('64x64'), parseTile('16x32')];
+  assert.deepEqual(layerGrid('hidden-forward', { ...shape, pieces: 5, tile: large }), [15, 3, 3]);
+  assert.deepEqual(layerGrid('output-forward', { ...shape, columns: 10, tile: large }), [1, 3, 3]);
+  assert.deepEqual(layerGrid('backward-data', { ...shape, tile: large }), [13, 3, 3]);
+  assert.deepEqual(layerGrid('weight-gradient', { ...shape, tile: large }), [19, 13, 3]);
+  assert.deepEqual(layerGrid('hidden-forward', { ...shape, pieces: 5, tile: small }), [15, 9, 3]);
+  assert.deepEqual(layerGrid('output-forward', { ...shape, columns: 10, tile: small }), [1, 9, 3]);
+  assert.deepEqual(layerGrid('backward-data', { ...shape, tile: small }), [25, 9, 3]);
+  assert.deepEqual(layerGrid('weight-gradient', { ...shape, tile: small }), [38, 50, 3]);
+  // without a tile, chooseTile's
+  assert.deepEqual(layerGrid('backward-data', shape), layerGrid('backward-data', { ...shape, tile: chooseTile('backward-data', shape) }));
+});
+
+test('layer kernels: FGSM_ENGINE_TILE spells a tile as rows x columns, and only the tiles there are', () => {
+  assert.deepEqual(
+    LAYER_TILES.map((tile) => parseTile(`${tile.rows}x${tile.columns}`)),
+    LAYER_TILES,
+  );
+  for (const text of ['64', '64x16', '8x64', '128x128', 'x', '']) assert.throws(() => parseTile(text), /one of 64x64/);
+});
+
+test("layer kernels: on the paper's shapes the chooser takes the largest tile that reaches the target, or gives as many workgroups as the smallest", () => {
+  const workgroups = (grid: readonly number[]) => grid.reduce((a, b) => a * b, 1);
+  const area = (tile: LayerTile) => tile.rows * tile.columns;
+  const smallest = parseTile('16x32');
+  const picks: Record<string, string> = {};
+  for (const units of [240, 1600]) {
+    const columns = 5 * units;
+    // each kernel of 784 → maxout(units, 5) → maxout(units, 5) → 10, by its GEMM's shape
+    const kernels: [LayerKernelKind, string, { inputs: number; columns: number; pieces?: number }][] = [
+      ['hidden-forward', 'layer 1', { inputs: 784, columns, pieces: 5 }],
+      ['hidden-forward', 'layer 2', { inputs: units, columns, pieces: 5 }],
+      ['output-forward', 'layer 3', { inputs: units, columns: 10 }],
+      ['backward-data', 'layer 3', { inputs: units, columns: 10 }],
+      ['backward-data', 'layer 2', { inputs: units, columns }],
+      ['backward-data', 'layer 1', { inputs: 784, columns }],
+      ['weight-gradient', 'layer 1', { inputs: 784, columns }],
+      ['weight-gradient', 'layer 2', { inputs: units, columns }],
+      ['weight-gradient', 'layer 3', { inputs: units, columns: 10 }],
+    ];
+    for (const rows of [100, 200]) {
+      for (const [kind, layer, gemm] of kernels) {
+        const shape = { lanes: 1, rows, ...gemm };
+        const tile = chooseTile(kind, shape);
+        const count = workgroups(layerGrid(kind, shape));
+        const what = `${kind} ${layer}, ${units} units, ${rows} rows: ${tile.rows}x${tile.columns}, ${count} workgroups`;
+        assert.deepEqual(layerGrid(kind, shape), layerGrid(kind, { ...shape, tile }), what);
+        assert.ok(count >= TARGET_WORKGROUPS || count === workgroups(layerGrid(kind, { ...shape, tile: smallest })), what);
+        // a maxout forward pass's tile is 16 units wide whatever its columns: it picks among rows
+        const candidates = kind === 'hidden-forward' ? LAYER_TILES.filter((t) => t.columns === tile.columns) : LAYER_TILES;
+        for (const larger of candidates.filter((t) => area(t) > area(tile)))
+          assert.ok(
+            workgroups(layerGrid(kind, { ...shape, tile: larger })) < Math.min(count, TARGET_WORKGROUPS),
+            `${what}; ${larger.rows}x${larger.columns} too`,
+          );
+        picks[`${kind} ${layer} ${units}u ${rows}r`] = `${tile.rows}x${tile.columns} ${count}`;
+      }
+    }
+  }
+  // the cases that motivate the choice: at batch 100, 64 × 64 tiles gave 26 and 30 workgroups
+  assert.equal(picks['backward-data layer 1 240u 100r'], '16x32 175');
+  assert.equal(picks['hidden-forward layer 1 240u 100r'], '16x64 105');
+  assert.equal(picks['weight-gradient layer 1 240u 100r'], '64x32 494');
+  assert.equal(picks['weight-gradient layer 2 1600u 200r'], '64x64 3250');
+  assert.equal(picks['hidden-forward layer 1 1600u 200r'], '64x64 400');
 });

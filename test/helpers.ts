@@ -57,7 +57,7 @@ export const SMALL_MAXOUT = {
     { units: 12, pieces: 3 },
     { units: 12, pieces: 3 },
   ],
-  dropout: { inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2 },
+  dropout: { inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2, stream: 'sfc32-rows' as const },
   top: 'softmax' as const,
   sigmoidLoss: 'sum' as const,
 };

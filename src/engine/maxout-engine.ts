@@ -2,7 +2,9 @@ import type { ObjectiveConfig } from '../config/schema.js';
 import { FgsmError } from '../core/errors.js';
 import { yieldToEventLoop } from '../core/event-loop.js';
 import { stream, streamSeed } from '../core/rng.js';
-import type { ModelSpec } from '../models/classifier.js';
+import type { Split } from '../data/dataset.js';
+import type { Classifier, ModelSpec, SoftmaxGradient } from '../models/classifier.js';
+import { FgsmErrorRates } from './fgsm-error-rates.js';
 import type { EpochContext, EpochEngine, LaneEpoch } from '../train/epoch.js';
 import type { EpochRecord } from '../train/state.js';
 import { encodeSteps, MAX_LANES, type LaneStep } from './kernels/step-record.js';
@@ -43,6 +45,7 @@ export class MaxoutEngine implements EpochEngine {
   private readonly layout: PackedLayout;
   private readonly resident: ResidentData;
   private program: StepProgram | null = null;
+  private readonly attacks = new Map<Split, FgsmErrorRates>();
 
   constructor(
     private readonly runtime: GpuRuntime,
@@ -183,7 +186,23 @@ export class MaxoutEngine implements EpochEngine {
     return this.program;
   }
 
+  /**
+   * The error on FGSM examples of `split` at ε (§6's adversarial validation error, what fgsmErrorRate measures) on
+   * the device, the split uploaded once; null for a gradient form the engine does not compute.
+   */
+  async fgsmErrorRate(model: Classifier, split: Split, epsilon: number, gradient: SoftmaxGradient): Promise<number | null> {
+    if (gradient !== 'standard' && gradient !== 'stable') return null;
+    let rates = this.attacks.get(split);
+    if (!rates) {
+      rates = await FgsmErrorRates.create(this.runtime, this.spec, split);
+      this.attacks.set(split, rates);
+    }
+    return (await rates.errorRates(model, [epsilon], gradient))[0]!;
+  }
+
   dispose(): void {
+    for (const rates of this.attacks.values()) rates.dispose();
+    this.attacks.clear();
     this.program?.dispose();
     this.resident.dispose();
     this.program = null;

@@ -23,7 +23,6 @@ import { collectProvenance } from '../results/provenance.js';
 import { invocationTimes, openChoicesOf, type ResultRecord } from '../results/record.js';
 import { latestUnfinishedRun, openRun, writeStatus } from '../results/run-dir.js';
 import type { RunLock } from '../results/run-lock.js';
-import type { EpochEngine } from '../train/epoch.js';
 import { train, trainingSoFar, trainStacked, type EpochRecord, type TrainingSummary, type TrainOptions } from '../train/loop.js';
 
 export interface RunOptions {
@@ -172,7 +171,7 @@ interface PreparedRun {
   outDir: string;
   model: Classifier;
   /** What trains its minibatches: the WebGPU engine, or tfjs's ops (null). Shared by the seeds of a stack. */
-  engine: EpochEngine | null;
+  engine: MaxoutEngine | null;
   /** Marks the run interrupted should the process exit at once (a second Ctrl-C) while it holds the run. */
   onExit: () => void;
 }
@@ -237,7 +236,11 @@ function trainingOptions(prepared: PreparedRun, options: RunOptions): TrainOptio
     config: config.training,
     seed: config.seed,
     perturbation: trainingPerturbation(config.training.objective),
-    adversarialError: (m, split) => fgsmErrorRate(m, split, config.training.earlyStopping.epsilon, config.attack.gradient),
+    adversarialError: async (m, split) => {
+      const { epsilon } = config.training.earlyStopping;
+      const onDevice = await prepared.engine?.fgsmErrorRate(m, split, epsilon, config.attack.gradient);
+      return onDevice ?? fgsmErrorRate(m, split, epsilon, config.attack.gradient);
+    },
     checkpointDir: join(run.dir, 'checkpoints'),
     engine: prepared.engine,
     beforeCheckpoint: writing,
@@ -376,7 +379,7 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
  * The WebGPU engine where the webgpu backend runs and the engine trains this network and objective (`lanes` seeds
  * at once); otherwise null, tfjs's ops train it, and a line says why.
  */
-function trainingEngine(spec: ModelSpec, config: Experiment, input: RunInput, lanes: number, progress: Progress): EpochEngine | null {
+function trainingEngine(spec: ModelSpec, config: Experiment, input: RunInput, lanes: number, progress: Progress): MaxoutEngine | null {
   if (input.backend.name !== 'webgpu') return null;
   const why = engineSupport(spec, config.training.objective, lanes);
   if (why) {

@@ -9,11 +9,18 @@ import { THREEFRY_WGSL } from './threefry.js';
  * and the gradient of a layer's parameters. All four are one tiled GEMM, built from TypeScript strings: a kernel
  * names how it loads its two operands and what it does with each output, and gemmWgsl writes the rest.
  *
- * A workgroup of 16 × 16 threads computes a tile of 64 rows × 16·c columns, each thread 4 rows × c columns
+ * A workgroup of 16 × 16 threads computes a tile of 16·r rows × 16·c columns, each thread r rows × c columns
  * (rows y + 16i, columns x + 16j, so that neighbouring threads touch neighbouring addresses), over K in steps of
- * 8 staged in workgroup memory. c is 4 (64 × 64 tiles), or, for a maxout layer's forward pass, its number of
- * pieces: a thread then holds every piece of one unit and takes their maximum in registers. Each output is one
- * sum over K in order, the same in every lane, so stacked lanes are bit-identical to a lane alone.
+ * 8 staged in workgroup memory. r is 4, 2 or 1 and c, for the plain kernels, 4 or 2 (LAYER_TILES); a maxout
+ * layer's forward pass takes c = its number of pieces, so that a thread holds every piece of one unit and takes
+ * their maximum in registers. Each output is one sum over K in order, the same in every lane and under every
+ * tile, so stacked lanes are bit-identical to a lane alone and one tile's outputs to another's.
+ *
+ * Why several tiles: the paper's GEMMs are small next to a big GPU. At batch 100 the backward pass to layer 1's
+ * input (100 × 784 over K = 1200) is 13 × 2 = 26 workgroups of 64 × 64 on an H100's 132 SMs, each walking all of
+ * K alone, and K cannot be split without atomics or a second pass that would change the order of the sum. A
+ * smaller tile gives more workgroups at the cost of fewer multiply-adds per staged load; chooseTile takes the
+ * largest tile that still gives TARGET_WORKGROUPS.
  *
  * K steps of 8 rather than 16: the step's loop is unrolled by shader compilers, and at 16 Mesa's lavapipe (where
  * tests run) took twice as long to build these pipelines; 8 × 16 multiply-adds per thread still cover a step's
@@ -21,12 +28,34 @@ import { THREEFRY_WGSL } from './threefry.js';
  */
 
 const GROUP = 16;
-const THREAD_ROWS = 4;
-const TILE_ROWS = GROUP * THREAD_ROWS;
 const TILE_DEPTH = 8;
-const PLAIN_COLUMNS = 4;
+/** The largest tile's rows: MOST_PIECES is reckoned against them, so that a layer's pieces fit whatever tile it takes. */
+const MOST_TILE_ROWS = 64;
 /** Both staged tiles (padded rows of 64 + 1 and 16·pieces + 1 floats) must fit the 16 KiB of workgroup memory every adapter gives. */
-const MOST_PIECES = Math.floor((16384 / 4 / TILE_DEPTH - (TILE_ROWS + 1) - 1) / GROUP);
+const MOST_PIECES = Math.floor((16384 / 4 / TILE_DEPTH - (MOST_TILE_ROWS + 1) - 1) / GROUP);
+
+/**
+ * A workgroup's tile of outputs: 16 threads × 4, 2 or 1 rows, and 16 threads × 4 or 2 columns. A maxout forward
+ * pass takes only `rows`: its tile is always 16 units (16·pieces columns) wide, since a thread holds every piece of
+ * its unit to take their maximum in registers.
+ */
+export interface LayerTile {
+  rows: 64 | 32 | 16;
+  columns: 64 | 32;
+}
+
+/** Every tile, largest first (of equal areas, the taller first). */
+export const LAYER_TILES: readonly LayerTile[] = [
+  { rows: 64, columns: 64 },
+  { rows: 64, columns: 32 },
+  { rows: 32, columns: 64 },
+  { rows: 32, columns: 32 },
+  { rows: 16, columns: 64 },
+  { rows: 16, columns: 32 },
+];
+
+/** The workgroups a dispatch should reach before a larger tile is worth its fewer workgroups: about two per SM of an H100 (132). */
+export const TARGET_WORKGROUPS = 256;
 
 /** The masks a pass draws (stream threefry-v1): keyed by one of the two seeds of the lane's step entry. */
 export interface PassDropout {
@@ -53,6 +82,8 @@ export interface LayerShape {
   laneFloats: number;
   /** Where P_j = [W_j; b_j] starts inside a lane's block. */
   offset: number;
+  /** The tile, overriding FGSM_ENGINE_TILE and chooseTile's pick (for a benchmark, or a test of every tile). */
+  tile?: LayerTile;
 }
 
 /**
@@ -124,23 +155,86 @@ export interface WeightGradientBuffers {
 
 export type LayerKernelKind = 'hidden-forward' | 'output-forward' | 'backward-data' | 'weight-gradient';
 
-/** The workgroups of one dispatch of a layer kernel ([x, y, lane]); `pieces` is the layer's own (hidden-forward only). */
-export function layerGrid(
-  kind: LayerKernelKind,
-  shape: Pick<LayerShape, 'lanes' | 'rows' | 'inputs' | 'columns'> & { pieces?: number },
-): [number, number, number] {
-  const rowTiles = Math.ceil(shape.rows / TILE_ROWS);
-  const wide = GROUP * PLAIN_COLUMNS;
+/** What fixes a layer kernel's grid; `pieces` is the layer's own (hidden-forward only). */
+export type GridShape = Pick<LayerShape, 'lanes' | 'rows' | 'inputs' | 'columns'> & { pieces?: number };
+
+function gridOf(kind: LayerKernelKind, shape: GridShape, tile: LayerTile): [number, number, number] {
+  const rowTiles = Math.ceil(shape.rows / tile.rows);
   switch (kind) {
     case 'hidden-forward':
       return [Math.ceil(shape.columns / (shape.pieces ?? 1) / GROUP), rowTiles, shape.lanes];
     case 'output-forward':
-      return [Math.ceil(shape.columns / wide), rowTiles, shape.lanes];
+      return [Math.ceil(shape.columns / tile.columns), rowTiles, shape.lanes];
     case 'backward-data':
-      return [Math.ceil(shape.inputs / wide), rowTiles, shape.lanes];
+      return [Math.ceil(shape.inputs / tile.columns), rowTiles, shape.lanes];
     case 'weight-gradient':
-      return [Math.ceil(shape.columns / wide), Math.ceil((shape.inputs + 1) / TILE_ROWS), shape.lanes];
+      return [Math.ceil(shape.columns / tile.columns), Math.ceil((shape.inputs + 1) / tile.rows), shape.lanes];
   }
+}
+
+const workgroups = ([x, y, z]: readonly number[]): number => x! * y! * z!;
+
+/**
+ * The tile for a kernel's GEMM: the largest (by area) that gives at least `target` workgroups, or, where none
+ * does, the largest of those giving the most; of equal areas, the one giving more workgroups, then the first in
+ * LAYER_TILES. A maxout forward pass chooses only among rows (its pick says columns 64, which it ignores).
+ */
+export function chooseTile(kind: LayerKernelKind, shape: GridShape, target = TARGET_WORKGROUPS): LayerTile {
+  const candidates = kind === 'hidden-forward' ? LAYER_TILES.filter((tile) => tile.columns === 64) : LAYER_TILES;
+  let best = candidates[0]!;
+  let bestCount = workgroups(gridOf(kind, shape, best));
+  for (const tile of candidates.slice(1)) {
+    const count = workgroups(gridOf(kind, shape, tile));
+    const [reach, bestReach] = [Math.min(count, target), Math.min(bestCount, target)];
+    const [area, bestArea] = [tile.rows * tile.columns, best.rows * best.columns];
+    if (reach > bestReach || (reach === bestReach && (area > bestArea || (area === bestArea && count > bestCount)))) {
+      best = tile;
+      bestCount = count;
+    }
+  }
+  return best;
+}
+
+/** The workgroups of one dispatch of a layer kernel ([x, y, lane]) under `shape.tile`, or chooseTile's pick (FGSM_ENGINE_TILE aside: a kernel's own `grid` is what it dispatches). */
+export function layerGrid(kind: LayerKernelKind, shape: GridShape & { tile?: LayerTile }): [number, number, number] {
+  return gridOf(kind, shape, shape.tile ?? chooseTile(kind, shape));
+}
+
+const isTile = (tile: LayerTile): boolean => LAYER_TILES.some((t) => t.rows === tile.rows && t.columns === tile.columns);
+
+/** "64x64", "32x64", ...: rows × columns, as FGSM_ENGINE_TILE spells a tile. */
+export function parseTile(text: string): LayerTile {
+  const match = /^(\d+)x(\d+)$/.exec(text.trim());
+  const tile = match ? ({ rows: Number(match[1]), columns: Number(match[2]) } as LayerTile) : null;
+  if (!tile || !isTile(tile))
+    throw new Error(`tile "${text}": one of ${LAYER_TILES.map((t) => `${t.rows}x${t.columns}`).join(', ')} (rows x columns)`);
+  return tile;
+}
+
+let environmentTile: LayerTile | null | undefined;
+
+/**
+ * FGSM_ENGINE_TILE=64x64|64x32|32x64|32x32|16x64|16x32 forces one tile on every layer kernel built in this
+ * process (a maxout forward pass taking its rows), so that a GPU benchmark can compare tiles against chooseTile's
+ * picks; unset or empty, each kernel takes chooseTile's. Read once, at the first kernel built.
+ */
+function tileFromEnvironment(): LayerTile | null {
+  if (environmentTile === undefined) {
+    const text = typeof process === 'undefined' ? undefined : process.env.FGSM_ENGINE_TILE;
+    try {
+      environmentTile = text ? parseTile(text) : null;
+    } catch (error) {
+      throw new Error(`FGSM_ENGINE_TILE: ${(error as Error).message}`);
+    }
+  }
+  return environmentTile;
+}
+
+/** The tile a kernel takes and its dispatch's grid: the shape's tile, else FGSM_ENGINE_TILE's, else chooseTile's. */
+function tiling(kind: LayerKernelKind, shape: LayerShape & { pieces?: number }): Tiling {
+  if (shape.tile && !isTile(shape.tile)) throw new Error(`tile ${JSON.stringify(shape.tile)} is none of LAYER_TILES`);
+  const tile = shape.tile ?? tileFromEnvironment() ?? chooseTile(kind, shape);
+  return { tile, grid: gridOf(kind, shape, tile) };
 }
 
 /** The uniform every layer kernel binds at 1: shapes, offsets, dropout thresholds and scales, ε. */
@@ -223,6 +317,8 @@ interface StorageBinding {
  * threads on neighbouring addresses.
  */
 interface GemmPlan {
+  /** 4, 2 or 1: the tile's rows / 16. */
+  rowsPerThread: number;
   columnsPerThread: number;
   aMajor: 'k' | 'm';
   bMajor: 'k' | 'n';
@@ -231,13 +327,15 @@ interface GemmPlan {
 }
 
 function gemmWgsl(plan: GemmPlan): string {
+  const r = plan.rowsPerThread;
   const c = plan.columnsPerThread;
+  const tileRows = GROUP * r;
   const tileColumns = GROUP * c;
   // a float of padding per staged row keeps a column-wise store from landing on one memory bank
-  const aStride = TILE_ROWS + 1;
+  const aStride = tileRows + 1;
   const bStride = tileColumns + 1;
   const aIndex =
-    plan.aMajor === 'k' ? `let m = e / ${TILE_DEPTH}u; let k = e % ${TILE_DEPTH}u;` : `let k = e / ${TILE_ROWS}u; let m = e % ${TILE_ROWS}u;`;
+    plan.aMajor === 'k' ? `let m = e / ${TILE_DEPTH}u; let k = e % ${TILE_DEPTH}u;` : `let k = e / ${tileRows}u; let m = e % ${tileRows}u;`;
   const bIndex =
     plan.bMajor === 'k' ? `let v = e / ${TILE_DEPTH}u; let k = e % ${TILE_DEPTH}u;` : `let k = e / ${tileColumns}u; let v = e % ${tileColumns}u;`;
   const storage = plan.storage
@@ -252,7 +350,7 @@ function gemmWgsl(plan: GemmPlan): string {
 ${storage}
 const COLUMNS = ${c}u;
 const GROUP = ${GROUP}u;
-const WIDE = ${GROUP * PLAIN_COLUMNS}u;
+const WIDE = ${tileColumns}u;
 ${plan.functions}
 var<workgroup> tileA: array<f32, ${TILE_DEPTH * aStride}>;
 var<workgroup> tileB: array<f32, ${TILE_DEPTH * bStride}>;
@@ -260,11 +358,11 @@ var<workgroup> tileB: array<f32, ${TILE_DEPTH * bStride}>;
 @compute @workgroup_size(${GROUP}, ${GROUP})
 fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>, @builtin(local_invocation_index) thread: u32) {
   let lane = group.z;
-  let m0 = group.y * ${TILE_ROWS}u;
+  let m0 = group.y * ${tileRows}u;
   let depth = gemmDepth();
-  var acc: array<array<f32, ${c}>, ${THREAD_ROWS}>;
+  var acc: array<array<f32, ${c}>, ${r}>;
   for (var k0 = 0u; k0 < depth; k0 += ${TILE_DEPTH}u) {
-    for (var e = thread; e < ${TILE_DEPTH * TILE_ROWS}u; e += ${GROUP * GROUP}u) {
+    for (var e = thread; e < ${TILE_DEPTH * tileRows}u; e += ${GROUP * GROUP}u) {
       ${aIndex}
       tileA[k * ${aStride}u + m] = loadA(lane, m0 + m, k0 + k);
     }
@@ -274,20 +372,20 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) l
     }
     workgroupBarrier();
     for (var k = 0u; k < ${TILE_DEPTH}u; k++) {
-      var a: array<f32, ${THREAD_ROWS}>;
-      for (var i = 0u; i < ${THREAD_ROWS}u; i++) {
+      var a: array<f32, ${r}>;
+      for (var i = 0u; i < ${r}u; i++) {
         a[i] = tileA[k * ${aStride}u + local.y + ${GROUP}u * i];
       }
       for (var j = 0u; j < ${c}u; j++) {
         let b = tileB[k * ${bStride}u + local.x + ${GROUP}u * j];
-        for (var i = 0u; i < ${THREAD_ROWS}u; i++) {
+        for (var i = 0u; i < ${r}u; i++) {
           acc[i][j] += a[i] * b;
         }
       }
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < ${THREAD_ROWS}u; i++) {
+  for (var i = 0u; i < ${r}u; i++) {
     store(lane, m0 + local.y + ${GROUP}u * i, group.x, local.x, acc[i]);
   }
 }
@@ -414,41 +512,43 @@ function dimsOf(shape: LayerShape, dropout: PassDropout | null, extra: Partial<D
   };
 }
 
-/** A plain (64-column) tile's column j of thread x. */
+/** A plain tile's column j of thread x (WIDE: the tile's columns). */
 const PLAIN_COLUMN_WGSL = 'tileX * WIDE + x + GROUP * j';
 
-interface Built {
-  kernel: Kernel;
-  group: GPUBindGroup;
-  dims: GPUBuffer;
+interface Tiling {
+  tile: LayerTile;
   grid: [number, number, number];
 }
 
-async function build(
-  runtime: GpuRuntime,
-  name: string,
-  plan: GemmPlan,
-  steps: GPUBuffer,
-  dims: Dims,
-  grid: [number, number, number],
-): Promise<Built> {
+interface Built extends Tiling {
+  kernel: Kernel;
+  group: GPUBindGroup;
+  dims: GPUBuffer;
+}
+
+async function build(runtime: GpuRuntime, kind: LayerKernelKind, tiling: Tiling, plan: GemmPlan, steps: GPUBuffer, dims: Dims): Promise<Built> {
+  // the tile in the name: its shader differs, and a GPU trace shows which tile ran
+  const name = `${kind} ${tiling.tile.rows}x${kind === 'hidden-forward' ? '16u' : tiling.tile.columns}`;
   const kernel = await runtime.kernel(name, gemmWgsl(plan), ['step', 'uniform', ...plan.storage.map((binding) => binding.kind)]);
   const words = encodeDims(dims);
   const uniform = runtime.uniform(`${name} dims`, words.byteLength, words);
   const group = runtime.bind(kernel, [steps, uniform, ...plan.storage.map((binding) => binding.buffer)]);
-  return { kernel, group, dims: uniform, grid };
+  return { ...tiling, kernel, group, dims: uniform };
 }
 
 /** One use of a layer kernel: pipeline, uniform and bind group built once; record() adds its dispatch at a step. */
 abstract class LayerKernel {
-  /** The workgroups of each dispatch (layerGrid's). */
+  /** The workgroups of each dispatch (layerGrid's under `tile`). */
   readonly grid: [number, number, number];
+  /** The tile it took: the shape's, FGSM_ENGINE_TILE's or chooseTile's. */
+  readonly tile: LayerTile;
 
   protected constructor(
     private readonly runtime: GpuRuntime,
     private readonly built: Built,
   ) {
     this.grid = built.grid;
+    this.tile = built.tile;
   }
 
   /** Records the kernel's dispatch with step record `step`. */
@@ -471,7 +571,9 @@ export class HiddenForward extends LayerKernel {
     requireFloats(buffers.output, shape.lanes * shape.rows * units, 'hidden output');
     requireFloats(buffers.route, shape.lanes * shape.rows * units, 'route');
     const input = inputSource(shape, buffers.input);
+    const tiled = tiling('hidden-forward', shape);
     const plan: GemmPlan = {
+      rowsPerThread: tiled.tile.rows / GROUP,
       columnsPerThread: shape.pieces,
       aMajor: 'k',
       bMajor: 'n',
@@ -515,7 +617,7 @@ fn store(lane: u32, row: u32, tileX: u32, x: u32, values: array<f32, COLUMNS>) {
 `,
     };
     const dims = dimsOf(shape, shape.dropout, { ...input.dims, units, pieces: shape.pieces, maskLayer: shape.layer });
-    return new HiddenForward(runtime, await build(runtime, 'hidden-forward', plan, buffers.steps, dims, layerGrid('hidden-forward', shape)));
+    return new HiddenForward(runtime, await build(runtime, 'hidden-forward', tiled, plan, buffers.steps, dims));
   }
 }
 
@@ -525,8 +627,10 @@ export class OutputForward extends LayerKernel {
     checkShape(shape, buffers.parameters);
     requireFloats(buffers.output, shape.lanes * shape.rows * shape.columns, 'output');
     const input = inputSource(shape, buffers.input);
+    const tiled = tiling('output-forward', shape);
     const plan: GemmPlan = {
-      columnsPerThread: PLAIN_COLUMNS,
+      rowsPerThread: tiled.tile.rows / GROUP,
+      columnsPerThread: tiled.tile.columns / GROUP,
       aMajor: 'k',
       bMajor: 'n',
       storage: [
@@ -556,10 +660,7 @@ fn store(lane: u32, row: u32, tileX: u32, x: u32, values: array<f32, COLUMNS>) {
 }
 `,
     };
-    return new OutputForward(
-      runtime,
-      await build(runtime, 'output-forward', plan, buffers.steps, dimsOf(shape, null, {}), layerGrid('output-forward', shape)),
-    );
+    return new OutputForward(runtime, await build(runtime, 'output-forward', tiled, plan, buffers.steps, dimsOf(shape, null, {})));
   }
 }
 
@@ -577,8 +678,10 @@ export class BackwardData extends LayerKernel {
       shape.epilogue.kind === 'maxout'
         ? maxoutEpilogue(shape, shape.epilogue.pieces, buffers)
         : inputSignEpilogue(shape, shape.epilogue.epsilon, buffers);
+    const tiled = tiling('backward-data', shape);
     const plan: GemmPlan = {
-      columnsPerThread: PLAIN_COLUMNS,
+      rowsPerThread: tiled.tile.rows / GROUP,
+      columnsPerThread: tiled.tile.columns / GROUP,
       aMajor: 'k',
       bMajor: 'k',
       storage: [
@@ -609,7 +712,7 @@ fn store(lane: u32, row: u32, tileX: u32, x: u32, values: array<f32, COLUMNS>) {
 `,
     };
     const dims = dimsOf(shape, shape.dropout, epilogue.dims);
-    return new BackwardData(runtime, await build(runtime, 'backward-data', plan, buffers.steps, dims, layerGrid('backward-data', shape)));
+    return new BackwardData(runtime, await build(runtime, 'backward-data', tiled, plan, buffers.steps, dims));
   }
 }
 
@@ -666,8 +769,10 @@ export class WeightGradient extends LayerKernel {
     checkShape(shape, buffers.gradients);
     requireFloats(buffers.upstream, shape.lanes * shape.rows * shape.columns, 'upstream gradient');
     const input = inputSource(shape, buffers.input);
+    const tiled = tiling('weight-gradient', shape);
     const plan: GemmPlan = {
-      columnsPerThread: PLAIN_COLUMNS,
+      rowsPerThread: tiled.tile.rows / GROUP,
+      columnsPerThread: tiled.tile.columns / GROUP,
       aMajor: 'm',
       bMajor: 'n',
       storage: [
@@ -699,6 +804,6 @@ fn store(lane: u32, row: u32, tileX: u32, x: u32, values: array<f32, COLUMNS>) {
 `,
     };
     const dims = dimsOf(shape, shape.dropout, input.dims);
-    return new WeightGradient(runtime, await build(runtime, 'weight-gradient', plan, buffers.steps, dims, layerGrid('weight-gradient', shape)));
+    return new WeightGradient(runtime, await build(runtime, 'weight-gradient', tiled, plan, buffers.steps, dims));
   }
 }
