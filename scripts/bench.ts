@@ -397,7 +397,9 @@ async function main(): Promise<void> {
     const engineSpec = { ...maxoutSpec, dropout: { ...maxoutSpec.dropout, stream: 'threefry-v1' as const } };
     const engineRun = await adversarialTraining(engineSpec, 1, software ? small : subset, true);
     push([`maxout ${units} J̃ (clean-mask), batch 100, WebGPU engine; ${perStepLine(engineRun.perStep)}`, engineRun.examplesPerSecond, 'examples/s']);
-    const test: Split = software ? { ...splits.test, n: 2000, x: splits.test.x.subarray(0, 2000 * 784), y: splits.test.y.subarray(0, 2000) } : splits.test;
+    const test: Split = software
+      ? { ...splits.test, n: 2000, x: splits.test.x.subarray(0, 2000 * 784), y: splits.test.y.subarray(0, 2000) }
+      : splits.test;
     for (const epsilons of [[0.25], [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]]) {
       push([
         `FGSM error rates, maxout ${units}, ${test.n} test images, ${epsilons.length} ε from one gradient, WebGPU engine, per ε`,
