@@ -152,7 +152,7 @@ async function adversarialTraining(
   split: Split,
   engineOn: boolean,
   batchSize = 100,
-): Promise<{ examplesPerSecond: number; stepsPerSecond: number; perStep: DeviceCalls }> {
+): Promise<{ examplesPerSecond: number; stepsPerSecond: number; perStep: DeviceCalls; recordingMicroseconds: number | null }> {
   const objective = { kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState: 'clean-mask', gradient: 'standard' } as const;
   const config: TrainingConfig = TrainingSchema.parse({ epochs: 2, batchSize, earlyStopping: { metric: 'none' }, objective });
   const list = Array.from({ length: seeds }, (_, i) => i + 1);
@@ -185,7 +185,8 @@ async function adversarialTraining(
     const counts = (counter as ReturnType<typeof countDeviceCalls> | null)!.counts;
     const perStep = Object.fromEntries(Object.entries(counts).map(([key, value]) => [key, value / steps])) as unknown as DeviceCalls;
     const seconds = summaries[0]!.history[1]!.seconds;
-    return { examplesPerSecond: (seeds * split.n) / seconds, stepsPerSecond: steps / seconds, perStep };
+    const recordingMicroseconds = engine ? (engine.counters.recordingMilliseconds * 1000) / (2 * steps) : null;
+    return { examplesPerSecond: (seeds * split.n) / seconds, stepsPerSecond: steps / seconds, perStep, recordingMicroseconds };
   } finally {
     (counter as ReturnType<typeof countDeviceCalls> | null)?.restore();
     engine?.dispose();
@@ -392,6 +393,7 @@ async function main(): Promise<void> {
     const counted = { ...tiny, dropout: { ...tiny.dropout, stream: 'threefry-v1' as const } };
     const hostEngine = await adversarialTraining(counted, 1, small, true, 10);
     push([`host cost: maxout 16×5 J̃ steps/s, batch 10, WebGPU engine; ${perStepLine(hostEngine.perStep)}`, hostEngine.stepsPerSecond, 'steps/s']);
+    push([`  the engine's host time recording and submitting a J̃ step`, hostEngine.recordingMicroseconds!, 'µs']);
     const opsRun = await adversarialTraining(maxoutSpec, 1, software ? small : subset, false);
     push([`maxout ${units} J̃ (clean-mask), batch 100, tfjs's webgpu ops; ${perStepLine(opsRun.perStep)}`, opsRun.examplesPerSecond, 'examples/s']);
     const engineSpec = { ...maxoutSpec, dropout: { ...maxoutSpec.dropout, stream: 'threefry-v1' as const } };

@@ -134,7 +134,10 @@ export class MaxoutEngine implements EpochEngine {
         await yieldToEventLoop();
         if (context.signal?.aborted) return null;
         const to = Math.min(steps, from + READ_EVERY);
+        const recording = performance.now();
         for (let b = from; b < to; b++) program.recordStep(b);
+        this.runtime.submit();
+        this.runtime.counters.recordingMilliseconds += performance.now() - recording;
         const stats = await program.readStats(from, to);
         plans.forEach((plan, l) => {
           for (let b = from; b < Math.min(to, plan.batches); b++) {

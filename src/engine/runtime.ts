@@ -32,6 +32,8 @@ export interface EngineCounters {
   /** Device→host reads (each waits for the work queued before it). */
   reads: number;
   submits: number;
+  /** Host milliseconds spent recording and submitting training steps (what bounds the step rate on a fast GPU). */
+  recordingMilliseconds: number;
 }
 
 /** The size of one per-step record: the device's minimum uniform-buffer offset alignment on every adapter. */
@@ -40,7 +42,7 @@ export const STEP_RECORD_BYTES = 256;
 const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
 export class GpuRuntime {
-  readonly counters: EngineCounters = { dispatches: 0, uploadedBytes: 0, reads: 0, submits: 0 };
+  readonly counters: EngineCounters = { dispatches: 0, uploadedBytes: 0, reads: 0, submits: 0, recordingMilliseconds: 0 };
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private readonly live = new Set<GPUBuffer>();
