@@ -37,3 +37,31 @@ test('engine runtime: a kernel with a per-step record runs, counts its dispatche
   assert.equal(runtime.liveBuffers, before - 0);
   await assert.rejects(runtime.kernel('broken', 'fn main( {', []), /engine kernel broken/);
 });
+
+test('engine runtime: a buffer larger than the device binds is refused by name, and a device error surfaces as an exception', async () => {
+  const runtime = await engineRuntime();
+  const kernel = await runtime.kernel(
+    'fill',
+    /* wgsl */ `
+      @group(0) @binding(0) var<storage, read_write> y: array<f32>;
+      @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+        if (id.x < arrayLength(&y)) { y[id.x] = 1.0; }
+      }`,
+    ['write'],
+  );
+  const huge = runtime.buffer('huge', runtime.device.limits.maxStorageBufferBindingSize + 4);
+  assert.throws(() => runtime.bind(kernel, [huge]), /fill: buffer huge holds \d+ bytes, more than this device binds/);
+  runtime.release(huge);
+  const y = runtime.buffer('y', 256);
+  const group = runtime.bind(kernel, [y]);
+  await runtime.checked('a fill', async () => runtime.dispatch(kernel, group, [1]));
+  y.destroy(); // used after destruction: Dawn invalidates the submit
+  await assert.rejects(
+    runtime.checked('a fill of a destroyed buffer', async () => {
+      runtime.dispatch(kernel, group, [1]);
+      runtime.submit();
+    }),
+    /the GPU refused a fill of a destroyed buffer/,
+  );
+  runtime.release(y);
+});

@@ -133,6 +133,12 @@ export class GpuRuntime {
   bind(kernel: Kernel, buffers: readonly GPUBuffer[]): GPUBindGroup {
     if (buffers.length !== kernel.bindings.length)
       throw new Error(`${kernel.name}: ${buffers.length} buffers for ${kernel.bindings.length} bindings`);
+    const limit = this.device.limits.maxStorageBufferBindingSize;
+    buffers.forEach((buffer, i) => {
+      const binding = kernel.bindings[i];
+      if ((binding === 'read' || binding === 'write') && buffer.size > limit)
+        throw new Error(`${kernel.name}: buffer ${buffer.label || i} holds ${buffer.size} bytes, more than this device binds (${limit})`);
+    });
     return this.device.createBindGroup({
       label: kernel.name,
       layout: kernel.layout,
@@ -163,6 +169,25 @@ export class GpuRuntime {
     this.endPass();
     this.encoder ??= this.device.createCommandEncoder();
     this.encoder.copyBufferToBuffer(source, sourceOffset, target, targetOffset, bytes);
+  }
+
+  /**
+   * Runs `work` (recording, submitting, reading) and throws the first validation or out-of-memory error the device
+   * reported meanwhile: a command buffer made invalid by an error would otherwise be skipped without a word.
+   */
+  async checked<T>(what: string, work: () => Promise<T>): Promise<T> {
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    let result: T;
+    try {
+      result = await work();
+    } finally {
+      const validation = await this.device.popErrorScope();
+      const memory = await this.device.popErrorScope();
+      const error = validation ?? memory;
+      if (error) throw new Error(`the GPU refused ${what}: ${error.message.split('\n')[0]}`);
+    }
+    return result;
   }
 
   /** Sends everything recorded so far to the device (no wait). */

@@ -386,8 +386,17 @@ function trainingEngine(spec: ModelSpec, config: Experiment, input: RunInput, la
     progress.line(`training: tfjs's webgpu ops (the WebGPU engine does not run this: ${why})`);
     return null;
   }
+  const engine = MaxoutEngine.onTfjsDevice(spec, config.training);
+  const { train, validation } = input.splits;
+  const stage2 = config.training.stage2.mode !== 'none' && validation ? [{ ...train, n: train.n + validation.n }] : [];
+  const tooLarge = engine.cannotHold([train, ...stage2]);
+  if (tooLarge) {
+    engine.dispose();
+    progress.line(`training: tfjs's webgpu ops (the WebGPU engine does not run this: ${tooLarge})`);
+    return null;
+  }
   progress.line('training: the WebGPU engine (data resident, fused kernels, dropout drawn on the device)');
-  return MaxoutEngine.onTfjsDevice(spec, config.training);
+  return engine;
 }
 
 /**
