@@ -275,10 +275,12 @@ describe('audit', () => {
     const second = JSON.parse(readFileSync(join(out, 'audit.json'), 'utf8')) as AuditRecord;
     assert.deepEqual(second.models, record.models);
     // --table-only attacks nothing: the models measured in full for this subset are tabled, the others named
-    const tableOnly = fgsmCli(['audit', results, '--out', out, '--limit', '50', '--table-only'], env);
+    const tableOnly = fgsmCli(['audit', results, '--out', out, '--limit', '50', '--table-only', '--backend', 'cpu'], env);
     assert.equal(tableOnly.status, 0, tableOnly.stderr);
     const none = JSON.parse(readFileSync(join(out, 'audit.json'), 'utf8')) as AuditRecord;
     assert.deepEqual([none.models.length, none.leftOut], [0, ['tiny', 'tiny-sigmoid']]);
+    // it records where the tabled figures were measured, not the backend of the invocation that tabled them
+    assert.deepEqual(none.provenance.backend, second.provenance.backend);
     assert.match(tableOnly.stdout, /Not audited here \(left out with --only, or not yet measured\): tiny, tiny-sigmoid/);
   });
 });

@@ -266,6 +266,8 @@ async function repairRecord(run: FoundRun, model: Classifier, raw: RawMnist, bac
 /** Audits every complete model under `dir` (see the module comment); returns the audit, also written to options.out. */
 export async function auditResults(dir: string, options: AuditOptions): Promise<AuditRecord> {
   const started = new Date();
+  const previousFile = join(options.out, 'audit.json');
+  const previousRecord = existsSync(previousFile) ? (JSON.parse(readFileSync(previousFile, 'utf8')) as Partial<AuditRecord>) : null;
   const progress = options.progress;
   const batchSize = options.batchSize ?? 1000;
   const found = completeModels(dir);
@@ -390,7 +392,8 @@ export async function auditResults(dir: string, options: AuditOptions): Promise<
     staleRecords,
     mustHold: [...MUST_HOLD],
     failures,
-    provenance: collectProvenance(backend),
+    // --table-only measures nothing: the figures it tables were measured where the previous audit ran
+    provenance: (options.tableOnly && previousRecord?.provenance) || collectProvenance(backend),
     seconds: (finished.getTime() - started.getTime()) / 1000,
   };
   writeJsonAtomic(join(options.out, 'audit.json'), record);
