@@ -119,6 +119,12 @@ describe('the WebGPU engine trains as tfjs does', () => {
     }
   });
 
+  test("Appendix A's independent-sigmoid top, its loss the mean over classes, with weight decay and L1", async () => {
+    const sigmoid: ModelSpec = { ...SPEC, top: 'sigmoid', sigmoidLoss: 'mean' } as ModelSpec;
+    const one = config({ epochs: 1, objective: ADVERSARIAL, weightDecay: 0.001, l1FirstLayer: 0.0005, earlyStopping: { metric: 'none' } });
+    assertSameTraining(await trainOn('webgpu', one, sigmoid), await trainOn('wasm', one, sigmoid), 1e-5);
+  });
+
   test('a tiny full run with both stages ends at the same epochs with the same errors', async () => {
     const full = config({ epochs: 3, objective: ADVERSARIAL, stage2: { mode: 'continue', maxEpochs: 2 } });
     const wasm = await trainOn('wasm', full);
