@@ -129,18 +129,25 @@ export class MaxoutEngine implements EpochEngine {
       steps,
       plans.map((plan) => `${lanes.length > 1 ? `seed ${plan.seed} ` : ''}stage ${plan.state.stage} epoch ${plan.epoch}`).join(', '),
     );
+    // chunks of READ_EVERY steps, pipelined: the next is recorded and submitted before the last one's figures are read
+    const chunk = (from: number): { from: number; to: number; stats: Promise<Float32Array> } => {
+      const to = Math.min(steps, from + READ_EVERY);
+      const stats = this.runtime.checked(`steps ${from + 1}–${to} of the epoch`, () => {
+        const recording = performance.now();
+        for (let b = from; b < to; b++) program.recordStep(b);
+        this.runtime.submit();
+        this.runtime.counters.recordingMilliseconds += performance.now() - recording;
+        return program.readStats(from, to);
+      });
+      stats.catch(() => undefined); // awaited in turn; a chunk left behind by a failure before it is not an unhandled one
+      return { from, to, stats };
+    };
     try {
-      for (let from = 0; from < steps; from += READ_EVERY) {
-        await yieldToEventLoop();
-        if (context.signal?.aborted) return null;
-        const to = Math.min(steps, from + READ_EVERY);
-        const stats = await this.runtime.checked(`steps ${from + 1}–${to} of the epoch`, async () => {
-          const recording = performance.now();
-          for (let b = from; b < to; b++) program.recordStep(b);
-          this.runtime.submit();
-          this.runtime.counters.recordingMilliseconds += performance.now() - recording;
-          return program.readStats(from, to);
-        });
+      let inFlight = chunk(0);
+      for (;;) {
+        const { from, to } = inFlight;
+        const next = to < steps && !context.signal?.aborted ? chunk(to) : null;
+        const stats = await inFlight.stats;
         plans.forEach((plan, l) => {
           for (let b = from; b < Math.min(to, plan.batches); b++) {
             const loss = stats[(b - from) * lanes.length * 2 + l * 2]!;
@@ -156,6 +163,13 @@ export class MaxoutEngine implements EpochEngine {
         });
         const seen = plans.reduce((sum, plan, l) => sum + sums[l]!.loss / (Math.min(to, plan.batches) * batchSize), 0) / plans.length;
         progress.update(to, `loss ${seen.toFixed(4)}`);
+        await yieldToEventLoop();
+        if (context.signal?.aborted) {
+          await next?.stats.catch(() => undefined); // the epoch is discarded; its last chunk only drains
+          return null;
+        }
+        if (!next) break;
+        inFlight = next;
       }
     } finally {
       progress.stop();

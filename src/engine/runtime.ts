@@ -172,22 +172,28 @@ export class GpuRuntime {
   }
 
   /**
-   * Runs `work` (recording, submitting, reading) and throws the first validation or out-of-memory error the device
-   * reported meanwhile: a command buffer made invalid by an error would otherwise be skipped without a word.
+   * Runs `work` (recording and submitting; it may start a read) inside error scopes and resolves to its result once
+   * the device has judged that work, rejecting with the first validation or out-of-memory error: a command buffer
+   * made invalid would otherwise be skipped without a word. The scopes open and close before `checked` returns, so
+   * several checked pieces of work may be in flight at once (pipelined) without mixing their scopes.
    */
-  async checked<T>(what: string, work: () => Promise<T>): Promise<T> {
+  checked<T>(what: string, work: () => Promise<T>): Promise<T> {
     this.device.pushErrorScope('out-of-memory');
     this.device.pushErrorScope('validation');
-    let result: T;
+    let result: Promise<T>;
     try {
-      result = await work();
-    } finally {
-      const validation = await this.device.popErrorScope();
-      const memory = await this.device.popErrorScope();
+      result = work();
+    } catch (error) {
+      result = Promise.reject(error as Error);
+    }
+    const judged = Promise.all([this.device.popErrorScope(), this.device.popErrorScope()]);
+    result.catch(() => undefined); // handled below, once the device has judged the work
+    return judged.then(async ([validation, memory]) => {
+      const value = await result; // the work's own failure first
       const error = validation ?? memory;
       if (error) throw new Error(`the GPU refused ${what}: ${error.message.split('\n')[0]}`);
-    }
-    return result;
+      return value;
+    });
   }
 
   /** Sends everything recorded so far to the device (no wait). */
