@@ -1,15 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
 import { initBackend } from '../src/backend/select.js';
 import { TrainingSchema, type TrainingConfig } from '../src/config/schema.js';
 import { createProgress } from '../src/core/progress.js';
 import type { Split } from '../src/data/dataset.js';
 import { MaxoutEngine } from '../src/engine/maxout-engine.js';
 import { buildModel } from '../src/models/build.js';
-import type { ModelSpec } from '../src/models/classifier.js';
+import type { Classifier, ModelSpec } from '../src/models/classifier.js';
 import { MaxoutNetwork } from '../src/models/maxout.js';
-import { train, trainStacked, type TrainingSummary } from '../src/train/loop.js';
+import { train, trainStacked, type TrainingSummary, type TrainOptions } from '../src/train/loop.js';
 import { maxRelativeDifference } from './engine-helpers.js';
 import { randomImages, randomLabels } from './helpers.js';
 
@@ -57,6 +58,25 @@ const config = (patch: Record<string, unknown> = {}): TrainingConfig =>
 
 const ADVERSARIAL = { kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientState: 'clean-mask', gradient: 'standard' } as const;
 
+/** `model` trained on the small split (validated on `monitored`) by tfjs's ops, or by `engine` when given. */
+const trainOptions = (
+  model: Classifier,
+  trainingConfig: TrainingConfig,
+  engine: MaxoutEngine | null,
+  seed = 5,
+  monitored: Split | null = validation,
+): TrainOptions => ({
+  model,
+  train: trainSplit,
+  validation: monitored,
+  config: trainingConfig,
+  seed,
+  perturbation: trainingPerturbation(trainingConfig.objective),
+  checkpointDir: null,
+  progress: quiet,
+  engine,
+});
+
 interface Trained {
   summary: TrainingSummary;
   parameters: Float32Array[];
@@ -66,19 +86,8 @@ async function trainOn(backend: 'wasm' | 'webgpu', trainingConfig: TrainingConfi
   await initBackend(backend);
   const model = buildModel(spec, 0.05, 7);
   const engine = backend === 'webgpu' ? MaxoutEngine.onTfjsDevice(spec, trainingConfig) : null;
-  const { trainingPerturbation } = await import('../src/attacks/training-perturbations.js');
   try {
-    const summary = await train({
-      model,
-      train: trainSplit,
-      validation,
-      config: trainingConfig,
-      seed: 5,
-      perturbation: trainingPerturbation(trainingConfig.objective),
-      checkpointDir: null,
-      progress: quiet,
-      engine,
-    });
+    const summary = await train(trainOptions(model, trainingConfig, engine));
     const parameters = await Promise.all(model.parameters.map(async (p) => (await p.variable.data()) as Float32Array));
     return { summary, parameters };
   } finally {
@@ -145,19 +154,8 @@ describe('the WebGPU engine trains as tfjs does', () => {
   test('stacked lanes equal each seed trained alone, bit for bit (an epoch of two pipelined chunks)', async () => {
     await initBackend('webgpu');
     const trainingConfig = config({ epochs: 1, batchSize: 1, objective: ADVERSARIAL, earlyStopping: { metric: 'none' } }); // 60 steps: two chunks;
-    const { trainingPerturbation } = await import('../src/attacks/training-perturbations.js');
     const seeds = [3, 4];
-    const options = (seed: number, engine: MaxoutEngine) => ({
-      model: buildModel(SPEC, 0.05, seed),
-      train: trainSplit,
-      validation: null,
-      config: trainingConfig,
-      seed,
-      perturbation: trainingPerturbation(trainingConfig.objective),
-      checkpointDir: null,
-      progress: quiet,
-      engine,
-    });
+    const options = (seed: number, engine: MaxoutEngine) => trainOptions(buildModel(SPEC, 0.05, seed), trainingConfig, engine, seed, null);
     const alone: Float32Array[][] = [];
     for (const seed of seeds) {
       const engine = MaxoutEngine.onTfjsDevice(SPEC, trainingConfig);
@@ -184,20 +182,9 @@ describe('the WebGPU engine trains as tfjs does', () => {
     const tensors = tf.memory().numTensors;
     const engine = MaxoutEngine.onTfjsDevice(SPEC, trainingConfig);
     const model = buildModel(SPEC, 0.05, 7);
-    const { trainingPerturbation } = await import('../src/attacks/training-perturbations.js');
     const before = { ...engine.counters };
     const steps = trainSplit.n;
-    await train({
-      model,
-      train: trainSplit,
-      validation: null,
-      config: trainingConfig,
-      seed: 5,
-      perturbation: trainingPerturbation(trainingConfig.objective),
-      checkpointDir: null,
-      progress: quiet,
-      engine,
-    });
+    await train(trainOptions(model, trainingConfig, engine, 5, null));
     const dispatches = engine.counters.dispatches - before.dispatches;
     const reads = engine.counters.reads - before.reads;
     const uploaded = engine.counters.uploadedBytes - before.uploadedBytes;

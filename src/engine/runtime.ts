@@ -240,3 +240,26 @@ export class GpuRuntime {
     this.pass = null;
   }
 }
+
+/**
+ * One use of a kernel, bound once to its buffers and to a uniform of its own (its shapes and offsets): record(step)
+ * adds its dispatch with that step's record; dispose releases its uniform, while the buffers it was given stay the
+ * caller's.
+ */
+export class BoundKernel {
+  constructor(
+    private readonly runtime: GpuRuntime,
+    private readonly kernel: Kernel,
+    private readonly group: GPUBindGroup,
+    private readonly uniform: GPUBuffer,
+    readonly grid: readonly [number, number?, number?],
+  ) {}
+
+  record(step: number): void {
+    this.runtime.dispatch(this.kernel, this.group, this.grid, step);
+  }
+
+  dispose(): void {
+    this.runtime.release(this.uniform);
+  }
+}

@@ -1,5 +1,5 @@
 import type { MaxoutTop, SigmoidLoss, SoftmaxGradient } from '../../models/classifier.js';
-import type { GpuRuntime, Kernel } from '../runtime.js';
+import { BoundKernel, type GpuRuntime } from '../runtime.js';
 import { MAX_LANES, STEP_RECORD_WGSL } from './step-record.js';
 
 /*
@@ -266,15 +266,7 @@ function shapeProblems(shape: CrossEntropyShape): string[] {
  * The cross-entropy kernel bound to its buffers: one dispatch per record(step). It does every lane's rows whatever
  * its active flag (the update skips idle lanes): an idle lane's gradient and statistics are there but meaningless.
  */
-export class CrossEntropy {
-  private constructor(
-    private readonly runtime: GpuRuntime,
-    private readonly kernel: Kernel,
-    private readonly group: GPUBindGroup,
-    private readonly uniform: GPUBuffer,
-    private readonly grid: [number, number],
-  ) {}
-
+export class CrossEntropy extends BoundKernel {
   static async create(runtime: GpuRuntime, shape: CrossEntropyShape, buffers: CrossEntropyBuffers): Promise<CrossEntropy> {
     const problems = shapeProblems(shape);
     if (problems.length > 0) throw new Error(`cross-entropy: ${problems.join('; ')}`);
@@ -306,14 +298,5 @@ export class CrossEntropy {
       ...(statistics ? [buffers.stats!] : []),
     ];
     return new CrossEntropy(runtime, kernel, runtime.bind(kernel, bound), uniform, crossEntropyGrid(shape));
-  }
-
-  record(step: number): void {
-    this.runtime.dispatch(this.kernel, this.group, this.grid, step);
-  }
-
-  /** Releases the kernel's own uniform (the caller's buffers stay). */
-  dispose(): void {
-    this.runtime.release(this.uniform);
   }
 }

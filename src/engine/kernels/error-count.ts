@@ -1,4 +1,4 @@
-import { STEP_RECORD_BYTES, type GpuRuntime, type Kernel } from '../runtime.js';
+import { BoundKernel, STEP_RECORD_BYTES, type GpuRuntime, type Kernel } from '../runtime.js';
 
 /*
  * The two kernels that turn one input gradient per batch into FGSM error counts at several ε (see
@@ -170,20 +170,9 @@ async function build(
 }
 
 /** One use of a pass kernel, built once; record(pass) adds its dispatch. */
-abstract class PassKernel {
-  protected constructor(
-    private readonly runtime: GpuRuntime,
-    private readonly built: Built,
-  ) {}
-
-  /** Records the dispatch with pass record `pass`. */
-  record(pass: number): void {
-    this.runtime.dispatch(this.built.kernel, this.built.group, this.built.grid, pass);
-  }
-
-  /** Releases the kernel's own uniform; the buffers it was given stay the caller's. */
-  dispose(): void {
-    this.runtime.release(this.built.uniform);
+abstract class PassKernel extends BoundKernel {
+  protected constructor(runtime: GpuRuntime, built: Built) {
+    super(runtime, built.kernel, built.group, built.uniform, built.grid);
   }
 }
 

@@ -1,5 +1,5 @@
 import { dropoutThreshold } from '../../core/counter-random.js';
-import type { GpuRuntime, Kernel } from '../runtime.js';
+import { BoundKernel, type GpuRuntime, type Kernel } from '../runtime.js';
 import { MAX_LANES, STEP_RECORD_WGSL } from './step-record.js';
 import { THREEFRY_WGSL } from './threefry.js';
 
@@ -537,28 +537,13 @@ async function build(runtime: GpuRuntime, kind: LayerKernelKind, tiling: Tiling,
 }
 
 /** One use of a layer kernel: pipeline, uniform and bind group built once; record() adds its dispatch at a step. */
-abstract class LayerKernel {
-  /** The workgroups of each dispatch (layerGrid's under `tile`). */
-  readonly grid: [number, number, number];
+abstract class LayerKernel extends BoundKernel {
   /** The tile it took: the shape's, FGSM_ENGINE_TILE's or chooseTile's. */
   readonly tile: LayerTile;
 
-  protected constructor(
-    private readonly runtime: GpuRuntime,
-    private readonly built: Built,
-  ) {
-    this.grid = built.grid;
+  protected constructor(runtime: GpuRuntime, built: Built) {
+    super(runtime, built.kernel, built.group, built.dims, built.grid);
     this.tile = built.tile;
-  }
-
-  /** Records the kernel's dispatch with step record `step`. */
-  record(step: number): void {
-    this.runtime.dispatch(this.built.kernel, this.built.group, this.grid, step);
-  }
-
-  /** Releases the kernel's own uniform; the buffers it was given stay the caller's. */
-  dispose(): void {
-    this.runtime.release(this.built.dims);
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Penalties } from '../../train/sgd.js';
 import type { PackedLayer } from '../parameters.js';
-import type { GpuRuntime, Kernel } from '../runtime.js';
+import { BoundKernel, type GpuRuntime } from '../runtime.js';
 import { MAX_LANES, STEP_RECORD_WGSL } from './step-record.js';
 
 /*
@@ -107,15 +107,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 }
 
 /** The update kernel bound to its buffers: one dispatch per record(step). */
-export class Update {
-  private constructor(
-    private readonly runtime: GpuRuntime,
-    private readonly kernel: Kernel,
-    private readonly group: GPUBindGroup,
-    private readonly uniform: GPUBuffer,
-    private readonly grid: [number, number],
-  ) {}
-
+export class Update extends BoundKernel {
   static async create(runtime: GpuRuntime, shape: UpdateShape, buffers: UpdateBuffers): Promise<Update> {
     if (shape.layers.length === 0) throw new Error('update: no layers');
     if (shape.lanes > MAX_LANES) throw new Error(`update: ${shape.lanes} lanes: a step record holds ${MAX_LANES}`);
@@ -133,14 +125,5 @@ export class Update {
     const uniform = runtime.uniform('update shape', data.byteLength, u32);
     const group = runtime.bind(kernel, [buffers.steps, uniform, buffers.parameters, buffers.gradients, buffers.velocities]);
     return new Update(runtime, kernel, group, uniform, updateGrid(shape));
-  }
-
-  record(step: number): void {
-    this.runtime.dispatch(this.kernel, this.group, this.grid, step);
-  }
-
-  /** Releases the kernel's own uniform (the caller's buffers stay). */
-  dispose(): void {
-    this.runtime.release(this.uniform);
   }
 }
