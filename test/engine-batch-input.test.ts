@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { counterNoise } from '../src/core/counter-random.js';
 import { BatchInputKernel } from '../src/engine/kernels/batch-input.js';
 import type { PassDropout } from '../src/engine/kernels/layers.js';
-import { batchInputReference } from '../src/engine/kernels/layers-reference.js';
+import { batchInputReference, laneMask } from '../src/engine/kernels/layers-reference.js';
 import { encodeSteps, type LaneStep } from '../src/engine/kernels/step-record.js';
 import { engineRuntime } from './engine-helpers.js';
 import { randomImages } from './helpers.js';
@@ -53,5 +54,55 @@ test("a pass's batch input: rows by index, then x̃ rows, times the input mask, 
     }
   }
   for (const buffer of [steps, batch.images, batch.rowIndex, batch.adversarial]) runtime.release(buffer);
+  assert.equal(runtime.liveBuffers, before);
+});
+
+test("the noise controls' batch input: x + counterNoise drawn from the clean rows (after them for alpha-mix, alone for replace), then masked", async () => {
+  const runtime = await engineRuntime();
+  const before = runtime.liveBuffers;
+  const images = randomImages(EXAMPLES, 3);
+  const rowIndex = Uint32Array.from({ length: 2 * EXAMPLES }, (_, i) => (i * 11 + 1) % EXAMPLES);
+  const lanes: LaneStep[] = [
+    { dropoutSeed: 31, gradientSeed: 32, batchStart: 7, active: true, learningRate: 0, momentum: 0, statsSlot: 0 },
+    { dropoutSeed: 41, gradientSeed: 42, batchStart: 2, active: true, learningRate: 0, momentum: 0, statsSlot: 0 },
+  ];
+  const steps = runtime.uniform('steps', 2 * 256, new Uint8Array(encodeSteps([lanes, lanes])));
+  const batch = {
+    images: runtime.bufferWith('images', images),
+    rowIndex: runtime.bufferWith('rowIndex', rowIndex),
+    indexStride: EXAMPLES,
+    batchRows: N,
+  };
+  const clean = batchInputReference(
+    { images, rowIndex, indexStride: EXAMPLES, batchRows: N },
+    lanes,
+    { lanes: 2, rows: N, inputs: INPUTS },
+    null,
+    false,
+  );
+  const dropout: PassDropout = { seed: 'dropoutSeed', inputKeep: 0.8, inputScale: 2, hiddenKeep: 0.5, hiddenScale: 2 };
+  for (const distribution of ['sign', 'uniform'] as const) {
+    for (const rows of [N, 2 * N]) {
+      for (const masks of [null, dropout]) {
+        const noise = { distribution, epsilon: 0.3 };
+        const output = runtime.buffer('output', 2 * rows * INPUTS * 4);
+        const kernel = await BatchInputKernel.create(runtime, { lanes: 2, rows, inputs: INPUTS, dropout: masks, noise }, { steps, batch, output });
+        kernel.record(1);
+        const got = new Float32Array(await runtime.read(output, 0, 2 * rows * INPUTS * 4));
+        const expected = new Float32Array(2 * rows * INPUTS);
+        lanes.forEach((step, l) => {
+          const x = clean.subarray(l * N * INPUTS, (l + 1) * N * INPUTS);
+          const drawn = counterNoise(N, INPUTS, distribution, 0.3, step.dropoutSeed);
+          const noisy = Array.from(x, (v, i) => Math.fround(v + drawn[i]!));
+          const mask = laneMask(masks, step, 0, rows, INPUTS);
+          (rows > N ? [...x, ...noisy] : noisy).forEach((v, i) => (expected[l * rows * INPUTS + i] = v * (mask ? mask[i]! : 1)));
+        });
+        assert.deepEqual(Array.from(got), Array.from(expected), `${distribution}, rows ${rows}, dropout ${masks ? 'on' : 'off'}`);
+        kernel.dispose();
+        runtime.release(output);
+      }
+    }
+  }
+  for (const buffer of [steps, batch.images, batch.rowIndex]) runtime.release(buffer);
   assert.equal(runtime.liveBuffers, before);
 });

@@ -80,6 +80,8 @@ const trainOptions = (
 interface Trained {
   summary: TrainingSummary;
   parameters: Float32Array[];
+  /** The engine's dispatches (0 on wasm). */
+  dispatches: number;
 }
 
 async function trainOn(backend: 'wasm' | 'webgpu', trainingConfig: TrainingConfig, spec: ModelSpec = SPEC): Promise<Trained> {
@@ -89,7 +91,7 @@ async function trainOn(backend: 'wasm' | 'webgpu', trainingConfig: TrainingConfi
   try {
     const summary = await train(trainOptions(model, trainingConfig, engine));
     const parameters = await Promise.all(model.parameters.map(async (p) => (await p.variable.data()) as Float32Array));
-    return { summary, parameters };
+    return { summary, parameters, dispatches: engine?.counters.dispatches ?? 0 };
   } finally {
     engine?.dispose();
     model.dispose();
@@ -131,6 +133,19 @@ describe('the WebGPU engine trains as tfjs does', () => {
     ]) {
       const one = config({ epochs: 1, objective, earlyStopping: { metric: 'none' } });
       assertSameTraining(await trainOn('webgpu', one), await trainOn('wasm', one), 1e-5);
+    }
+  });
+
+  test("§6's noise controls (threefry-v1 noise): sign with alpha-mix and uniform with replace, 11 dispatches a step", async () => {
+    for (const objective of [
+      { kind: 'noise', distribution: 'sign', epsilon: 0.25, mixing: 'alpha-mix', alpha: 0.5 },
+      { kind: 'noise', distribution: 'uniform', epsilon: 0.3, mixing: 'replace' },
+    ]) {
+      const one = config({ epochs: 1, objective, earlyStopping: { metric: 'none' } });
+      const engine = await trainOn('webgpu', one);
+      assertSameTraining(engine, await trainOn('wasm', one), 1e-5);
+      // the training pass alone, its x̃ drawn in its batch input: as many dispatches as a clean step
+      assert.equal(engine.dispatches / (trainSplit.n / one.batchSize), 11, objective.mixing);
     }
   });
 

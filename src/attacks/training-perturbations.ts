@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ObjectiveConfig } from '../config/schema.js';
+import { counterNoise } from '../core/counter-random.js';
 import { stream, streamSeed } from '../core/rng.js';
 import type { TrainingPerturbation } from '../train/objective.js';
 import { fastGradientSign } from './fgsm.js';
@@ -38,21 +39,26 @@ function adversarialExamples(objective: Adversarial): TrainingPerturbation {
   };
 }
 
-/** §6's noise controls: x + ε·(random ±1 per pixel) or x + U(−ε, ε) per pixel, fresh every minibatch. */
+/**
+ * §6's noise controls: x + ε·(random ±1 per pixel) or x + U(−ε, ε) per pixel, fresh every minibatch. A maxout
+ * network whose dropout comes from threefry-v1 draws its noise from that counter-based generator too (counterNoise,
+ * which the WebGPU engine draws on the device); every other model from the sequential stream(seed, 'noise').
+ */
 function noisyExamples(objective: Noise): TrainingPerturbation {
-  const { epsilon } = objective;
+  const { epsilon, distribution } = objective;
   return {
     mixing: objective.mixing,
     alpha: objective.alpha,
-    perturb: (_model, x, _y, dropoutSeeds) => {
+    perturb: (model, x, _y, dropoutSeeds) => {
+      const counter = model.spec.kind === 'maxout' && model.spec.dropout?.stream === 'threefry-v1';
       // each stacked network's rows get the noise its seed alone would draw
       const perNetwork = x.size / dropoutSeeds.length;
       const noise = new Float32Array(x.size);
       dropoutSeeds.forEach((seed, i) => {
-        const rng = stream(seed, 'noise');
         const rows = noise.subarray(i * perNetwork, (i + 1) * perNetwork);
-        if (objective.distribution === 'sign') rng.fillBernoulli(rows, 0.5, epsilon, -epsilon);
-        else rng.fillUniform(rows, -epsilon, epsilon);
+        if (counter) rows.set(counterNoise(perNetwork / x.shape[1], x.shape[1], distribution, epsilon, seed));
+        else if (distribution === 'sign') stream(seed, 'noise').fillBernoulli(rows, 0.5, epsilon, -epsilon);
+        else stream(seed, 'noise').fillUniform(rows, -epsilon, epsilon);
       });
       return tf.tidy(() => tf.add(x, tf.tensor2d(noise, x.shape)));
     },

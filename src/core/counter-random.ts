@@ -48,3 +48,30 @@ export function counterDropoutMask(rows: number, width: number, keep: number, sc
   }
   return out;
 }
+
+/**
+ * The key word of the noise controls' draw under threefry-v1. The dropout draw keys Threefry with (seed, layer),
+ * layer 0 for the input and i + 1 for hidden layer i, so the largest u32, which no network's layers reach, keeps a
+ * step's noise independent of every mask drawn under the same seed.
+ */
+export const NOISE_KEY = 0xffffffff;
+
+export type NoiseDistribution = 'sign' | 'uniform';
+
+/**
+ * §6's noise controls under threefry-v1: the rows × width noise of one network's minibatch under its step's dropout
+ * `seed`. With b the top 24 bits of Threefry(key (seed, NOISE_KEY), counter (row, column)), sign gives +ε where
+ * b < 2²³ and −ε elsewhere; uniform gives ε·(2u − 1) with u = b·2⁻²⁴, in float32: 2u − 1 is exact there, so the
+ * product rounds once, as the engine's kernel rounds it, and x + noise once more on either side.
+ */
+export function counterNoise(rows: number, width: number, distribution: NoiseDistribution, epsilon: number, seed: number): Float32Array {
+  const e = Math.fround(epsilon);
+  const out = new Float32Array(rows * width);
+  for (let row = 0; row < rows; row++) {
+    for (let column = 0; column < width; column++) {
+      const bits = threefry2x32(seed, NOISE_KEY, row, column)[0] >>> 8;
+      out[row * width + column] = distribution === 'sign' ? (bits < 2 ** 23 ? e : -e) : Math.fround(e * (bits * 2 ** -23 - 1));
+    }
+  }
+  return out;
+}

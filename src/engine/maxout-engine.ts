@@ -20,14 +20,16 @@ export const READ_EVERY = 50;
 
 /**
  * Why the engine cannot train this network and objective (null: it can). What it runs: maxout networks with the
- * softmax or independent-sigmoid top, dropout from the counter-based stream threefry-v1 or none, trained clean or
- * adversarially (§6's J̃ in each gradient state and form), with momentum, max-norm, weight decay and L1.
+ * softmax or independent-sigmoid top, dropout from the counter-based stream threefry-v1 or none, trained clean,
+ * adversarially (§6's J̃ in each gradient state and form) or on §6's noise controls (whose noise threefry-v1 also
+ * draws: so only with that dropout), with momentum, max-norm, weight decay and L1.
  */
 export function engineSupport(spec: ModelSpec, objective: ObjectiveConfig, lanes = 1): string | null {
   if (spec.kind !== 'maxout') return `it trains maxout networks, not ${spec.kind}`;
   if (spec.dropout && spec.dropout.stream !== 'threefry-v1')
     return `it draws dropout on the device from the counter-based stream: set model.dropout.stream: threefry-v1 (this config uses ${spec.dropout.stream})`;
-  if (objective.kind === 'noise') return 'it does not train the noise controls yet';
+  if (objective.kind === 'noise' && !spec.dropout)
+    return "it draws the noise controls' noise from the counter-based stream, which comes with model.dropout.stream: threefry-v1 (this network has no dropout)";
   if (objective.kind === 'adversarial' && objective.gradient !== 'standard' && objective.gradient !== 'stable')
     return `it takes ∇ₓJ with the standard or the stable gradient, not ${objective.gradient}`;
   if (lanes > MAX_LANES) return `it stacks at most ${MAX_LANES} seeds, not ${lanes}`;

@@ -1,7 +1,7 @@
-import type { TrainingConfig } from '../config/schema.js';
+import type { ObjectiveConfig, TrainingConfig } from '../config/schema.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
 import type { ModelSpec } from '../models/classifier.js';
-import { BatchInputKernel } from './kernels/batch-input.js';
+import { BatchInputKernel, type BatchNoise } from './kernels/batch-input.js';
 import { CrossEntropy, type CrossEntropyShape, type EngineGradient } from './kernels/cross-entropy.js';
 import { BackwardData, HiddenForward, OutputForward, WeightGradient, type BatchInput, type LayerShape, type PassDropout } from './kernels/layers.js';
 import { Update } from './kernels/update.js';
@@ -61,7 +61,7 @@ export class StepProgram {
     };
     const { lanes, batchSize: n } = shape;
     const adversarial = training.objective.kind === 'adversarial';
-    const rows = adversarial ? 2 * n : n;
+    const rows = trainingRows(training.objective, n);
     for (const name of ['params', 'velocity', 'grads']) add(name, lanes * layout.laneFloats * 4);
     add('rowIndex', lanes * shape.indexStride * 4);
     add('stats', shape.steps * lanes * 2 * 4);
@@ -115,11 +115,22 @@ export class StepProgram {
   }
 }
 
+/** The objective when it mixes α·J(x) + (1 − α)·J(x̃) (J̃ always, the noise controls under alpha-mix), else null. */
+function alphaMix(objective: ObjectiveConfig): { alpha: number } | null {
+  return objective.kind === 'adversarial' || (objective.kind === 'noise' && objective.mixing === 'alpha-mix') ? objective : null;
+}
+
+/** Rows a lane's training pass holds: [x; x̃] under alpha-mix (minibatchObjective's order), else x or x̃ alone. */
+function trainingRows(objective: ObjectiveConfig, n: number): number {
+  return alphaMix(objective) ? 2 * n : n;
+}
+
 /**
  * The kernels of one step, in order. With x̃ (§6's J̃): the gradient pass over x (R = n rows a lane, in the
  * objective's gradient state and form) down to x̃ = x + ε·sign(∇ₓJ); then the training pass over [x; x̃] (R = 2n)
- * with the clean term's dropout masks, its gradients layer by layer from the top, and the update. Without x̃, the
- * training pass alone. For two hidden layers: 19 dispatches a J̃ step, 11 a clean one.
+ * with the clean term's dropout masks, its gradients layer by layer from the top, and the update. The noise controls
+ * and clean training: the training pass alone, the noise drawn into its input (over [x; x̃] for alpha-mix, over x̃
+ * alone for replace). For two hidden layers: 19 dispatches a J̃ step, 11 a noise or a clean one.
  */
 async function buildKernels(
   runtime: GpuRuntime,
@@ -138,13 +149,14 @@ async function buildKernels(
   const hidden = spec.layers.length;
   const top = hidden + 1;
   const adversarial = objective.kind === 'adversarial' ? objective : null;
-  const rows = adversarial ? 2 * n : n;
+  const noise: BatchNoise | null = objective.kind === 'noise' ? objective : null;
+  const rows = trainingRows(objective, n);
   const batch = (R: number): BatchInput => ({
     images: resident.images!,
     rowIndex: buffer('rowIndex'),
     indexStride,
     batchRows: n,
-    ...(R > n ? { adversarial: buffer('adversarial') } : {}),
+    ...(R > n && adversarial ? { adversarial: buffer('adversarial') } : {}),
   });
   const masks = (seed: PassDropout['seed']): PassDropout | null => {
     if (!spec.dropout) return null;
@@ -159,11 +171,11 @@ async function buildKernels(
   const upstream = (j: number): GPUBuffer => (j === top ? buffer('dLogits') : buffer(`dPre${j}`));
 
   // the pass's masked input made once, then its layers
-  const forward = async (R: number, dropout: PassDropout | null): Promise<RecordedKernel[]> => {
+  const forward = async (R: number, dropout: PassDropout | null, withNoise: BatchNoise | null = null): Promise<RecordedKernel[]> => {
     const kernels: RecordedKernel[] = [
       await BatchInputKernel.create(
         runtime,
-        { lanes, rows: R, inputs: spec.inputSize, dropout },
+        { lanes, rows: R, inputs: spec.inputSize, dropout, noise: withNoise },
         { steps, batch: batch(R), output: buffer('input') },
       ),
     ];
@@ -224,8 +236,10 @@ async function buildKernels(
     );
   }
   const dropout = masks('dropoutSeed');
-  kernels.push(...(await forward(rows, dropout)));
-  const weights = adversarial ? { clean: adversarial.alpha, adversarial: 1 - adversarial.alpha } : { clean: 1, adversarial: 0 };
+  kernels.push(...(await forward(rows, dropout, noise)));
+  // minibatchObjective's weights; its misclassified rows are a lane's first n either way: x under alpha-mix, x̃ under replace
+  const mix = alphaMix(objective);
+  const weights = mix ? { clean: mix.alpha, adversarial: 1 - mix.alpha } : { clean: 1, adversarial: 0 };
   kernels.push(await crossEntropy(rows, { gradient: 'standard', weights, reduction: 'mean', statistics: { misclassifiedRows: n } }));
   for (let j = top; j >= 1; j--) {
     const input = j === 1 ? buffer('input') : buffer(`h${j - 1}`);
