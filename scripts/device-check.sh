@@ -37,11 +37,12 @@ step() { # name, seconds, command...
 
 echo "device-check: app $app, data $FGSM_DATA_DIR, node $(node --version), $(date -u +%FT%TZ)"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
-run_limit=${DEVICE_CHECK_RUN:-330} # seconds for the full-length run: what a 10-minute call leaves
-step doctor 30 node bin/fgsm.js doctor
-step bench-engine-240 120 node dist/scripts/bench.js --backend webgpu --only engine --json
-step bench-engine-$units_big 150 node dist/scripts/bench.js --backend webgpu --only engine --units "$units_big" --json
-step engine-tests 120 node --test --test-concurrency=1 dist/test/engine-train.test.js dist/test/engine-layers.test.js dist/test/engine-fgsm.test.js dist/test/engine-objective.test.js
+# the limits add up to 510 s: a 10-minute device call with room for the machine's start and the files' return
+run_limit=${DEVICE_CHECK_RUN:-220} # seconds for the full-length run
+step doctor 20 node bin/fgsm.js doctor
+step bench-engine-240 90 node dist/scripts/bench.js --backend webgpu --only engine --json
+step bench-engine-$units_big 120 node dist/scripts/bench.js --backend webgpu --only engine --units "$units_big" --json
+step engine-tests 60 node --test --test-concurrency=1 dist/test/engine-train.test.js dist/test/engine-layers.test.js dist/test/engine-fgsm.test.js dist/test/engine-objective.test.js
 # the run folder stays outside $out (a device call brings back only a few files): its record and epochs come back
 runs=$(mktemp -d)
 step maxout-1600-adv "$run_limit" node bin/fgsm.js run configs/maxout-1600-adv.yaml --backend webgpu --results-dir "$runs" \
