@@ -322,27 +322,26 @@ describe('webgpu backend (lavapipe without a GPU)', () => {
     );
   });
 
-  test("a whole run on webgpu completes, and its parameters and metrics are wasm's within float tolerance", () => {
-    // adversarial training, adversarial early stopping, stage 2 and the full evaluation, on a tiny maxout network
-    const dir = tempDir();
+  /** TINY_MAXOUT run by `fgsm run` with `args`: its record and its weights. */
+  const wholeRun = (dir: string, label: string, args: string[]) => {
     const config = join(dir, 'tiny.yaml');
     writeFileSync(config, TINY_MAXOUT);
-    const run = (backend: BackendName) => {
-      const results = join(dir, backend);
-      const out = spawnSync(process.execPath, [join('bin', 'fgsm.js'), 'run', config, '--backend', backend, '--results-dir', results], {
-        encoding: 'utf8',
-        env: { ...process.env, FORCE_COLOR: '0' },
-      });
-      assert.equal(out.status, 0, out.stderr);
-      const runDir = join(results, 'tiny', readdirSync(join(results, 'tiny'))[0]!);
-      const result = JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')) as ResultRecord;
-      const bytes = readFileSync(join(runDir, 'model', 'weights.bin'));
-      return { result, weights: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) };
-    };
-    const wasm = run('wasm');
-    const webgpu = run('webgpu');
+    const results = join(dir, label);
+    const out = spawnSync(process.execPath, [join('bin', 'fgsm.js'), 'run', config, '--results-dir', results, ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, FORCE_COLOR: '0' },
+    });
+    assert.equal(out.status, 0, out.stderr);
+    const runDir = join(results, 'tiny', readdirSync(join(results, 'tiny'))[0]!);
+    const result = JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')) as ResultRecord;
+    const bytes = readFileSync(join(runDir, 'model', 'weights.bin'));
+    return { result, output: out.stdout + out.stderr, weights: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) };
+  };
+
+  /** The two runs' parameters within `tolerance`, their figures within half a point, the same epochs in each stage. */
+  const assertSameRun = (webgpu: ReturnType<typeof wholeRun>, wasm: ReturnType<typeof wholeRun>, tolerance: number) => {
     assert.equal(webgpu.result.provenance.backend.name, 'webgpu');
-    assert.ok(maxDifference(webgpu.weights, wasm.weights) < 1e-3, `parameters differ by ${maxDifference(webgpu.weights, wasm.weights)}`);
+    assert.ok(maxDifference(webgpu.weights, wasm.weights) < tolerance, `parameters differ by ${maxDifference(webgpu.weights, wasm.weights)}`);
     const [a, b] = [webgpu.result.metrics, wasm.result.metrics];
     const close = (x: number, y: number, what: string) => assert.ok(Math.abs(x - y) <= 0.005, `${what}: webgpu ${x}, wasm ${y}`);
     close(a.clean.error, b.clean.error, 'clean error');
@@ -353,20 +352,42 @@ describe('webgpu backend (lavapipe without a GPU)', () => {
     close(a.rubbish!.error, b.rubbish!.error, 'rubbish error');
     // the same stopping decisions: epochs in each stage
     assert.deepEqual([a.training.epochs, a.training.stage2?.epochs], [b.training.epochs, b.training.stage2?.epochs]);
-  });
-  test('two seeds on webgpu train as one stacked network (auto), each ending as on wasm one by one', () => {
+  };
+
+  test("a whole run on webgpu completes, and its parameters and metrics are wasm's within float tolerance", () => {
+    // adversarial training, adversarial early stopping, stage 2 and the full evaluation, on a tiny maxout network
     const dir = tempDir();
-    const config = join(dir, 'two-seeds.yaml');
-    writeFileSync(config, TWO_SEEDS_MAXOUT);
-    const stacked = runBySeed(config, join(dir, 'webgpu'), ['--backend', 'webgpu']);
-    const alone = runBySeed(config, join(dir, 'wasm'), ['--backend', 'wasm', '--stack-seeds', 'never']);
-    assert.match(stacked.output, /seeds 3, 4 trained together as one stacked network on webgpu/);
-    for (const seed of [3, 4]) {
-      const [a, b] = [stacked.bySeed.get(seed)!, alone.bySeed.get(seed)!];
-      assert.ok(maxDifference(a.weights, b.weights) < 1e-3, `seed ${seed}: parameters differ by ${maxDifference(a.weights, b.weights)}`);
-      const [x, y] = [a.result.metrics, b.result.metrics];
-      assert.deepEqual([x.training.epochs, x.training.stage2?.epochs], [y.training.epochs, y.training.stage2?.epochs]);
-      assert.ok(Math.abs(x.clean.error - y.clean.error) <= 0.005 && Math.abs(x.fgsm['0.25']!.error - y.fgsm['0.25']!.error) <= 0.005);
+    const webgpu = wholeRun(dir, 'webgpu', ['--backend', 'webgpu']);
+    assert.equal(webgpu.result.provenance.trainer, 'tfjs');
+    assert.match(webgpu.output, /training: tfjs's webgpu ops \(the WebGPU engine does not run this: .*threefry-v1/);
+    assertSameRun(webgpu, wholeRun(dir, 'wasm', ['--backend', 'wasm']), 1e-3);
+  });
+
+  test("a whole run on the WebGPU engine (dropout stream threefry-v1): wasm's parameters and metrics, epochs and stages", () => {
+    const dir = tempDir();
+    const counter = ['--set', 'model.dropout.stream=threefry-v1'];
+    const engine = wholeRun(dir, 'engine', ['--backend', 'webgpu', ...counter]);
+    assert.equal(engine.result.provenance.trainer, 'webgpu-engine');
+    assert.match(engine.output, /training: the WebGPU engine/);
+    assertSameRun(engine, wholeRun(dir, 'wasm', ['--backend', 'wasm', ...counter]), 1e-4);
+  });
+
+  test("two seeds on webgpu train as one stacked network (auto), on tfjs's ops or on the engine, each ending as on wasm one by one", () => {
+    for (const counter of [[], ['--set', 'model.dropout.stream=threefry-v1']]) {
+      const dir = tempDir();
+      const config = join(dir, 'two-seeds.yaml');
+      writeFileSync(config, TWO_SEEDS_MAXOUT);
+      const stacked = runBySeed(config, join(dir, 'webgpu'), ['--backend', 'webgpu', ...counter]);
+      const alone = runBySeed(config, join(dir, 'wasm'), ['--backend', 'wasm', '--stack-seeds', 'never', ...counter]);
+      assert.match(stacked.output, /seeds 3, 4 trained together as one stacked network on webgpu/);
+      assert.match(stacked.output, counter.length ? /training: the WebGPU engine/ : /training: tfjs's webgpu ops/);
+      for (const seed of [3, 4]) {
+        const [a, b] = [stacked.bySeed.get(seed)!, alone.bySeed.get(seed)!];
+        assert.ok(maxDifference(a.weights, b.weights) < 1e-3, `seed ${seed}: parameters differ by ${maxDifference(a.weights, b.weights)}`);
+        const [x, y] = [a.result.metrics, b.result.metrics];
+        assert.deepEqual([x.training.epochs, x.training.stage2?.epochs], [y.training.epochs, y.training.stage2?.epochs]);
+        assert.ok(Math.abs(x.clean.error - y.clean.error) <= 0.005 && Math.abs(x.fgsm['0.25']!.error - y.fgsm['0.25']!.error) <= 0.005);
+      }
     }
   });
 });
