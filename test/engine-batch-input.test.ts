@@ -5,6 +5,7 @@ import { BatchInputKernel } from '../src/engine/kernels/batch-input.js';
 import type { PassDropout } from '../src/engine/kernels/layers.js';
 import { batchInputReference, laneMask } from '../src/engine/kernels/layers-reference.js';
 import { encodeSteps, type LaneStep } from '../src/engine/kernels/step-record.js';
+import { STEP_RECORD_BYTES } from '../src/engine/runtime.js';
 import { engineRuntime } from './engine-helpers.js';
 import { randomImages } from './helpers.js';
 
@@ -22,7 +23,7 @@ test("a pass's batch input: rows by index, then x̃ rows, times the input mask, 
     { dropoutSeed: 11, gradientSeed: 12, batchStart: 10, active: true, learningRate: 0, momentum: 0, statsSlot: 0 },
     { dropoutSeed: 21, gradientSeed: 22, batchStart: 5, active: true, learningRate: 0, momentum: 0, statsSlot: 0 },
   ];
-  const steps = runtime.uniform('steps', 2 * 256, new Uint8Array(encodeSteps([lanes, lanes])));
+  const steps = runtime.uniform('steps', 2 * STEP_RECORD_BYTES, new Uint8Array(encodeSteps([lanes, lanes])));
   const batch = {
     images: runtime.bufferWith('images', images),
     rowIndex: runtime.bufferWith('rowIndex', rowIndex),
@@ -66,7 +67,7 @@ test("the noise controls' batch input: x + counterNoise drawn from the clean row
     { dropoutSeed: 31, gradientSeed: 32, batchStart: 7, active: true, learningRate: 0, momentum: 0, statsSlot: 0 },
     { dropoutSeed: 41, gradientSeed: 42, batchStart: 2, active: true, learningRate: 0, momentum: 0, statsSlot: 0 },
   ];
-  const steps = runtime.uniform('steps', 2 * 256, new Uint8Array(encodeSteps([lanes, lanes])));
+  const steps = runtime.uniform('steps', 2 * STEP_RECORD_BYTES, new Uint8Array(encodeSteps([lanes, lanes])));
   const batch = {
     images: runtime.bufferWith('images', images),
     rowIndex: runtime.bufferWith('rowIndex', rowIndex),

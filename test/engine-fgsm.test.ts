@@ -7,6 +7,7 @@ import { FgsmErrorRates } from '../src/engine/fgsm-error-rates.js';
 import { encodePasses, ErrorCount, FgsmExamples, type FgsmPass } from '../src/engine/kernels/error-count.js';
 import { errorCountReference, fgsmExamplesReference } from '../src/engine/kernels/error-count-reference.js';
 import { fgsmErrorRate } from '../src/eval/evaluate.js';
+import { STEP_RECORD_BYTES } from '../src/engine/runtime.js';
 import { buildModel } from '../src/models/build.js';
 import type { Classifier, ModelSpec } from '../src/models/classifier.js';
 import { engineRuntime } from './engine-helpers.js';
@@ -70,7 +71,7 @@ test('x̃ for a group of ε and the error count equal their references: padding,
   const labels = Uint32Array.from({ length: examples }, () => random.int(classes));
   const counts = Uint32Array.from([5, 0, 2, 1, 3]);
   const buffers = {
-    passes: runtime.uniform('passes', 512, encodePasses(passes)),
+    passes: runtime.uniform('passes', passes.length * STEP_RECORD_BYTES, encodePasses(passes)),
     images: runtime.bufferWith('images', images),
     rowIndex: runtime.bufferWith('rowIndex', rowIndex),
     direction: runtime.bufferWith('direction', direction),

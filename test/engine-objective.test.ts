@@ -8,7 +8,7 @@ import { encodeSteps, type LaneStep } from '../src/engine/kernels/step-record.js
 import { Update, type UpdateShape } from '../src/engine/kernels/update.js';
 import { updateReference } from '../src/engine/kernels/update-reference.js';
 import { PackedLayout } from '../src/engine/parameters.js';
-import type { GpuRuntime } from '../src/engine/runtime.js';
+import { STEP_RECORD_BYTES, type GpuRuntime } from '../src/engine/runtime.js';
 import type { Classifier, MaxoutTop, ModelSpec, SigmoidLoss } from '../src/models/classifier.js';
 import { applyMaxColumnNorm } from '../src/models/dense.js';
 import { MaxoutNetwork } from '../src/models/maxout.js';
@@ -28,7 +28,7 @@ const laneStep = (overrides: Partial<LaneStep> = {}): LaneStep => ({
 });
 
 const stepBuffer = (runtime: GpuRuntime, steps: readonly (readonly LaneStep[])[]) =>
-  runtime.uniform('steps', steps.length * 256, new Uint8Array(encodeSteps(steps)));
+  runtime.uniform('steps', steps.length * STEP_RECORD_BYTES, new Uint8Array(encodeSteps(steps)));
 
 const uniform = (seed: number, length: number, low: number, high: number) =>
   stream(seed, 'engine-objective').fillUniform(new Float32Array(length), low, high);

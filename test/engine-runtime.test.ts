@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { STEP_RECORD_BYTES } from '../src/engine/runtime.js';
 import { engineRuntime } from './engine-helpers.js';
 
 test('engine runtime: a kernel with a per-step record runs, counts its dispatches, writes and reads, and releases its buffers', async () => {
@@ -17,8 +18,9 @@ test('engine runtime: a kernel with a per-step record runs, counts its dispatche
     ['step', 'read', 'write'],
   );
   const before = runtime.liveBuffers;
-  const records = new Float32Array(3 * 64);
-  [1, 10, 100].forEach((factor, i) => (records[i * 64] = factor));
+  const floats = STEP_RECORD_BYTES / 4;
+  const records = new Float32Array(3 * floats);
+  [1, 10, 100].forEach((factor, i) => (records[i * floats] = factor));
   const steps = runtime.uniform('steps', records.byteLength, records);
   const x = runtime.bufferWith(
     'x',

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BackwardData } from '../src/engine/kernels/layers.js';
 import { encodeSteps } from '../src/engine/kernels/step-record.js';
+import { STEP_RECORD_BYTES } from '../src/engine/runtime.js';
 import { engineRuntime } from './engine-helpers.js';
 import { randomImages } from './helpers.js';
 
@@ -21,7 +22,7 @@ test('the FGSM step in the engine takes the sign of gradients far too small for 
   const upstream = Float32Array.from({ length: N * COLUMNS }, (_, i) => (i % 3 === 0 ? -1e-30 : 1e-30) * (1 + i / 7));
   const step = { dropoutSeed: 1, gradientSeed: 2, batchStart: 0, active: true, learningRate: 0, momentum: 0, statsSlot: 0 };
   const buffers = {
-    steps: runtime.uniform('steps', 256, new Uint8Array(encodeSteps([[step]]))),
+    steps: runtime.uniform('steps', STEP_RECORD_BYTES, new Uint8Array(encodeSteps([[step]]))),
     parameters: runtime.bufferWith('parameters', w),
     upstream: runtime.bufferWith('upstream', upstream),
     output: runtime.buffer('adversarial', N * INPUTS * 4),

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 export type Binding =
   /** a uniform buffer bound once (the kernel's shapes and offsets) */
   | 'uniform'
-  /** a uniform buffer of 256-byte records, one chosen per dispatch by a dynamic offset (per-step constants) */
+  /** a uniform buffer of STEP_RECORD_BYTES-byte records, one chosen per dispatch by a dynamic offset (per-step constants) */
   | 'step'
   /** a storage buffer the kernel only reads */
   | 'read'
@@ -36,8 +36,11 @@ export interface EngineCounters {
   recordingMilliseconds: number;
 }
 
-/** The size of one per-step record: the device's minimum uniform-buffer offset alignment on every adapter. */
-export const STEP_RECORD_BYTES = 256;
+/**
+ * The size of one per-step record: a multiple of the device's uniform-buffer offset alignment (256 bytes on every
+ * adapter), room for MAX_LANES lanes of 32 bytes.
+ */
+export const STEP_RECORD_BYTES = 512;
 
 const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
@@ -129,7 +132,7 @@ export class GpuRuntime {
     return kernel;
   }
 
-  /** The bind group of one use of a kernel, built once: buffers in binding order (a step buffer is bound 256 bytes at a time). */
+  /** The bind group of one use of a kernel, built once: buffers in binding order (a step buffer is bound one record at a time). */
   bind(kernel: Kernel, buffers: readonly GPUBuffer[]): GPUBindGroup {
     if (buffers.length !== kernel.bindings.length)
       throw new Error(`${kernel.name}: ${buffers.length} buffers for ${kernel.bindings.length} bindings`);

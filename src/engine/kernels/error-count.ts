@@ -5,7 +5,7 @@ import { BoundKernel, STEP_RECORD_BYTES, type GpuRuntime, type Kernel } from '..
  * fgsm-error-rates.ts): FgsmExamples writes x̃ = x + ε·sign(∇ₓJ) for a group of ε values, one block of n rows per
  * ε, so that one forward pass of the network serves the whole group; ErrorCount counts each block's misclassified
  * rows into that ε's counter, on the device, so that a whole split at every ε costs one read. Both take what
- * changes between passes (which batch, which ε) from a 256-byte pass record chosen by the dispatch's dynamic offset.
+ * changes between passes (which batch, which ε) from a pass record (STEP_RECORD_BYTES) chosen by the dispatch's dynamic offset.
  */
 
 /** One x̃ pass: a batch of the split and a group of consecutive ε values. */

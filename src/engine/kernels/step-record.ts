@@ -1,13 +1,13 @@
 import { STEP_RECORD_BYTES } from '../runtime.js';
 
 /*
- * The per-step constants every engine kernel may read: one 256-byte uniform record per training step, chosen by a
+ * The per-step constants every engine kernel may read: one STEP_RECORD_BYTES uniform record per training step, chosen by a
  * dynamic offset (GpuRuntime.dispatch's `step`), so that one submit covers many steps and a step costs no upload of
  * its own. A record holds one entry per stacked network (lane).
  */
 
-/** The most networks one stack trains together (a record's size bounds it: 8 lanes × 32 bytes). */
-export const MAX_LANES = 8;
+/** The most networks one stack trains together (a record's size bounds it: 16 lanes × 32 bytes; §9's ensemble has 12). */
+export const MAX_LANES = 16;
 
 /** What one lane needs to know at one step. */
 export interface LaneStep {
