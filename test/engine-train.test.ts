@@ -166,29 +166,34 @@ describe('the WebGPU engine trains as tfjs does', () => {
     assertSameTraining(engine, wasm, 1e-4);
   });
 
-  test('stacked lanes equal each seed trained alone, bit for bit (an epoch of two pipelined chunks)', async () => {
+  test('stacked lanes equal each seed trained alone, bit for bit: 2 seeds over an epoch of two pipelined chunks, 12 seeds (§9)', async () => {
     await initBackend('webgpu');
-    const trainingConfig = config({ epochs: 1, batchSize: 1, objective: ADVERSARIAL, earlyStopping: { metric: 'none' } }); // 60 steps: two chunks;
-    const seeds = [3, 4];
-    const options = (seed: number, engine: MaxoutEngine) => trainOptions(buildModel(SPEC, 0.05, seed), trainingConfig, engine, seed, null);
-    const alone: Float32Array[][] = [];
-    for (const seed of seeds) {
+    const cases = [
+      { seeds: [3, 4], batchSize: 1 }, // 60 steps: two chunks
+      { seeds: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], batchSize: 10 },
+    ];
+    for (const { seeds, batchSize } of cases) {
+      const trainingConfig = config({ epochs: 1, batchSize, objective: ADVERSARIAL, earlyStopping: { metric: 'none' } });
+      const options = (seed: number, engine: MaxoutEngine) => trainOptions(buildModel(SPEC, 0.05, seed), trainingConfig, engine, seed, null);
+      const alone: Float32Array[][] = [];
+      for (const seed of seeds) {
+        const engine = MaxoutEngine.onTfjsDevice(SPEC, trainingConfig);
+        const run = options(seed, engine);
+        await train(run);
+        alone.push(await Promise.all(run.model.parameters.map(async (p) => (await p.variable.data()) as Float32Array)));
+        run.model.dispose();
+        engine.dispose();
+      }
       const engine = MaxoutEngine.onTfjsDevice(SPEC, trainingConfig);
-      const run = options(seed, engine);
-      await train(run);
-      alone.push(await Promise.all(run.model.parameters.map(async (p) => (await p.variable.data()) as Float32Array)));
-      run.model.dispose();
+      const runs = seeds.map((seed) => options(seed, engine));
+      await trainStacked(runs, (stack) => new MaxoutNetwork(SPEC as Extract<ModelSpec, { kind: 'maxout' }>, 0.05, stack));
+      for (const [i, run] of runs.entries()) {
+        const together = await Promise.all(run.model.parameters.map(async (p) => (await p.variable.data()) as Float32Array));
+        together.forEach((values, j) => assert.deepEqual(values, alone[i]![j], `seed ${seeds[i]} parameter ${j}`));
+        run.model.dispose();
+      }
       engine.dispose();
     }
-    const engine = MaxoutEngine.onTfjsDevice(SPEC, trainingConfig);
-    const runs = seeds.map((seed) => options(seed, engine));
-    await trainStacked(runs, (stack) => new MaxoutNetwork(SPEC as Extract<ModelSpec, { kind: 'maxout' }>, 0.05, stack));
-    for (const [i, run] of runs.entries()) {
-      const together = await Promise.all(run.model.parameters.map(async (p) => (await p.variable.data()) as Float32Array));
-      together.forEach((values, j) => assert.deepEqual(values, alone[i]![j], `seed ${seeds[i]} parameter ${j}`));
-      run.model.dispose();
-    }
-    engine.dispose();
   });
 
   test('a J̃ step: at most 20 dispatches, no upload after the epoch starts, one read per 50 steps; no buffer leaks', async () => {
