@@ -155,6 +155,14 @@ describe('the WebGPU engine trains as tfjs does', () => {
     assertSameTraining(await trainOn('webgpu', one, sigmoid), await trainOn('wasm', one, sigmoid), 1e-5);
   });
 
+  test('softmax regression (a maxout network with no hidden layer to the engine), clean and adversarially trained', async () => {
+    const softmax: ModelSpec = { kind: 'softmax', inputSize: 784, classes: SPEC.classes, maxColumnNorm: 0.6 };
+    for (const objective of [{ kind: 'clean' }, { ...ADVERSARIAL, gradientState: 'deterministic' }]) {
+      const one = config({ epochs: 2, objective, weightDecay: 0.001 });
+      assertSameTraining(await trainOn('webgpu', one, softmax), await trainOn('wasm', one, softmax), 1e-5);
+    }
+  });
+
   test('a tiny full run with both stages ends at the same epochs with the same errors', async () => {
     const full = config({ epochs: 3, objective: ADVERSARIAL, stage2: { mode: 'continue', maxEpochs: 2 } });
     const wasm = await trainOn('wasm', full);

@@ -18,17 +18,28 @@ type MaxoutSpec = Extract<ModelSpec, { kind: 'maxout' }>;
 /** Minibatches between reads of the losses and error counts (the progress bar moves, divergence is caught): the only waits. */
 export const READ_EVERY = 50;
 
+/** Softmax regression as the engine sees it: a maxout network with no hidden layer under the softmax top. */
+function asMaxout(spec: ModelSpec): MaxoutSpec | null {
+  if (spec.kind === 'maxout') return spec;
+  if (spec.kind !== 'softmax') return null;
+  const { inputSize, classes, maxColumnNorm } = spec;
+  return { kind: 'maxout', inputSize, classes, maxColumnNorm, layers: [], dropout: null, top: 'softmax', sigmoidLoss: 'sum' };
+}
+
 /**
  * Why the engine cannot train this network and objective (null: it can). What it runs: maxout networks with the
- * softmax or independent-sigmoid top, dropout from the counter-based stream threefry-v1 or none, trained clean,
- * adversarially (§6's J̃ in each gradient state and form) or on §6's noise controls (whose noise threefry-v1 also
- * draws: so only with that dropout), with momentum, max-norm, weight decay and L1.
+ * softmax or independent-sigmoid top (and softmax regression, one with no hidden layer), dropout from the
+ * counter-based stream threefry-v1 or none, trained clean, adversarially (§6's J̃ in each gradient state and form) or
+ * on §6's noise controls (whose noise threefry-v1 also draws: so only with that dropout), with momentum, max-norm,
+ * weight decay and L1.
  */
 export function engineSupport(spec: ModelSpec, objective: ObjectiveConfig, lanes = 1): string | null {
-  if (spec.kind !== 'maxout') return `it trains maxout networks, not ${spec.kind}`;
-  if (spec.dropout && spec.dropout.stream !== 'threefry-v1')
-    return `it draws dropout on the device from the counter-based stream: set model.dropout.stream: threefry-v1 (this config uses ${spec.dropout.stream})`;
-  if (objective.kind === 'noise' && !spec.dropout)
+  const network = asMaxout(spec);
+  if (!network) return `it trains maxout networks and softmax regression, not ${spec.kind}`;
+  const stream = network.dropout ? (network.dropout.stream ?? 'sfc32-rows') : null;
+  if (stream && stream !== 'threefry-v1')
+    return `it draws dropout on the device from the counter-based stream: set model.dropout.stream: threefry-v1 (this config uses ${stream})`;
+  if (objective.kind === 'noise' && !network.dropout)
     return "it draws the noise controls' noise from the counter-based stream, which comes with model.dropout.stream: threefry-v1 (this network has no dropout)";
   if (objective.kind === 'adversarial' && objective.gradient !== 'standard' && objective.gradient !== 'stable')
     return `it takes ∇ₓJ with the standard or the stable gradient, not ${objective.gradient}`;
@@ -68,7 +79,7 @@ export class MaxoutEngine implements EpochEngine {
   static onTfjsDevice(spec: ModelSpec, training: EngineTraining): MaxoutEngine {
     const reason = engineSupport(spec, training.objective);
     if (reason) throw new Error(`the WebGPU engine cannot train this: ${reason}`);
-    return new MaxoutEngine(GpuRuntime.ofTfjsBackend(), spec as MaxoutSpec, training);
+    return new MaxoutEngine(GpuRuntime.ofTfjsBackend(), asMaxout(spec)!, training);
   }
 
   get counters() {
@@ -222,10 +233,12 @@ export class MaxoutEngine implements EpochEngine {
 
   /**
    * The error on FGSM examples of `split` at ε (§6's adversarial validation error, what fgsmErrorRate measures) on
-   * the device, the split uploaded once; null for a gradient form the engine does not compute.
+   * the device, the split uploaded once; null for a gradient form the engine does not compute, or a network with no
+   * hidden layer.
    */
   async fgsmErrorRate(model: Classifier, split: Split, epsilon: number, gradient: SoftmaxGradient): Promise<number | null> {
-    if (gradient !== 'standard' && gradient !== 'stable') return null;
+    // FgsmErrorRates reads the batch through a first hidden layer: softmax regression's stay on tfjs's ops
+    if ((gradient !== 'standard' && gradient !== 'stable') || this.spec.layers.length === 0) return null;
     let rates = this.attacks.get(split);
     if (!rates) {
       rates = await FgsmErrorRates.create(this.runtime, this.spec, split);

@@ -189,7 +189,14 @@ async function buildKernels(
         ),
       );
     }
-    kernels.push(await OutputForward.create(runtime, layer(top, R), { steps, parameters, input: buffer(`h${hidden}`), output: buffer('logits') }));
+    kernels.push(
+      await OutputForward.create(runtime, layer(top, R), {
+        steps,
+        parameters,
+        input: buffer(hidden ? `h${hidden}` : 'input'),
+        output: buffer('logits'),
+      }),
+    );
     return kernels;
   };
   // ∂J/∂(pre-activations of layer j − 1) from layer j's, through W_j, the mask and the maxout routing of layer j − 1
