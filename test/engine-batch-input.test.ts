@@ -5,7 +5,7 @@ import { BatchInputKernel } from '../src/engine/kernels/batch-input.js';
 import type { PassDropout } from '../src/engine/kernels/layers.js';
 import { batchInputReference, laneMask } from '../src/engine/kernels/layers-reference.js';
 import { encodeSteps, type LaneStep } from '../src/engine/kernels/step-record.js';
-import { STEP_RECORD_BYTES } from '../src/engine/runtime.js';
+import { STEP_RECORD_BYTES, type GpuRuntime } from '../src/engine/runtime.js';
 import { engineRuntime } from './engine-helpers.js';
 import { randomImages } from './helpers.js';
 
@@ -13,25 +13,40 @@ const INPUTS = 784;
 const N = 5;
 const EXAMPLES = 30;
 
-test("a pass's batch input: rows by index, then x̃ rows, times the input mask, exactly as the reference", async () => {
-  const runtime = await engineRuntime();
-  const before = runtime.liveBuffers;
-  const images = randomImages(EXAMPLES, 1);
-  const rowIndex = Uint32Array.from({ length: 2 * EXAMPLES }, (_, i) => (i * 7 + 3) % EXAMPLES);
-  const adversarial = randomImages(2 * N, 2);
-  const lanes: LaneStep[] = [
-    { dropoutSeed: 11, gradientSeed: 12, batchStart: 10, active: true, learningRate: 0, momentum: 0, statsSlot: 0 },
-    { dropoutSeed: 21, gradientSeed: 22, batchStart: 5, active: true, learningRate: 0, momentum: 0, statsSlot: 0 },
-  ];
+/** Two lanes' step entries: dropout seeds `seed` and `seed + 10` (gradient seeds one above), minibatches at `starts`. */
+const twoLanes = (seed: number, starts: [number, number]): LaneStep[] =>
+  starts.map((batchStart, l) => ({
+    dropoutSeed: seed + 10 * l,
+    gradientSeed: seed + 10 * l + 1,
+    batchStart,
+    active: true,
+    learningRate: 0,
+    momentum: 0,
+    statsSlot: 0,
+  }));
+
+/** Random examples in a shuffled order on the device, with two step records (tests record step 1) and x̃ rows if given. */
+function residentExamples(runtime: GpuRuntime, seed: number, lanes: LaneStep[], adversarial?: Float32Array) {
+  const images = randomImages(EXAMPLES, seed);
+  const rowIndex = Uint32Array.from({ length: 2 * EXAMPLES }, (_, i) => (i * (6 * seed + 1) + seed) % EXAMPLES);
   const steps = runtime.uniform('steps', 2 * STEP_RECORD_BYTES, new Uint8Array(encodeSteps([lanes, lanes])));
   const batch = {
     images: runtime.bufferWith('images', images),
     rowIndex: runtime.bufferWith('rowIndex', rowIndex),
     indexStride: EXAMPLES,
     batchRows: N,
-    adversarial: runtime.bufferWith('adversarial', adversarial),
+    ...(adversarial ? { adversarial: runtime.bufferWith('adversarial', adversarial) } : {}),
   };
-  const host = { images, rowIndex, indexStride: EXAMPLES, batchRows: N, adversarial };
+  const host = { images, rowIndex, indexStride: EXAMPLES, batchRows: N, ...(adversarial ? { adversarial } : {}) };
+  const release = () => [steps, batch.images, batch.rowIndex, ...(batch.adversarial ? [batch.adversarial] : [])].forEach((b) => runtime.release(b));
+  return { steps, batch, host, release };
+}
+
+test("a pass's batch input: rows by index, then x̃ rows, times the input mask, exactly as the reference", async () => {
+  const runtime = await engineRuntime();
+  const before = runtime.liveBuffers;
+  const lanes = twoLanes(11, [10, 5]);
+  const { steps, batch, host, release } = residentExamples(runtime, 1, lanes, randomImages(2 * N, 2));
   const dropouts: (PassDropout | null)[] = [
     null,
     { seed: 'dropoutSeed', inputKeep: 0.8, inputScale: 1, hiddenKeep: 0.5, hiddenScale: 2 },
@@ -54,33 +69,16 @@ test("a pass's batch input: rows by index, then x̃ rows, times the input mask, 
       runtime.release(output);
     }
   }
-  for (const buffer of [steps, batch.images, batch.rowIndex, batch.adversarial]) runtime.release(buffer);
+  release();
   assert.equal(runtime.liveBuffers, before);
 });
 
 test("the noise controls' batch input: x + counterNoise drawn from the clean rows (after them for alpha-mix, alone for replace), then masked", async () => {
   const runtime = await engineRuntime();
   const before = runtime.liveBuffers;
-  const images = randomImages(EXAMPLES, 3);
-  const rowIndex = Uint32Array.from({ length: 2 * EXAMPLES }, (_, i) => (i * 11 + 1) % EXAMPLES);
-  const lanes: LaneStep[] = [
-    { dropoutSeed: 31, gradientSeed: 32, batchStart: 7, active: true, learningRate: 0, momentum: 0, statsSlot: 0 },
-    { dropoutSeed: 41, gradientSeed: 42, batchStart: 2, active: true, learningRate: 0, momentum: 0, statsSlot: 0 },
-  ];
-  const steps = runtime.uniform('steps', 2 * STEP_RECORD_BYTES, new Uint8Array(encodeSteps([lanes, lanes])));
-  const batch = {
-    images: runtime.bufferWith('images', images),
-    rowIndex: runtime.bufferWith('rowIndex', rowIndex),
-    indexStride: EXAMPLES,
-    batchRows: N,
-  };
-  const clean = batchInputReference(
-    { images, rowIndex, indexStride: EXAMPLES, batchRows: N },
-    lanes,
-    { lanes: 2, rows: N, inputs: INPUTS },
-    null,
-    false,
-  );
+  const lanes = twoLanes(31, [7, 2]);
+  const { steps, batch, host, release } = residentExamples(runtime, 3, lanes);
+  const clean = batchInputReference(host, lanes, { lanes: 2, rows: N, inputs: INPUTS }, null, false);
   const dropout: PassDropout = { seed: 'dropoutSeed', inputKeep: 0.8, inputScale: 2, hiddenKeep: 0.5, hiddenScale: 2 };
   for (const distribution of ['sign', 'uniform'] as const) {
     for (const rows of [N, 2 * N]) {
@@ -104,6 +102,6 @@ test("the noise controls' batch input: x + counterNoise drawn from the clean row
       }
     }
   }
-  for (const buffer of [steps, batch.images, batch.rowIndex]) runtime.release(buffer);
+  release();
   assert.equal(runtime.liveBuffers, before);
 });
