@@ -8,6 +8,9 @@ import { fastGradientSign } from './fgsm.js';
 type Adversarial = Extract<ObjectiveConfig, { kind: 'adversarial' }>;
 type Noise = Extract<ObjectiveConfig, { kind: 'noise' }>;
 
+/** The seed of the masks ∇ₓJ is taken through under gradientState independent-mask, from the step's dropout seed. */
+export const gradientStateSeed = (dropoutSeed: number): number => streamSeed(dropoutSeed, 'gradient-state');
+
 /**
  * §6's adversarial training: x̃ = x + ε·sign(∇ₓJ(θ, x, y)) with the true labels, unclipped, recomputed for
  * every minibatch from the current parameters, mixed as J̃ = α·J(x) + (1 − α)·J(x̃). The network while ∇ₓJ is
@@ -22,7 +25,7 @@ function adversarialExamples(objective: Adversarial): TrainingPerturbation {
       const gradientSeed = {
         deterministic: null,
         'clean-mask': dropoutSeeds,
-        'independent-mask': dropoutSeeds.map((seed) => streamSeed(seed, 'gradient-state')),
+        'independent-mask': dropoutSeeds.map(gradientStateSeed),
       }[objective.gradientState];
       const { adversarial, direction } = fastGradientSign(model, x, y, {
         epsilons: [objective.epsilon],

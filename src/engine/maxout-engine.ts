@@ -1,11 +1,11 @@
 import type { ObjectiveConfig } from '../config/schema.js';
 import { FgsmError } from '../core/errors.js';
 import { yieldToEventLoop } from '../core/event-loop.js';
-import { stream, streamSeed } from '../core/rng.js';
+import { gradientStateSeed } from '../attacks/training-perturbations.js';
 import type { Split } from '../data/dataset.js';
 import type { Classifier, ModelSpec, SoftmaxGradient } from '../models/classifier.js';
 import { FgsmErrorRates } from './fgsm-error-rates.js';
-import type { EpochContext, EpochEngine, LaneEpoch } from '../train/epoch.js';
+import { epochOrder, stepSeed, type EpochContext, type EpochEngine, type LaneEpoch } from '../train/epoch.js';
 import type { EpochRecord } from '../train/state.js';
 import { encodeSteps, MAX_LANES, type LaneStep } from './kernels/step-record.js';
 import { PackedLayout } from './parameters.js';
@@ -110,7 +110,7 @@ export class MaxoutEngine implements EpochEngine {
     // the epoch's row indices and per-step records: its only uploads
     const rowIndex = new Uint32Array(lanes.length * indexStride);
     plans.forEach((plan, l) => {
-      const order = stream(plan.seed, 'shuffle', ...plan.stage.streams, plan.epoch).permutation(plan.stage.split.n);
+      const order = epochOrder(plan, plan.epoch);
       for (let i = 0; i < order.length; i++) rowIndex[l * indexStride + i] = plan.base + order[i]!;
     });
     const learningRates = plans.map(() => 0);
@@ -120,10 +120,10 @@ export class MaxoutEngine implements EpochEngine {
         plans.map((plan, l) => {
           const active = b < plan.batches;
           if (active) learningRates[l] = plan.stage.learningRate.at(plan.state.step + b);
-          const dropoutSeed = active ? streamSeed(plan.seed, 'step', ...plan.stage.streams, plan.epoch, b) : 0;
+          const dropoutSeed = active ? stepSeed(plan, plan.epoch, b) : 0;
           return {
             dropoutSeed,
-            gradientSeed: streamSeed(dropoutSeed, 'gradient-state'),
+            gradientSeed: gradientStateSeed(dropoutSeed),
             batchStart: active ? b * batchSize : 0,
             active,
             learningRate: active ? learningRates[l]! : 0,

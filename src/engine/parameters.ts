@@ -36,11 +36,11 @@ export class PackedLayout {
    */
   copyIn(runtime: GpuRuntime, parameters: readonly Parameter[], valueOf: (p: Parameter) => tf.Tensor, packed: GPUBuffer, lanes: number): void {
     const refs: tf.Tensor[] = [];
+    const backend = tf.backend() as unknown as { uploadToGPU(dataId: object): void };
     for (const [j, layer] of this.layers.entries()) {
       for (const role of ['weight', 'bias'] as const) {
         const p = parameterOf(parameters, j + 1, role);
         const tensor = valueOf(p);
-        const backend = tf.backend() as unknown as { uploadToGPU(dataId: object): void };
         backend.uploadToGPU(tensor.dataId); // a tensor made from host values lives on the host until first used
         const { buffer, tensorRef } = tensor.dataToGPU();
         refs.push(tensorRef);

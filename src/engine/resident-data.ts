@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Split } from '../data/dataset.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
 import type { GpuRuntime } from './runtime.js';
@@ -60,13 +61,11 @@ export class ResidentData {
   }
 }
 
-/** A content hash of a split (FNV-1a over its label and pixel words): equal for two copies of the same examples. */
+/** A content hash of a split (its labels and pixels): equal for two copies of the same examples. */
 function fingerprintOf(split: Split): string {
-  let h = 0x811c9dc5;
-  const mix = (words: Uint32Array | Int32Array): void => {
-    for (let i = 0; i < words.length; i++) h = Math.imul(h ^ words[i]!, 0x01000193) >>> 0;
-  };
-  mix(split.y.subarray(0, split.n));
-  mix(new Uint32Array(split.x.buffer, split.x.byteOffset, split.n * IMAGE_SIZE));
-  return `${split.n}:${h.toString(16)}`;
+  const bytes = (a: Float32Array | Int32Array, n: number) => new Uint8Array(a.buffer, a.byteOffset, n * a.BYTES_PER_ELEMENT);
+  const hash = createHash('sha256')
+    .update(bytes(split.y, split.n))
+    .update(bytes(split.x, split.n * IMAGE_SIZE));
+  return `${split.n}:${hash.digest('hex')}`;
 }

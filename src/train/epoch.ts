@@ -47,6 +47,16 @@ export interface EpochEngine {
   dispose(): void;
 }
 
+/** The order in which a lane visits its stage's split in `epoch`: a fresh seeded permutation. */
+export function epochOrder(lane: LaneEpoch, epoch: number): Int32Array {
+  return stream(lane.seed, 'shuffle', ...lane.stage.streams, epoch).permutation(lane.stage.split.n);
+}
+
+/** The seed of a lane's dropout masks (and a noise control's noise) at minibatch `b` of `epoch`. */
+export function stepSeed(lane: LaneEpoch, epoch: number, b: number): number {
+  return streamSeed(lane.seed, 'step', ...lane.stage.streams, epoch, b);
+}
+
 /** One lane's part of an epoch: its seed's training, in its own stage, order, schedule and random streams. */
 export interface LaneEpoch {
   seed: number;
@@ -67,11 +77,11 @@ export async function trainEpoch(context: EpochContext, lanes: readonly LaneEpoc
   const batchSize = config.batchSize;
   const plans = lanes.map((lane) => {
     const epoch = lane.state.epoch + 1;
-    const { split, streams } = lane.stage;
+    const { split } = lane.stage;
     return {
       ...lane,
       epoch,
-      order: stream(lane.seed, 'shuffle', ...streams, epoch).permutation(split.n),
+      order: epochOrder(lane, epoch),
       batches: Math.ceil(split.n / batchSize),
       momentum: lane.stage.momentum.at(epoch),
       learningRate: lane.stage.learningRate.at(lane.state.step),
@@ -95,7 +105,7 @@ export async function trainEpoch(context: EpochContext, lanes: readonly LaneEpoc
       const batches = training.map((plan) =>
         plan ? gatherBatch(plan.stage.split, plan.order, b * batchSize, Math.min(plan.stage.split.n, (b + 1) * batchSize)) : idle!,
       );
-      const dropoutSeeds = training.map((plan) => (plan ? streamSeed(plan.seed, 'step', ...plan.stage.streams, plan.epoch, b) : 0));
+      const dropoutSeeds = training.map((plan) => (plan ? stepSeed(plan, plan.epoch, b) : 0));
       for (const plan of training) if (plan) plan.learningRate = plan.stage.learningRate.at(plan.state.step);
       const { losses, wrong } = tf.tidy(() => {
         const x = tf.tensor2d(concatenated(batches.map((batch) => batch.x)), [batches.reduce((n, batch) => n + batch.n, 0), IMAGE_SIZE]);
