@@ -30,8 +30,9 @@ import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
 import type { TrainingPerturbation } from '../src/train/objective.js';
 import { train, trainStacked, type EpochRecord } from '../src/train/loop.js';
 import { MaxoutNetwork } from '../src/models/maxout.js';
-import { TrainingSchema, type TrainingConfig } from '../src/config/schema.js';
-import { FgsmErrorRates } from '../src/engine/fgsm-error-rates.js';
+import { AttackSchema, TrainingSchema, type TrainingConfig } from '../src/config/schema.js';
+import { ResidentFgsm } from '../src/engine/resident-fgsm.js';
+import { evaluate } from '../src/eval/evaluate.js';
 import { MaxoutEngine } from '../src/engine/maxout-engine.js';
 import { GpuRuntime } from '../src/engine/runtime.js';
 import { countDeviceCalls, type DeviceCalls } from './device-calls.js';
@@ -197,13 +198,36 @@ async function adversarialTraining(
 /** FGSM error rates of an (untrained) maxout network on `test` at every ε of `epsilons` on the engine: images/s per ε, best of 3. */
 async function engineFgsmImagesPerSecond(spec: ConstructorParameters<typeof MaxoutNetwork>[0], test: Split, epsilons: number[]): Promise<number> {
   const model = new MaxoutNetwork(spec, 0.005, 1);
-  const rates = await FgsmErrorRates.create(GpuRuntime.ofTfjsBackend(), spec, test);
+  const rates = await ResidentFgsm.create(GpuRuntime.ofTfjsBackend(), spec, test);
   try {
     await rates.errorRates(model, epsilons, 'standard'); // builds the pipelines
     const seconds = await fastest(3, async () => void (await rates.errorRates(model, epsilons, 'standard')));
     return (test.n * epsilons.length) / seconds;
   } finally {
     rates.dispose();
+    model.dispose();
+  }
+}
+
+/**
+ * A run's test-set evaluation of an (untrained) maxout network (FGSM at `epsilons`, both gradients; no rubbish
+ * inputs, no figure) through tfjs's webgpu ops, or with the attack on the engine: images/s per gradient and ε.
+ */
+async function evaluationImagesPerSecond(
+  spec: ConstructorParameters<typeof MaxoutNetwork>[0],
+  test: Split,
+  epsilons: number[],
+  onEngine: boolean,
+): Promise<number> {
+  const model = new MaxoutNetwork(spec, 0.005, 1);
+  const onDevice = onEngine ? await ResidentFgsm.create(GpuRuntime.ofTfjsBackend(), spec, test) : undefined;
+  const options = { attack: AttackSchema.parse({ epsilons }), rubbishSamples: null, figureExamples: 0, seed: 1, progress: quiet, onDevice };
+  try {
+    await evaluate(model, test, options); // builds the pipelines
+    const { fgsmImagesPerSecond } = await evaluate(model, test, options);
+    return fgsmImagesPerSecond * epsilons.length;
+  } finally {
+    onDevice?.dispose();
     model.dispose();
   }
 }
@@ -406,6 +430,14 @@ async function main(): Promise<void> {
       push([
         `FGSM error rates, maxout ${units}, ${test.n} test images, ${epsilons.length} ε from one gradient, WebGPU engine, per ε`,
         await engineFgsmImagesPerSecond(engineSpec, test, epsilons),
+        'images/s',
+      ]);
+    }
+    const paperEpsilons = [0.1, 0.25];
+    for (const onEngine of [false, true]) {
+      push([
+        `a run's evaluation, maxout ${units}, ${test.n} test images, FGSM at ε = .1 and .25, both gradients, ${onEngine ? 'attack on the WebGPU engine' : "tfjs's webgpu ops"}, per gradient and ε`,
+        await evaluationImagesPerSecond(engineSpec, test, paperEpsilons, onEngine),
         'images/s',
       ]);
     }

@@ -3,10 +3,25 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { stream } from '../src/core/rng.js';
 import type { Split } from '../src/data/dataset.js';
-import { FgsmErrorRates } from '../src/engine/fgsm-error-rates.js';
-import { encodePasses, ErrorCount, FgsmExamples, type FgsmPass } from '../src/engine/kernels/error-count.js';
-import { errorCountReference, fgsmExamplesReference } from '../src/engine/kernels/error-count-reference.js';
-import { fgsmErrorRate } from '../src/eval/evaluate.js';
+import { AttackSchema } from '../src/config/schema.js';
+import { createProgress } from '../src/core/progress.js';
+import {
+  encodeClip,
+  encodePasses,
+  ErrorCount,
+  FgsmExamples,
+  Probabilities,
+  ZeroDirections,
+  type FgsmPass,
+} from '../src/engine/kernels/fgsm-passes.js';
+import {
+  errorCountReference,
+  fgsmExamplesReference,
+  probabilitiesReference,
+  zeroDirectionsReference,
+} from '../src/engine/kernels/fgsm-passes-reference.js';
+import { ResidentFgsm, residentFgsmSupport } from '../src/engine/resident-fgsm.js';
+import { evaluate, fgsmErrorRate, type Evaluation } from '../src/eval/evaluate.js';
 import { STEP_RECORD_BYTES } from '../src/engine/runtime.js';
 import { buildModel } from '../src/models/build.js';
 import type { Classifier, ModelSpec } from '../src/models/classifier.js';
@@ -14,8 +29,9 @@ import { engineRuntime } from './engine-helpers.js';
 import { randomImages } from './helpers.js';
 
 /*
- * The engine's FGSM error rates against tfjs's fgsmErrorRate on the same webgpu device, model and split; and the
- * two kernels of error-count.ts against their references. Small shapes: lavapipe is a CPU.
+ * The engine's FGSM (error rates, and the attack of a run's evaluation) against tfjs's fgsmErrorRate and evaluate on
+ * the same webgpu device, model and split; and the kernels of fgsm-passes.ts against their references. Small
+ * shapes: lavapipe is a CPU.
  */
 
 const SPEC: ModelSpec = {
@@ -53,7 +69,7 @@ function scale(model: Classifier, factor: number): void {
   }
 }
 
-test('x̃ for a group of ε and the error count equal their references: padding, a short group, ties to the first class', async () => {
+test('the pass kernels equal their references: x̃ clipped and not, padding, a short group, ties to the first class, probabilities, zero rows', async () => {
   const runtime = await engineRuntime();
   const before = runtime.liveBuffers;
   const random = stream(11, 'engine-fgsm');
@@ -61,45 +77,88 @@ test('x̃ for a group of ε and the error count equal their references: padding,
   const images = random.fillUniform(new Float32Array(examples * inputs), 0, 1);
   const rowIndex = Uint32Array.from({ length: 8 }, (_, i) => (i * 5) % examples);
   const direction = Float32Array.from({ length: n * inputs }, () => random.int(3) - 1);
+  direction.fill(0, 2 * inputs, 4 * inputs); // rows 2 and 3: a gradient zero everywhere
   const epsilons = Float32Array.from([0.3, 0, 0.1, 0.25, 0.07]);
   // pass record 1: the second batch (whose last row is padding past `examples` = 7 here), ε slots 3 and 4 only
   const passes: FgsmPass[] = [
     { cleanStart: 0, firstSlot: 0, epsilons: 3 },
     { cleanStart: 4, firstSlot: 3, epsilons: 2 },
   ];
-  const logits = Float32Array.from({ length: groupSize * n * classes }, () => random.int(4));
+  const logits = Float32Array.from({ length: groupSize * n * classes }, () => random.int(4) * 3 - 4);
   const labels = Uint32Array.from({ length: examples }, () => random.int(classes));
   const counts = Uint32Array.from([5, 0, 2, 1, 3]);
+  const tallies = Uint32Array.from([2, 0, 0, 0, 0, 0]);
+  const probabilities = new Float32Array(epsilons.length * 7 * classes);
   const buffers = {
     passes: runtime.uniform('passes', passes.length * STEP_RECORD_BYTES, encodePasses(passes)),
+    clip: runtime.uniform('clip', 16),
     images: runtime.bufferWith('images', images),
     rowIndex: runtime.bufferWith('rowIndex', rowIndex),
     direction: runtime.bufferWith('direction', direction),
     epsilons: runtime.bufferWith('epsilons', epsilons),
     adversarial: runtime.buffer('adversarial', groupSize * n * inputs * 4),
+    tallies: runtime.bufferWith('tallies', tallies),
     logits: runtime.bufferWith('logits', logits),
     labels: runtime.bufferWith('labels', labels),
     counts: runtime.bufferWith('counts', counts),
+    probabilities: runtime.bufferWith('probabilities', probabilities),
   };
-  const examplesShape = { batchRows: n, groupSize, inputs };
-  const countShape = { batchRows: n, groupSize, classes, examples: 7 };
-  const writer = await FgsmExamples.create(runtime, examplesShape, buffers);
-  const counter = await ErrorCount.create(runtime, countShape, buffers);
-  writer.record(1);
-  counter.record(1);
-  const adversarial = new Float32Array(await runtime.read(buffers.adversarial, 0, groupSize * n * inputs * 4));
-  const counted = new Uint32Array(await runtime.read(buffers.counts, 0, 20));
-  assert.deepEqual(adversarial, fgsmExamplesReference(examplesShape, passes[1]!, images, rowIndex, direction, epsilons));
-  assert.deepEqual(counted, errorCountReference(countShape, passes[1]!, logits, labels, rowIndex, counts));
-  assert.deepEqual(Array.from(counted.subarray(0, 3)), [5, 0, 2], 'the other slots untouched');
+  const shape = { batchRows: n, groupSize, examples: 7 };
+  const read = async (buffer: GPUBuffer, bytes: number) => await runtime.read(buffer, 0, bytes);
+  const writer = await FgsmExamples.create(runtime, { ...shape, inputs }, buffers);
+  for (const clip of [null, [0.05, 0.9]] as const) {
+    runtime.write(buffers.clip, encodeClip(clip));
+    runtime.write(buffers.tallies, tallies);
+    writer.record(1);
+    const expected = fgsmExamplesReference({ ...shape, inputs }, passes[1]!, images, rowIndex, direction, epsilons, clip, tallies);
+    assert.deepEqual(new Float32Array(await read(buffers.adversarial, groupSize * n * inputs * 4)), expected.adversarial, `x̃, clip ${clip}`);
+    assert.deepEqual(new Uint32Array(await read(buffers.tallies, 24)), expected.tallies, `largest |x̃ − x|, clip ${clip}`);
+  }
   writer.dispose();
+
+  const counter = await ErrorCount.create(runtime, { ...shape, classes }, buffers);
+  counter.record(1);
+  const counted = new Uint32Array(await read(buffers.counts, 20));
+  assert.deepEqual(counted, errorCountReference({ ...shape, classes }, passes[1]!, logits, labels, rowIndex, counts));
+  assert.deepEqual(Array.from(counted.subarray(0, 3)), [5, 0, 2], 'the other slots untouched');
   counter.dispose();
+
+  for (const top of ['softmax', 'sigmoid'] as const) {
+    runtime.write(buffers.probabilities, probabilities);
+    const kernel = await Probabilities.create(runtime, { ...shape, classes, top }, buffers);
+    kernel.record(1);
+    const written = new Float32Array(await read(buffers.probabilities, probabilities.byteLength));
+    const expected = probabilitiesReference({ ...shape, classes, top }, passes[1]!, logits, probabilities);
+    written.forEach((p, i) =>
+      assert.ok(Math.abs(p - expected[i]!) <= 1e-6 * Math.max(1e-3, expected[i]!), `${top} [${i}]: ${p} against ${expected[i]}`),
+    );
+    assert.ok(
+      expected.some((p) => p > 0),
+      `${top}: the pass wrote its rows`,
+    );
+    kernel.dispose();
+  }
+
+  const zeroRows = await ZeroDirections.create(runtime, { ...shape, inputs }, buffers);
+  for (const pass of passes) {
+    runtime.write(buffers.tallies, tallies);
+    zeroRows.record(passes.indexOf(pass));
+    const expected = zeroDirectionsReference({ ...shape, inputs }, pass, direction, tallies);
+    assert.deepEqual(new Uint32Array(await read(buffers.tallies, 24)), expected);
+  }
+  assert.equal(zeroDirectionsReference({ ...shape, inputs }, passes[0]!, direction, tallies)[0], 4, 'both zero rows counted in the first batch');
+  assert.equal(
+    zeroDirectionsReference({ ...shape, inputs }, passes[1]!, direction, tallies)[0],
+    3,
+    'and only the one before the padding in the second',
+  );
+  zeroRows.dispose();
   for (const buffer of Object.values(buffers)) runtime.release(buffer);
   assert.equal(runtime.liveBuffers, before);
 });
 
 /** The engine's rates and fgsmErrorRate's (the same model, split, device) for each gradient form, at EPSILONS. */
-async function bothWays(rates: FgsmErrorRates, model: Classifier, split: Split): Promise<{ engine: number[]; tfjs: number[] }[]> {
+async function bothWays(rates: ResidentFgsm, model: Classifier, split: Split): Promise<{ engine: number[]; tfjs: number[] }[]> {
   const results = [];
   for (const gradient of ['standard', 'stable'] as const) {
     const engine = await rates.errorRates(model, EPSILONS, gradient);
@@ -121,7 +180,7 @@ test('FGSM error rates equal fgsmErrorRate on the same device: softmax and sigmo
     const n = 300;
     const split = await labelled(model, randomImages(n, 4), n, 20);
     // three batches of 100 rows (at most 128 each): the split is not a multiple of 128
-    const rates = await FgsmErrorRates.create(runtime, spec, split, { batchRows: 128 });
+    const rates = await ResidentFgsm.create(runtime, spec, split, { batchRows: 128 });
     try {
       const counters = { ...runtime.counters };
       const [standard, stable] = await bothWays(rates, model, split);
@@ -151,7 +210,7 @@ test('ε values split over several x̃ passes by a small pass buffer give the sa
   const n = 150;
   const split = await labelled(model, randomImages(n, 8), n, 10);
   // two ε blocks of 75 rows × 784 pixels fit: 5 ε in groups of 2, 2 and 1
-  const rates = await FgsmErrorRates.create(runtime, SPEC, split, { batchRows: 75, passBytes: 2 * 75 * 784 * 4 });
+  const rates = await ResidentFgsm.create(runtime, SPEC, split, { batchRows: 75, passBytes: 2 * 75 * 784 * 4 });
   try {
     const counters = { ...runtime.counters };
     const engine = await rates.errorRates(model, EPSILONS, 'standard');
@@ -177,7 +236,7 @@ test('FGSM error rates of a saturated network are within one example of fgsmErro
   assert.ok((await saturated.data())[0]! > n / 2, 'p_y rounds to 1 for most rows');
   saturated.dispose();
   const split = await labelled(model, x, n, 20);
-  const rates = await FgsmErrorRates.create(runtime, SPEC, split, { batchRows: 128 });
+  const rates = await ResidentFgsm.create(runtime, SPEC, split, { batchRows: 128 });
   try {
     const [standard, stable] = await bothWays(rates, model, split);
     for (const [gradient, { engine, tfjs }] of [
@@ -192,4 +251,81 @@ test('FGSM error rates of a saturated network are within one example of fgsmErro
     rates.dispose();
     model.dispose();
   }
+});
+
+const quiet = createProgress('quiet');
+
+/** The attack's figures of two evaluations, side by side: errors, confusions and counts equal, confidences within float32 rounding. */
+function assertSameAttack(engine: Evaluation, tfjs: Evaluation, what: string, slack: number): void {
+  for (const key of ['fgsm', 'fgsmOtherGradient'] as const) {
+    for (const [epsilon, ours] of Object.entries(engine[key])) {
+      const theirs = tfjs[key][epsilon]!;
+      const at = `${what}, ${ours.gradient} at ε = ${epsilon}`;
+      assert.ok(Math.abs(ours.error - theirs.error) * ours.n <= slack, `${at}: error ${ours.error} against ${theirs.error}`);
+      if (slack === 0) assert.deepEqual(ours.confusion, theirs.confusion, `${at}: confusion`);
+      assert.ok(
+        Math.abs(ours.meanConfidence - theirs.meanConfidence) < 1e-5,
+        `${at}: confidence ${ours.meanConfidence} against ${theirs.meanConfidence}`,
+      );
+      assert.equal(ours.zeroGradient, theirs.zeroGradient, `${at}: zero gradients`);
+      assert.equal(ours.maxPerturbation, theirs.maxPerturbation, `${at}: largest perturbation`);
+      assert.equal(ours.saturated, theirs.saturated, `${at}: saturated`);
+    }
+  }
+  assert.deepEqual(engine.clean, tfjs.clean, `${what}: clean figures`);
+  assert.deepEqual(
+    engine.examples.triples.map(({ adversarialProbabilities: _, ...images }) => images),
+    tfjs.examples.triples.map(({ adversarialProbabilities: _, ...images }) => images),
+    `${what}: the figure's examples`,
+  );
+}
+
+test("a run's evaluation with the attack on the engine measures what tfjs's does: both tops, clipped and not, a saturated network; 2 reads and 13 dispatches a batch per gradient", async () => {
+  const runtime = await engineRuntime();
+  const tensors = tf.memory().numTensors;
+  const before = runtime.liveBuffers;
+  const cases = [
+    { top: 'softmax', factor: 5, clip: 'none', slack: 0 },
+    { top: 'sigmoid', factor: 5, clip: [0, 1], slack: 0 },
+    // logits in the hundreds: p_y rounds to 1, the standard gradient is zero on most rows
+    { top: 'softmax', factor: 40, clip: [0, 1], slack: 1 },
+  ] as const;
+  for (const { top, factor, clip, slack } of cases) {
+    const spec: ModelSpec = { ...SPEC, top };
+    const model = buildModel(spec, 0.05, 3);
+    scale(model, factor);
+    const n = 300;
+    const split = await labelled(model, randomImages(n, 4), n, 20);
+    const attack = AttackSchema.parse({ epsilons: EPSILONS, clip, batchSize: 128 });
+    assert.equal(residentFgsmSupport(spec, attack), null);
+    const options = { attack, rubbishSamples: null, figureExamples: 3, seed: 1, progress: quiet };
+    const onDevice = await ResidentFgsm.create(runtime, spec, split, { batchRows: 128 });
+    try {
+      const tfjs = await evaluate(model, split, options);
+      const counters = { ...runtime.counters };
+      const engine = await evaluate(model, split, { ...options, onDevice });
+      assert.equal(runtime.counters.reads - counters.reads, 2 * 2, 'two reads per gradient');
+      assert.equal(runtime.counters.dispatches - counters.dispatches, 2 * 3 * 13, '13 dispatches a batch per gradient');
+      const what = `${top} ×${factor}, clip ${clip}`;
+      assertSameAttack(engine, tfjs, what, slack);
+      const standard = engine.fgsm['0.25']!;
+      if (factor === 40) assert.ok(standard.zeroGradient! > n / 10, `${what}: ${standard.zeroGradient} zero gradients`);
+      assert.ok(Math.abs(standard.maxPerturbation - 0.25) < 1e-6, `${what}: the largest perturbation ${standard.maxPerturbation}`);
+    } finally {
+      onDevice.dispose();
+      model.dispose();
+    }
+  }
+  assert.equal(runtime.liveBuffers, before, 'no buffer left');
+  assert.equal(tf.memory().numTensors, tensors, 'no tensor left');
+});
+
+test('the engine runs the attack of FGSM with true labels, untargeted, standard or stable, on a maxout network with a hidden layer; it says what else lacks', () => {
+  const fgsm = AttackSchema.parse({});
+  assert.equal(residentFgsmSupport(SPEC, fgsm), null);
+  assert.match(residentFgsmSupport(SPEC, AttackSchema.parse({ method: 'pgd' }))!, /FGSM, not pgd/);
+  assert.match(residentFgsmSupport(SPEC, { ...fgsm, labels: 'predicted' })!, /true labels/);
+  assert.match(residentFgsmSupport(SPEC, { ...fgsm, target: 'least-likely' })!, /untargeted/);
+  assert.match(residentFgsmSupport(SPEC, { ...fgsm, gradient: 'softmax-minus-onehot' })!, /standard or the stable/);
+  assert.match(residentFgsmSupport({ ...SPEC, layers: [] }, fgsm)!, /softmax regression/);
 });

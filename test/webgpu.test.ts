@@ -359,6 +359,7 @@ describe('webgpu backend (lavapipe without a GPU)', () => {
     const dir = tempDir();
     const webgpu = wholeRun(dir, 'webgpu', ['--backend', 'webgpu']);
     assert.equal(webgpu.result.provenance.trainer, 'tfjs');
+    assert.equal(webgpu.result.provenance.attacker, 'tfjs');
     assert.match(webgpu.output, /training: tfjs's webgpu ops \(the WebGPU engine does not run this: .*threefry-v1/);
     assertSameRun(webgpu, wholeRun(dir, 'wasm', ['--backend', 'wasm']), 1e-3);
   });
@@ -369,6 +370,8 @@ describe('webgpu backend (lavapipe without a GPU)', () => {
     const engine = wholeRun(dir, 'engine', ['--backend', 'webgpu', ...counter]);
     assert.equal(engine.result.provenance.trainer, 'webgpu-engine');
     assert.match(engine.output, /training: the WebGPU engine/);
+    assert.equal(engine.result.provenance.attacker, 'webgpu-engine');
+    assert.match(engine.output, /evaluation: FGSM on the WebGPU engine/);
     assertSameRun(engine, wholeRun(dir, 'wasm', ['--backend', 'wasm', ...counter]), 1e-4);
   });
 

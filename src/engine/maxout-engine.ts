@@ -4,7 +4,7 @@ import { yieldToEventLoop } from '../core/event-loop.js';
 import { gradientStateSeed } from '../attacks/training-perturbations.js';
 import type { Split } from '../data/dataset.js';
 import type { Classifier, ModelSpec, SoftmaxGradient } from '../models/classifier.js';
-import { FgsmErrorRates } from './fgsm-error-rates.js';
+import { ResidentFgsm } from './resident-fgsm.js';
 import { epochOrder, stepSeed, type EpochContext, type EpochEngine, type LaneEpoch } from '../train/epoch.js';
 import type { EpochRecord } from '../train/state.js';
 import { encodeSteps, MAX_LANES, type LaneStep } from './kernels/step-record.js';
@@ -58,7 +58,7 @@ export class MaxoutEngine implements EpochEngine {
   private readonly layout: PackedLayout;
   private readonly resident: ResidentData;
   private program: StepProgram | null = null;
-  private readonly attacks = new Map<Split, FgsmErrorRates>();
+  private readonly attacks = new Map<Split, ResidentFgsm>();
 
   constructor(
     private readonly runtime: GpuRuntime,
@@ -237,18 +237,23 @@ export class MaxoutEngine implements EpochEngine {
    * hidden layer.
    */
   async fgsmErrorRate(model: Classifier, split: Split, epsilon: number, gradient: SoftmaxGradient): Promise<number | null> {
-    // FgsmErrorRates reads the batch through a first hidden layer: softmax regression's stay on tfjs's ops
+    // ResidentFgsm reads the batch through a first hidden layer: softmax regression's stay on tfjs's ops
     if ((gradient !== 'standard' && gradient !== 'stable') || this.spec.layers.length === 0) return null;
-    let rates = this.attacks.get(split);
-    if (!rates) {
-      rates = await FgsmErrorRates.create(this.runtime, this.spec, split);
-      this.attacks.set(split, rates);
+    return (await (await this.residentFgsm(split)).errorRates(model, [epsilon], gradient))[0]!;
+  }
+
+  /** FGSM on `split` resident on the device (built once per split, released with the engine). */
+  async residentFgsm(split: Split): Promise<ResidentFgsm> {
+    let attack = this.attacks.get(split);
+    if (!attack) {
+      attack = await ResidentFgsm.create(this.runtime, this.spec, split);
+      this.attacks.set(split, attack);
     }
-    return (await rates.errorRates(model, [epsilon], gradient))[0]!;
+    return attack;
   }
 
   dispose(): void {
-    for (const rates of this.attacks.values()) rates.dispose();
+    for (const attack of this.attacks.values()) attack.dispose();
     this.attacks.clear();
     this.program?.dispose();
     this.resident.dispose();

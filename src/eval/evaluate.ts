@@ -9,6 +9,8 @@ import { FgsmError } from '../core/errors.js';
 import type { Progress } from '../core/progress.js';
 import type { Split } from '../data/dataset.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
+import type { EngineGradient } from '../engine/kernels/cross-entropy.js';
+import { residentFgsmSupport, type ResidentFgsm } from '../engine/resident-fgsm.js';
 import { otherGradient, type Classifier, type SoftmaxGradient } from '../models/classifier.js';
 import { predictProbabilities } from '../models/inference.js';
 import { classificationMetrics, rubbishMetrics, saturatedCount, type ClassificationMetrics, type RubbishMetrics } from './metrics.js';
@@ -73,6 +75,11 @@ export interface EvaluateOptions {
   progress: Progress;
   /** Checked before every batch: once aborted, the evaluation stops with InterruptedError (nothing of it kept). */
   signal?: AbortSignal;
+  /**
+   * The attack on the WebGPU engine, over the test split resident there: where residentFgsmSupport(model's spec,
+   * attack) is null. The clean figures, the rubbish inputs and the figure's examples stay on tfjs.
+   */
+  onDevice?: ResidentFgsm;
 }
 
 export const EVALUATION_INTERRUPTED =
@@ -133,77 +140,17 @@ function attackBatch(
  */
 export async function evaluate(model: Classifier, test: Split, options: EvaluateOptions): Promise<Evaluation> {
   const k = model.spec.classes.length;
-  const fgsmOptions = fgsmOptionsFrom(options.attack, model.spec.classes);
   const epsilons = options.attack.epsilons;
-  const figureEpsilon = epsilons.includes(0.25) ? 0.25 : epsilons[0]!;
+  const figureEpsilon = figureEpsilonOf(epsilons);
   const clean = await predictProbabilities(model, test.x, options.attack.batchSize);
   const configured = options.attack.gradient;
   const gradients: SoftmaxGradient[] = [configured, otherGradient(configured)];
-  const tallies: AttackTally[] = gradients.map((gradient) => ({
-    gradient,
-    probabilities: epsilons.map(() => new Float32Array(test.n * k)),
-    zeroGradient: options.attack.method === 'fgsm' ? 0 : null,
-    maxPerturbation: epsilons.map(() => 0),
-  }));
-  const triples: ExampleTriple[] = [];
-  const batch = options.attack.batchSize;
-  options.progress.start(test.n, `${options.attack.method.toUpperCase()} on ${test.n} test examples`);
+  options.progress.start(test.n * gradients.length, `${options.attack.method.toUpperCase()} on ${test.n} test examples`);
   const started = performance.now();
-  for (let start = 0; start < test.n; start += batch) {
-    await yieldToEventLoop();
-    if (options.signal?.aborted) {
-      options.progress.stop();
-      throw new InterruptedError(EVALUATION_INTERRUPTED);
-    }
-    const end = Math.min(test.n, start + batch);
-    const x = tf.tensor2d(test.x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]);
-    const y = tf.tensor1d(test.y.subarray(start, end), 'int32');
-    const place = { firstRow: start, seed: options.seed, figureEpsilon };
-    const results = tallies.map((tally) => attackBatch(model, x, y, options.attack, { ...fgsmOptions, gradient: tally.gradient }, place));
-    try {
-      for (const [t, tally] of tallies.entries()) {
-        const result = results[t]!;
-        if (result.zeroGradient) tally.zeroGradient! += (await result.zeroGradient.data())[0]!;
-        for (const e of epsilons.keys()) {
-          const probabilities = tf.tidy(() => model.probabilities(model.logits(result.adversarial[e]!)));
-          const perturbation = tf.tidy(() => tf.max(tf.abs(tf.sub(result.adversarial[e]!, x))));
-          try {
-            tally.probabilities[e]!.set(await probabilities.data(), start * k);
-            tally.maxPerturbation[e] = Math.max(tally.maxPerturbation[e]!, (await perturbation.data())[0]!);
-          } finally {
-            tf.dispose([probabilities, perturbation]);
-          }
-        }
-      }
-      if (triples.length < options.figureExamples) {
-        const e = epsilons.indexOf(figureEpsilon);
-        const take = Math.min(options.figureExamples - triples.length, end - start);
-        const xs = await x.data();
-        const ds = await results[0]!.direction.data();
-        const as = await results[0]!.adversarial[e]!.data();
-        for (let i = 0; i < take; i++) {
-          const row = start + i;
-          triples.push({
-            label: test.y[row]!,
-            clean: xs.slice(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE) as Float32Array,
-            direction: ds.slice(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE) as Float32Array,
-            adversarial: as.slice(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE) as Float32Array,
-            cleanProbabilities: clean.slice(row * k, (row + 1) * k),
-            adversarialProbabilities: tallies[0]!.probabilities[e]!.slice(row * k, (row + 1) * k),
-          });
-        }
-      }
-    } finally {
-      tf.dispose([
-        x,
-        y,
-        ...results.flatMap((result) => [result.direction, ...result.adversarial, ...(result.zeroGradient ? [result.zeroGradient] : [])]),
-      ]);
-    }
-    options.progress.update(end);
-  }
+  const tallies = options.onDevice ? await attackOnDevice(model, test, options, gradients) : await attackWithTfjs(model, test, options, gradients);
   const seconds = (performance.now() - started) / 1000;
   options.progress.stop();
+  const triples = await figureTriples(model, test, options, figureEpsilon, clean, tallies[0]!);
 
   const saturated = saturatedCount(clean, test.y, k);
   const [fgsm, fgsmOtherGradient] = tallies.map((tally) => {
@@ -224,7 +171,7 @@ export async function evaluate(model: Classifier, test: Split, options: Evaluate
   let rubbish: RubbishMetrics | null = null;
   if (options.rubbishSamples) {
     const inputs = rubbishInputs(options.rubbishSamples, IMAGE_SIZE, options.seed);
-    rubbish = rubbishMetrics(await predictProbabilities(model, inputs, batch), k, model.spec.classes);
+    rubbish = rubbishMetrics(await predictProbabilities(model, inputs, options.attack.batchSize), k, model.spec.classes);
   }
   return {
     clean: classificationMetrics(clean, test.y, k),
@@ -234,6 +181,117 @@ export async function evaluate(model: Classifier, test: Split, options: Evaluate
     examples: { epsilon: figureEpsilon, triples },
     fgsmImagesPerSecond: (tallies.length * test.n) / seconds,
   };
+}
+
+/** The ε of the figure's examples: the paper's 0.25 where it is evaluated. */
+const figureEpsilonOf = (epsilons: readonly number[]): number => (epsilons.includes(0.25) ? 0.25 : epsilons[0]!);
+
+function stopIfAborted(options: EvaluateOptions): void {
+  if (!options.signal?.aborted) return;
+  options.progress.stop();
+  throw new InterruptedError(EVALUATION_INTERRUPTED);
+}
+
+/** The configured attack with each of `gradients` through tfjs's ops, batch by batch. */
+async function attackWithTfjs(model: Classifier, test: Split, options: EvaluateOptions, gradients: SoftmaxGradient[]): Promise<AttackTally[]> {
+  const k = model.spec.classes.length;
+  const fgsmOptions = fgsmOptionsFrom(options.attack, model.spec.classes);
+  const epsilons = options.attack.epsilons;
+  const tallies: AttackTally[] = gradients.map((gradient) => ({
+    gradient,
+    probabilities: epsilons.map(() => new Float32Array(test.n * k)),
+    zeroGradient: options.attack.method === 'fgsm' ? 0 : null,
+    maxPerturbation: epsilons.map(() => 0),
+  }));
+  const batch = options.attack.batchSize;
+  for (let start = 0; start < test.n; start += batch) {
+    await yieldToEventLoop();
+    stopIfAborted(options);
+    const end = Math.min(test.n, start + batch);
+    const x = tf.tensor2d(test.x.subarray(start * IMAGE_SIZE, end * IMAGE_SIZE), [end - start, IMAGE_SIZE]);
+    const y = tf.tensor1d(test.y.subarray(start, end), 'int32');
+    const place = { firstRow: start, seed: options.seed, figureEpsilon: figureEpsilonOf(epsilons) };
+    const results = tallies.map((tally) => attackBatch(model, x, y, options.attack, { ...fgsmOptions, gradient: tally.gradient }, place));
+    try {
+      for (const [t, tally] of tallies.entries()) {
+        const result = results[t]!;
+        if (result.zeroGradient) tally.zeroGradient! += (await result.zeroGradient.data())[0]!;
+        for (const e of epsilons.keys()) {
+          const probabilities = tf.tidy(() => model.probabilities(model.logits(result.adversarial[e]!)));
+          const perturbation = tf.tidy(() => tf.max(tf.abs(tf.sub(result.adversarial[e]!, x))));
+          try {
+            tally.probabilities[e]!.set(await probabilities.data(), start * k);
+            tally.maxPerturbation[e] = Math.max(tally.maxPerturbation[e]!, (await perturbation.data())[0]!);
+          } finally {
+            tf.dispose([probabilities, perturbation]);
+          }
+        }
+      }
+    } finally {
+      tf.dispose([
+        x,
+        y,
+        ...results.flatMap((result) => [result.direction, ...result.adversarial, ...(result.zeroGradient ? [result.zeroGradient] : [])]),
+      ]);
+    }
+    options.progress.update(gradients.length * end);
+  }
+  return tallies;
+}
+
+/** FGSM with each of `gradients` on the engine: the whole test split per call. */
+async function attackOnDevice(model: Classifier, test: Split, options: EvaluateOptions, gradients: SoftmaxGradient[]): Promise<AttackTally[]> {
+  const device = options.onDevice!;
+  const unsupported = residentFgsmSupport(model.spec, options.attack);
+  if (unsupported) throw new Error(`evaluate: ${unsupported}`);
+  if (device.split !== test) throw new Error(`evaluate: the engine's attack holds the ${device.split.name} split, not this ${test.name} split`);
+  const clip = options.attack.clip === 'none' ? null : options.attack.clip;
+  const tallies: AttackTally[] = [];
+  for (const gradient of gradients) {
+    await yieldToEventLoop();
+    stopIfAborted(options);
+    tallies.push({ gradient, ...(await device.attack(model, options.attack.epsilons, gradient as EngineGradient, clip)) });
+    options.progress.update(tallies.length * test.n);
+  }
+  return tallies;
+}
+
+/**
+ * The figure's examples: the first `figureExamples` test examples clean, their perturbation direction and x̃ at
+ * `figureEpsilon` under the configured attack (tfjs's ops), with the probabilities the evaluation measured.
+ */
+async function figureTriples(
+  model: Classifier,
+  test: Split,
+  options: EvaluateOptions,
+  figureEpsilon: number,
+  clean: Float32Array,
+  configured: AttackTally,
+): Promise<ExampleTriple[]> {
+  const rows = Math.min(options.figureExamples, test.n);
+  if (rows === 0) return [];
+  const k = model.spec.classes.length;
+  const e = options.attack.epsilons.indexOf(figureEpsilon);
+  const x = tf.tensor2d(test.x.subarray(0, rows * IMAGE_SIZE), [rows, IMAGE_SIZE]);
+  const y = tf.tensor1d(test.y.subarray(0, rows), 'int32');
+  const fgsmOptions = { ...fgsmOptionsFrom(options.attack, model.spec.classes), gradient: configured.gradient };
+  const result = attackBatch(model, x, y, options.attack, fgsmOptions, { firstRow: 0, seed: options.seed, figureEpsilon });
+  try {
+    const xs = await x.data();
+    const ds = await result.direction.data();
+    const as = await result.adversarial[e]!.data();
+    const pixels = (values: tf.TypedArray, i: number) => values.slice(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE) as Float32Array;
+    return Array.from({ length: rows }, (_, i) => ({
+      label: test.y[i]!,
+      clean: pixels(xs, i),
+      direction: pixels(ds, i),
+      adversarial: pixels(as, i),
+      cleanProbabilities: clean.slice(i * k, (i + 1) * k),
+      adversarialProbabilities: configured.probabilities[e]!.slice(i * k, (i + 1) * k),
+    }));
+  } finally {
+    tf.dispose([x, y, result.direction, ...result.adversarial, ...(result.zeroGradient ? [result.zeroGradient] : [])]);
+  }
 }
 
 /**

@@ -18,6 +18,8 @@ export interface Provenance {
   command: string[];
   /** What trained this invocation's epochs: tfjs's ops, or the WebGPU engine (src/engine); absent in older records. */
   trainer?: 'tfjs' | 'webgpu-engine';
+  /** What ran the test set's attack: tfjs's ops, or the WebGPU engine's resident FGSM; absent in older records. */
+  attacker?: 'tfjs' | 'webgpu-engine';
   /** The gradient forms the figures were measured with (see GRADIENT_FORMS); absent in records written before it. */
   gradientForms?: number;
 }

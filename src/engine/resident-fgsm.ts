@@ -2,7 +2,19 @@ import type { Split } from '../data/dataset.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
 import type { Classifier, ModelSpec } from '../models/classifier.js';
 import { CrossEntropy, type EngineGradient } from './kernels/cross-entropy.js';
-import { encodePasses, ErrorCount, FgsmExamples, type FgsmPass } from './kernels/error-count.js';
+import type { AttackConfig } from '../config/schema.js';
+import {
+  CLIP_BYTES,
+  encodeClip,
+  encodePasses,
+  ErrorCount,
+  FgsmExamples,
+  perturbationTally,
+  Probabilities,
+  ZERO_GRADIENT_TALLY,
+  ZeroDirections,
+  type FgsmPass,
+} from './kernels/fgsm-passes.js';
 import { BackwardData, HiddenForward, OutputForward, type BatchInput, type LayerShape } from './kernels/layers.js';
 import { encodeSteps, type LaneStep } from './kernels/step-record.js';
 import { PackedLayout } from './parameters.js';
@@ -21,14 +33,40 @@ export const MOST_BATCH_ROWS = 10_000;
  */
 export const PASS_BYTES = 256 * 2 ** 20;
 
-export interface FgsmErrorRatesOptions {
+export interface ResidentFgsmOptions {
   /** The most rows of a batch (default and at most MOST_BATCH_ROWS). */
   batchRows?: number;
   /** The largest buffer of an x̃ pass (default PASS_BYTES; the device's binding limit bounds it too). */
   passBytes?: number;
 }
 
+/** What ResidentFgsm.attack measures over the split. */
+export interface ResidentAttack {
+  /** Per ε, the class probabilities on x̃, [N × k] in the split's order. */
+  probabilities: Float32Array[];
+  /** Examples whose ∇ₓJ is zero everywhere (x̃ = x at every ε). */
+  zeroGradient: number;
+  /** Per ε, the largest |x̃ − x| over the split's pixels. */
+  maxPerturbation: number[];
+}
+
 const GRADIENT_FORMS: readonly EngineGradient[] = ['standard', 'stable'];
+
+/**
+ * Whether ResidentFgsm.attack measures `attack` on `spec` as evaluate does (FGSM with true labels, untargeted, with
+ * the standard or the stable gradient, on a maxout network with a hidden layer): null, or what it lacks.
+ */
+export function residentFgsmSupport(spec: ModelSpec, attack: AttackConfig): string | null {
+  if (spec.kind !== 'maxout' || spec.layers.length === 0)
+    return `the engine attacks maxout networks with a hidden layer, not ${spec.kind === 'maxout' ? 'softmax regression' : spec.kind}`;
+  if (spec.inputSize !== IMAGE_SIZE) return `the engine attacks ${IMAGE_SIZE}-pixel images, not ${spec.inputSize}`;
+  if (attack.method !== 'fgsm') return `the engine runs FGSM, not ${attack.method}`;
+  if (attack.labels !== 'true') return `the engine's FGSM takes the true labels, not the ${attack.labels} ones`;
+  if (attack.target !== 'none') return `the engine's FGSM is untargeted, not targeted at ${attack.target}`;
+  if (!GRADIENT_FORMS.includes(attack.gradient as EngineGradient))
+    return `the engine takes ∇ₓJ with the standard or the stable gradient, not ${attack.gradient}`;
+  return null;
+}
 
 /** What every pass of the network shares: the device, the network's shape, its packed parameters and step records. */
 interface Network {
@@ -100,25 +138,28 @@ class Holdings {
 }
 
 /**
- * The error of a maxout network on FGSM examples of one split at several ε, as fgsmErrorRate measures it (true
- * labels, no clipping, the deterministic network, the softmax gradient given) but on the device: the split resident,
- * one input gradient per batch serving every ε, the network's parameters copied in from its tfjs variables once per
- * call, the misclassified rows counted on the device and read once per call.
+ * FGSM on a maxout network over one split resident on the device: the error at several ε, as fgsmErrorRate measures
+ * it (§6's adversarial validation error), or the attack evaluate measures on the test set (probabilities on x̃,
+ * zero gradients, the largest perturbation), each from one input gradient per batch serving every ε, the network's
+ * parameters copied in from its tfjs variables once per call, and everything read once at the end of a call.
  *
  * Per batch of n rows: the forward pass, the loss gradient (of J summed over the rows), the backward pass down to
  * sign(∇ₓJ); then, per group of ε values, x̃ at each, one forward pass over all their blocks of n rows, and the
- * count. That is 2L + 3 dispatches for L hidden layers plus L + 3 per group, and one group unless x̃ at every ε
- * outgrows the pass's buffer limit (PASS_BYTES): 12 a batch for two hidden layers.
+ * count (or the probabilities). That is 2L + 3 dispatches for L hidden layers plus L + 3 per group, and one group
+ * unless x̃ at every ε outgrows the pass's buffer limit (PASS_BYTES): 12 a batch for two hidden layers (13 for the
+ * attack, which also counts the zero gradients).
  *
- * The counts equal fgsmErrorRate's wherever the two float32 computations agree on each prediction and each sign of
- * ∇ₓJ: they sum their products in different orders, so a logit or a gradient that lands within rounding of a tie or
- * of 0 may go either way (rare; likelier where the softmax saturates and the gradient is made of tiny p_k).
+ * The figures equal tfjs's wherever the two float32 computations agree on each prediction and each sign of ∇ₓJ:
+ * they sum their products in different orders, so a logit or a gradient that lands within rounding of a tie or of 0
+ * may go either way (rare; likelier where the softmax saturates and the gradient is made of tiny p_k), and the
+ * probabilities differ within float32 rounding.
  */
-export class FgsmErrorRates {
+export class ResidentFgsm {
   private passes: EpsilonPasses | null = null;
 
   private constructor(
     private readonly network: Network,
+    private readonly attacked: Split,
     private readonly resident: ResidentData,
     private readonly batches: Batches,
     private readonly held: Holdings,
@@ -128,8 +169,8 @@ export class FgsmErrorRates {
   ) {}
 
   /** Uploads `split` and builds the gradient pass (both forms) for batches of at most `batchRows` rows. */
-  static async create(runtime: GpuRuntime, spec: ModelSpec, split: Split, options: FgsmErrorRatesOptions = {}): Promise<FgsmErrorRates> {
-    if (spec.kind !== 'maxout') throw new Error(`the engine's FGSM error rates are for maxout networks, not ${spec.kind}`);
+  static async create(runtime: GpuRuntime, spec: ModelSpec, split: Split, options: ResidentFgsmOptions = {}): Promise<ResidentFgsm> {
+    if (spec.kind !== 'maxout') throw new Error(`the engine's FGSM is for maxout networks, not ${spec.kind}`);
     if (spec.inputSize !== IMAGE_SIZE) throw new Error(`the engine's resident data holds ${IMAGE_SIZE}-pixel images, not ${spec.inputSize}`);
     if (split.n < 1) throw new Error(`the ${split.name} split is empty`);
     const most = options.batchRows ?? MOST_BATCH_ROWS;
@@ -171,7 +212,7 @@ export class FgsmErrorRates {
         const batches: Batches = { rows: n, count, examples: split.n, rowIndex };
         const gradientPasses = new Map<EngineGradient, { toLayer1: RecordedKernel[]; direction: RecordedKernel }>();
         for (const gradient of GRADIENT_FORMS) gradientPasses.set(gradient, await gradientPass(network, resident, batches, held, gradient));
-        return new FgsmErrorRates(network, resident, batches, held, passBytes, gradientPasses);
+        return new ResidentFgsm(network, split, resident, batches, held, passBytes, gradientPasses);
       });
     } catch (error) {
       resident.dispose();
@@ -179,33 +220,51 @@ export class FgsmErrorRates {
     }
   }
 
+  /** The split this attacks, resident on the device. */
+  get split(): Split {
+    return this.attacked;
+  }
+
   /**
    * The error rate at each of `epsilons`, in their order, of `model` (a maxout network of the spec this was built
-   * for) with ∇ₓJ in the `gradient` form: one read.
+   * for) on unclipped FGSM examples with ∇ₓJ in the `gradient` form: one read.
    */
   async errorRates(model: Classifier, epsilons: readonly number[], gradient: EngineGradient): Promise<number[]> {
-    if (epsilons.length === 0 || epsilons.some((eps) => !(Number.isFinite(eps) && eps >= 0)))
-      throw new Error(`epsilons: at least one, each finite and ≥ 0, not [${epsilons}]`);
-    const gradientPass = this.gradientPasses.get(gradient);
-    if (!gradientPass) throw new Error(`the engine takes ∇ₓJ with the standard or the stable gradient, not ${gradient}`);
-    this.checkModel(model);
-    const { runtime, layout, parameters } = this.network;
-    const passes = await this.passesFor(epsilons.length);
-    const slots = passes.groupSize * passes.groups;
-    runtime.write(
-      passes.epsilons,
-      Float32Array.from({ length: slots }, (_, s) => epsilons[s] ?? 0),
-    );
-    runtime.write(passes.counts, new Uint32Array(slots));
-    layout.copyIn(runtime, model.parameters, (p) => p.variable, parameters, 1);
-    const unindexed = this.batches.count;
-    for (let b = 0; b < this.batches.count; b++) {
-      for (const kernel of gradientPass.toLayer1) kernel.record(b);
-      gradientPass.direction.record(unindexed);
-      for (let g = 0; g < passes.groups; g++) passes.record(b * passes.groups + g, unindexed);
-    }
-    const counts = new Uint32Array(await runtime.read(passes.counts, 0, epsilons.length * 4));
+    const passes = await this.prepare(model, epsilons, gradient, null);
+    this.recordBatches(gradient, (b) => {
+      for (let g = 0; g < passes.groups; g++) passes.recordCount(b * passes.groups + g, this.batches.count);
+    });
+    const counts = new Uint32Array(await this.network.runtime.read(passes.counts, 0, epsilons.length * 4));
     return Array.from(counts, (wrong) => wrong / this.batches.examples);
+  }
+
+  /**
+   * FGSM at each of `epsilons` on every example of the split (true labels, the deterministic network, ∇ₓJ in the
+   * `gradient` form, x̃ clipped to `clip` unless null), as evaluate's tfjs attack measures it: the class
+   * probabilities on x̃ per ε ([N × k], the split's order), the examples whose input gradient is zero everywhere,
+   * and the largest |x̃ − x| per ε. Two reads.
+   */
+  async attack(
+    model: Classifier,
+    epsilons: readonly number[],
+    gradient: EngineGradient,
+    clip: readonly [number, number] | null,
+  ): Promise<ResidentAttack> {
+    const passes = await this.prepare(model, epsilons, gradient, clip);
+    this.recordBatches(gradient, (b) => {
+      passes.recordZeroDirections(b * passes.groups);
+      for (let g = 0; g < passes.groups; g++) passes.recordProbabilities(b * passes.groups + g, this.batches.count);
+    });
+    const { runtime } = this.network;
+    const perExample = this.batches.examples * this.network.spec.classes.length;
+    const probabilities = new Float32Array(await runtime.read(passes.probabilities, 0, epsilons.length * perExample * 4));
+    const tallies = new Uint32Array(await runtime.read(passes.tallies, 0, (1 + epsilons.length) * 4));
+    const largest = new Float32Array(tallies.buffer);
+    return {
+      probabilities: epsilons.map((_, e) => probabilities.subarray(e * perExample, (e + 1) * perExample)),
+      zeroGradient: tallies[ZERO_GRADIENT_TALLY]!,
+      maxPerturbation: epsilons.map((_, e) => largest[perturbationTally(e)]!),
+    };
   }
 
   /** Releases every buffer (the split's included). */
@@ -228,6 +287,43 @@ export class FgsmErrorRates {
     return this.passes;
   }
 
+  /** Checks a call's arguments; writes ε, the clipping, zeroed counters and the model's parameters. */
+  private async prepare(
+    model: Classifier,
+    epsilons: readonly number[],
+    gradient: EngineGradient,
+    clip: readonly [number, number] | null,
+  ): Promise<EpsilonPasses> {
+    if (epsilons.length === 0 || epsilons.some((eps) => !(Number.isFinite(eps) && eps >= 0)))
+      throw new Error(`epsilons: at least one, each finite and ≥ 0, not [${epsilons}]`);
+    if (!this.gradientPasses.has(gradient)) throw new Error(`the engine takes ∇ₓJ with the standard or the stable gradient, not ${gradient}`);
+    if (clip && !(clip[0] <= clip[1])) throw new Error(`clip: [low, high] with low ≤ high, not [${clip}]`);
+    this.checkModel(model);
+    const { runtime, layout, parameters } = this.network;
+    const passes = await this.passesFor(epsilons.length);
+    const slots = passes.groupSize * passes.groups;
+    runtime.write(
+      passes.epsilons,
+      Float32Array.from({ length: slots }, (_, s) => epsilons[s] ?? 0),
+    );
+    runtime.write(passes.counts, new Uint32Array(slots));
+    runtime.write(passes.tallies, new Uint32Array(1 + slots));
+    runtime.write(passes.clip, encodeClip(clip));
+    layout.copyIn(runtime, model.parameters, (p) => p.variable, parameters, 1);
+    return passes;
+  }
+
+  /** Per batch b: the gradient pass down to sign(∇ₓJ), then `afterwards(b)`. */
+  private recordBatches(gradient: EngineGradient, afterwards: (batch: number) => void): void {
+    const gradientPass = this.gradientPasses.get(gradient)!;
+    const unindexed = this.batches.count;
+    for (let b = 0; b < this.batches.count; b++) {
+      for (const kernel of gradientPass.toLayer1) kernel.record(b);
+      gradientPass.direction.record(unindexed);
+      afterwards(b);
+    }
+  }
+
   /** A maxout network of this spec, one network (not stacked): its parameters fit the packed layout. */
   private checkModel(model: Classifier): void {
     const { spec, layout } = this.network;
@@ -236,7 +332,7 @@ export class FgsmErrorRates {
       model.spec.inputSize === spec.inputSize &&
       model.spec.classes.length === spec.classes.length &&
       JSON.stringify(model.spec.layers) === JSON.stringify(spec.layers);
-    if (!same) throw new Error('the model is not the maxout network these FGSM error rates were built for');
+    if (!same) throw new Error('the model is not the maxout network this was built for');
     for (const p of model.parameters) {
       const layer = layout.layers[p.layer - 1];
       const size = layer ? (p.role === 'weight' ? layer.inputs * layer.columns : layer.columns) : 0;
@@ -304,7 +400,7 @@ async function gradientPass(
 /**
  * The x̃ passes of a call with a given number of ε values, in groups of at most `fitting`: x̃ at each ε of a group
  * in its own block of n rows, one forward pass over the blocks (a batch of their own, read in order through
- * blockRows under the unindexed record), and the count into each ε's counter.
+ * blockRows under the unindexed record), then each ε's count (errorRates) or probabilities (attack).
  */
 class EpsilonPasses {
   private constructor(
@@ -312,7 +408,13 @@ class EpsilonPasses {
     readonly groups: number,
     readonly groupSize: number,
     private readonly held: Holdings,
-    private readonly kernels: { examples: FgsmExamples; forward: RecordedKernel[]; count: ErrorCount },
+    private readonly kernels: {
+      examples: FgsmExamples;
+      forward: RecordedKernel[];
+      count: ErrorCount;
+      probabilities: Probabilities;
+      zeroDirections: ZeroDirections;
+    },
   ) {}
 
   static create(
@@ -329,15 +431,19 @@ class EpsilonPasses {
     const groupSize = Math.ceil(epsilons / groups);
     const n = batches.rows;
     const rows = groupSize * n;
+    const classes = spec.classes.length;
     return Holdings.build(runtime, async (held) => {
       const adversarial = held.add('adversarial', rows * IMAGE_SIZE * 4);
       spec.layers.forEach((layer, i) => {
         held.add(`h${i + 1}`, rows * layer.units * 4);
         held.add(`route${i + 1}`, rows * layer.units * 4);
       });
-      held.add('logits', rows * spec.classes.length * 4);
+      held.add('logits', rows * classes * 4);
       const epsilonValues = held.add('epsilons', groups * groupSize * 4);
       const counts = held.add('counts', groups * groupSize * 4);
+      const tallies = held.add('tallies', (1 + groups * groupSize) * 4);
+      const probabilities = held.add('probabilities', epsilons * batches.examples * classes * 4);
+      const clip = held.addUniform('clip', new Uint8Array(CLIP_BYTES));
       const blockRows = held.add(
         'blockRows',
         Uint32Array.from({ length: rows }, (_, i) => i),
@@ -350,24 +456,31 @@ class EpsilonPasses {
         }
       }
       const passes = held.addUniform('fgsm passes', encodePasses(records));
-      const shape = { batchRows: n, groupSize };
+      const shape = { batchRows: n, groupSize, examples: batches.examples };
+      const logits = held.get('logits');
       const examples = held.keep(
         await FgsmExamples.create(
           runtime,
           { ...shape, inputs: IMAGE_SIZE },
-          { passes, images: resident.images!, rowIndex: batches.rowIndex, direction, epsilons: epsilonValues, adversarial },
+          { passes, clip, images: resident.images!, rowIndex: batches.rowIndex, direction, epsilons: epsilonValues, adversarial, tallies },
         ),
       );
       const blocks: BatchInput = { images: adversarial, rowIndex: blockRows, indexStride: rows, batchRows: rows };
       const forwardPass = await forward(network, rows, blocks, held);
       const count = held.keep(
-        await ErrorCount.create(
-          runtime,
-          { ...shape, classes: spec.classes.length, examples: batches.examples },
-          { passes, logits: held.get('logits'), labels: resident.labels!, rowIndex: batches.rowIndex, counts },
-        ),
+        await ErrorCount.create(runtime, { ...shape, classes }, { passes, logits, labels: resident.labels!, rowIndex: batches.rowIndex, counts }),
       );
-      return new EpsilonPasses(epsilons, groups, groupSize, held, { examples, forward: forwardPass, count });
+      const probabilitiesKernel = held.keep(
+        await Probabilities.create(runtime, { ...shape, classes, top: spec.top }, { passes, logits, probabilities }),
+      );
+      const zeroDirections = held.keep(await ZeroDirections.create(runtime, { ...shape, inputs: IMAGE_SIZE }, { passes, direction, tallies }));
+      return new EpsilonPasses(epsilons, groups, groupSize, held, {
+        examples,
+        forward: forwardPass,
+        count,
+        probabilities: probabilitiesKernel,
+        zeroDirections,
+      });
     });
   }
 
@@ -379,15 +492,42 @@ class EpsilonPasses {
     return this.held.get('counts');
   }
 
+  get tallies(): GPUBuffer {
+    return this.held.get('tallies');
+  }
+
+  get probabilities(): GPUBuffer {
+    return this.held.get('probabilities');
+  }
+
+  get clip(): GPUBuffer {
+    return this.held.get('clip');
+  }
+
   /** Records x̃, the forward pass and the count of pass record `pass` (the forward pass under record `unindexed`). */
-  record(pass: number, unindexed: number): void {
-    this.kernels.examples.record(pass);
-    for (const kernel of this.kernels.forward) kernel.record(unindexed);
+  recordCount(pass: number, unindexed: number): void {
+    this.recordForward(pass, unindexed);
     this.kernels.count.record(pass);
+  }
+
+  /** Records x̃, the forward pass and the probabilities of pass record `pass`. */
+  recordProbabilities(pass: number, unindexed: number): void {
+    this.recordForward(pass, unindexed);
+    this.kernels.probabilities.record(pass);
+  }
+
+  /** Records the zero-gradient count of the batch of pass record `pass`. */
+  recordZeroDirections(pass: number): void {
+    this.kernels.zeroDirections.record(pass);
   }
 
   dispose(): void {
     this.held.release();
+  }
+
+  private recordForward(pass: number, unindexed: number): void {
+    this.kernels.examples.record(pass);
+    for (const kernel of this.kernels.forward) kernel.record(unindexed);
   }
 }
 

@@ -1,0 +1,362 @@
+import { BoundKernel, STEP_RECORD_BYTES, type Binding, type GpuRuntime, type Kernel } from '../runtime.js';
+
+/*
+ * The kernels that turn one input gradient per batch into FGSM figures at several ε (see resident-fgsm.ts):
+ * FgsmExamples writes x̃ = x + ε·sign(∇ₓJ) (clipped when the attack clips) for a group of ε values, one block of n
+ * rows per ε, so that one forward pass of the network serves the whole group, and keeps each ε's largest |x̃ − x|;
+ * ErrorCount counts each block's misclassified rows into that ε's counter; Probabilities writes each block's class
+ * probabilities into the split's rows; ZeroDirections counts the batch's rows whose input gradient is zero
+ * everywhere. Counts and maxima are integers (a non-negative float's bits order as the float does), so the order
+ * of the device's atomic additions leaves them the same. Every kernel takes what changes between passes (which
+ * batch, which ε) from a pass record (STEP_RECORD_BYTES) chosen by the dispatch's dynamic offset.
+ */
+
+/** One x̃ pass: a batch of the split and a group of consecutive ε values. */
+export interface FgsmPass {
+  /** Where the batch starts in the row indices. */
+  cleanStart: number;
+  /** The group's first ε: its index in the ε values and in the counters. */
+  firstSlot: number;
+  /** The group's ε values (at most the pass's groupSize; a last, smaller group leaves the other blocks unused). */
+  epsilons: number;
+}
+
+const PASS_RECORD_WGSL = /* wgsl */ `
+struct FgsmPass {
+  cleanStart: u32,
+  firstSlot: u32,
+  epsilons: u32,
+}
+`;
+
+/** Records for consecutive passes, ready for a buffer bound as a kernel's 'step' binding. */
+export function encodePasses(passes: readonly FgsmPass[]): Uint32Array {
+  const words = new Uint32Array((passes.length * STEP_RECORD_BYTES) / 4);
+  passes.forEach((pass, i) => words.set([pass.cleanStart, pass.firstSlot, pass.epsilons], (i * STEP_RECORD_BYTES) / 4));
+  return words;
+}
+
+/** The shape every pass kernel is built for. */
+export interface FgsmPassShape {
+  /** n: rows of a batch (and of each ε's block). */
+  batchRows: number;
+  /** ε values per pass (blocks of n rows). */
+  groupSize: number;
+  /** N: the split's examples; rows past it (the last batch's padding) are not counted. */
+  examples: number;
+}
+
+/** Tallies: u32 [1 + ε slots]: the zero-gradient rows at 0, then the bits of each ε slot's largest |x̃ − x|. */
+export const ZERO_GRADIENT_TALLY = 0;
+export const perturbationTally = (slot: number): number => 1 + slot;
+
+/** Clipping of x̃ as a per-call uniform: CLIP_BYTES bytes, made by encodeClip. */
+export const CLIP_BYTES = 16;
+
+/** The uniform that clips x̃ to [low, high], or leaves it unclipped (null). */
+export function encodeClip(clip: readonly [number, number] | null): Uint8Array {
+  const words = new ArrayBuffer(CLIP_BYTES);
+  new Uint32Array(words)[0] = clip ? 1 : 0;
+  if (clip) new Float32Array(words).set(clip, 1);
+  return new Uint8Array(words);
+}
+
+export type FgsmExamplesShape = FgsmPassShape & { inputs: number };
+export interface FgsmExamplesBuffers {
+  passes: GPUBuffer;
+  /** The clipping uniform (encodeClip). */
+  clip: GPUBuffer;
+  /** f32 [N × inputs]. */
+  images: GPUBuffer;
+  /** u32: the split's rows in batch order (a pass reads from cleanStart). */
+  rowIndex: GPUBuffer;
+  /** f32 [n × inputs]: sign(∇ₓJ) of the batch. */
+  direction: GPUBuffer;
+  /** f32: ε of slot s at element s. */
+  epsilons: GPUBuffer;
+  /** f32 [groupSize · n × inputs], written: block e holds x̃ at the group's ε number e. */
+  adversarial: GPUBuffer;
+  /** u32 tallies, raised: each ε slot's largest |x̃ − x| (perturbationTally). */
+  tallies: GPUBuffer;
+}
+
+export type ErrorCountShape = FgsmPassShape & { classes: number };
+export interface ErrorCountBuffers {
+  passes: GPUBuffer;
+  /** f32 [groupSize · n × classes]: the pass's logits, block by block. */
+  logits: GPUBuffer;
+  /** u32 [N]: each example's class. */
+  labels: GPUBuffer;
+  rowIndex: GPUBuffer;
+  /** u32, one per ε slot, added to: the misclassified rows seen so far. */
+  counts: GPUBuffer;
+}
+
+export type ProbabilitiesShape = FgsmPassShape & {
+  classes: number;
+  /** softmax: p = softmax(z); sigmoid: p_k = σ(z_k), each class its own (as the models' `probabilities`). */
+  top: 'softmax' | 'sigmoid';
+};
+export interface ProbabilitiesBuffers {
+  passes: GPUBuffer;
+  /** f32 [groupSize · n × classes]: the pass's logits, block by block. */
+  logits: GPUBuffer;
+  /** f32 [ε slots × N × classes], written: slot s's probabilities of the split's row i at (s·N + i)·classes. */
+  probabilities: GPUBuffer;
+}
+
+export type ZeroDirectionsShape = Omit<FgsmPassShape, 'groupSize'> & { inputs: number };
+export interface ZeroDirectionsBuffers {
+  passes: GPUBuffer;
+  /** f32 [n × inputs]: sign(∇ₓJ) of the batch. */
+  direction: GPUBuffer;
+  /** u32 tallies, added to: the rows whose direction is all zero (ZERO_GRADIENT_TALLY). */
+  tallies: GPUBuffer;
+}
+
+const WORKGROUP = 64;
+
+const EXAMPLES_WGSL = /* wgsl */ `${PASS_RECORD_WGSL}
+struct Shape { batchRows: u32, inputs: u32, examples: u32 }
+struct Clip { clips: u32, low: f32, high: f32 }
+@group(0) @binding(0) var<uniform> record: FgsmPass;
+@group(0) @binding(1) var<uniform> shape: Shape;
+@group(0) @binding(2) var<uniform> clip: Clip;
+@group(0) @binding(3) var<storage, read> images: array<f32>;
+@group(0) @binding(4) var<storage, read> rowIndex: array<u32>;
+@group(0) @binding(5) var<storage, read> direction: array<f32>;
+@group(0) @binding(6) var<storage, read> epsilons: array<f32>;
+@group(0) @binding(7) var<storage, read_write> adversarial: array<f32>;
+@group(0) @binding(8) var<storage, read_write> tallies: array<atomic<u32>>;
+
+var<workgroup> most: atomic<u32>;
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let k = id.x;
+  let r = id.y;
+  let inside = k < shape.inputs && r < shape.batchRows;
+  let counted = inside && record.cleanStart + r < shape.examples;
+  var x = 0.0;
+  var d = 0.0;
+  if (inside) {
+    x = images[rowIndex[record.cleanStart + r] * shape.inputs + k];
+    d = direction[r * shape.inputs + k];
+  }
+  for (var e = 0u; e < record.epsilons; e++) {
+    if (t == 0u) { atomicStore(&most, 0u); }
+    workgroupBarrier();
+    if (inside) {
+      // as tfjs's x + direction·ε: ε·d is ±ε or 0 exactly, so x̃ is x + ε rounded once, the same in both; then
+      // clipByValue's min(max(·, low), high)
+      var stepped = x + epsilons[record.firstSlot + e] * d;
+      if (clip.clips != 0u) { stepped = clamp(stepped, clip.low, clip.high); }
+      adversarial[(e * shape.batchRows + r) * shape.inputs + k] = stepped;
+      if (counted) { atomicMax(&most, bitcast<u32>(abs(stepped - x))); }
+    }
+    workgroupBarrier();
+    if (t == 0u) {
+      let seen = atomicLoad(&most);
+      if (seen > 0u) { atomicMax(&tallies[${perturbationTally(0)}u + record.firstSlot + e], seen); }
+    }
+  }
+}
+`;
+
+const COUNT_WGSL = /* wgsl */ `${PASS_RECORD_WGSL}
+struct Shape { batchRows: u32, classes: u32, examples: u32 }
+@group(0) @binding(0) var<uniform> record: FgsmPass;
+@group(0) @binding(1) var<uniform> shape: Shape;
+@group(0) @binding(2) var<storage, read> logits: array<f32>;
+@group(0) @binding(3) var<storage, read> labels: array<u32>;
+@group(0) @binding(4) var<storage, read> rowIndex: array<u32>;
+@group(0) @binding(5) var<storage, read_write> counts: array<atomic<u32>>;
+
+var<workgroup> wrong: atomic<u32>;
+
+// workgroup (x, e): rows 64x.. of the block of the group's ε number e
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let r = group.x * ${WORKGROUP}u + t;
+  let e = group.y;
+  if (e < record.epsilons && r < shape.batchRows && record.cleanStart + r < shape.examples) {
+    let first = (e * shape.batchRows + r) * shape.classes;
+    // the first class of highest logit, as tf.argMax
+    var predicted = 0u;
+    var best = logits[first];
+    for (var k = 1u; k < shape.classes; k++) {
+      let z = logits[first + k];
+      if (z > best) {
+        best = z;
+        predicted = k;
+      }
+    }
+    if (predicted != labels[rowIndex[record.cleanStart + r]]) { atomicAdd(&wrong, 1u); }
+  }
+  workgroupBarrier();
+  if (t == 0u && e < record.epsilons) {
+    let seen = atomicLoad(&wrong);
+    if (seen > 0u) { atomicAdd(&counts[record.firstSlot + e], seen); }
+  }
+}
+`;
+
+const PROBABILITIES_WGSL = /* wgsl */ `${PASS_RECORD_WGSL}
+struct Shape { batchRows: u32, classes: u32, examples: u32, sigmoid: u32 }
+@group(0) @binding(0) var<uniform> record: FgsmPass;
+@group(0) @binding(1) var<uniform> shape: Shape;
+@group(0) @binding(2) var<storage, read> logits: array<f32>;
+@group(0) @binding(3) var<storage, read_write> probabilities: array<f32>;
+
+// thread (r, e): row r of the block of the group's ε number e
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let r = id.x;
+  let e = id.y;
+  if (e >= record.epsilons || r >= shape.batchRows || record.cleanStart + r >= shape.examples) { return; }
+  let first = (e * shape.batchRows + r) * shape.classes;
+  let out = ((record.firstSlot + e) * shape.examples + record.cleanStart + r) * shape.classes;
+  if (shape.sigmoid != 0u) {
+    for (var k = 0u; k < shape.classes; k++) { probabilities[out + k] = 1.0 / (1.0 + exp(-logits[first + k])); }
+    return;
+  }
+  // tf.softmax's exp(z − max z) / Σ exp(z − max z)
+  var top = logits[first];
+  for (var k = 1u; k < shape.classes; k++) { top = max(top, logits[first + k]); }
+  var sum = 0.0;
+  for (var k = 0u; k < shape.classes; k++) { sum += exp(logits[first + k] - top); }
+  for (var k = 0u; k < shape.classes; k++) { probabilities[out + k] = exp(logits[first + k] - top) / sum; }
+}
+`;
+
+const ZERO_DIRECTIONS_WGSL = /* wgsl */ `${PASS_RECORD_WGSL}
+struct Shape { batchRows: u32, inputs: u32, examples: u32 }
+@group(0) @binding(0) var<uniform> record: FgsmPass;
+@group(0) @binding(1) var<uniform> shape: Shape;
+@group(0) @binding(2) var<storage, read> direction: array<f32>;
+@group(0) @binding(3) var<storage, read_write> tallies: array<atomic<u32>>;
+
+var<workgroup> nonzero: atomic<u32>;
+
+// workgroup r: row r of the batch
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let r = group.x;
+  var seen = false;
+  for (var k = t; k < shape.inputs; k += ${WORKGROUP}u) {
+    if (direction[r * shape.inputs + k] != 0.0) { seen = true; }
+  }
+  if (seen) { atomicOr(&nonzero, 1u); }
+  workgroupBarrier();
+  if (t == 0u && atomicLoad(&nonzero) == 0u && record.cleanStart + r < shape.examples) {
+    atomicAdd(&tallies[${ZERO_GRADIENT_TALLY}u], 1u);
+  }
+}
+`;
+
+function checkPassShape(shape: Partial<FgsmPassShape>): void {
+  const sizes = [shape.batchRows, shape.groupSize ?? 1, shape.examples];
+  if (sizes.some((n) => !Number.isInteger(n) || n! < 1)) throw new Error(`FGSM pass shape ${JSON.stringify(shape)}`);
+}
+
+function requireBytes(buffer: GPUBuffer, bytes: number, what: string): void {
+  if (buffer.size < bytes) throw new Error(`${what}: ${buffer.size} bytes, needs ${bytes}`);
+}
+
+/** A pass kernel bound once: the pass records first, then its shape uniform (made here), then `buffers` as `bindings` says. */
+async function build(
+  runtime: GpuRuntime,
+  name: string,
+  code: string,
+  shapeWords: readonly number[],
+  buffers: readonly [GPUBuffer, ...GPUBuffer[]],
+  bindings: readonly Binding[],
+  grid: [number, number],
+): Promise<[GpuRuntime, Kernel, GPUBindGroup, GPUBuffer, [number, number]]> {
+  const kernel = await runtime.kernel(name, code, ['step', 'uniform', ...bindings]);
+  const words = Uint32Array.from(shapeWords);
+  const uniform = runtime.uniform(`${name} shape`, words.byteLength, words);
+  const group = runtime.bind(kernel, [buffers[0], uniform, ...buffers.slice(1)]);
+  return [runtime, kernel, group, uniform, grid];
+}
+
+/** x̃ = x + ε·direction (clipped as the clip uniform says) for each ε of the pass's group, into consecutive blocks of n rows. */
+export class FgsmExamples extends BoundKernel {
+  static async create(runtime: GpuRuntime, shape: FgsmExamplesShape, buffers: FgsmExamplesBuffers): Promise<FgsmExamples> {
+    checkPassShape(shape);
+    const { batchRows: n, inputs, groupSize, examples } = shape;
+    requireBytes(buffers.direction, n * inputs * 4, 'direction');
+    requireBytes(buffers.adversarial, groupSize * n * inputs * 4, 'adversarial');
+    const { passes, clip, images, rowIndex, direction, epsilons, adversarial, tallies } = buffers;
+    const built = await build(
+      runtime,
+      'fgsm-examples',
+      EXAMPLES_WGSL,
+      [n, inputs, examples],
+      [passes, clip, images, rowIndex, direction, epsilons, adversarial, tallies],
+      ['uniform', 'read', 'read', 'read', 'read', 'write', 'write'],
+      [Math.ceil(inputs / WORKGROUP), n],
+    );
+    return new FgsmExamples(...built);
+  }
+}
+
+/** Adds each ε's misclassified rows of the pass (the first maximum of the logits against the label) to its counter. */
+export class ErrorCount extends BoundKernel {
+  static async create(runtime: GpuRuntime, shape: ErrorCountShape, buffers: ErrorCountBuffers): Promise<ErrorCount> {
+    checkPassShape(shape);
+    const { batchRows: n, classes, examples, groupSize } = shape;
+    requireBytes(buffers.logits, groupSize * n * classes * 4, 'logits');
+    const { passes, logits, labels, rowIndex, counts } = buffers;
+    const built = await build(
+      runtime,
+      'error-count',
+      COUNT_WGSL,
+      [n, classes, examples],
+      [passes, logits, labels, rowIndex, counts],
+      ['read', 'read', 'read', 'write'],
+      [Math.ceil(n / WORKGROUP), groupSize],
+    );
+    return new ErrorCount(...built);
+  }
+}
+
+/** Each ε's class probabilities of the pass's rows, into their place among the split's rows. */
+export class Probabilities extends BoundKernel {
+  static async create(runtime: GpuRuntime, shape: ProbabilitiesShape, buffers: ProbabilitiesBuffers): Promise<Probabilities> {
+    checkPassShape(shape);
+    const { batchRows: n, classes, examples, groupSize, top } = shape;
+    requireBytes(buffers.logits, groupSize * n * classes * 4, 'logits');
+    const { passes, logits, probabilities } = buffers;
+    const built = await build(
+      runtime,
+      'probabilities',
+      PROBABILITIES_WGSL,
+      [n, classes, examples, top === 'sigmoid' ? 1 : 0],
+      [passes, logits, probabilities],
+      ['read', 'write'],
+      [Math.ceil(n / WORKGROUP), groupSize],
+    );
+    return new Probabilities(...built);
+  }
+}
+
+/** Counts the batch's rows (of the pass record's batch) whose direction sign(∇ₓJ) is zero everywhere. */
+export class ZeroDirections extends BoundKernel {
+  static async create(runtime: GpuRuntime, shape: ZeroDirectionsShape, buffers: ZeroDirectionsBuffers): Promise<ZeroDirections> {
+    checkPassShape(shape);
+    const { batchRows: n, inputs, examples } = shape;
+    requireBytes(buffers.direction, n * inputs * 4, 'direction');
+    const { passes, direction, tallies } = buffers;
+    const built = await build(
+      runtime,
+      'zero-directions',
+      ZERO_DIRECTIONS_WGSL,
+      [n, inputs, examples],
+      [passes, direction, tallies],
+      ['read', 'write'],
+      [n, 1],
+    );
+    return new ZeroDirections(...built);
+  }
+}
