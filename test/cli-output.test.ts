@@ -142,6 +142,7 @@ export async function resolve(specifier, context, next) {
     assert.match(typo.stderr, /hint: did you mean configs\/maxout-adv\.yaml\?/);
     assert.equal(nearestExistingFile('configs/short/maxot.yaml'), join('configs', 'short', 'maxout.yaml'));
     assert.equal(nearestExistingFile('configs/nothing-like-it.yaml'), null);
+    assert.equal(nearestExistingFile('configs/maxout-adv.yml'), join('configs', 'maxout-adv.yaml'), '.yml finds .yaml');
     assert.equal(nearestExistingFile('configs/paper/softmx.yaml'), join('configs', 'softmax.yaml'));
     const other = tempDir();
     writeFileSync(join(other, 'a.yaml'), '');

@@ -14,8 +14,11 @@ function editDistance(a: string, b: string): number {
   return previous[b.length]!;
 }
 
-/** Files ending in `extension` under `dir`, `depth` folders down at most, skipping hidden, unreadable folders and node_modules. */
-function filesUnder(dir: string, extension: string, depth: number): string[] {
+/** Extensions that name one kind of file: a config asked for as .yml is found as .yaml. */
+const SAME_KIND = [['.yaml', '.yml']];
+
+/** Files ending in one of `extensions` under `dir`, `depth` folders down at most, skipping hidden, unreadable folders and node_modules. */
+function filesUnder(dir: string, extensions: readonly string[], depth: number): string[] {
   let entries: string[];
   try {
     entries = readdirSync(dir);
@@ -26,13 +29,13 @@ function filesUnder(dir: string, extension: string, depth: number): string[] {
     const path = join(dir, entry);
     if (entry.startsWith('.') || entry === 'node_modules') return [];
     const stat = statSync(path, { throwIfNoEntry: false });
-    if (stat?.isDirectory()) return depth > 0 ? filesUnder(path, extension, depth - 1) : [];
-    return stat?.isFile() && entry.endsWith(extension) ? [path] : [];
+    if (stat?.isDirectory()) return depth > 0 ? filesUnder(path, extensions, depth - 1) : [];
+    return stat?.isFile() && extensions.includes(extname(entry)) ? [path] : [];
   });
 }
 
 /**
- * The existing file most like a missing `path`, for "did you mean …?": among the files of its extension within
+ * The existing file most like a missing `path`, for "did you mean …?": among the files of its kind of extension within
  * two folders below its nearest existing folder (its own, or one or two above), the one whose name is closest
  * (a few typos at most), the shallowest of equally close ones (a file that moved up out of a folder), written
  * as `path` was (relative to the working directory unless it was absolute). Null when none is close.
@@ -45,8 +48,9 @@ export function nearestExistingFile(path: string): string | null {
   const stem = basename(path, extension);
   // a typo or two in a long name, one in a short one, none that changes half of it
   const close = (distance: number) => distance <= Math.max(1, Math.floor(stem.length / 4)) && distance < stem.length / 2;
-  const ranked = filesUnder(root, extension, 2)
-    .map((file) => ({ file, distance: editDistance(basename(file, extension), stem), depth: file.split(sep).length }))
+  const extensions = SAME_KIND.find((kind) => kind.includes(extension)) ?? [extension];
+  const ranked = filesUnder(root, extensions, 2)
+    .map((file) => ({ file, distance: editDistance(basename(file, extname(file)), stem), depth: file.split(sep).length }))
     .filter(({ distance }) => close(distance))
     .sort((a, b) => a.distance - b.distance || a.depth - b.depth || a.file.localeCompare(b.file));
   const best = ranked[0]?.file;
