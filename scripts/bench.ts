@@ -13,8 +13,8 @@
  * WebGPU adapter (lavapipe) over the first --pgd-images (default 500) only, as it says. `--only pgd` measures PGD
  * alone. On webgpu, the WebGPU engine (src/engine) beside tfjs's ops: the host's cost per J̃ step (steps/s of a
  * 16-unit network, whose arithmetic is negligible even on lavapipe, with its dispatches, uploads, reads and submits
- * per step counted on the device), then maxout J̃ and the stacked seeds on the engine (on a software adapter over
- * 2,000 examples). `--only engine` measures those alone. Data: FGSM_DATA_DIR, else the cache, else the embedded subset.
+ * per step counted on the device), then maxout J̃ and the stacked seeds on the engine, the engine's FGSM error rates,
+ * and a run's evaluation with its attack on tfjs's ops and on the engine (on a software adapter over 2,000 examples). `--only engine` measures those alone. Data: FGSM_DATA_DIR, else the cache, else the embedded subset.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
