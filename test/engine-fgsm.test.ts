@@ -329,3 +329,18 @@ test('the engine runs the attack of FGSM with true labels, untargeted, standard 
   assert.match(residentFgsmSupport(SPEC, { ...fgsm, gradient: 'softmax-minus-onehot' })!, /standard or the stable/);
   assert.match(residentFgsmSupport({ ...SPEC, layers: [] }, fgsm)!, /softmax regression/);
 });
+
+test("what the adapter cannot bind is refused before anything is made: the split's images, or the probabilities of a long grid", async () => {
+  const runtime = await engineRuntime();
+  const limit = runtime.device.limits.maxStorageBufferBindingSize;
+  const split = (n: number): Split => ({ name: 'test', n, x: new Float32Array(0), y: new Int32Array(0) });
+  const fitting = Math.floor(limit / (784 * 4));
+  assert.equal(ResidentFgsm.cannotHold(runtime, SPEC, split(fitting), 1), null);
+  assert.match(
+    ResidentFgsm.cannotHold(runtime, SPEC, split(fitting + 1), 1)!,
+    new RegExp(`the ${fitting + 1} resident test examples take .* MiB, more than this adapter binds`),
+  );
+  const grid = Math.floor(limit / (10_000 * 10 * 4));
+  assert.equal(ResidentFgsm.cannotHold(runtime, SPEC, split(10_000), grid), null);
+  assert.match(ResidentFgsm.cannotHold(runtime, SPEC, split(10_000), grid + 1)!, new RegExp(`the probabilities at ${grid + 1} ε take`));
+});

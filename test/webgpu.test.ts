@@ -359,7 +359,7 @@ describe('webgpu backend (lavapipe without a GPU)', () => {
     const dir = tempDir();
     const webgpu = wholeRun(dir, 'webgpu', ['--backend', 'webgpu']);
     assert.equal(webgpu.result.provenance.trainer, 'tfjs');
-    assert.equal(webgpu.result.provenance.attacker, 'tfjs');
+    assert.equal(webgpu.result.provenance.attacker, 'webgpu-engine', 'FGSM needs no dropout stream: the engine attacks whichever path trained');
     assert.match(webgpu.output, /training: tfjs's webgpu ops \(the WebGPU engine does not run this: .*threefry-v1/);
     assertSameRun(webgpu, wholeRun(dir, 'wasm', ['--backend', 'wasm']), 1e-3);
   });
@@ -373,6 +373,24 @@ describe('webgpu backend (lavapipe without a GPU)', () => {
     assert.equal(engine.result.provenance.attacker, 'webgpu-engine');
     assert.match(engine.output, /evaluation: FGSM on the WebGPU engine/);
     assertSameRun(engine, wholeRun(dir, 'wasm', ['--backend', 'wasm', ...counter]), 1e-4);
+    // a sweep of each run: on webgpu the engine attacks every ε of the grid from one gradient per batch
+    const sweep = (backend: string) => {
+      const args = ['sweep', join(dir, 'tiny.yaml'), '--results-dir', join(dir, backend === 'webgpu' ? 'engine' : 'wasm'), '--backend', backend];
+      const out = spawnSync(process.execPath, [join('bin', 'fgsm.js'), ...args, '--eps', '0:0.3:0.05', ...counter], { encoding: 'utf8' });
+      assert.equal(out.status, 0, out.stderr);
+      const runs = join(dir, backend === 'webgpu' ? 'engine' : 'wasm', 'tiny');
+      const sweeps = join(runs, readdirSync(runs)[0]!, 'sweeps');
+      return { output: out.stdout + out.stderr, record: JSON.parse(readFileSync(join(sweeps, readdirSync(sweeps)[0]!, 'sweep.json'), 'utf8')) };
+    };
+    const [onEngine, onWasm] = [sweep('webgpu'), sweep('wasm')];
+    assert.match(onEngine.output, /evaluation: FGSM on the WebGPU engine/);
+    assert.deepEqual([onEngine.record.attacker, onWasm.record.attacker], ['webgpu-engine', 'tfjs']);
+    onEngine.record.points.forEach((point: { epsilon: number; error: number }, i: number) =>
+      assert.ok(
+        Math.abs(point.error - onWasm.record.points[i].error) <= 0.005,
+        `ε = ${point.epsilon}: ${point.error} against ${onWasm.record.points[i].error}`,
+      ),
+    );
   });
 
   test("two seeds on webgpu train as one stacked network (auto), on tfjs's ops or on the engine, each ending as on wasm one by one", () => {

@@ -220,6 +220,19 @@ export class ResidentFgsm {
     }
   }
 
+  /** Why `runtime`'s adapter cannot hold `split` and the probabilities of `epsilons` values of ε over it, or null. */
+  static cannotHold(runtime: GpuRuntime, spec: ModelSpec, split: Split, epsilons: number): string | null {
+    const limit = runtime.device.limits.maxStorageBufferBindingSize;
+    const buffers = [
+      { what: `the ${split.n} resident ${split.name} examples`, bytes: split.n * spec.inputSize * 4 },
+      { what: `the probabilities at ${epsilons} ε`, bytes: epsilons * split.n * spec.classes.length * 4 },
+    ];
+    const large = buffers.find(({ bytes }) => bytes > limit);
+    return large
+      ? `${large.what} take ${Math.ceil(large.bytes / 2 ** 20)} MiB, more than this adapter binds (${Math.floor(limit / 2 ** 20)} MiB)`
+      : null;
+  }
+
   /** The split this attacks, resident on the device. */
   get split(): Split {
     return this.attacked;

@@ -1,17 +1,17 @@
 import { join } from 'node:path';
 import { initBackend, type BackendChoice as ChosenBackend, type BackendRequest } from '../backend/select.js';
 import { hashConfig, loadExperiment, type LoadedExperiment } from '../config/load.js';
-import { BackendChoice, type AttackConfig, type Experiment } from '../config/schema.js';
+import { BackendChoice, type Experiment } from '../config/schema.js';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
 import { FgsmError, InterruptedError } from '../core/errors.js';
 import { stopIfAborted } from '../core/event-loop.js';
 import type { Progress } from '../core/progress.js';
-import { makeSplits, type Split, type Splits } from '../data/dataset.js';
+import { makeSplits, type Splits } from '../data/dataset.js';
 import { countsOf, dataIdentity, type DataIdentity } from '../data/identity.js';
 import { cacheDir, explicitDataDir, resolveMnist, type RawMnist } from '../data/source.js';
 import { trainingPerturbation } from '../attacks/training-perturbations.js';
 import { engineSupport, MaxoutEngine } from '../engine/maxout-engine.js';
-import { residentFgsmSupport, type ResidentFgsm } from '../engine/resident-fgsm.js';
+import { engineAttack } from './engine-attack.js';
 import { cleanMetrics, EVALUATION_INTERRUPTED, evaluate, fgsmErrorRate, type Evaluation } from '../eval/evaluate.js';
 import { modelFromConfig, stackedModelFromConfig } from '../models/build.js';
 import type { Classifier, ModelSpec } from '../models/classifier.js';
@@ -264,16 +264,21 @@ async function finishRun(prepared: PreparedRun, summary: TrainingSummary, option
   await saveModel(join(outDir, 'model'), model);
 
   const attack = options.peek && options.peekEpsilons ? { ...config.attack, epsilons: options.peekEpsilons } : config.attack;
-  const onDevice = await attackOnEngine(prepared.engine, model.spec, attack, splits.test, options.progress);
-  const evaluation = await evaluate(model, splits.test, {
-    attack,
-    rubbishSamples: config.evaluation.rubbish?.samples ?? null,
-    figureExamples: config.evaluation.figureExamples,
-    seed: config.seed,
-    progress: options.progress,
-    signal: options.signal,
-    onDevice,
-  });
+  const onEngine = await engineAttack(model.spec, attack, splits.test, options.progress, prepared.engine);
+  let evaluation: Evaluation;
+  try {
+    evaluation = await evaluate(model, splits.test, {
+      attack,
+      rubbishSamples: config.evaluation.rubbish?.samples ?? null,
+      figureExamples: config.evaluation.figureExamples,
+      seed: config.seed,
+      progress: options.progress,
+      signal: options.signal,
+      onDevice: onEngine?.attack,
+    });
+  } finally {
+    onEngine?.release();
+  }
   await stopIfAborted(options.signal, EVALUATION_INTERRUPTED);
   const trainingSet = await cleanMetrics(model, splits.train, config.attack.batchSize);
 
@@ -319,7 +324,7 @@ async function finishRun(prepared: PreparedRun, summary: TrainingSummary, option
       counts: { train: splits.train.n, validation: splits.validation?.n ?? 0, test: splits.test.n },
       classes: splits.classes,
     },
-    provenance: { ...collectProvenance(backend), trainer: prepared.engine ? 'webgpu-engine' : 'tfjs', attacker: onDevice ? 'webgpu-engine' : 'tfjs' },
+    provenance: { ...collectProvenance(backend), trainer: prepared.engine ? 'webgpu-engine' : 'tfjs', attacker: onEngine ? 'webgpu-engine' : 'tfjs' },
     seed: config.seed,
     files,
     ...(options.peek
@@ -377,24 +382,6 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
   } finally {
     await releaseRun(prepared);
   }
-}
-
-/** The engine's FGSM over the test split where the engine trained this network and runs this attack; a line says which. */
-async function attackOnEngine(
-  engine: MaxoutEngine | null,
-  spec: ModelSpec,
-  attack: AttackConfig,
-  test: Split,
-  progress: Progress,
-): Promise<ResidentFgsm | undefined> {
-  if (!engine) return undefined;
-  const why = residentFgsmSupport(spec, attack);
-  if (why) {
-    progress.line(`evaluation: tfjs's webgpu ops (the WebGPU engine does not run this attack: ${why})`);
-    return undefined;
-  }
-  progress.line('evaluation: FGSM on the WebGPU engine (test set resident, one gradient per batch for every ε)');
-  return engine.residentFgsm(test);
 }
 
 /**

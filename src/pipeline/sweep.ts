@@ -11,6 +11,7 @@ import { evaluate, type FgsmMetrics } from '../eval/evaluate.js';
 import { loadModel } from '../models/weights-io.js';
 import { sweepSvg } from '../results/plots.js';
 import { latestCompleteRun, latestUnfinishedRun } from '../results/run-dir.js';
+import { engineAttack } from './engine-attack.js';
 import { loadForRun, runExperiment, type RunOptions } from './experiment.js';
 
 /**
@@ -136,6 +137,7 @@ export async function sweepExperiment(file: string, epsilons: number[], options:
     );
   }
   const model = loadModel(join(runDir, 'model'));
+  const onEngine = await engineAttack(model.spec, attack, splits.test, options.progress);
   try {
     const evaluation = await evaluate(model, splits.test, {
       attack,
@@ -144,6 +146,7 @@ export async function sweepExperiment(file: string, epsilons: number[], options:
       seed: config.seed,
       progress: options.progress,
       signal: options.signal,
+      onDevice: onEngine?.attack,
     });
     const points = epsilons.map((epsilon) => evaluation.fgsm[String(epsilon)]!);
     const others = epsilons.map((epsilon) => evaluation.fgsmOtherGradient[String(epsilon)]!);
@@ -172,6 +175,7 @@ export async function sweepExperiment(file: string, epsilons: number[], options:
       createdAt: new Date().toISOString(),
       epsilons,
       attack,
+      attacker: onEngine ? 'webgpu-engine' : 'tfjs',
       data: { ...raw.provenance, identity: data },
       points,
     });
@@ -182,6 +186,7 @@ export async function sweepExperiment(file: string, epsilons: number[], options:
     );
     return { dir, points, others };
   } finally {
+    onEngine?.release();
     model.dispose();
   }
 }

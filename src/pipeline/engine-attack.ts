@@ -1,0 +1,42 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { AttackConfig } from '../config/schema.js';
+import type { Progress } from '../core/progress.js';
+import type { Split } from '../data/dataset.js';
+import type { MaxoutEngine } from '../engine/maxout-engine.js';
+import { ResidentFgsm, residentFgsmSupport } from '../engine/resident-fgsm.js';
+import { GpuRuntime } from '../engine/runtime.js';
+import type { ModelSpec } from '../models/classifier.js';
+
+/** The test set's attack on the WebGPU engine, and how to let it go once the evaluation is done. */
+export interface EngineAttack {
+  attack: ResidentFgsm;
+  release(): void;
+}
+
+/**
+ * The attack of an evaluation on the WebGPU engine wherever the webgpu backend runs and the engine runs this attack
+ * (whichever path trained the model: FGSM needs no dropout stream); the training engine's own where there is one, so
+ * that its seeds share the resident test set. A line says which path attacks, and why not the engine.
+ */
+export async function engineAttack(
+  spec: ModelSpec,
+  attack: AttackConfig,
+  test: Split,
+  progress: Progress,
+  trainingEngine: MaxoutEngine | null = null,
+): Promise<EngineAttack | null> {
+  if (tf.getBackend() !== 'webgpu') return null;
+  const notHere = (why: string): null => {
+    progress.line(`evaluation: tfjs's webgpu ops (the WebGPU engine does not run this attack: ${why})`);
+    return null;
+  };
+  const unsupported = residentFgsmSupport(spec, attack);
+  if (unsupported) return notHere(unsupported);
+  const runtime = GpuRuntime.ofTfjsBackend();
+  const tooLarge = ResidentFgsm.cannotHold(runtime, spec, test, attack.epsilons.length);
+  if (tooLarge) return notHere(tooLarge);
+  progress.line('evaluation: FGSM on the WebGPU engine (test set resident, one gradient per batch for every ε)');
+  if (trainingEngine) return { attack: await trainingEngine.residentFgsm(test), release: () => {} };
+  const own = await ResidentFgsm.create(runtime, spec, test);
+  return { attack: own, release: () => own.dispose() };
+}
