@@ -6,7 +6,7 @@ import { stripVTControlCharacters } from 'node:util';
 import { describe, test } from 'node:test';
 import { renderRunTable } from '../src/cli/status.js';
 import { withoutDawnDiagnostics } from '../src/backend/doctor.js';
-import { describeEta, type TrainingPosition } from '../src/core/progress.js';
+import { describeEta, epochPace, type TrainingPosition } from '../src/core/progress.js';
 import { nearestExistingFile } from '../src/core/nearest-file.js';
 import { DEFAULT_SWEEP_GRID, parseEpsilons } from '../src/pipeline/sweep.js';
 import { fittedTable, wrapText } from '../src/report/table.js';
@@ -205,5 +205,13 @@ claims: []
       describeEta({ ...stage1, stage: 2, epoch: 10, earliestEnd: 500, latestEnd: 500, stopsOnTarget: true, stage2: null }),
       'ETA ≤ 4.1 h (stage 2 stops at its target loss, by epoch 500)',
     );
+  });
+
+  test("the ETA's pace is the median of the latest epochs: one suspended epoch does not swing it, a lasting change shows", () => {
+    assert.equal(epochPace([19, 20, 1199]), 20, 'a process suspended for 20 minutes during one epoch');
+    assert.equal(epochPace([40, 40, 40, 40, 20, 21, 1199, 22, 19]), 21, 'only the latest five count');
+    assert.equal(epochPace([20, 20, 20, 44, 44, 44]), 44, 'a machine that stays busy shows within three epochs');
+    assert.equal(epochPace([31]), 31);
+    assert.throws(() => epochPace([]), /no epoch yet/);
   });
 });

@@ -96,7 +96,7 @@ class LineProgress implements Progress {
 /** Where a training run stands after an epoch: what its ETA is made of. */
 export interface TrainingPosition {
   stage: 1 | 2;
-  /** The epoch just finished (counted within its stage) and what it took. */
+  /** The epoch just finished (counted within its stage), and the pace of the stage's epochs (epochPace). */
   epoch: number;
   epochSeconds: number;
   /** The stage's last epoch if nothing changes (early stopping with no new best; equal to `latestEnd` without it), and its cap. */
@@ -106,6 +106,19 @@ export interface TrainingPosition {
   stopsOnTarget: boolean;
   /** During stage 1: the stage 2 to come, in epochs (`estimated` where it stops on a target), and its cap. */
   stage2: { epochs: number; maxEpochs: number; estimated: boolean; secondsPerEpoch: number } | null;
+}
+
+/** How many of the latest epochs the ETA's pace is the median of. */
+export const PACE_EPOCHS = 5;
+
+/**
+ * An epoch's time for the ETA: the median of the latest PACE_EPOCHS of `seconds` (in order), so that one slow epoch
+ * (the machine busy for a while, the process suspended) does not swing it, while a lasting change shows within three.
+ */
+export function epochPace(seconds: readonly number[]): number {
+  const recent = seconds.slice(-PACE_EPOCHS).sort((a, b) => a - b);
+  if (recent.length === 0) throw new Error('epochPace: no epoch yet');
+  return recent[Math.floor(recent.length / 2)]!;
 }
 
 function describeDuration(seconds: number): string {

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingConfig } from '../config/schema.js';
 import { InterruptedError } from '../core/errors.js';
 import { yieldToEventLoop } from '../core/event-loop.js';
-import { describeEta, type Progress, type TrainingPosition } from '../core/progress.js';
+import { describeEta, epochPace, type Progress, type TrainingPosition } from '../core/progress.js';
 import type { Split } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
 import { assignParameters } from '../models/weights-io.js';
@@ -270,11 +270,12 @@ function positionAfter(record: EpochRecord, state: TrainingState, maxEpochs: num
   const { stage2, earlyStopping } = options.config;
   const stopsEarly = record.stage === 1 && state.bestEpoch !== null;
   const chosen = state.bestEpoch ?? record.epoch;
-  const stage2Epoch = (record.seconds * (options.train.n + (options.validation?.n ?? 0))) / options.train.n;
+  const pace = epochPace(state.history.filter((r) => r.stage === record.stage).map((r) => r.seconds));
+  const stage2Epoch = (pace * (options.train.n + (options.validation?.n ?? 0))) / options.train.n;
   return {
     stage: record.stage,
     epoch: record.epoch,
-    epochSeconds: record.seconds,
+    epochSeconds: pace,
     earliestEnd: stopsEarly ? Math.min(maxEpochs, state.bestEpoch! + earlyStopping.patience) : maxEpochs,
     latestEnd: maxEpochs,
     stopsOnTarget: record.stage === 2 && stage2.mode === 'continue',
