@@ -280,18 +280,20 @@ function assertSameAttack(engine: Evaluation, tfjs: Evaluation, what: string, sl
   );
 }
 
-test("a run's evaluation with the attack on the engine measures what tfjs's does: both tops, clipped and not, a saturated network; 2 reads and 13 dispatches a batch per gradient", async () => {
+const SOFTMAX_REGRESSION: ModelSpec = { kind: 'softmax', inputSize: 784, classes: SPEC.classes, maxColumnNorm: null };
+
+test("a run's evaluation with the attack on the engine measures what tfjs's does: both tops, softmax regression, clipped and not, a saturated network; 2 reads and 13 dispatches a batch per gradient (7 without hidden layers)", async () => {
   const runtime = await engineRuntime();
   const tensors = tf.memory().numTensors;
   const before = runtime.liveBuffers;
-  const cases = [
-    { top: 'softmax', factor: 5, clip: 'none', slack: 0 },
-    { top: 'sigmoid', factor: 5, clip: [0, 1], slack: 0 },
+  const cases: { spec: ModelSpec; factor: number; clip: 'none' | [number, number]; slack: number; dispatches: number }[] = [
+    { spec: SPEC, factor: 5, clip: 'none', slack: 0, dispatches: 13 },
+    { spec: { ...SPEC, top: 'sigmoid' }, factor: 5, clip: [0, 1], slack: 0, dispatches: 13 },
     // logits in the hundreds: p_y rounds to 1, the standard gradient is zero on most rows
-    { top: 'softmax', factor: 40, clip: [0, 1], slack: 1 },
-  ] as const;
-  for (const { top, factor, clip, slack } of cases) {
-    const spec: ModelSpec = { ...SPEC, top };
+    { spec: SPEC, factor: 40, clip: [0, 1], slack: 1, dispatches: 13 },
+    { spec: SOFTMAX_REGRESSION, factor: 10, clip: 'none', slack: 0, dispatches: 7 },
+  ];
+  for (const { spec, factor, clip, slack, dispatches } of cases) {
     const model = buildModel(spec, 0.05, 3);
     scale(model, factor);
     const n = 300;
@@ -305,10 +307,11 @@ test("a run's evaluation with the attack on the engine measures what tfjs's does
       const counters = { ...runtime.counters };
       const engine = await evaluate(model, split, { ...options, onDevice });
       assert.equal(runtime.counters.reads - counters.reads, 2 * 2, 'two reads per gradient');
-      assert.equal(runtime.counters.dispatches - counters.dispatches, 2 * 3 * 13, '13 dispatches a batch per gradient');
-      const what = `${top} ×${factor}, clip ${clip}`;
+      assert.equal(runtime.counters.dispatches - counters.dispatches, 2 * 3 * dispatches, `${dispatches} dispatches a batch per gradient`);
+      const what = `${spec.kind === 'maxout' ? spec.top : spec.kind} ×${factor}, clip ${clip}`;
       assertSameAttack(engine, tfjs, what, slack);
       const standard = engine.fgsm['0.25']!;
+      assert.ok(standard.error > engine.clean.error + 0.1, `${what}: FGSM raises the error (${engine.clean.error} → ${standard.error})`);
       if (factor === 40) assert.ok(standard.zeroGradient! > n / 10, `${what}: ${standard.zeroGradient} zero gradients`);
       assert.ok(Math.abs(standard.maxPerturbation - 0.25) < 1e-6, `${what}: the largest perturbation ${standard.maxPerturbation}`);
     } finally {
@@ -320,14 +323,17 @@ test("a run's evaluation with the attack on the engine measures what tfjs's does
   assert.equal(tf.memory().numTensors, tensors, 'no tensor left');
 });
 
-test('the engine runs the attack of FGSM with true labels, untargeted, standard or stable, on a maxout network with a hidden layer; it says what else lacks', () => {
+test('the engine runs the attack of FGSM with true labels, untargeted, standard or stable, on a maxout network or softmax regression; it says what else lacks', () => {
   const fgsm = AttackSchema.parse({});
   assert.equal(residentFgsmSupport(SPEC, fgsm), null);
   assert.match(residentFgsmSupport(SPEC, AttackSchema.parse({ method: 'pgd' }))!, /FGSM, not pgd/);
   assert.match(residentFgsmSupport(SPEC, { ...fgsm, labels: 'predicted' })!, /true labels/);
   assert.match(residentFgsmSupport(SPEC, { ...fgsm, target: 'least-likely' })!, /untargeted/);
   assert.match(residentFgsmSupport(SPEC, { ...fgsm, gradient: 'softmax-minus-onehot' })!, /standard or the stable/);
-  assert.match(residentFgsmSupport({ ...SPEC, layers: [] }, fgsm)!, /softmax regression/);
+  assert.equal(residentFgsmSupport({ ...SPEC, layers: [] }, fgsm), null);
+  assert.equal(residentFgsmSupport(SOFTMAX_REGRESSION, fgsm), null);
+  const logistic: ModelSpec = { ...SOFTMAX_REGRESSION, kind: 'logistic', classes: [3, 7] };
+  assert.match(residentFgsmSupport(logistic, fgsm)!, /maxout networks and softmax regression, not logistic/);
 });
 
 test("what the adapter cannot bind is refused before anything is made: the split's images, or the probabilities of a long grid", async () => {

@@ -8,23 +8,14 @@ import { ResidentFgsm } from './resident-fgsm.js';
 import { epochOrder, stepSeed, type EpochContext, type EpochEngine, type LaneEpoch } from '../train/epoch.js';
 import type { EpochRecord } from '../train/state.js';
 import { encodeSteps, MAX_LANES, type LaneStep } from './kernels/step-record.js';
-import { PackedLayout } from './parameters.js';
+import { asMaxout, layoutOf, type MaxoutSpec } from './network.js';
+import type { PackedLayout } from './parameters.js';
 import { ResidentData } from './resident-data.js';
 import { GpuRuntime } from './runtime.js';
 import { StepProgram, type EngineTraining } from './step-program.js';
 
-type MaxoutSpec = Extract<ModelSpec, { kind: 'maxout' }>;
-
 /** Minibatches between reads of the losses and error counts (the progress bar moves, divergence is caught): the only waits. */
 export const READ_EVERY = 50;
-
-/** Softmax regression as the engine sees it: a maxout network with no hidden layer under the softmax top. */
-function asMaxout(spec: ModelSpec): MaxoutSpec | null {
-  if (spec.kind === 'maxout') return spec;
-  if (spec.kind !== 'softmax') return null;
-  const { inputSize, classes, maxColumnNorm } = spec;
-  return { kind: 'maxout', inputSize, classes, maxColumnNorm, layers: [], dropout: null, top: 'softmax', sigmoidLoss: 'sum' };
-}
 
 /**
  * Why the engine cannot train this network and objective (null: it can). What it runs: maxout networks with the
@@ -65,13 +56,7 @@ export class MaxoutEngine implements EpochEngine {
     private readonly spec: MaxoutSpec,
     private readonly training: EngineTraining,
   ) {
-    let inputs = spec.inputSize;
-    const shapes = spec.layers.map((layer) => {
-      const shape = { inputs, columns: layer.units * layer.pieces };
-      inputs = layer.units;
-      return shape;
-    });
-    this.layout = new PackedLayout([...shapes, { inputs, columns: spec.classes.length }]);
+    this.layout = layoutOf(spec);
     this.resident = new ResidentData(runtime);
   }
 

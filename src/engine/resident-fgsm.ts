@@ -17,12 +17,11 @@ import {
 } from './kernels/fgsm-passes.js';
 import { BackwardData, HiddenForward, OutputForward, type BatchInput, type LayerShape } from './kernels/layers.js';
 import { encodeSteps, type LaneStep } from './kernels/step-record.js';
-import { PackedLayout } from './parameters.js';
+import { asMaxout, layoutOf, type MaxoutSpec } from './network.js';
+import type { PackedLayout } from './parameters.js';
 import { ResidentData } from './resident-data.js';
 import type { GpuRuntime } from './runtime.js';
 import type { RecordedKernel } from './step-program.js';
-
-type MaxoutSpec = Extract<ModelSpec, { kind: 'maxout' }>;
 
 /** The most rows of one batch's gradient pass. */
 export const MOST_BATCH_ROWS = 10_000;
@@ -54,11 +53,10 @@ const GRADIENT_FORMS: readonly EngineGradient[] = ['standard', 'stable'];
 
 /**
  * Whether ResidentFgsm.attack measures `attack` on `spec` as evaluate does (FGSM with true labels, untargeted, with
- * the standard or the stable gradient, on a maxout network with a hidden layer): null, or what it lacks.
+ * the standard or the stable gradient, on a maxout network or softmax regression): null, or what it lacks.
  */
 export function residentFgsmSupport(spec: ModelSpec, attack: AttackConfig): string | null {
-  if (spec.kind !== 'maxout' || spec.layers.length === 0)
-    return `the engine attacks maxout networks with a hidden layer, not ${spec.kind === 'maxout' ? 'softmax regression' : spec.kind}`;
+  if (!asMaxout(spec)) return `the engine attacks maxout networks and softmax regression, not ${spec.kind}`;
   if (spec.inputSize !== IMAGE_SIZE) return `the engine attacks ${IMAGE_SIZE}-pixel images, not ${spec.inputSize}`;
   if (attack.method !== 'fgsm') return `the engine runs FGSM, not ${attack.method}`;
   if (attack.labels !== 'true') return `the engine's FGSM takes the true labels, not the ${attack.labels} ones`;
@@ -138,7 +136,7 @@ class Holdings {
 }
 
 /**
- * FGSM on a maxout network over one split resident on the device: the error at several ε, as fgsmErrorRate measures
+ * FGSM on a maxout network (or softmax regression, one with no hidden layer) over one split resident on the device: the error at several ε, as fgsmErrorRate measures
  * it (§6's adversarial validation error), or the attack evaluate measures on the test set (probabilities on x̃,
  * zero gradients, the largest perturbation), each from one input gradient per batch serving every ε, the network's
  * parameters copied in from its tfjs variables once per call, and everything read once at the end of a call.
@@ -169,8 +167,9 @@ export class ResidentFgsm {
   ) {}
 
   /** Uploads `split` and builds the gradient pass (both forms) for batches of at most `batchRows` rows. */
-  static async create(runtime: GpuRuntime, spec: ModelSpec, split: Split, options: ResidentFgsmOptions = {}): Promise<ResidentFgsm> {
-    if (spec.kind !== 'maxout') throw new Error(`the engine's FGSM is for maxout networks, not ${spec.kind}`);
+  static async create(runtime: GpuRuntime, model: ModelSpec, split: Split, options: ResidentFgsmOptions = {}): Promise<ResidentFgsm> {
+    const spec = asMaxout(model);
+    if (!spec) throw new Error(`the engine's FGSM is for maxout networks and softmax regression, not ${model.kind}`);
     if (spec.inputSize !== IMAGE_SIZE) throw new Error(`the engine's resident data holds ${IMAGE_SIZE}-pixel images, not ${spec.inputSize}`);
     if (split.n < 1) throw new Error(`the ${split.name} split is empty`);
     const most = options.batchRows ?? MOST_BATCH_ROWS;
@@ -239,8 +238,7 @@ export class ResidentFgsm {
   }
 
   /**
-   * The error rate at each of `epsilons`, in their order, of `model` (a maxout network of the spec this was built
-   * for) on unclipped FGSM examples with ∇ₓJ in the `gradient` form: one read.
+   * The error rate at each of `epsilons`, in their order, of `model` (a network of the spec this was built for) on unclipped FGSM examples with ∇ₓJ in the `gradient` form: one read.
    */
   async errorRates(model: Classifier, epsilons: readonly number[], gradient: EngineGradient): Promise<number[]> {
     const passes = await this.prepare(model, epsilons, gradient, null);
@@ -337,15 +335,17 @@ export class ResidentFgsm {
     }
   }
 
-  /** A maxout network of this spec, one network (not stacked): its parameters fit the packed layout. */
+  /** A network of this spec, one network (not stacked): its parameters fit the packed layout. */
   private checkModel(model: Classifier): void {
     const { spec, layout } = this.network;
+    const given = asMaxout(model.spec);
     const same =
-      model.spec.kind === 'maxout' &&
-      model.spec.inputSize === spec.inputSize &&
-      model.spec.classes.length === spec.classes.length &&
-      JSON.stringify(model.spec.layers) === JSON.stringify(spec.layers);
-    if (!same) throw new Error('the model is not the maxout network this was built for');
+      given !== null &&
+      given.top === spec.top &&
+      given.inputSize === spec.inputSize &&
+      given.classes.length === spec.classes.length &&
+      JSON.stringify(given.layers) === JSON.stringify(spec.layers);
+    if (!same) throw new Error('the model is not the network this was built for');
     for (const p of model.parameters) {
       const layer = layout.layers[p.layer - 1];
       const size = layer ? (p.role === 'weight' ? layer.inputs * layer.columns : layer.columns) : 0;
@@ -559,7 +559,7 @@ async function forward(network: Network, rows: number, input: BatchInput, held: 
     kernels.push(held.keep(await HiddenForward.create(runtime, { ...layerShape(network, i + 1, rows), pieces, dropout: null }, buffers)));
   }
   const top = spec.layers.length + 1;
-  const buffers = { steps, parameters, input: held.get(`h${top - 1}`), output: held.get('logits') };
+  const buffers = { steps, parameters, input: top === 1 ? input : held.get(`h${top - 1}`), output: held.get('logits') };
   kernels.push(held.keep(await OutputForward.create(runtime, layerShape(network, top, rows), buffers)));
   return kernels;
 }
@@ -571,14 +571,4 @@ function layerShape(network: Network, j: number, rows: number): LayerShape {
 
 function laneStep(batchStart: number): LaneStep {
   return { dropoutSeed: 0, gradientSeed: 0, batchStart, active: true, learningRate: 0, momentum: 0, statsSlot: 0 };
-}
-
-function layoutOf(spec: MaxoutSpec): PackedLayout {
-  let inputs = spec.inputSize;
-  const shapes = spec.layers.map((layer) => {
-    const shape = { inputs, columns: layer.units * layer.pieces };
-    inputs = layer.units;
-    return shape;
-  });
-  return new PackedLayout([...shapes, { inputs, columns: spec.classes.length }]);
 }

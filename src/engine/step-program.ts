@@ -1,15 +1,14 @@
 import type { ObjectiveConfig, TrainingConfig } from '../config/schema.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
-import type { ModelSpec } from '../models/classifier.js';
 import { BatchInputKernel, type BatchNoise } from './kernels/batch-input.js';
 import { CrossEntropy, type CrossEntropyShape, type EngineGradient } from './kernels/cross-entropy.js';
 import { BackwardData, HiddenForward, OutputForward, WeightGradient, type BatchInput, type LayerShape, type PassDropout } from './kernels/layers.js';
 import { Update } from './kernels/update.js';
+import type { MaxoutSpec } from './network.js';
 import type { PackedLayout } from './parameters.js';
 import type { ResidentData } from './resident-data.js';
 import { STEP_RECORD_BYTES, type GpuRuntime } from './runtime.js';
 
-type MaxoutSpec = Extract<ModelSpec, { kind: 'maxout' }>;
 
 /** What of the training config the step's kernels are built for: the objective and the penalties. */
 export type EngineTraining = Pick<TrainingConfig, 'objective' | 'weightDecay' | 'l1FirstLayer'>;

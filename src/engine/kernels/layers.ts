@@ -118,8 +118,8 @@ export type OutputForwardShape = LayerShape;
 export interface OutputForwardBuffers {
   steps: GPUBuffer;
   parameters: GPUBuffer;
-  /** The last H [lanes·R × inputs]. */
-  input: GPUBuffer;
+  /** The last H [lanes·R × inputs]; with no hidden layer, the batch input made for the pass or the batch itself (unmasked). */
+  input: BatchInput | GPUBuffer;
   /** Z [lanes·R × columns]. */
   output: GPUBuffer;
 }
@@ -623,7 +623,7 @@ export class OutputForward extends LayerKernel {
         ...input.storage,
         { name: 'output', kind: 'write', element: 'f32', buffer: buffers.output },
       ],
-      functions: /* wgsl */ `${input.functions}
+      functions: /* wgsl */ `${maskFunctions(null)}${input.functions}
 fn gemmDepth() -> u32 { return dims.inputs; }
 fn loadA(lane: u32, m: u32, k: u32) -> f32 {
   if (m >= dims.rows || k >= dims.inputs) { return 0.0; }
@@ -645,7 +645,7 @@ fn store(lane: u32, row: u32, tileX: u32, x: u32, values: array<f32, COLUMNS>) {
 }
 `,
     };
-    return new OutputForward(runtime, await build(runtime, 'output-forward', tiled, plan, buffers.steps, dimsOf(shape, null, {})));
+    return new OutputForward(runtime, await build(runtime, 'output-forward', tiled, plan, buffers.steps, dimsOf(shape, null, input.dims)));
   }
 }
 
