@@ -282,23 +282,28 @@ function assertSameAttack(engine: Evaluation, tfjs: Evaluation, what: string, sl
 
 const SOFTMAX_REGRESSION: ModelSpec = { kind: 'softmax', inputSize: 784, classes: SPEC.classes, maxColumnNorm: null };
 
-test("a run's evaluation with the attack on the engine measures what tfjs's does: both tops, softmax regression, clipped and not, a saturated network; 2 reads and 13 dispatches a batch per gradient (7 without hidden layers)", async () => {
+test("a run's evaluation with the attack on the engine measures what tfjs's does: both tops, softmax regression, clipped and not, a saturated network, predicted labels, targets; 2 reads and 13 dispatches a batch per gradient (7 without hidden layers)", async () => {
   const runtime = await engineRuntime();
   const tensors = tf.memory().numTensors;
   const before = runtime.liveBuffers;
-  const cases: { spec: ModelSpec; factor: number; clip: 'none' | [number, number]; slack: number; dispatches: number }[] = [
+  type Aim = { labels?: 'predicted'; target?: 'next' | 'least-likely' | number };
+  const cases: { spec: ModelSpec; factor: number; clip: 'none' | [number, number]; slack: number; dispatches: number; aim?: Aim }[] = [
     { spec: SPEC, factor: 5, clip: 'none', slack: 0, dispatches: 13 },
     { spec: { ...SPEC, top: 'sigmoid' }, factor: 5, clip: [0, 1], slack: 0, dispatches: 13 },
     // logits in the hundreds: p_y rounds to 1, the standard gradient is zero on most rows
     { spec: SPEC, factor: 40, clip: [0, 1], slack: 1, dispatches: 13 },
     { spec: SOFTMAX_REGRESSION, factor: 10, clip: 'none', slack: 0, dispatches: 7 },
+    // J of the model's own predictions (no label leaking), and targeted steps down a class's loss
+    { spec: SPEC, factor: 5, clip: 'none', slack: 0, dispatches: 13, aim: { labels: 'predicted' } },
+    { spec: { ...SPEC, top: 'sigmoid' }, factor: 5, clip: [0, 1], slack: 0, dispatches: 13, aim: { labels: 'predicted', target: 'least-likely' } },
+    { spec: SOFTMAX_REGRESSION, factor: 10, clip: [0, 1], slack: 0, dispatches: 7, aim: { target: 3 } },
   ];
-  for (const { spec, factor, clip, slack, dispatches } of cases) {
+  for (const { spec, factor, clip, slack, dispatches, aim } of cases) {
     const model = buildModel(spec, 0.05, 3);
     scale(model, factor);
     const n = 300;
     const split = await labelled(model, randomImages(n, 4), n, 20);
-    const attack = AttackSchema.parse({ epsilons: EPSILONS, clip, batchSize: 128 });
+    const attack = AttackSchema.parse({ epsilons: EPSILONS, clip, batchSize: 128, ...aim });
     assert.equal(residentFgsmSupport(spec, attack), null);
     const options = { attack, rubbishSamples: null, figureExamples: 3, seed: 1, progress: quiet };
     const onDevice = await ResidentFgsm.create(runtime, spec, split, { batchRows: 128 });
@@ -308,10 +313,14 @@ test("a run's evaluation with the attack on the engine measures what tfjs's does
       const engine = await evaluate(model, split, { ...options, onDevice });
       assert.equal(runtime.counters.reads - counters.reads, 2 * 2, 'two reads per gradient');
       assert.equal(runtime.counters.dispatches - counters.dispatches, 2 * 3 * dispatches, `${dispatches} dispatches a batch per gradient`);
-      const what = `${spec.kind === 'maxout' ? spec.top : spec.kind} ×${factor}, clip ${clip}`;
+      const what = `${spec.kind === 'maxout' ? spec.top : spec.kind} ×${factor}, clip ${clip}${aim ? `, ${JSON.stringify(aim)}` : ''}`;
       assertSameAttack(engine, tfjs, what, slack);
       const standard = engine.fgsm['0.25']!;
       assert.ok(standard.error > engine.clean.error + 0.1, `${what}: FGSM raises the error (${engine.clean.error} → ${standard.error})`);
+      if (aim) {
+        const trueLabels = [await fgsmErrorRate(model, split, 0.25, 'standard')];
+        assert.deepEqual(await onDevice.errorRates(model, [0.25], 'standard'), trueLabels, `${what}: the next call takes the true labels again`);
+      }
       if (factor === 40) assert.ok(standard.zeroGradient! > n / 10, `${what}: ${standard.zeroGradient} zero gradients`);
       assert.ok(Math.abs(standard.maxPerturbation - 0.25) < 1e-6, `${what}: the largest perturbation ${standard.maxPerturbation}`);
     } finally {
@@ -323,12 +332,12 @@ test("a run's evaluation with the attack on the engine measures what tfjs's does
   assert.equal(tf.memory().numTensors, tensors, 'no tensor left');
 });
 
-test('the engine runs the attack of FGSM with true labels, untargeted, standard or stable, on a maxout network or softmax regression; it says what else lacks', () => {
+test('the engine runs the attack of FGSM, standard or stable, any labels and target, on a maxout network or softmax regression; it says what else lacks', () => {
   const fgsm = AttackSchema.parse({});
   assert.equal(residentFgsmSupport(SPEC, fgsm), null);
   assert.match(residentFgsmSupport(SPEC, AttackSchema.parse({ method: 'pgd' }))!, /FGSM, not pgd/);
-  assert.match(residentFgsmSupport(SPEC, { ...fgsm, labels: 'predicted' })!, /true labels/);
-  assert.match(residentFgsmSupport(SPEC, { ...fgsm, target: 'least-likely' })!, /untargeted/);
+  assert.equal(residentFgsmSupport(SPEC, { ...fgsm, labels: 'predicted' }), null);
+  assert.equal(residentFgsmSupport(SPEC, { ...fgsm, target: 'least-likely' }), null);
   assert.match(residentFgsmSupport(SPEC, { ...fgsm, gradient: 'softmax-minus-onehot' })!, /standard or the stable/);
   assert.equal(residentFgsmSupport({ ...SPEC, layers: [] }, fgsm), null);
   assert.equal(residentFgsmSupport(SOFTMAX_REGRESSION, fgsm), null);

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { fastGradientSign, type FgsmOptions } from '../src/attacks/fgsm.js';
+import { lossLabels, lossLabelsOf, type AttackLabels } from '../src/attacks/gradient.js';
 import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
 import { SOFTMAX_GRADIENTS } from '../src/config/schema.js';
 import { createProgress } from '../src/core/progress.js';
@@ -286,5 +287,37 @@ describe('evaluation with both softmax gradients', () => {
     const [turned, kept] = [standard.fgsm['0.01']!.error, standard.fgsmOtherGradient['0.01']!.error];
     assert.ok(kept > turned, `stable ${kept} vs standard ${turned}: the turned gradient should attack worse`);
     m.dispose();
+  });
+});
+
+describe('the labels J takes, from the clean probabilities on the host', () => {
+  before(useWasm);
+
+  test('lossLabelsOf gives lossLabels for every choice on softmax, maxout and logistic regression; ties go to the first class', () => {
+    const choices: AttackLabels[] = [
+      { labels: 'true', target: null },
+      { labels: 'predicted', target: null },
+      { labels: 'true', target: 'next' },
+      { labels: 'predicted', target: 'next' },
+      { labels: 'predicted', target: 'least-likely' },
+      { labels: 'true', target: 1 },
+    ];
+    for (const kind of ['softmax', 'maxout', 'logistic'] as const) {
+      const m = model(kind, 0.5, 9);
+      const k = m.spec.classes.length;
+      const x = tf.tensor2d(randomImages(N, 12), [N, 784]);
+      const y = randomLabels(N, k, 12);
+      const probabilities = tf.tidy(() => m.probabilities(m.logits(x)).dataSync() as Float32Array);
+      for (const choice of choices) {
+        const expected = tf.tidy(() => lossLabels(m, x, tf.tensor1d(y, 'int32'), choice).dataSync() as Int32Array);
+        assert.deepEqual(lossLabelsOf(probabilities, y, k, choice), expected, `${kind}, ${JSON.stringify(choice)}`);
+      }
+      tf.dispose(x);
+      m.dispose();
+    }
+    const tied = Float32Array.from([0.4, 0.4, 0.1, 0.1]);
+    assert.deepEqual(lossLabelsOf(tied, Int32Array.from([0]), 4, { labels: 'predicted', target: null }), Int32Array.from([0]));
+    assert.deepEqual(lossLabelsOf(tied, Int32Array.from([0]), 4, { labels: 'true', target: 'least-likely' }), Int32Array.from([2]));
+    assert.throws(() => lossLabelsOf(tied, Int32Array.from([0, 1]), 4, { labels: 'true', target: null }), /2 rows of 4 classes, not 4 values/);
   });
 });

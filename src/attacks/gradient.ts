@@ -75,6 +75,28 @@ export function lossLabels(model: Classifier, x: tf.Tensor2D, y: tf.Tensor1D | n
 }
 
 /**
+ * lossLabels from what an evaluation has already read: the clean probabilities ([N × k], row-major, as
+ * model.probabilities gives them) and the true labels. For an attack that runs off tfjs's ops (the WebGPU engine);
+ * ties go to the first class, as tf.argMax and tf.argMin break them.
+ */
+export function lossLabelsOf(probabilities: Float32Array, y: Int32Array, k: number, choice: AttackLabels): Int32Array {
+  const n = y.length;
+  if (probabilities.length !== n * k) throw new Error(`probabilities: ${n} rows of ${k} classes, not ${probabilities.length} values`);
+  const extreme = (i: number, better: (a: number, b: number) => boolean): number => {
+    let best = 0;
+    for (let c = 1; c < k; c++) if (better(probabilities[i * k + c]!, probabilities[i * k + best]!)) best = c;
+    return best;
+  };
+  return Int32Array.from({ length: n }, (_, i) => {
+    const source = choice.labels === 'predicted' ? extreme(i, (a, b) => a > b) : y[i]!;
+    if (choice.target === 'next') return (source + 1) % k;
+    if (choice.target === 'least-likely') return extreme(i, (a, b) => a < b);
+    if (typeof choice.target === 'number') return choice.target;
+    return source;
+  });
+}
+
+/**
  * ∇ₓ Σᵢ J(θ, xᵢ, labelsᵢ), [N, D]: one forward and one backward pass through the model, the loss from its logits,
  * in the deterministic network unless `choice.dropoutSeed` says otherwise. Every attack here steps along it.
  */

@@ -39,6 +39,15 @@ export interface ResidentFgsmOptions {
   passBytes?: number;
 }
 
+/**
+ * Whose labels J takes and which way the step goes, where not the true labels upwards: the class index of every
+ * example of the split (lossLabels), and whether the attack steps down that class's loss (targeted).
+ */
+export interface AttackAim {
+  lossLabels: Int32Array;
+  targeted: boolean;
+}
+
 /** What ResidentFgsm.attack measures over the split. */
 export interface ResidentAttack {
   /** Per ε, the class probabilities on x̃, [N × k] in the split's order. */
@@ -52,15 +61,13 @@ export interface ResidentAttack {
 const GRADIENT_FORMS: readonly EngineGradient[] = ['standard', 'stable'];
 
 /**
- * Whether ResidentFgsm.attack measures `attack` on `spec` as evaluate does (FGSM with true labels, untargeted, with
- * the standard or the stable gradient, on a maxout network or softmax regression): null, or what it lacks.
+ * Whether ResidentFgsm.attack measures `attack` on `spec` as evaluate does (FGSM with the standard or the stable
+ * gradient, any labels and target, on a maxout network or softmax regression): null, or what it lacks.
  */
 export function residentFgsmSupport(spec: ModelSpec, attack: AttackConfig): string | null {
   if (!asMaxout(spec)) return `the engine attacks maxout networks and softmax regression, not ${spec.kind}`;
   if (spec.inputSize !== IMAGE_SIZE) return `the engine attacks ${IMAGE_SIZE}-pixel images, not ${spec.inputSize}`;
   if (attack.method !== 'fgsm') return `the engine runs FGSM, not ${attack.method}`;
-  if (attack.labels !== 'true') return `the engine's FGSM takes the true labels, not the ${attack.labels} ones`;
-  if (attack.target !== 'none') return `the engine's FGSM is untargeted, not targeted at ${attack.target}`;
   if (!GRADIENT_FORMS.includes(attack.gradient as EngineGradient))
     return `the engine takes ∇ₓJ with the standard or the stable gradient, not ${attack.gradient}`;
   return null;
@@ -154,6 +161,8 @@ class Holdings {
  */
 export class ResidentFgsm {
   private passes: EpsilonPasses | null = null;
+  /** Whether the lossLabels buffer holds the split's true labels (a call with an aim replaces them). */
+  private trueLossLabels = true;
 
   private constructor(
     private readonly network: Network,
@@ -208,6 +217,8 @@ export class ResidentFgsm {
         // 0 + 1·sign(∇ₓJ), the direction itself, exactly
         held.add('zeroImage', IMAGE_SIZE * 4);
         held.add('zeroRows', n * 4);
+        // the labels J takes, in the split's order (its first row is the resident set's first): the true ones unless a call aims elsewhere
+        held.add('lossLabels', Uint32Array.from(split.y.subarray(0, split.n)));
         const batches: Batches = { rows: n, count, examples: split.n, rowIndex };
         const gradientPasses = new Map<EngineGradient, { toLayer1: RecordedKernel[]; direction: RecordedKernel }>();
         for (const gradient of GRADIENT_FORMS) gradientPasses.set(gradient, await gradientPass(network, resident, batches, held, gradient));
@@ -250,18 +261,19 @@ export class ResidentFgsm {
   }
 
   /**
-   * FGSM at each of `epsilons` on every example of the split (true labels, the deterministic network, ∇ₓJ in the
-   * `gradient` form, x̃ clipped to `clip` unless null), as evaluate's tfjs attack measures it: the class
-   * probabilities on x̃ per ε ([N × k], the split's order), the examples whose input gradient is zero everywhere,
-   * and the largest |x̃ − x| per ε. Two reads.
+   * FGSM at each of `epsilons` on every example of the split (the deterministic network, ∇ₓJ in the `gradient`
+   * form, up the true labels' loss unless `aim` says otherwise, x̃ clipped to `clip` unless null), as evaluate's
+   * tfjs attack measures it: the class probabilities on x̃ per ε ([N × k], the split's order), the examples whose
+   * input gradient is zero everywhere, and the largest |x̃ − x| per ε. Two reads.
    */
   async attack(
     model: Classifier,
     epsilons: readonly number[],
     gradient: EngineGradient,
     clip: readonly [number, number] | null,
+    aim: AttackAim | null = null,
   ): Promise<ResidentAttack> {
-    const passes = await this.prepare(model, epsilons, gradient, clip);
+    const passes = await this.prepare(model, epsilons, gradient, clip, aim);
     this.recordBatches(gradient, (b) => {
       passes.recordZeroDirections(b * passes.groups);
       for (let g = 0; g < passes.groups; g++) passes.recordProbabilities(b * passes.groups + g, this.batches.count);
@@ -298,25 +310,36 @@ export class ResidentFgsm {
     return this.passes;
   }
 
-  /** Checks a call's arguments; writes ε, the clipping, zeroed counters and the model's parameters. */
+  /** Checks a call's arguments; writes ε (negated for a targeted step), the clipping, the loss labels, zeroed counters and the model's parameters. */
   private async prepare(
     model: Classifier,
     epsilons: readonly number[],
     gradient: EngineGradient,
     clip: readonly [number, number] | null,
+    aim: AttackAim | null = null,
   ): Promise<EpsilonPasses> {
     if (epsilons.length === 0 || epsilons.some((eps) => !(Number.isFinite(eps) && eps >= 0)))
       throw new Error(`epsilons: at least one, each finite and ≥ 0, not [${epsilons}]`);
     if (!this.gradientPasses.has(gradient)) throw new Error(`the engine takes ∇ₓJ with the standard or the stable gradient, not ${gradient}`);
     if (clip && !(clip[0] <= clip[1])) throw new Error(`clip: [low, high] with low ≤ high, not [${clip}]`);
     this.checkModel(model);
+    const classes = this.network.spec.classes.length;
+    if (aim && (aim.lossLabels.length !== this.attacked.n || aim.lossLabels.some((c) => !(c >= 0 && c < classes))))
+      throw new Error(`aim.lossLabels: one class index in 0..${classes - 1} per example of the ${this.attacked.n}`);
     const { runtime, layout, parameters } = this.network;
     const passes = await this.passesFor(epsilons.length);
     const slots = passes.groupSize * passes.groups;
+    // x + (−ε)·sign(∇ₓJ) is tfjs's x + (−sign)·ε exactly: ε·d is ±ε or 0 either way
+    const direction = aim?.targeted ? -1 : 1;
     runtime.write(
       passes.epsilons,
-      Float32Array.from({ length: slots }, (_, s) => epsilons[s] ?? 0),
+      Float32Array.from({ length: slots }, (_, s) => direction * (epsilons[s] ?? 0)),
     );
+    if (aim || !this.trueLossLabels) {
+      const labels = aim ? aim.lossLabels : this.attacked.y.subarray(0, this.attacked.n);
+      runtime.write(this.held.get('lossLabels'), Uint32Array.from(labels));
+      this.trueLossLabels = !aim;
+    }
     runtime.write(passes.counts, new Uint32Array(slots));
     runtime.write(passes.tallies, new Uint32Array(1 + slots));
     runtime.write(passes.clip, encodeClip(clip));
@@ -388,7 +411,7 @@ async function gradientPass(
       await CrossEntropy.create(runtime, crossEntropy, {
         steps,
         logits: held.get('logits'),
-        labels: resident.labels!,
+        labels: held.get('lossLabels'),
         rowIndex: batch.rowIndex,
         dLogits,
       }),

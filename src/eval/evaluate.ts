@@ -4,6 +4,7 @@ import { yieldToEventLoop } from '../core/event-loop.js';
 import { fastGradientSign, type FgsmOptions } from '../attacks/fgsm.js';
 import { iterativeGradientSign } from '../attacks/iterative.js';
 import { rubbishInputs } from '../attacks/rubbish.js';
+import { lossLabelsOf } from '../attacks/gradient.js';
 import type { AttackConfig } from '../config/schema.js';
 import { FgsmError } from '../core/errors.js';
 import type { Progress } from '../core/progress.js';
@@ -147,7 +148,7 @@ export async function evaluate(model: Classifier, test: Split, options: Evaluate
   const gradients: SoftmaxGradient[] = [configured, otherGradient(configured)];
   options.progress.start(test.n * gradients.length, `${options.attack.method.toUpperCase()} on ${test.n} test examples`);
   const started = performance.now();
-  const tallies = options.onDevice ? await attackOnDevice(model, test, options, gradients) : await attackWithTfjs(model, test, options, gradients);
+  const tallies = options.onDevice ? await attackOnDevice(model, test, options, gradients, clean) : await attackWithTfjs(model, test, options, gradients);
   const seconds = (performance.now() - started) / 1000;
   options.progress.stop();
   const triples = await figureTriples(model, test, options, figureEpsilon, clean, tallies[0]!);
@@ -239,18 +240,31 @@ async function attackWithTfjs(model: Classifier, test: Split, options: EvaluateO
   return tallies;
 }
 
-/** FGSM with each of `gradients` on the engine: the whole test split per call. */
-async function attackOnDevice(model: Classifier, test: Split, options: EvaluateOptions, gradients: SoftmaxGradient[]): Promise<AttackTally[]> {
+/**
+ * FGSM with each of `gradients` on the engine: the whole test split per call, J's labels (true, predicted, a target)
+ * taken from `clean`, the clean probabilities tfjs's lossLabels would predict them from.
+ */
+async function attackOnDevice(
+  model: Classifier,
+  test: Split,
+  options: EvaluateOptions,
+  gradients: SoftmaxGradient[],
+  clean: Float32Array,
+): Promise<AttackTally[]> {
   const device = options.onDevice!;
   const unsupported = residentFgsmSupport(model.spec, options.attack);
   if (unsupported) throw new Error(`evaluate: ${unsupported}`);
   if (device.split !== test) throw new Error(`evaluate: the engine's attack holds the ${device.split.name} split, not this ${test.name} split`);
-  const clip = options.attack.clip === 'none' ? null : options.attack.clip;
+  const { clip, labels, target } = fgsmOptionsFrom(options.attack, model.spec.classes);
+  const aim =
+    labels === 'true' && target === null
+      ? null
+      : { lossLabels: lossLabelsOf(clean, test.y.subarray(0, test.n), model.spec.classes.length, { labels, target }), targeted: target !== null };
   const tallies: AttackTally[] = [];
   for (const gradient of gradients) {
     await yieldToEventLoop();
     stopIfAborted(options);
-    tallies.push({ gradient, ...(await device.attack(model, options.attack.epsilons, gradient as EngineGradient, clip)) });
+    tallies.push({ gradient, ...(await device.attack(model, options.attack.epsilons, gradient as EngineGradient, clip, aim)) });
     options.progress.update(tallies.length * test.n);
   }
   return tallies;
