@@ -7,9 +7,12 @@ import { AttackSchema } from '../src/config/schema.js';
 import { createProgress } from '../src/core/progress.js';
 import {
   encodeClip,
+  encodeIteratePasses,
   encodePasses,
   ErrorCount,
   FgsmExamples,
+  IterateStep,
+  type IteratePass,
   Probabilities,
   ZeroDirections,
   type FgsmPass,
@@ -17,6 +20,7 @@ import {
 import {
   errorCountReference,
   fgsmExamplesReference,
+  iterateStepReference,
   probabilitiesReference,
   zeroDirectionsReference,
 } from '../src/engine/kernels/fgsm-passes-reference.js';
@@ -153,6 +157,59 @@ test('the pass kernels equal their references: x̃ clipped and not, padding, a s
     'and only the one before the padding in the second',
   );
   zeroRows.dispose();
+  for (const buffer of Object.values(buffers)) runtime.release(buffer);
+  assert.equal(runtime.liveBuffers, before);
+});
+
+test('IterateStep equals its reference: both starts, steps up and down (targeted), clipped and not, a tally only where asked, padding rows untallied', async () => {
+  const runtime = await engineRuntime();
+  const before = runtime.liveBuffers;
+  const random = stream(12, 'engine-iterate');
+  const [examples, n, inputs] = [7, 4, 70];
+  const images = random.fillUniform(new Float32Array(examples * inputs), 0, 1);
+  const rowIndex = Uint32Array.from({ length: 8 }, (_, i) => (i * 3) % examples);
+  const direction = Float32Array.from({ length: n * inputs }, () => random.int(3) - 1);
+  const noise = random.fillUniform(new Float32Array(n * inputs), -0.3, 0.3);
+  const epsilons = Float32Array.from([0.3, 0.1]);
+  const stepSizes = Float32Array.from([0.07, -0.025]);
+  const host = { images, rowIndex, direction, noise, epsilons, stepSizes, iterate: random.fillUniform(new Float32Array(n * inputs), -0.2, 1.2), tallies: new Uint32Array(3) };
+  const passes: IteratePass[] = [
+    { cleanStart: 0, slot: 0, phase: 'startAtX', tally: false },
+    { cleanStart: 0, slot: 0, phase: 'startRandom', tally: false },
+    { cleanStart: 4, slot: 1, phase: 'step', tally: false },
+    // the second batch: its last row is padding past the 7 examples, left out of the tally
+    { cleanStart: 4, slot: 1, phase: 'step', tally: true },
+    { cleanStart: 0, slot: 0, phase: 'step', tally: true },
+  ];
+  const buffers = {
+    passes: runtime.uniform('passes', passes.length * STEP_RECORD_BYTES, encodeIteratePasses(passes)),
+    clip: runtime.uniform('clip', 16),
+    images: runtime.bufferWith('images', images),
+    rowIndex: runtime.bufferWith('rowIndex', rowIndex),
+    direction: runtime.bufferWith('direction', direction),
+    noise: runtime.bufferWith('noise', noise),
+    epsilons: runtime.bufferWith('epsilons', epsilons),
+    stepSizes: runtime.bufferWith('stepSizes', stepSizes),
+    iterate: runtime.bufferWith('iterate', host.iterate),
+    tallies: runtime.bufferWith('tallies', host.tallies),
+  };
+  const shape = { batchRows: n, inputs, examples };
+  const kernel = await IterateStep.create(runtime, shape, buffers);
+  for (const clip of [null, [0, 1]] as const) {
+    runtime.write(buffers.clip, encodeClip(clip));
+    let expected: { iterate: Float32Array; tallies: Uint32Array } = { iterate: host.iterate, tallies: host.tallies };
+    runtime.write(buffers.iterate, expected.iterate);
+    runtime.write(buffers.tallies, expected.tallies);
+    for (const [i, pass] of passes.entries()) {
+      kernel.record(i);
+      expected = iterateStepReference(shape, pass, { ...host, ...expected }, clip);
+      const iterate = new Float32Array(await runtime.read(buffers.iterate, 0, n * inputs * 4));
+      assert.deepEqual(iterate, expected.iterate, `clip ${clip}, pass ${i} (${pass.phase})`);
+      assert.deepEqual(new Uint32Array(await runtime.read(buffers.tallies, 0, 12)), expected.tallies, `clip ${clip}, pass ${i}: tallies`);
+    }
+    assert.ok(expected.tallies[2]! > 0 && expected.tallies[1]! > 0, 'both slots tallied');
+  }
+  kernel.dispose();
   for (const buffer of Object.values(buffers)) runtime.release(buffer);
   assert.equal(runtime.liveBuffers, before);
 });
@@ -332,10 +389,53 @@ test("a run's evaluation with the attack on the engine measures what tfjs's does
   assert.equal(tf.memory().numTensors, tensors, 'no tensor left');
 });
 
-test('the engine runs the attack of FGSM, standard or stable, any labels and target, on a maxout network or softmax regression; it says what else lacks', () => {
+test("BIM and PGD on the engine measure what tfjs's iterativeGradientSign does: random starts, clipped and not, a target, softmax regression; 2 reads per gradient", async () => {
+  const runtime = await engineRuntime();
+  const tensors = tf.memory().numTensors;
+  const before = runtime.liveBuffers;
+  const steps = 4;
+  const cases = [
+    { spec: SPEC, attack: { method: 'pgd', clip: [0, 1], stepSize: 0.05 }, perStep: 8, ends: 5 },
+    { spec: { ...SPEC, top: 'sigmoid' }, attack: { method: 'bim', clip: 'none', stepSize: 0.03, labels: 'predicted', target: 'least-likely' }, perStep: 8, ends: 5 },
+    { spec: SOFTMAX_REGRESSION, attack: { method: 'pgd', clip: 'none', stepSize: 0.04 }, perStep: 4, ends: 3 },
+  ] as const;
+  for (const { spec, attack: chosen, perStep, ends } of cases) {
+    const model = buildModel(spec, 0.05, 3);
+    scale(model, spec.kind === 'maxout' ? 5 : 10);
+    const n = 300;
+    const split = await labelled(model, randomImages(n, 4), n, 20);
+    const epsilons = [0, 0.1, 0.25];
+    const attack = AttackSchema.parse({ ...chosen, epsilons, steps, batchSize: 128 });
+    assert.equal(residentFgsmSupport(spec, attack), null);
+    const options = { attack, rubbishSamples: null, figureExamples: 2, seed: 5, progress: quiet };
+    const onDevice = await ResidentFgsm.create(runtime, spec, split, { batchRows: 128 });
+    try {
+      const tfjs = await evaluate(model, split, options);
+      const counters = { ...runtime.counters };
+      const engine = await evaluate(model, split, { ...options, onDevice });
+      assert.equal(runtime.counters.reads - counters.reads, 2 * 2, 'two reads per gradient');
+      const dispatches = 2 * 3 * epsilons.length * (steps * perStep + ends);
+      assert.equal(runtime.counters.dispatches - counters.dispatches, dispatches, `${steps} steps of ${perStep} dispatches per batch and ε`);
+      const what = `${chosen.method} on ${spec.kind === 'maxout' ? spec.top : spec.kind}`;
+      assertSameAttack(engine, tfjs, what, 0);
+      assert.ok(engine.fgsm['0.25']!.error > engine.clean.error + 0.1, `${what}: the attack raises the error`);
+      const largest = engine.fgsm['0.25']!.maxPerturbation;
+      assert.ok(largest > 0.1 && largest <= 0.25 + 1e-6, `${what}: the largest perturbation ${largest}`);
+    } finally {
+      onDevice.dispose();
+      model.dispose();
+    }
+  }
+  assert.equal(runtime.liveBuffers, before, 'no buffer left');
+  assert.equal(tf.memory().numTensors, tensors, 'no tensor left');
+});
+
+test('the engine runs FGSM, BIM and one-start PGD, standard or stable, any labels and target, on a maxout network or softmax regression; it says what else lacks', () => {
   const fgsm = AttackSchema.parse({});
   assert.equal(residentFgsmSupport(SPEC, fgsm), null);
-  assert.match(residentFgsmSupport(SPEC, AttackSchema.parse({ method: 'pgd' }))!, /FGSM, not pgd/);
+  assert.equal(residentFgsmSupport(SPEC, AttackSchema.parse({ method: 'pgd' })), null);
+  assert.equal(residentFgsmSupport(SPEC, AttackSchema.parse({ method: 'bim' })), null);
+  assert.match(residentFgsmSupport(SPEC, AttackSchema.parse({ method: 'pgd', restarts: 3 }))!, /one start, not 3 restarts/);
   assert.equal(residentFgsmSupport(SPEC, { ...fgsm, labels: 'predicted' }), null);
   assert.equal(residentFgsmSupport(SPEC, { ...fgsm, target: 'least-likely' }), null);
   assert.match(residentFgsmSupport(SPEC, { ...fgsm, gradient: 'softmax-minus-onehot' })!, /standard or the stable/);

@@ -1,3 +1,4 @@
+import { stream } from '../core/rng.js';
 import type { Split } from '../data/dataset.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
 import type { Classifier, ModelSpec } from '../models/classifier.js';
@@ -6,14 +7,17 @@ import type { AttackConfig } from '../config/schema.js';
 import {
   CLIP_BYTES,
   encodeClip,
+  encodeIteratePasses,
   encodePasses,
   ErrorCount,
   FgsmExamples,
+  IterateStep,
   perturbationTally,
   Probabilities,
   ZERO_GRADIENT_TALLY,
   ZeroDirections,
   type FgsmPass,
+  type IteratePass,
 } from './kernels/fgsm-passes.js';
 import { BackwardData, HiddenForward, OutputForward, type BatchInput, type LayerShape } from './kernels/layers.js';
 import { encodeSteps, type LaneStep } from './kernels/step-record.js';
@@ -58,16 +62,36 @@ export interface ResidentAttack {
   maxPerturbation: number[];
 }
 
+/** An iterative attack as ResidentFgsm.iterative runs it: BIM, or PGD with one run (from x or a random start). */
+export interface ResidentIterative {
+  epsilons: readonly number[];
+  /** α per ε, in their order. */
+  stepSizes: readonly number[];
+  steps: number;
+  /** Start at x + U(−ε, ε) projected (PGD), or at x (BIM). */
+  randomStart: boolean;
+  /** The random starts' seed (iterativeGradientSign's). */
+  seed: number;
+  clip: readonly [number, number] | null;
+  gradient: EngineGradient;
+  /** J's labels and direction where not the true labels upwards. */
+  aim: AttackAim | null;
+}
+
+/** What ResidentFgsm.iterative measures over the split: per ε, the probabilities on the last iterate and the largest |x̃ − x|. */
+export type ResidentIterativeResult = Omit<ResidentAttack, 'zeroGradient'>;
+
 const GRADIENT_FORMS: readonly EngineGradient[] = ['standard', 'stable'];
 
 /**
- * Whether ResidentFgsm.attack measures `attack` on `spec` as evaluate does (FGSM with the standard or the stable
- * gradient, any labels and target, on a maxout network or softmax regression): null, or what it lacks.
+ * Whether ResidentFgsm measures `attack` on `spec` as evaluate does (FGSM, BIM, or PGD from one start, with the
+ * standard or the stable gradient, any labels and target, on a maxout network or softmax regression): null, or
+ * what it lacks.
  */
 export function residentFgsmSupport(spec: ModelSpec, attack: AttackConfig): string | null {
   if (!asMaxout(spec)) return `the engine attacks maxout networks and softmax regression, not ${spec.kind}`;
   if (spec.inputSize !== IMAGE_SIZE) return `the engine attacks ${IMAGE_SIZE}-pixel images, not ${spec.inputSize}`;
-  if (attack.method !== 'fgsm') return `the engine runs FGSM, not ${attack.method}`;
+  if (attack.method === 'pgd' && attack.restarts > 1) return `the engine runs PGD from one start, not ${attack.restarts} restarts`;
   if (!GRADIENT_FORMS.includes(attack.gradient as EngineGradient))
     return `the engine takes ∇ₓJ with the standard or the stable gradient, not ${attack.gradient}`;
   return null;
@@ -161,6 +185,7 @@ class Holdings {
  */
 export class ResidentFgsm {
   private passes: EpsilonPasses | null = null;
+  private iterativePasses: IterativePasses | null = null;
   /** Whether the lossLabels buffer holds the split's true labels (a call with an aim replaces them). */
   private trueLossLabels = true;
 
@@ -172,7 +197,7 @@ export class ResidentFgsm {
     private readonly held: Holdings,
     private readonly passBytes: number,
     /** Per gradient form: the kernels down to the last hidden layer's gradient, then the one to sign(∇ₓJ). */
-    private readonly gradientPasses: ReadonlyMap<EngineGradient, { toLayer1: RecordedKernel[]; direction: RecordedKernel }>,
+    private readonly gradientPasses: ReadonlyMap<EngineGradient, GradientPass>,
   ) {}
 
   /** Uploads `split` and builds the gradient pass (both forms) for batches of at most `batchRows` rows. */
@@ -220,7 +245,7 @@ export class ResidentFgsm {
         // the labels J takes, in the split's order (its first row is the resident set's first): the true ones unless a call aims elsewhere
         held.add('lossLabels', Uint32Array.from(split.y.subarray(0, split.n)));
         const batches: Batches = { rows: n, count, examples: split.n, rowIndex };
-        const gradientPasses = new Map<EngineGradient, { toLayer1: RecordedKernel[]; direction: RecordedKernel }>();
+        const gradientPasses = new Map<EngineGradient, GradientPass>();
         for (const gradient of GRADIENT_FORMS) gradientPasses.set(gradient, await gradientPass(network, resident, batches, held, gradient));
         return new ResidentFgsm(network, split, resident, batches, held, passBytes, gradientPasses);
       });
@@ -290,8 +315,65 @@ export class ResidentFgsm {
     };
   }
 
+  /**
+   * BIM or PGD (one run from x or from a random start) at each of `attack.epsilons` on every example of the split,
+   * as iterativeGradientSign makes it: the class probabilities on the last iterate per ε ([N × k], the split's order)
+   * and the largest |x̃ − x| per ε. Per batch and ε: the start, then per step the forward pass over the iterate, the
+   * gradient pass and the step; then the probabilities. Each random start is uploaded (one batch's U(−ε, ε), drawn
+   * as iterativeGradientSign draws it); two reads.
+   */
+  async iterative(model: Classifier, attack: ResidentIterative): Promise<ResidentIterativeResult> {
+    const { epsilons, stepSizes, steps, randomStart, seed, clip, gradient, aim } = attack;
+    this.check(model, epsilons, gradient, clip, aim);
+    if (!(Number.isInteger(steps) && steps >= 1)) throw new Error(`steps: an integer ≥ 1, not ${steps}`);
+    if (stepSizes.length !== epsilons.length || stepSizes.some((alpha) => !(Number.isFinite(alpha) && alpha > 0)))
+      throw new Error(`stepSizes: one α > 0 per ε, not [${stepSizes}] for [${epsilons}]`);
+    if (!Number.isInteger(seed)) throw new Error(`seed: an integer, not ${seed}`);
+    const { runtime, spec } = this.network;
+    const passes = await this.iterativeFor(epsilons.length);
+    // a targeted attack steps down its target's loss: x̃ + (−α)·sign is tfjs's x̃ + (−sign)·α exactly
+    const direction = aim?.targeted ? -1 : 1;
+    runtime.write(passes.epsilons, Float32Array.from(epsilons));
+    runtime.write(passes.stepSizes, Float32Array.from(stepSizes, (alpha) => direction * alpha));
+    runtime.write(passes.tallies, new Uint32Array(1 + epsilons.length));
+    runtime.write(passes.clip, encodeClip(clip));
+    this.load(model, aim);
+    const gradientPass = this.gradientPasses.get(gradient)!;
+    const unindexed = this.batches.count;
+    const { rows, count, examples } = this.batches;
+    const noise = randomStart ? new Float32Array(rows * IMAGE_SIZE) : null;
+    for (let b = 0; b < count; b++) {
+      for (const [e, epsilon] of epsilons.entries()) {
+        if (noise) {
+          // row i of the split starts at the draw of stream(seed, 'random-start', 0, i), as the first run of iterativeGradientSign
+          noise.fill(0);
+          for (let r = 0; r < rows && b * rows + r < examples; r++)
+            stream(seed, 'random-start', 0, b * rows + r).fillUniform(noise.subarray(r * IMAGE_SIZE, (r + 1) * IMAGE_SIZE), -epsilon, epsilon);
+          runtime.write(passes.noise, noise);
+        }
+        passes.recordStart(b, e, randomStart);
+        for (let step = 0; step < steps; step++) {
+          passes.recordForward(unindexed);
+          recordBackward(gradientPass, b, unindexed);
+          passes.recordStep(b, e, step === steps - 1);
+        }
+        passes.recordForward(unindexed);
+        passes.recordProbabilities(b, e);
+      }
+    }
+    const perExample = examples * spec.classes.length;
+    const probabilities = new Float32Array(await runtime.read(passes.probabilities, 0, epsilons.length * perExample * 4));
+    const largest = new Float32Array(await runtime.read(passes.tallies, 0, (1 + epsilons.length) * 4));
+    return {
+      probabilities: epsilons.map((_, e) => probabilities.subarray(e * perExample, (e + 1) * perExample)),
+      maxPerturbation: epsilons.map((_, e) => largest[perturbationTally(e)]!),
+    };
+  }
+
   /** Releases every buffer (the split's included). */
   dispose(): void {
+    this.iterativePasses?.dispose();
+    this.iterativePasses = null;
     this.passes?.dispose();
     this.passes = null;
     this.held.release();
@@ -310,6 +392,15 @@ export class ResidentFgsm {
     return this.passes;
   }
 
+  /** The iterative attack's passes for `epsilons` values of ε, built by the first call with that many (kept until another count). */
+  private async iterativeFor(epsilons: number): Promise<IterativePasses> {
+    if (this.iterativePasses?.epsilonCount === epsilons) return this.iterativePasses;
+    this.iterativePasses?.dispose();
+    this.iterativePasses = null;
+    this.iterativePasses = await IterativePasses.create(this.network, this.resident, this.batches, this.held, epsilons);
+    return this.iterativePasses;
+  }
+
   /** Checks a call's arguments; writes ε (negated for a targeted step), the clipping, the loss labels, zeroed counters and the model's parameters. */
   private async prepare(
     model: Classifier,
@@ -318,15 +409,8 @@ export class ResidentFgsm {
     clip: readonly [number, number] | null,
     aim: AttackAim | null = null,
   ): Promise<EpsilonPasses> {
-    if (epsilons.length === 0 || epsilons.some((eps) => !(Number.isFinite(eps) && eps >= 0)))
-      throw new Error(`epsilons: at least one, each finite and ≥ 0, not [${epsilons}]`);
-    if (!this.gradientPasses.has(gradient)) throw new Error(`the engine takes ∇ₓJ with the standard or the stable gradient, not ${gradient}`);
-    if (clip && !(clip[0] <= clip[1])) throw new Error(`clip: [low, high] with low ≤ high, not [${clip}]`);
-    this.checkModel(model);
-    const classes = this.network.spec.classes.length;
-    if (aim && (aim.lossLabels.length !== this.attacked.n || aim.lossLabels.some((c) => !(c >= 0 && c < classes))))
-      throw new Error(`aim.lossLabels: one class index in 0..${classes - 1} per example of the ${this.attacked.n}`);
-    const { runtime, layout, parameters } = this.network;
+    this.check(model, epsilons, gradient, clip, aim);
+    const { runtime } = this.network;
     const passes = await this.passesFor(epsilons.length);
     const slots = passes.groupSize * passes.groups;
     // x + (−ε)·sign(∇ₓJ) is tfjs's x + (−sign)·ε exactly: ε·d is ±ε or 0 either way
@@ -335,16 +419,40 @@ export class ResidentFgsm {
       passes.epsilons,
       Float32Array.from({ length: slots }, (_, s) => direction * (epsilons[s] ?? 0)),
     );
+    runtime.write(passes.counts, new Uint32Array(slots));
+    runtime.write(passes.tallies, new Uint32Array(1 + slots));
+    runtime.write(passes.clip, encodeClip(clip));
+    this.load(model, aim);
+    return passes;
+  }
+
+  /** Checks what every call takes. */
+  private check(
+    model: Classifier,
+    epsilons: readonly number[],
+    gradient: EngineGradient,
+    clip: readonly [number, number] | null,
+    aim: AttackAim | null,
+  ): void {
+    if (epsilons.length === 0 || epsilons.some((eps) => !(Number.isFinite(eps) && eps >= 0)))
+      throw new Error(`epsilons: at least one, each finite and ≥ 0, not [${epsilons}]`);
+    if (!this.gradientPasses.has(gradient)) throw new Error(`the engine takes ∇ₓJ with the standard or the stable gradient, not ${gradient}`);
+    if (clip && !(clip[0] <= clip[1])) throw new Error(`clip: [low, high] with low ≤ high, not [${clip}]`);
+    this.checkModel(model);
+    const classes = this.network.spec.classes.length;
+    if (aim && (aim.lossLabels.length !== this.attacked.n || aim.lossLabels.some((c) => !(c >= 0 && c < classes))))
+      throw new Error(`aim.lossLabels: one class index in 0..${classes - 1} per example of the ${this.attacked.n}`);
+  }
+
+  /** Writes the labels J takes (the true ones unless `aim` gives others) and the model's parameters. */
+  private load(model: Classifier, aim: AttackAim | null): void {
+    const { runtime, layout, parameters } = this.network;
     if (aim || !this.trueLossLabels) {
       const labels = aim ? aim.lossLabels : this.attacked.y.subarray(0, this.attacked.n);
       runtime.write(this.held.get('lossLabels'), Uint32Array.from(labels));
       this.trueLossLabels = !aim;
     }
-    runtime.write(passes.counts, new Uint32Array(slots));
-    runtime.write(passes.tallies, new Uint32Array(1 + slots));
-    runtime.write(passes.clip, encodeClip(clip));
     layout.copyIn(runtime, model.parameters, (p) => p.variable, parameters, 1);
-    return passes;
   }
 
   /** Per batch b: the gradient pass down to sign(∇ₓJ), then `afterwards(b)`. */
@@ -352,8 +460,8 @@ export class ResidentFgsm {
     const gradientPass = this.gradientPasses.get(gradient)!;
     const unindexed = this.batches.count;
     for (let b = 0; b < this.batches.count; b++) {
-      for (const kernel of gradientPass.toLayer1) kernel.record(b);
-      gradientPass.direction.record(unindexed);
+      for (const kernel of gradientPass.forward) kernel.record(b);
+      recordBackward(gradientPass, b, unindexed);
       afterwards(b);
     }
   }
@@ -378,20 +486,30 @@ export class ResidentFgsm {
 }
 
 /**
- * Over one batch: the forward pass, the loss gradient, the backward pass down to layer 1's output, then to
- * sign(∇ₓJ) through the zero batch (under the unindexed record: it reads none of the split's rows).
+ * The kernels of ∇ₓJ over one batch, recorded in this order: the forward pass over the batch, the loss gradient,
+ * the backward pass down to layer 1's output, then to sign(∇ₓJ) through the zero batch (under the unindexed record:
+ * it reads none of the split's rows). The loss reads the labels of the batch's rows under the batch's record, so the
+ * forward pass may be another one into the same buffers (an iterate's).
  */
-async function gradientPass(
-  network: Network,
-  resident: ResidentData,
-  batches: Batches,
-  held: Holdings,
-  gradient: EngineGradient,
-): Promise<{ toLayer1: RecordedKernel[]; direction: RecordedKernel }> {
+interface GradientPass {
+  forward: RecordedKernel[];
+  loss: RecordedKernel;
+  backward: RecordedKernel[];
+  direction: RecordedKernel;
+}
+
+/** Records a gradient pass after its forward pass: the loss and backward kernels under batch b's record, the direction under `unindexed`. */
+function recordBackward(pass: GradientPass, b: number, unindexed: number): void {
+  pass.loss.record(b);
+  for (const kernel of pass.backward) kernel.record(b);
+  pass.direction.record(unindexed);
+}
+
+async function gradientPass(network: Network, resident: ResidentData, batches: Batches, held: Holdings, gradient: EngineGradient): Promise<GradientPass> {
   const { runtime, spec, steps, parameters } = network;
   const n = batches.rows;
   const batch: BatchInput = { images: resident.images!, rowIndex: batches.rowIndex, indexStride: batches.count * n, batchRows: n };
-  const toLayer1 = await forward(network, n, batch, held);
+  const forwardPass = await forward(network, n, batch, held, held);
   const crossEntropy = {
     lanes: 1,
     rows: n,
@@ -406,23 +524,22 @@ async function gradientPass(
     statistics: null,
   } as const;
   const dLogits = held.get('dLogits');
-  toLayer1.push(
-    held.keep(
-      await CrossEntropy.create(runtime, crossEntropy, {
-        steps,
-        logits: held.get('logits'),
-        labels: held.get('lossLabels'),
-        rowIndex: batch.rowIndex,
-        dLogits,
-      }),
-    ),
+  const loss = held.keep(
+    await CrossEntropy.create(runtime, crossEntropy, {
+      steps,
+      logits: held.get('logits'),
+      labels: held.get('lossLabels'),
+      rowIndex: batch.rowIndex,
+      dLogits,
+    }),
   );
+  const backward: RecordedKernel[] = [];
   const top = spec.layers.length + 1;
   const upstream = (j: number) => (j === top ? dLogits : held.get(`dPre${j}`));
   for (let j = top; j >= 2; j--) {
     const shape = { ...layerShape(network, j, n), dropout: null, epilogue: { kind: 'maxout', pieces: spec.layers[j - 2]!.pieces } } as const;
     const buffers = { steps, parameters, upstream: upstream(j), output: held.get(`dPre${j - 1}`), route: held.get(`route${j - 1}`) };
-    toLayer1.push(held.keep(await BackwardData.create(runtime, shape, buffers)));
+    backward.push(held.keep(await BackwardData.create(runtime, shape, buffers)));
   }
   const zeroBatch: BatchInput = { images: held.get('zeroImage'), rowIndex: held.get('zeroRows'), indexStride: n, batchRows: n };
   const direction = await BackwardData.create(
@@ -430,7 +547,7 @@ async function gradientPass(
     { ...layerShape(network, 1, n), dropout: null, epilogue: { kind: 'input-sign', epsilon: 1 } },
     { steps, parameters, upstream: upstream(1), output: held.get('direction'), batch: zeroBatch },
   );
-  return { toLayer1, direction: held.keep(direction) };
+  return { forward: forwardPass, loss, backward, direction: held.keep(direction) };
 }
 
 /**
@@ -502,7 +619,7 @@ class EpsilonPasses {
         ),
       );
       const blocks: BatchInput = { images: adversarial, rowIndex: blockRows, indexStride: rows, batchRows: rows };
-      const forwardPass = await forward(network, rows, blocks, held);
+      const forwardPass = await forward(network, rows, blocks, held, held);
       const count = held.keep(
         await ErrorCount.create(runtime, { ...shape, classes }, { passes, logits, labels: resident.labels!, rowIndex: batches.rowIndex, counts }),
       );
@@ -567,23 +684,139 @@ class EpsilonPasses {
   }
 }
 
-/** The deterministic network's forward pass over `rows` rows of `input`, into held's h·, route· and logits. */
-async function forward(network: Network, rows: number, input: BatchInput, held: Holdings): Promise<RecordedKernel[]> {
+/** Where IterativePasses's records of batch b and ε slot e sit: the two starts, a step, the last step. */
+const ITERATE_RECORDS: readonly Pick<IteratePass, 'phase' | 'tally'>[] = [
+  { phase: 'startAtX', tally: false },
+  { phase: 'startRandom', tally: false },
+  { phase: 'step', tally: false },
+  { phase: 'step', tally: true },
+];
+
+/**
+ * The passes of an iterative attack with a given number of ε values: the iterate of one batch (n rows), its
+ * random start, the step kernel, the forward pass over the iterate (into the gradient pass's buffers, so that the
+ * gradient pass's loss and backward kernels take ∇ₓJ there), and the probabilities of the last iterate.
+ */
+class IterativePasses {
+  private constructor(
+    readonly epsilonCount: number,
+    private readonly held: Holdings,
+    private readonly kernels: { step: IterateStep; forward: RecordedKernel[]; probabilities: Probabilities },
+  ) {}
+
+  static create(network: Network, resident: ResidentData, batches: Batches, main: Holdings, epsilons: number): Promise<IterativePasses> {
+    const { runtime, spec } = network;
+    const n = batches.rows;
+    return Holdings.build(runtime, async (held) => {
+      const iterate = held.add('iterate', n * IMAGE_SIZE * 4);
+      const noise = held.add('noise', n * IMAGE_SIZE * 4);
+      const epsilonValues = held.add('epsilons', epsilons * 4);
+      const stepSizes = held.add('stepSizes', epsilons * 4);
+      const tallies = held.add('tallies', (1 + epsilons) * 4);
+      const probabilities = held.add('probabilities', epsilons * batches.examples * spec.classes.length * 4);
+      const clip = held.addUniform('clip', new Uint8Array(CLIP_BYTES));
+      const iterateRows = held.add(
+        'iterateRows',
+        Uint32Array.from({ length: n }, (_, i) => i),
+      );
+      const records: IteratePass[] = [];
+      const probabilityRecords: FgsmPass[] = [];
+      for (let b = 0; b < batches.count; b++) {
+        for (let e = 0; e < epsilons; e++) {
+          records.push(...ITERATE_RECORDS.map((what) => ({ cleanStart: b * n, slot: e, ...what })));
+          probabilityRecords.push({ cleanStart: b * n, firstSlot: e, epsilons: 1 });
+        }
+      }
+      const passes = held.addUniform('iterate passes', encodeIteratePasses(records));
+      const probabilityPasses = held.addUniform('probability passes', encodePasses(probabilityRecords));
+      const shape = { batchRows: n, examples: batches.examples };
+      const step = held.keep(
+        await IterateStep.create(
+          runtime,
+          { ...shape, inputs: IMAGE_SIZE },
+          { passes, clip, images: resident.images!, rowIndex: batches.rowIndex, direction: main.get('direction'), noise, epsilons: epsilonValues, stepSizes, iterate, tallies },
+        ),
+      );
+      const input: BatchInput = { images: iterate, rowIndex: iterateRows, indexStride: n, batchRows: n };
+      const forwardPass = await forward(network, n, input, main, held);
+      const probabilitiesKernel = held.keep(
+        await Probabilities.create(
+          runtime,
+          { ...shape, groupSize: 1, classes: spec.classes.length, top: spec.top },
+          { passes: probabilityPasses, logits: main.get('logits'), probabilities },
+        ),
+      );
+      return new IterativePasses(epsilons, held, { step, forward: forwardPass, probabilities: probabilitiesKernel });
+    });
+  }
+
+  get epsilons(): GPUBuffer {
+    return this.held.get('epsilons');
+  }
+
+  get stepSizes(): GPUBuffer {
+    return this.held.get('stepSizes');
+  }
+
+  get noise(): GPUBuffer {
+    return this.held.get('noise');
+  }
+
+  get tallies(): GPUBuffer {
+    return this.held.get('tallies');
+  }
+
+  get probabilities(): GPUBuffer {
+    return this.held.get('probabilities');
+  }
+
+  get clip(): GPUBuffer {
+    return this.held.get('clip');
+  }
+
+  recordStart(batch: number, slot: number, random: boolean): void {
+    this.kernels.step.record(this.recordOf(batch, slot, random ? 1 : 0));
+  }
+
+  recordStep(batch: number, slot: number, last: boolean): void {
+    this.kernels.step.record(this.recordOf(batch, slot, last ? 3 : 2));
+  }
+
+  /** The forward pass over the iterate (under the unindexed record: its rows are the iterate's own). */
+  recordForward(unindexed: number): void {
+    for (const kernel of this.kernels.forward) kernel.record(unindexed);
+  }
+
+  recordProbabilities(batch: number, slot: number): void {
+    this.kernels.probabilities.record(batch * this.epsilonCount + slot);
+  }
+
+  dispose(): void {
+    this.held.release();
+  }
+
+  private recordOf(batch: number, slot: number, which: number): number {
+    return (batch * this.epsilonCount + slot) * ITERATE_RECORDS.length + which;
+  }
+}
+
+/** The deterministic network's forward pass over `rows` rows of `input`, into `into`'s h·, route· and logits; its kernels kept by `keeper`. */
+async function forward(network: Network, rows: number, input: BatchInput, into: Holdings, keeper: Holdings): Promise<RecordedKernel[]> {
   const { runtime, spec, steps, parameters } = network;
   const kernels: RecordedKernel[] = [];
   for (const [i, { pieces }] of spec.layers.entries()) {
     const buffers = {
       steps,
       parameters,
-      input: i === 0 ? input : held.get(`h${i}`),
-      output: held.get(`h${i + 1}`),
-      route: held.get(`route${i + 1}`),
+      input: i === 0 ? input : into.get(`h${i}`),
+      output: into.get(`h${i + 1}`),
+      route: into.get(`route${i + 1}`),
     };
-    kernels.push(held.keep(await HiddenForward.create(runtime, { ...layerShape(network, i + 1, rows), pieces, dropout: null }, buffers)));
+    kernels.push(keeper.keep(await HiddenForward.create(runtime, { ...layerShape(network, i + 1, rows), pieces, dropout: null }, buffers)));
   }
   const top = spec.layers.length + 1;
-  const buffers = { steps, parameters, input: top === 1 ? input : held.get(`h${top - 1}`), output: held.get('logits') };
-  kernels.push(held.keep(await OutputForward.create(runtime, layerShape(network, top, rows), buffers)));
+  const buffers = { steps, parameters, input: top === 1 ? input : into.get(`h${top - 1}`), output: into.get('logits') };
+  kernels.push(keeper.keep(await OutputForward.create(runtime, layerShape(network, top, rows), buffers)));
   return kernels;
 }
 

@@ -241,7 +241,7 @@ async function attackWithTfjs(model: Classifier, test: Split, options: EvaluateO
 }
 
 /**
- * FGSM with each of `gradients` on the engine: the whole test split per call, J's labels (true, predicted, a target)
+ * The configured attack (FGSM, BIM, PGD from one start) with each of `gradients` on the engine: the whole test split per call, J's labels (true, predicted, a target)
  * taken from `clean`, the clean probabilities tfjs's lossLabels would predict them from.
  */
 async function attackOnDevice(
@@ -260,11 +260,26 @@ async function attackOnDevice(
     labels === 'true' && target === null
       ? null
       : { lossLabels: lossLabelsOf(clean, test.y.subarray(0, test.n), model.spec.classes.length, { labels, target }), targeted: target !== null };
+  const { attack } = options;
+  const measure = async (gradient: EngineGradient): Promise<Omit<AttackTally, 'gradient'>> => {
+    if (attack.method === 'fgsm') return await device.attack(model, attack.epsilons, gradient, clip, aim);
+    const { probabilities, maxPerturbation } = await device.iterative(model, {
+      epsilons: attack.epsilons,
+      stepSizes: attack.epsilons.map(() => attack.stepSize),
+      steps: attack.steps,
+      randomStart: attack.method === 'pgd' && attack.randomStart,
+      seed: options.seed,
+      clip,
+      gradient,
+      aim,
+    });
+    return { probabilities, maxPerturbation, zeroGradient: null };
+  };
   const tallies: AttackTally[] = [];
   for (const gradient of gradients) {
     await yieldToEventLoop();
     stopIfAborted(options);
-    tallies.push({ gradient, ...(await device.attack(model, options.attack.epsilons, gradient as EngineGradient, clip, aim)) });
+    tallies.push({ gradient, ...(await measure(gradient as EngineGradient)) });
     options.progress.update(tallies.length * test.n);
   }
   return tallies;

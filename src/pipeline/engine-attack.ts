@@ -15,7 +15,7 @@ export interface EngineAttack {
 
 /**
  * The attack of an evaluation on the WebGPU engine wherever the webgpu backend runs and the engine runs this attack
- * (whichever path trained the model: FGSM needs no dropout stream); the training engine's own where there is one, so
+ * (whichever path trained the model: the attacks draw no dropout); the training engine's own where there is one, so
  * that its seeds share the resident test set. A line says which path attacks, and why not the engine.
  */
 export async function engineAttack(
@@ -35,7 +35,8 @@ export async function engineAttack(
   const runtime = GpuRuntime.ofTfjsBackend();
   const tooLarge = ResidentFgsm.cannotHold(runtime, spec, test, attack.epsilons.length);
   if (tooLarge) return notHere(tooLarge);
-  progress.line('evaluation: FGSM on the WebGPU engine (test set resident, one gradient per batch for every ε)');
+  const how = attack.method === 'fgsm' ? 'one gradient per batch for every ε' : `${attack.steps} steps per ε`;
+  progress.line(`evaluation: ${attack.method.toUpperCase()} on the WebGPU engine (test set resident, ${how})`);
   if (trainingEngine) return { attack: await trainingEngine.residentFgsm(test), release: () => {} };
   const own = await ResidentFgsm.create(runtime, spec, test);
   return { attack: own, release: () => own.dispose() };

@@ -1,5 +1,7 @@
 import {
   perturbationTally,
+  type IteratePass,
+  type IterateStepShape,
   ZERO_GRADIENT_TALLY,
   type ErrorCountShape,
   type FgsmExamplesShape,
@@ -105,4 +107,38 @@ export function errorCountReference(
     }
   }
   return out;
+}
+
+/** The iterate and the tallies after IterateStep at `pass`, from `iterate` and `tallies` before it. */
+export function iterateStepReference(
+  shape: IterateStepShape,
+  pass: IteratePass,
+  buffers: { images: Values; rowIndex: Values; direction: Values; noise: Values; epsilons: Values; stepSizes: Values; iterate: Values; tallies: Values },
+  clip: readonly [number, number] | null,
+): { iterate: Float32Array; tallies: Uint32Array } {
+  const { batchRows: n, inputs } = shape;
+  const iterate = Float32Array.from(buffers.iterate);
+  const after = Uint32Array.from(buffers.tallies);
+  const epsilon = Math.fround(buffers.epsilons[pass.slot]!);
+  const stepSize = Math.fround(buffers.stepSizes[pass.slot]!);
+  const most = new Float32Array(1);
+  for (let r = 0; r < n; r++) {
+    const image = buffers.rowIndex[pass.cleanStart + r]!;
+    for (let k = 0; k < inputs; k++) {
+      const at = r * inputs + k;
+      const x = buffers.images[image * inputs + k]!;
+      let point = x;
+      if (pass.phase === 'startRandom') point = Math.fround(x + buffers.noise[at]!);
+      if (pass.phase === 'step') point = Math.fround(iterate[at]! + stepSize * buffers.direction[at]!);
+      if (pass.phase !== 'startAtX') {
+        point = Math.min(Math.max(point, Math.fround(x - epsilon)), Math.fround(x + epsilon));
+        if (clip) point = Math.min(Math.max(point, Math.fround(clip[0])), Math.fround(clip[1]));
+      }
+      iterate[at] = point;
+      if (pass.tally && pass.cleanStart + r < shape.examples) most[0] = Math.max(most[0]!, Math.abs(Math.fround(point - x)));
+    }
+  }
+  const slot = perturbationTally(pass.slot);
+  if (pass.tally) after[slot] = Math.max(after[slot]!, new Uint32Array(most.buffer)[0]!);
+  return { iterate, tallies: after };
 }

@@ -6,7 +6,7 @@ import { BoundKernel, STEP_RECORD_BYTES, type Binding, type GpuRuntime, type Ker
  * rows per ε, so that one forward pass of the network serves the whole group, and keeps each ε's largest |x̃ − x|;
  * ErrorCount counts each block's misclassified rows into that ε's counter; Probabilities writes each block's class
  * probabilities into the split's rows; ZeroDirections counts the batch's rows whose input gradient is zero
- * everywhere. Counts and maxima are integers (a non-negative float's bits order as the float does), so the order
+ * everywhere; IterateStep moves the iterate of an iterative attack (BIM, PGD) one step, or sets its start. Counts and maxima are integers (a non-negative float's bits order as the float does), so the order
  * of the device's atomic additions leaves them the same. Every kernel takes what changes between passes (which
  * batch, which ε) from a pass record (STEP_RECORD_BYTES) chosen by the dispatch's dynamic offset.
  */
@@ -111,6 +111,53 @@ export interface ZeroDirectionsBuffers {
   /** f32 [n × inputs]: sign(∇ₓJ) of the batch. */
   direction: GPUBuffer;
   /** u32 tallies, added to: the rows whose direction is all zero (ZERO_GRADIENT_TALLY). */
+  tallies: GPUBuffer;
+}
+
+/** Where an IteratePass puts the iterate: at x (BIM), at x + noise projected (PGD's random start), or one step on. */
+export const ITERATE_PHASES = { startAtX: 0, startRandom: 1, step: 2 } as const;
+export type IteratePhase = keyof typeof ITERATE_PHASES;
+
+/** One use of IterateStep: a batch of the split, the ε slot it attacks at, the phase, and whether to tally |x̃ − x|. */
+export interface IteratePass {
+  /** Where the batch starts in the row indices. */
+  cleanStart: number;
+  /** The ε (and step size, and perturbation tally) slot. */
+  slot: number;
+  phase: IteratePhase;
+  /** Raise the slot's largest |x̃ − x| with this pass's iterate (the last step's). */
+  tally: boolean;
+}
+
+/** Records for consecutive iterate passes, ready for a buffer bound as a kernel's 'step' binding. */
+export function encodeIteratePasses(passes: readonly IteratePass[]): Uint32Array {
+  const words = new Uint32Array((passes.length * STEP_RECORD_BYTES) / 4);
+  passes.forEach((pass, i) =>
+    words.set([pass.cleanStart, pass.slot, ITERATE_PHASES[pass.phase], pass.tally ? 1 : 0], (i * STEP_RECORD_BYTES) / 4),
+  );
+  return words;
+}
+
+export type IterateStepShape = Omit<FgsmPassShape, 'groupSize'> & { inputs: number };
+export interface IterateStepBuffers {
+  passes: GPUBuffer;
+  /** The clipping uniform (encodeClip). */
+  clip: GPUBuffer;
+  /** f32 [N × inputs]. */
+  images: GPUBuffer;
+  /** u32: the split's rows in batch order (a pass reads from cleanStart). */
+  rowIndex: GPUBuffer;
+  /** f32 [n × inputs]: sign(∇ₓJ) at the iterate. */
+  direction: GPUBuffer;
+  /** f32 [n × inputs]: the random start's U(−ε, ε) of the batch's rows. */
+  noise: GPUBuffer;
+  /** f32: ε of slot s at element s. */
+  epsilons: GPUBuffer;
+  /** f32: the step α of slot s at element s (−α for a targeted attack, which steps down its target's loss). */
+  stepSizes: GPUBuffer;
+  /** f32 [n × inputs], read and written: the iterate x̃ₜ of the batch. */
+  iterate: GPUBuffer;
+  /** u32 tallies, raised: each slot's largest |x̃ − x| (perturbationTally). */
   tallies: GPUBuffer;
 }
 
@@ -254,6 +301,56 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
 }
 `;
 
+const ITERATE_WGSL = /* wgsl */ `
+struct IteratePass { cleanStart: u32, slot: u32, phase: u32, tally: u32 }
+struct Shape { batchRows: u32, inputs: u32, examples: u32 }
+struct Clip { clips: u32, low: f32, high: f32 }
+@group(0) @binding(0) var<uniform> record: IteratePass;
+@group(0) @binding(1) var<uniform> shape: Shape;
+@group(0) @binding(2) var<uniform> clip: Clip;
+@group(0) @binding(3) var<storage, read> images: array<f32>;
+@group(0) @binding(4) var<storage, read> rowIndex: array<u32>;
+@group(0) @binding(5) var<storage, read> direction: array<f32>;
+@group(0) @binding(6) var<storage, read> noise: array<f32>;
+@group(0) @binding(7) var<storage, read> epsilons: array<f32>;
+@group(0) @binding(8) var<storage, read> stepSizes: array<f32>;
+@group(0) @binding(9) var<storage, read_write> iterate: array<f32>;
+@group(0) @binding(10) var<storage, read_write> tallies: array<atomic<u32>>;
+
+var<workgroup> most: atomic<u32>;
+
+// thread (k, r): pixel k of the batch's row r
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let k = id.x;
+  let r = id.y;
+  let inside = k < shape.inputs;
+  if (t == 0u) { atomicStore(&most, 0u); }
+  workgroupBarrier();
+  if (inside) {
+    let at = r * shape.inputs + k;
+    let x = images[rowIndex[record.cleanStart + r] * shape.inputs + k];
+    var point = x;
+    if (record.phase == ${ITERATE_PHASES.startRandom}u) { point = x + noise[at]; }
+    // as tfjs's current + direction·α: α·d is ±α or 0 exactly
+    if (record.phase == ${ITERATE_PHASES.step}u) { point = iterate[at] + stepSizes[record.slot] * direction[at]; }
+    if (record.phase != ${ITERATE_PHASES.startAtX}u) {
+      // the projection: min(max(·, x − ε), x + ε), then clipByValue's min(max(·, low), high)
+      let epsilon = epsilons[record.slot];
+      point = min(max(point, x - epsilon), x + epsilon);
+      if (clip.clips != 0u) { point = clamp(point, clip.low, clip.high); }
+    }
+    iterate[at] = point;
+    if (record.tally != 0u && record.cleanStart + r < shape.examples) { atomicMax(&most, bitcast<u32>(abs(point - x))); }
+  }
+  workgroupBarrier();
+  if (t == 0u && record.tally != 0u) {
+    let seen = atomicLoad(&most);
+    if (seen > 0u) { atomicMax(&tallies[${perturbationTally(0)}u + record.slot], seen); }
+  }
+}
+`;
+
 function checkPassShape(shape: Partial<FgsmPassShape>): void {
   const sizes = [shape.batchRows, shape.groupSize ?? 1, shape.examples];
   if (sizes.some((n) => !Number.isInteger(n) || n! < 1)) throw new Error(`FGSM pass shape ${JSON.stringify(shape)}`);
@@ -358,5 +455,25 @@ export class ZeroDirections extends BoundKernel {
       [n, 1],
     );
     return new ZeroDirections(...built);
+  }
+}
+
+/** The iterate of an iterative attack: set at its start (x, or x + noise projected) or moved one step of α·sign(∇ₓJ) and projected onto the ε-ball and the clip bounds. */
+export class IterateStep extends BoundKernel {
+  static async create(runtime: GpuRuntime, shape: IterateStepShape, buffers: IterateStepBuffers): Promise<IterateStep> {
+    checkPassShape(shape);
+    const { batchRows: n, inputs, examples } = shape;
+    for (const name of ['direction', 'noise', 'iterate'] as const) requireBytes(buffers[name], n * inputs * 4, name);
+    const { passes, clip, images, rowIndex, direction, noise, epsilons, stepSizes, iterate, tallies } = buffers;
+    const built = await build(
+      runtime,
+      'iterate-step',
+      ITERATE_WGSL,
+      [n, inputs, examples],
+      [passes, clip, images, rowIndex, direction, noise, epsilons, stepSizes, iterate, tallies],
+      ['uniform', 'read', 'read', 'read', 'read', 'read', 'read', 'write', 'write'],
+      [Math.ceil(inputs / WORKGROUP), n],
+    );
+    return new IterateStep(...built);
   }
 }
