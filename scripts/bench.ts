@@ -10,8 +10,8 @@
  * elsewhere) also measures N seeds of adversarial training stacked as one network (trainStacked), in examples/s
  * of all seeds together. PGD-40 (α = 0.01, random start, clipped; what the audit runs) on the maxout network: the
  * seconds of one pass over the 10,000 test images, on each wasm thread count as the maxout rows; on a software
- * WebGPU adapter (lavapipe) over the first --pgd-images (default 500) only, as it says. `--only pgd` measures PGD
- * alone. On webgpu, the WebGPU engine (src/engine) beside tfjs's ops: the host's cost per J̃ step (steps/s of a
+ * WebGPU adapter (lavapipe) over the first --pgd-images (default 500) only, as it says; on webgpu also on the
+ * WebGPU engine (one batch, the images resident). `--only pgd` measures PGD alone. On webgpu, the WebGPU engine (src/engine) beside tfjs's ops: the host's cost per J̃ step (steps/s of a
  * 16-unit network, whose arithmetic is negligible even on lavapipe, with its dispatches, uploads, reads and submits
  * per step counted on the device), then maxout J̃ and the stacked seeds on the engine, the engine's FGSM error rates,
  * and a run's evaluation with its attack on tfjs's ops and on the engine (on a software adapter over 2,000 examples). `--only engine` measures those alone. Data: FGSM_DATA_DIR, else the cache, else the embedded subset.
@@ -97,6 +97,28 @@ async function naiveFgsmImagesPerSecond(model: Classifier, test: Split, batch: n
     }
   });
   return test.n / seconds;
+}
+
+/** Seconds of the same PGD-40 on the WebGPU engine: the first `images` test images resident, one batch, uploads and reads included. */
+async function enginePgdSeconds(model: Classifier, test: Split, images: number): Promise<number> {
+  const part: Split = { ...test, n: images, x: test.x.subarray(0, images * 784), y: test.y.subarray(0, images) };
+  const onDevice = await ResidentFgsm.create(GpuRuntime.ofTfjsBackend(), model.spec, part);
+  try {
+    const started = performance.now();
+    await onDevice.iterative(model, {
+      epsilons: [0.25],
+      stepSizes: [0.01],
+      steps: 40,
+      randomStart: true,
+      seed: 1,
+      clip: [0, 1],
+      gradient: 'standard',
+      aim: null,
+    });
+    return (performance.now() - started) / 1000;
+  } finally {
+    onDevice.dispose();
+  }
 }
 
 /** Seconds of PGD-40 (ε = .25, α = 0.01, random start, clipped to [0, 1]) on the first `images` test images. */
@@ -394,6 +416,9 @@ async function main(): Promise<void> {
       await pgdSeconds(model, splits.test, pgdImages, 1000),
       's',
     ]);
+    if (backend.name === 'webgpu') {
+      push([`  the same on the WebGPU engine (one batch of ${pgdImages})${part}`, await enginePgdSeconds(model, splits.test, pgdImages), 's']);
+    }
     model.dispose();
   }
 

@@ -12,7 +12,7 @@ import { buildModel } from '../src/models/build.js';
 import type { Classifier } from '../src/models/classifier.js';
 import { assignParameters, saveModel } from '../src/models/weights-io.js';
 import { attackMeasures, checksOf } from '../src/pipeline/audit.js';
-import type { AuditRecord } from '../src/results/audit-record.js';
+import type { AttackFigure, AuditRecord } from '../src/results/audit-record.js';
 import { staleGradientFigures, type ResultRecord } from '../src/results/record.js';
 import { fgsmCli, realDataDir, SMALL_MAXOUT, tempDir, tinySoftmaxYaml, useWasm } from './helpers.js';
 
@@ -121,8 +121,8 @@ describe('audit', () => {
       limit: { train: 2000, validation: null, test: 200 },
     });
     const figuresOf = async (model: Classifier) => {
-      const attacks: Record<string, Awaited<ReturnType<ReturnType<typeof attackMeasures>[string]>>> = {};
-      for (const [key, measure] of Object.entries(attackMeasures(model, splits.test, 100))) attacks[key] = await measure();
+      const attacks: Record<string, AttackFigure[]> = {};
+      for (const [key, { figures }] of Object.entries(attackMeasures(model, splits.test, 100))) attacks[key] = await figures();
       return attacks;
     };
     const ordinary = templateModel(splits.train, 1);

@@ -26,6 +26,7 @@ import {
 } from '../src/engine/kernels/fgsm-passes-reference.js';
 import { ResidentFgsm, residentFgsmSupport } from '../src/engine/resident-fgsm.js';
 import { evaluate, fgsmErrorRate, type Evaluation } from '../src/eval/evaluate.js';
+import { attackMeasures } from '../src/pipeline/audit.js';
 import { STEP_RECORD_BYTES } from '../src/engine/runtime.js';
 import { buildModel } from '../src/models/build.js';
 import type { Classifier, ModelSpec } from '../src/models/classifier.js';
@@ -425,6 +426,42 @@ test("BIM and PGD on the engine measure what tfjs's iterativeGradientSign does: 
       onDevice.dispose();
       model.dispose();
     }
+  }
+  assert.equal(runtime.liveBuffers, before, 'no buffer left');
+  assert.equal(tf.memory().numTensors, tensors, 'no tensor left');
+});
+
+test("an audit's attacks on the engine equal tfjs's on the same device; the two float32 forms the engine does not take stay on tfjs", async () => {
+  const runtime = await engineRuntime();
+  const tensors = tf.memory().numTensors;
+  const before = runtime.liveBuffers;
+  const model = buildModel(SPEC, 0.05, 6);
+  scale(model, 5);
+  const n = 150;
+  const split = await labelled(model, randomImages(n, 9), n, 10);
+  const onDevice = await ResidentFgsm.create(runtime, SPEC, split, { batchRows: 100 });
+  try {
+    const tfjs = attackMeasures(model, split, 100);
+    const engine = attackMeasures(model, split, 100, onDevice);
+    const onTfjs = ['fgsm-softmax-minus-onehot', 'fgsm-exp-log-softmax-minus-onehot'];
+    assert.deepEqual(
+      Object.entries(engine).filter(([, measure]) => !measure.onEngine).map(([key]) => key),
+      onTfjs,
+    );
+    assert.ok(Object.values(tfjs).every((measure) => !measure.onEngine));
+    for (const [key, measure] of Object.entries(engine)) {
+      const [ours, theirs] = [await measure.figures(), await tfjs[key]!.figures()];
+      // errors and zero-gradient counts equal; confidences within float32 rounding of the probabilities
+      const exact = (figures: typeof ours) => figures.map(({ meanConfidenceOnMistakes: _, ...counted }) => counted);
+      assert.deepEqual(exact(ours), exact(theirs), key);
+      ours.forEach((figure, i) =>
+        assert.ok(Math.abs((figure.meanConfidenceOnMistakes ?? 0) - (theirs[i]!.meanConfidenceOnMistakes ?? 0)) < 1e-5, `${key}: confidence at ε = ${figure.epsilon}`),
+      );
+      assert.ok(ours.some((figure) => figure.error > 0.3), `${key}: the attack bites (${ours.map((f) => f.error)})`);
+    }
+  } finally {
+    onDevice.dispose();
+    model.dispose();
   }
   assert.equal(runtime.liveBuffers, before, 'no buffer left');
   assert.equal(tf.memory().numTensors, tensors, 'no tensor left');

@@ -81,7 +81,8 @@ export interface ResidentIterative {
 /** What ResidentFgsm.iterative measures over the split: per ε, the probabilities on the last iterate and the largest |x̃ − x|. */
 export type ResidentIterativeResult = Omit<ResidentAttack, 'zeroGradient'>;
 
-const GRADIENT_FORMS: readonly EngineGradient[] = ['standard', 'stable'];
+/** The forms of ∇ₓJ the engine takes. */
+export const ENGINE_GRADIENTS: readonly EngineGradient[] = ['standard', 'stable'];
 
 /**
  * Whether ResidentFgsm measures `attack` on `spec` as evaluate does (FGSM, BIM, or PGD from one start, with the
@@ -92,7 +93,7 @@ export function residentFgsmSupport(spec: ModelSpec, attack: AttackConfig): stri
   if (!asMaxout(spec)) return `the engine attacks maxout networks and softmax regression, not ${spec.kind}`;
   if (spec.inputSize !== IMAGE_SIZE) return `the engine attacks ${IMAGE_SIZE}-pixel images, not ${spec.inputSize}`;
   if (attack.method === 'pgd' && attack.restarts > 1) return `the engine runs PGD from one start, not ${attack.restarts} restarts`;
-  if (!GRADIENT_FORMS.includes(attack.gradient as EngineGradient))
+  if (!ENGINE_GRADIENTS.includes(attack.gradient as EngineGradient))
     return `the engine takes ∇ₓJ with the standard or the stable gradient, not ${attack.gradient}`;
   return null;
 }
@@ -246,7 +247,7 @@ export class ResidentFgsm {
         held.add('lossLabels', Uint32Array.from(split.y.subarray(0, split.n)));
         const batches: Batches = { rows: n, count, examples: split.n, rowIndex };
         const gradientPasses = new Map<EngineGradient, GradientPass>();
-        for (const gradient of GRADIENT_FORMS) gradientPasses.set(gradient, await gradientPass(network, resident, batches, held, gradient));
+        for (const gradient of ENGINE_GRADIENTS) gradientPasses.set(gradient, await gradientPass(network, resident, batches, held, gradient));
         return new ResidentFgsm(network, split, resident, batches, held, passBytes, gradientPasses);
       });
     } catch (error) {

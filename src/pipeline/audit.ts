@@ -4,7 +4,7 @@ import { dirname, join, relative } from 'node:path';
 import { fastGradientSign, type FgsmOptions } from '../attacks/fgsm.js';
 import { iterativeGradientSign, type IterativeOptions } from '../attacks/iterative.js';
 import { initBackend, type BackendChoice, type BackendRequest } from '../backend/select.js';
-import type { DataConfig } from '../config/schema.js';
+import { AttackSchema, type DataConfig } from '../config/schema.js';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
 import { FgsmError } from '../core/errors.js';
 import type { Progress } from '../core/progress.js';
@@ -15,8 +15,11 @@ import { cacheDir, explicitDataDir, resolveMnist, type RawMnist } from '../data/
 import { digest } from '../data/verify.js';
 import { adversarialMetrics, type AdversarialBatch } from '../eval/adversarial-metrics.js';
 import { cleanMetrics, evaluate } from '../eval/evaluate.js';
+import { classificationMetrics } from '../eval/metrics.js';
 import { labelLeakProbe } from '../eval/label-leak.js';
 import { maskingChecks, MUST_HOLD, type MaskingCheck } from '../eval/masking.js';
+import type { EngineGradient } from '../engine/kernels/cross-entropy.js';
+import { ENGINE_GRADIENTS, type ResidentFgsm } from '../engine/resident-fgsm.js';
 import type { Classifier, SoftmaxGradient } from '../models/classifier.js';
 import { loadModel } from '../models/weights-io.js';
 import { claimById } from '../paper/claims.js';
@@ -37,6 +40,7 @@ import { compareClaims } from '../report/compare.js';
 import { findResultFiles } from '../report/collect.js';
 import { renderRobustnessCsv, renderRobustnessMarkdown } from '../report/robustness.js';
 import { renderRunReport } from '../report/run-report.js';
+import { engineAttack } from './engine-attack.js';
 
 /**
  * The audit of a results folder: every complete model in it attacked past the paper's one attack, on
@@ -129,8 +133,16 @@ function figuresAt(epsilons: readonly number[], metrics: Awaited<ReturnType<type
   return epsilons.map((epsilon, e) => ({ epsilon, error: metrics[e]!.error, meanConfidenceOnMistakes: metrics[e]!.meanConfidenceOnMistakes }));
 }
 
-/** FGSM at `epsilons` as `options` says, its error per ε and the count of zero-gradient examples. */
-async function fgsmFigures(model: Classifier, test: Split, batchSize: number, options: FgsmOptions): Promise<AttackFigure[]> {
+/** The metrics of the probabilities an engine attack read, per ε. */
+const metricsOf = (model: Classifier, test: Split, probabilities: Float32Array[]) =>
+  probabilities.map((p) => classificationMetrics(p, test.y.subarray(0, test.n), model.spec.classes.length));
+
+/** FGSM at `epsilons` as `options` says (on the engine when `onDevice` is given), its error per ε and the count of zero-gradient examples. */
+async function fgsmFigures(model: Classifier, test: Split, batchSize: number, options: FgsmOptions, onDevice: ResidentFgsm | null): Promise<AttackFigure[]> {
+  if (onDevice) {
+    const attack = await onDevice.attack(model, options.epsilons, options.gradient as EngineGradient, options.clip);
+    return figuresAt(options.epsilons, metricsOf(model, test, attack.probabilities)).map((figure) => ({ ...figure, zeroGradient: attack.zeroGradient }));
+  }
   const zeroCounts: tf.Scalar[] = [];
   const metrics = await adversarialMetrics(model, test, batchSize, (x, y) => {
     const { adversarial, direction, zeroGradient } = fastGradientSign(model, x, y, options);
@@ -147,15 +159,34 @@ async function fgsmFigures(model: Classifier, test: Split, batchSize: number, op
 /** The seed of PGD's random starts: one fixed stream, so an audit repeats exactly. */
 const PGD_SEED = 1;
 
-/** An iterative attack (true labels, standard gradient, one run) at `epsilons`, `schedule` giving its steps. */
+/** An iterative attack's steps, step size and start at an ε. */
+type Schedule = (epsilon: number) => Pick<IterativeOptions, 'steps' | 'stepSize' | 'randomStart'>;
+
+/** An iterative attack (true labels, standard gradient, one run) at `epsilons`, `schedule` giving its steps; on the engine when `onDevice` is given. */
 async function iterativeFigures(
   model: Classifier,
   test: Split,
   batchSize: number,
   epsilons: readonly number[],
   clip: readonly [number, number] | null,
-  schedule: (epsilon: number) => Pick<IterativeOptions, 'steps' | 'stepSize' | 'randomStart'>,
+  schedule: Schedule,
+  onDevice: ResidentFgsm | null,
 ): Promise<AttackFigure[]> {
+  if (onDevice) {
+    // every ε of an audit's attack has the same steps and start: only α may follow ε
+    const { steps, randomStart } = schedule(epsilons[0]!);
+    const attack = await onDevice.iterative(model, {
+      epsilons,
+      stepSizes: epsilons.map((epsilon) => schedule(epsilon).stepSize),
+      steps,
+      randomStart,
+      seed: PGD_SEED,
+      clip,
+      gradient: 'standard',
+      aim: null,
+    });
+    return figuresAt(epsilons, metricsOf(model, test, attack.probabilities));
+  }
   const metrics = await adversarialMetrics(model, test, batchSize, (x, y, firstRow) =>
     epsilons.map(
       (epsilon) =>
@@ -175,6 +206,9 @@ async function iterativeFigures(
   return figuresAt(epsilons, metrics);
 }
 
+/** The audit's widest FGSM, as the engine is asked whether it can hold the attack (its test split and ε grid). */
+const ENGINE_AUDIT_ATTACK = AttackSchema.parse({ epsilons: [...AUDIT_EPSILONS, UNBOUNDED_EPSILON] });
+
 const fgsmWith = (gradient: SoftmaxGradient, clipped: boolean, unbounded = !clipped): FgsmOptions => ({
   epsilons: unbounded ? [...AUDIT_EPSILONS, UNBOUNDED_EPSILON] : [...AUDIT_EPSILONS],
   clip: clipped ? [0, 1] : null,
@@ -183,20 +217,36 @@ const fgsmWith = (gradient: SoftmaxGradient, clipped: boolean, unbounded = !clip
   gradient,
 });
 
-/** How each audit attack (AUDIT_ATTACKS) is measured on a model, by key. */
-export function attackMeasures(model: Classifier, test: Split, batchSize: number): Record<string, () => Promise<AttackFigure[]>> {
+/** How one audit attack is measured, and whether on the WebGPU engine. */
+export interface AttackMeasure {
+  onEngine: boolean;
+  figures: () => Promise<AttackFigure[]>;
+}
+
+/**
+ * How each audit attack (AUDIT_ATTACKS) is measured on a model, by key: on the WebGPU engine where `onDevice` (the
+ * test split resident) is given and the engine takes the attack's gradient form, on tfjs's ops otherwise.
+ */
+export function attackMeasures(model: Classifier, test: Split, batchSize: number, onDevice: ResidentFgsm | null = null): Record<string, AttackMeasure> {
+  const fgsm = (options: FgsmOptions): AttackMeasure => {
+    const engine = onDevice && ENGINE_GRADIENTS.includes(options.gradient as EngineGradient) ? onDevice : null;
+    return { onEngine: engine !== null, figures: () => fgsmFigures(model, test, batchSize, options, engine) };
+  };
+  const iterative = (epsilons: readonly number[], clip: readonly [number, number] | null, schedule: Schedule): AttackMeasure => ({
+    onEngine: onDevice !== null,
+    figures: () => iterativeFigures(model, test, batchSize, epsilons, clip, schedule, onDevice),
+  });
+  const bim = (epsilon: number) => ({ steps: 10, stepSize: epsilon / 10, randomStart: false });
   return {
-    'fgsm-standard': () => fgsmFigures(model, test, batchSize, fgsmWith('standard', false)),
-    'fgsm-softmax-minus-onehot': () => fgsmFigures(model, test, batchSize, fgsmWith('softmax-minus-onehot', false, false)),
-    'fgsm-exp-log-softmax-minus-onehot': () => fgsmFigures(model, test, batchSize, fgsmWith('exp-log-softmax-minus-onehot', false, false)),
-    'fgsm-stable': () => fgsmFigures(model, test, batchSize, fgsmWith('stable', false)),
-    'fgsm-standard-clipped': () => fgsmFigures(model, test, batchSize, fgsmWith('standard', true)),
-    'fgsm-stable-clipped': () => fgsmFigures(model, test, batchSize, fgsmWith('stable', true)),
-    'bim-10': () =>
-      iterativeFigures(model, test, batchSize, AUDIT_EPSILONS, [0, 1], (epsilon) => ({ steps: 10, stepSize: epsilon / 10, randomStart: false })),
-    'pgd-40': () => iterativeFigures(model, test, batchSize, AUDIT_EPSILONS, [0, 1], () => ({ steps: 40, stepSize: 0.01, randomStart: true })),
-    'bim-10-unbounded': () =>
-      iterativeFigures(model, test, batchSize, [UNBOUNDED_EPSILON], null, (epsilon) => ({ steps: 10, stepSize: epsilon / 10, randomStart: false })),
+    'fgsm-standard': fgsm(fgsmWith('standard', false)),
+    'fgsm-softmax-minus-onehot': fgsm(fgsmWith('softmax-minus-onehot', false, false)),
+    'fgsm-exp-log-softmax-minus-onehot': fgsm(fgsmWith('exp-log-softmax-minus-onehot', false, false)),
+    'fgsm-stable': fgsm(fgsmWith('stable', false)),
+    'fgsm-standard-clipped': fgsm(fgsmWith('standard', true)),
+    'fgsm-stable-clipped': fgsm(fgsmWith('stable', true)),
+    'bim-10': iterative(AUDIT_EPSILONS, [0, 1], bim),
+    'pgd-40': iterative(AUDIT_EPSILONS, [0, 1], () => ({ steps: 40, stepSize: 0.01, randomStart: true })),
+    'bim-10-unbounded': iterative([UNBOUNDED_EPSILON], null, bim),
   };
 }
 
@@ -342,11 +392,19 @@ export async function auditResults(dir: string, options: AuditOptions): Promise<
           audit.seconds[key] = (performance.now() - t0) / 1000;
           return value;
         };
-        for (const [key, measure] of Object.entries(attackMeasures(model, test, batchSize))) {
-          if (audit.attacks[key]) continue;
-          progress.line(`${run.name}: ${key} on ${test.n} test examples`);
-          audit.attacks[key] = await timed(key, measure);
-          save();
+        const missing = AUDIT_ATTACKS.some(({ key }) => !audit.attacks[key]);
+        const onDevice = missing ? await engineAttack(model.spec, ENGINE_AUDIT_ATTACK, test, progress, { purpose: `${run.name}: audit` }) : null;
+        try {
+          for (const [key, { onEngine, figures }] of Object.entries(attackMeasures(model, test, batchSize, onDevice?.attack ?? null))) {
+            if (audit.attacks[key]) continue;
+            progress.line(`${run.name}: ${key} on ${test.n} test examples${onEngine ? ' (WebGPU engine)' : ''}`);
+            audit.attacks[key] = await timed(key, figures);
+            const others = (audit.onEngine ?? []).filter((done) => done !== key);
+            audit.onEngine = onEngine ? [...others, key] : others;
+            save();
+          }
+        } finally {
+          onDevice?.release();
         }
         if (!audit.labelLeak) {
           progress.line(`${run.name}: label-leaking probe`);

@@ -23,11 +23,11 @@ export async function engineAttack(
   attack: AttackConfig,
   test: Split,
   progress: Progress,
-  trainingEngine: MaxoutEngine | null = null,
+  { trainingEngine = null, purpose = 'evaluation' }: { trainingEngine?: MaxoutEngine | null; purpose?: string } = {},
 ): Promise<EngineAttack | null> {
   if (tf.getBackend() !== 'webgpu') return null;
   const notHere = (why: string): null => {
-    progress.line(`evaluation: tfjs's webgpu ops (the WebGPU engine does not run this attack: ${why})`);
+    progress.line(`${purpose}: tfjs's webgpu ops (the WebGPU engine does not run this attack: ${why})`);
     return null;
   };
   const unsupported = residentFgsmSupport(spec, attack);
@@ -36,7 +36,7 @@ export async function engineAttack(
   const tooLarge = ResidentFgsm.cannotHold(runtime, spec, test, attack.epsilons.length);
   if (tooLarge) return notHere(tooLarge);
   const how = attack.method === 'fgsm' ? 'one gradient per batch for every ε' : `${attack.steps} steps per ε`;
-  progress.line(`evaluation: ${attack.method.toUpperCase()} on the WebGPU engine (test set resident, ${how})`);
+  progress.line(`${purpose}: ${attack.method.toUpperCase()} on the WebGPU engine (test set resident, ${how})`);
   if (trainingEngine) return { attack: await trainingEngine.residentFgsm(test), release: () => {} };
   const own = await ResidentFgsm.create(runtime, spec, test);
   return { attack: own, release: () => own.dispose() };

@@ -264,7 +264,7 @@ async function finishRun(prepared: PreparedRun, summary: TrainingSummary, option
   await saveModel(join(outDir, 'model'), model);
 
   const attack = options.peek && options.peekEpsilons ? { ...config.attack, epsilons: options.peekEpsilons } : config.attack;
-  const onEngine = await engineAttack(model.spec, attack, splits.test, options.progress, prepared.engine);
+  const onEngine = await engineAttack(model.spec, attack, splits.test, options.progress, { trainingEngine: prepared.engine });
   let evaluation: Evaluation;
   try {
     evaluation = await evaluate(model, splits.test, {

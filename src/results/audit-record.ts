@@ -66,6 +66,8 @@ export interface ModelAudit {
   transfer: { source: string; figures: AttackFigure[] } | null;
   checks: MaskingCheck[] | null;
   seconds: Record<string, number>;
+  /** The attacks (keys of `attacks`) measured on the WebGPU engine; the others ran on tfjs's ops. Absent before the engine attacked. */
+  onEngine?: string[];
 }
 
 export interface AuditRecord {
