@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one prepared measurement for a GPU machine without Node: what the adapter is, the WebGPU engine's bench for
-# maxout 240 and 1600 beside tfjs's webgpu ops (host cost per step, J̃ examples/s, stacked seeds, FGSM per ε), the
+# maxout 240 and 1600 beside tfjs's webgpu ops (host cost per step, J̃ examples/s, stacked seeds, FGSM per ε, PGD-40), the
 # engine's and the webgpu backend's tests on that adapter, then one seed of configs/maxout-1600-adv.yaml at full
 # length on the engine for what time is left (its epochs.csv comes back either way: a run that does not finish
 # gives its pace). Each step has its own time limit, so a hang costs one step, not the machine's time.
@@ -38,10 +38,11 @@ step() { # name, seconds, command...
 echo "device-check: app $app, data $FGSM_DATA_DIR, node $(node --version), $(date -u +%FT%TZ)"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 # the limits add up to 510 s: a 10-minute device call with room for the machine's start and the files' return
-run_limit=${DEVICE_CHECK_RUN:-220} # seconds for the full-length run
+run_limit=${DEVICE_CHECK_RUN:-160} # seconds for the full-length run
 step doctor 20 node bin/fgsm.js doctor
 step bench-engine-240 90 node dist/scripts/bench.js --backend webgpu --only engine --json
 step bench-engine-$units_big 120 node dist/scripts/bench.js --backend webgpu --only engine --units "$units_big" --json
+step bench-pgd 60 node dist/scripts/bench.js --backend webgpu --only pgd --json
 step engine-tests 60 node --test --test-concurrency=1 dist/test/engine-train.test.js dist/test/engine-layers.test.js dist/test/engine-fgsm.test.js dist/test/engine-objective.test.js
 # the run folder stays outside $out (a device call brings back only a few files): its record and epochs come back
 runs=$(mktemp -d)
