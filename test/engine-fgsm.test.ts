@@ -340,6 +340,44 @@ function assertSameAttack(engine: Evaluation, tfjs: Evaluation, what: string, sl
 
 const SOFTMAX_REGRESSION: ModelSpec = { kind: 'softmax', inputSize: 784, classes: SPEC.classes, maxColumnNorm: null };
 
+/** What one model's two evaluations gave: tfjs's ops, then the engine's attack, with the engine's counts over its call. */
+interface BothEvaluations {
+  model: Classifier;
+  split: Split;
+  onDevice: ResidentFgsm;
+  tfjs: Evaluation;
+  engine: Evaluation;
+  reads: number;
+  dispatches: number;
+}
+
+/**
+ * A model of `spec` (its parameters × `factor`) and 300 examples labelled by its own predictions (20 flipped),
+ * evaluated with `attack` on tfjs's ops and with the attack on the engine (batches of 128: 3 per call); then `check`.
+ */
+async function bothEvaluations(spec: ModelSpec, factor: number, attack: Record<string, unknown>, check: (both: BothEvaluations) => Promise<void>): Promise<void> {
+  const runtime = await engineRuntime();
+  const model = buildModel(spec, 0.05, 3);
+  scale(model, factor);
+  const n = 300;
+  const split = await labelled(model, randomImages(n, 4), n, 20);
+  const parsed = AttackSchema.parse({ ...attack, batchSize: 128 });
+  assert.equal(residentFgsmSupport(spec, parsed), null);
+  const options = { attack: parsed, rubbishSamples: null, figureExamples: 3, seed: 5, progress: quiet };
+  const onDevice = await ResidentFgsm.create(runtime, spec, split, { batchRows: 128 });
+  try {
+    const tfjs = await evaluate(model, split, options);
+    const counters = { ...runtime.counters };
+    const engine = await evaluate(model, split, { ...options, onDevice });
+    const reads = runtime.counters.reads - counters.reads;
+    const dispatches = runtime.counters.dispatches - counters.dispatches;
+    await check({ model, split, onDevice, tfjs, engine, reads, dispatches });
+  } finally {
+    onDevice.dispose();
+    model.dispose();
+  }
+}
+
 test("a run's evaluation with the attack on the engine measures what tfjs's does: both tops, softmax regression, clipped and not, a saturated network, predicted labels, targets; 2 reads and 13 dispatches a batch per gradient (7 without hidden layers)", async () => {
   const runtime = await engineRuntime();
   const tensors = tf.memory().numTensors;
@@ -357,20 +395,9 @@ test("a run's evaluation with the attack on the engine measures what tfjs's does
     { spec: SOFTMAX_REGRESSION, factor: 10, clip: [0, 1], slack: 0, dispatches: 7, aim: { target: 3 } },
   ];
   for (const { spec, factor, clip, slack, dispatches, aim } of cases) {
-    const model = buildModel(spec, 0.05, 3);
-    scale(model, factor);
-    const n = 300;
-    const split = await labelled(model, randomImages(n, 4), n, 20);
-    const attack = AttackSchema.parse({ epsilons: EPSILONS, clip, batchSize: 128, ...aim });
-    assert.equal(residentFgsmSupport(spec, attack), null);
-    const options = { attack, rubbishSamples: null, figureExamples: 3, seed: 1, progress: quiet };
-    const onDevice = await ResidentFgsm.create(runtime, spec, split, { batchRows: 128 });
-    try {
-      const tfjs = await evaluate(model, split, options);
-      const counters = { ...runtime.counters };
-      const engine = await evaluate(model, split, { ...options, onDevice });
-      assert.equal(runtime.counters.reads - counters.reads, 2 * 2, 'two reads per gradient');
-      assert.equal(runtime.counters.dispatches - counters.dispatches, 2 * 3 * dispatches, `${dispatches} dispatches a batch per gradient`);
+    await bothEvaluations(spec, factor, { epsilons: EPSILONS, clip, ...aim }, async ({ model, split, onDevice, tfjs, engine, ...counted }) => {
+      assert.equal(counted.reads, 2 * 2, 'two reads per gradient');
+      assert.equal(counted.dispatches, 2 * 3 * dispatches, `${dispatches} dispatches a batch per gradient`);
       const what = `${spec.kind === 'maxout' ? spec.top : spec.kind} ×${factor}, clip ${clip}${aim ? `, ${JSON.stringify(aim)}` : ''}`;
       assertSameAttack(engine, tfjs, what, slack);
       const standard = engine.fgsm['0.25']!;
@@ -379,12 +406,9 @@ test("a run's evaluation with the attack on the engine measures what tfjs's does
         const trueLabels = [await fgsmErrorRate(model, split, 0.25, 'standard')];
         assert.deepEqual(await onDevice.errorRates(model, [0.25], 'standard'), trueLabels, `${what}: the next call takes the true labels again`);
       }
-      if (factor === 40) assert.ok(standard.zeroGradient! > n / 10, `${what}: ${standard.zeroGradient} zero gradients`);
+      if (factor === 40) assert.ok(standard.zeroGradient! > split.n / 10, `${what}: ${standard.zeroGradient} zero gradients`);
       assert.ok(Math.abs(standard.maxPerturbation - 0.25) < 1e-6, `${what}: the largest perturbation ${standard.maxPerturbation}`);
-    } finally {
-      onDevice.dispose();
-      model.dispose();
-    }
+    });
   }
   assert.equal(runtime.liveBuffers, before, 'no buffer left');
   assert.equal(tf.memory().numTensors, tensors, 'no tensor left');
@@ -401,31 +425,16 @@ test("BIM and PGD on the engine measure what tfjs's iterativeGradientSign does: 
     { spec: SOFTMAX_REGRESSION, attack: { method: 'pgd', clip: 'none', stepSize: 0.04 }, perStep: 4, ends: 3 },
   ] as const;
   for (const { spec, attack: chosen, perStep, ends } of cases) {
-    const model = buildModel(spec, 0.05, 3);
-    scale(model, spec.kind === 'maxout' ? 5 : 10);
-    const n = 300;
-    const split = await labelled(model, randomImages(n, 4), n, 20);
     const epsilons = [0, 0.1, 0.25];
-    const attack = AttackSchema.parse({ ...chosen, epsilons, steps, batchSize: 128 });
-    assert.equal(residentFgsmSupport(spec, attack), null);
-    const options = { attack, rubbishSamples: null, figureExamples: 2, seed: 5, progress: quiet };
-    const onDevice = await ResidentFgsm.create(runtime, spec, split, { batchRows: 128 });
-    try {
-      const tfjs = await evaluate(model, split, options);
-      const counters = { ...runtime.counters };
-      const engine = await evaluate(model, split, { ...options, onDevice });
-      assert.equal(runtime.counters.reads - counters.reads, 2 * 2, 'two reads per gradient');
-      const dispatches = 2 * 3 * epsilons.length * (steps * perStep + ends);
-      assert.equal(runtime.counters.dispatches - counters.dispatches, dispatches, `${steps} steps of ${perStep} dispatches per batch and ε`);
+    await bothEvaluations(spec, spec.kind === 'maxout' ? 5 : 10, { ...chosen, epsilons, steps }, async ({ tfjs, engine, reads, dispatches }) => {
+      assert.equal(reads, 2 * 2, 'two reads per gradient');
+      assert.equal(dispatches, 2 * 3 * epsilons.length * (steps * perStep + ends), `${steps} steps of ${perStep} dispatches per batch and ε`);
       const what = `${chosen.method} on ${spec.kind === 'maxout' ? spec.top : spec.kind}`;
       assertSameAttack(engine, tfjs, what, 0);
       assert.ok(engine.fgsm['0.25']!.error > engine.clean.error + 0.1, `${what}: the attack raises the error`);
       const largest = engine.fgsm['0.25']!.maxPerturbation;
       assert.ok(largest > 0.1 && largest <= 0.25 + 1e-6, `${what}: the largest perturbation ${largest}`);
-    } finally {
-      onDevice.dispose();
-      model.dispose();
-    }
+    });
   }
   assert.equal(runtime.liveBuffers, before, 'no buffer left');
   assert.equal(tf.memory().numTensors, tensors, 'no tensor left');

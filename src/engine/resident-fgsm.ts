@@ -282,7 +282,7 @@ export class ResidentFgsm {
     this.recordBatches(gradient, (b) => {
       for (let g = 0; g < passes.groups; g++) passes.recordCount(b * passes.groups + g, this.batches.count);
     });
-    const counts = new Uint32Array(await this.network.runtime.read(passes.counts, 0, epsilons.length * 4));
+    const counts = new Uint32Array(await this.network.runtime.read(passes.buffer('counts'), 0, epsilons.length * 4));
     return Array.from(counts, (wrong) => wrong / this.batches.examples);
   }
 
@@ -306,8 +306,8 @@ export class ResidentFgsm {
     });
     const { runtime } = this.network;
     const perExample = this.batches.examples * this.network.spec.classes.length;
-    const probabilities = new Float32Array(await runtime.read(passes.probabilities, 0, epsilons.length * perExample * 4));
-    const tallies = new Uint32Array(await runtime.read(passes.tallies, 0, (1 + epsilons.length) * 4));
+    const probabilities = new Float32Array(await runtime.read(passes.buffer('probabilities'), 0, epsilons.length * perExample * 4));
+    const tallies = new Uint32Array(await runtime.read(passes.buffer('tallies'), 0, (1 + epsilons.length) * 4));
     const largest = new Float32Array(tallies.buffer);
     return {
       probabilities: epsilons.map((_, e) => probabilities.subarray(e * perExample, (e + 1) * perExample)),
@@ -334,10 +334,10 @@ export class ResidentFgsm {
     const passes = await this.iterativeFor(epsilons.length);
     // a targeted attack steps down its target's loss: x̃ + (−α)·sign is tfjs's x̃ + (−sign)·α exactly
     const direction = aim?.targeted ? -1 : 1;
-    runtime.write(passes.epsilons, Float32Array.from(epsilons));
-    runtime.write(passes.stepSizes, Float32Array.from(stepSizes, (alpha) => direction * alpha));
-    runtime.write(passes.tallies, new Uint32Array(1 + epsilons.length));
-    runtime.write(passes.clip, encodeClip(clip));
+    runtime.write(passes.buffer('epsilons'), Float32Array.from(epsilons));
+    runtime.write(passes.buffer('stepSizes'), Float32Array.from(stepSizes, (alpha) => direction * alpha));
+    runtime.write(passes.buffer('tallies'), new Uint32Array(1 + epsilons.length));
+    runtime.write(passes.buffer('clip'), encodeClip(clip));
     this.load(model, aim);
     const gradientPass = this.gradientPasses.get(gradient)!;
     const unindexed = this.batches.count;
@@ -350,7 +350,7 @@ export class ResidentFgsm {
           noise.fill(0);
           for (let r = 0; r < rows && b * rows + r < examples; r++)
             stream(seed, 'random-start', 0, b * rows + r).fillUniform(noise.subarray(r * IMAGE_SIZE, (r + 1) * IMAGE_SIZE), -epsilon, epsilon);
-          runtime.write(passes.noise, noise);
+          runtime.write(passes.buffer('noise'), noise);
         }
         passes.recordStart(b, e, randomStart);
         for (let step = 0; step < steps; step++) {
@@ -363,8 +363,8 @@ export class ResidentFgsm {
       }
     }
     const perExample = examples * spec.classes.length;
-    const probabilities = new Float32Array(await runtime.read(passes.probabilities, 0, epsilons.length * perExample * 4));
-    const largest = new Float32Array(await runtime.read(passes.tallies, 0, (1 + epsilons.length) * 4));
+    const probabilities = new Float32Array(await runtime.read(passes.buffer('probabilities'), 0, epsilons.length * perExample * 4));
+    const largest = new Float32Array(await runtime.read(passes.buffer('tallies'), 0, (1 + epsilons.length) * 4));
     return {
       probabilities: epsilons.map((_, e) => probabilities.subarray(e * perExample, (e + 1) * perExample)),
       maxPerturbation: epsilons.map((_, e) => largest[perturbationTally(e)]!),
@@ -417,12 +417,12 @@ export class ResidentFgsm {
     // x + (−ε)·sign(∇ₓJ) is tfjs's x + (−sign)·ε exactly: ε·d is ±ε or 0 either way
     const direction = aim?.targeted ? -1 : 1;
     runtime.write(
-      passes.epsilons,
+      passes.buffer('epsilons'),
       Float32Array.from({ length: slots }, (_, s) => direction * (epsilons[s] ?? 0)),
     );
-    runtime.write(passes.counts, new Uint32Array(slots));
-    runtime.write(passes.tallies, new Uint32Array(1 + slots));
-    runtime.write(passes.clip, encodeClip(clip));
+    runtime.write(passes.buffer('counts'), new Uint32Array(slots));
+    runtime.write(passes.buffer('tallies'), new Uint32Array(1 + slots));
+    runtime.write(passes.buffer('clip'), encodeClip(clip));
     this.load(model, aim);
     return passes;
   }
@@ -556,12 +556,25 @@ async function gradientPass(network: Network, resident: ResidentData, batches: B
  * in its own block of n rows, one forward pass over the blocks (a batch of their own, read in order through
  * blockRows under the unindexed record), then each ε's count (errorRates) or probabilities (attack).
  */
-class EpsilonPasses {
+/** Passes whose buffers and kernels are held together: a buffer by name, and one release. */
+class HeldPasses {
+  constructor(protected readonly held: Holdings) {}
+
+  buffer(name: string): GPUBuffer {
+    return this.held.get(name);
+  }
+
+  dispose(): void {
+    this.held.release();
+  }
+}
+
+class EpsilonPasses extends HeldPasses {
   private constructor(
     readonly epsilonCount: number,
     readonly groups: number,
     readonly groupSize: number,
-    private readonly held: Holdings,
+    held: Holdings,
     private readonly kernels: {
       examples: FgsmExamples;
       forward: RecordedKernel[];
@@ -569,7 +582,9 @@ class EpsilonPasses {
       probabilities: Probabilities;
       zeroDirections: ZeroDirections;
     },
-  ) {}
+  ) {
+    super(held);
+  }
 
   static create(
     network: Network,
@@ -638,25 +653,10 @@ class EpsilonPasses {
     });
   }
 
-  get epsilons(): GPUBuffer {
-    return this.held.get('epsilons');
-  }
 
-  get counts(): GPUBuffer {
-    return this.held.get('counts');
-  }
 
-  get tallies(): GPUBuffer {
-    return this.held.get('tallies');
-  }
 
-  get probabilities(): GPUBuffer {
-    return this.held.get('probabilities');
-  }
 
-  get clip(): GPUBuffer {
-    return this.held.get('clip');
-  }
 
   /** Records x̃, the forward pass and the count of pass record `pass` (the forward pass under record `unindexed`). */
   recordCount(pass: number, unindexed: number): void {
@@ -673,10 +673,6 @@ class EpsilonPasses {
   /** Records the zero-gradient count of the batch of pass record `pass`. */
   recordZeroDirections(pass: number): void {
     this.kernels.zeroDirections.record(pass);
-  }
-
-  dispose(): void {
-    this.held.release();
   }
 
   private recordForward(pass: number, unindexed: number): void {
@@ -698,12 +694,14 @@ const ITERATE_RECORDS: readonly Pick<IteratePass, 'phase' | 'tally'>[] = [
  * random start, the step kernel, the forward pass over the iterate (into the gradient pass's buffers, so that the
  * gradient pass's loss and backward kernels take ∇ₓJ there), and the probabilities of the last iterate.
  */
-class IterativePasses {
+class IterativePasses extends HeldPasses {
   private constructor(
     readonly epsilonCount: number,
-    private readonly held: Holdings,
+    held: Holdings,
     private readonly kernels: { step: IterateStep; forward: RecordedKernel[]; probabilities: Probabilities },
-  ) {}
+  ) {
+    super(held);
+  }
 
   static create(network: Network, resident: ResidentData, batches: Batches, main: Holdings, epsilons: number): Promise<IterativePasses> {
     const { runtime, spec } = network;
@@ -751,29 +749,11 @@ class IterativePasses {
     });
   }
 
-  get epsilons(): GPUBuffer {
-    return this.held.get('epsilons');
-  }
 
-  get stepSizes(): GPUBuffer {
-    return this.held.get('stepSizes');
-  }
 
-  get noise(): GPUBuffer {
-    return this.held.get('noise');
-  }
 
-  get tallies(): GPUBuffer {
-    return this.held.get('tallies');
-  }
 
-  get probabilities(): GPUBuffer {
-    return this.held.get('probabilities');
-  }
 
-  get clip(): GPUBuffer {
-    return this.held.get('clip');
-  }
 
   recordStart(batch: number, slot: number, random: boolean): void {
     this.kernels.step.record(this.recordOf(batch, slot, random ? 1 : 0));
@@ -790,10 +770,6 @@ class IterativePasses {
 
   recordProbabilities(batch: number, slot: number): void {
     this.kernels.probabilities.record(batch * this.epsilonCount + slot);
-  }
-
-  dispose(): void {
-    this.held.release();
   }
 
   private recordOf(batch: number, slot: number, which: number): number {
