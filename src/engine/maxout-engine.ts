@@ -8,7 +8,7 @@ import { ResidentFgsm } from './resident-fgsm.js';
 import { epochOrder, stepSeed, type EpochContext, type EpochEngine, type LaneEpoch } from '../train/epoch.js';
 import type { EpochRecord } from '../train/state.js';
 import { encodeSteps, MAX_LANES, type LaneStep } from './kernels/step-record.js';
-import { asMaxout, layoutOf, type MaxoutSpec } from './network.js';
+import { asMaxout, layoutOf, stackedParametersTooLarge, type MaxoutSpec } from './network.js';
 import type { PackedLayout } from './parameters.js';
 import { ResidentData } from './resident-data.js';
 import { GpuRuntime } from './runtime.js';
@@ -193,16 +193,16 @@ export class MaxoutEngine implements EpochEngine {
   }
 
   /**
-   * Why this device cannot hold `splits` resident (each distinct one once, one after another in one buffer), or null
-   * when it can: a software adapter binds 128 MiB, less than MNIST's 50,000 training images.
+   * Why this device cannot hold `splits` resident (each distinct one once, one after another in one buffer) or the
+   * parameters of `lanes` stacked seeds, or null when it can: a software adapter binds 128 MiB, less than MNIST's
+   * 50,000 training images.
    */
-  cannotHold(splits: readonly Split[]): string | null {
+  cannotHold(splits: readonly Split[], lanes: number): string | null {
     const rows = splits.reduce((sum, split) => sum + split.n, 0);
     const bytes = rows * this.spec.inputSize * 4;
     const limit = this.runtime.device.limits.maxStorageBufferBindingSize;
-    return bytes > limit
-      ? `its ${rows} resident examples take ${Math.ceil(bytes / 2 ** 20)} MiB, more than this adapter binds (${Math.floor(limit / 2 ** 20)} MiB)`
-      : null;
+    if (bytes > limit) return `its ${rows} resident examples take ${Math.ceil(bytes / 2 ** 20)} MiB, more than this adapter binds (${Math.floor(limit / 2 ** 20)} MiB)`;
+    return stackedParametersTooLarge(this.spec, lanes, limit);
   }
 
   /** The step program for this many lanes and shapes, rebuilt when they (or the resident data) change. */

@@ -22,3 +22,17 @@ export function layoutOf(spec: MaxoutSpec): PackedLayout {
   });
   return new PackedLayout([...shapes, { inputs, columns: spec.classes.length }]);
 }
+
+/**
+ * Why `lanes` stacked copies of the network's parameters do not fit in one buffer of `limit` bytes (the adapter's
+ * largest storage binding), or null: the engine packs every layer of every lane in one buffer, and tfjs's stacked
+ * layers are each smaller than that.
+ */
+export function stackedParametersTooLarge(spec: ModelSpec, lanes: number, limit: number): string | null {
+  const network = asMaxout(spec);
+  if (!network) return null;
+  const bytes = lanes * layoutOf(network).laneFloats * 4;
+  if (bytes <= limit) return null;
+  const mib = (n: number) => Math.ceil(n / 2 ** 20);
+  return `${lanes === 1 ? "the network's parameters take" : `${lanes} stacked seeds' parameters take`} ${mib(bytes)} MiB, more than this adapter binds in one buffer (${Math.floor(limit / 2 ** 20)} MiB)`;
+}

@@ -11,9 +11,11 @@ import { countsOf, dataIdentity, type DataIdentity } from '../data/identity.js';
 import { cacheDir, explicitDataDir, resolveMnist, type RawMnist } from '../data/source.js';
 import { trainingPerturbation } from '../attacks/training-perturbations.js';
 import { engineSupport, MaxoutEngine } from '../engine/maxout-engine.js';
+import { stackedParametersTooLarge } from '../engine/network.js';
+import { GpuRuntime } from '../engine/runtime.js';
 import { engineAttack } from './engine-attack.js';
 import { cleanMetrics, EVALUATION_INTERRUPTED, evaluate, fgsmErrorRate, type Evaluation } from '../eval/evaluate.js';
-import { modelFromConfig, stackedModelFromConfig } from '../models/build.js';
+import { modelFromConfig, specFromConfig, stackedModelFromConfig } from '../models/build.js';
 import type { Classifier, ModelSpec } from '../models/classifier.js';
 import { saveModel } from '../models/weights-io.js';
 import { compareClaims } from '../report/compare.js';
@@ -398,7 +400,7 @@ function trainingEngine(spec: ModelSpec, config: Experiment, input: RunInput, la
   const engine = MaxoutEngine.onTfjsDevice(spec, config.training);
   const { train, validation } = input.splits;
   const stage2 = config.training.stage2.mode !== 'none' && validation ? [{ ...train, n: train.n + validation.n }] : [];
-  const tooLarge = engine.cannotHold([train, ...stage2]);
+  const tooLarge = engine.cannotHold([train, ...stage2], lanes);
   if (tooLarge) {
     engine.dispose();
     progress.line(`training: tfjs's webgpu ops (the WebGPU engine does not run this: ${tooLarge})`);
@@ -426,6 +428,13 @@ function whyNotStacked(config: Experiment, splits: Splits): string | null {
   return null;
 }
 
+/** On webgpu, why the adapter cannot bind the stacked seeds' parameters, or null. */
+function stackTooLarge(config: Experiment, input: RunInput, lanes: number): string | null {
+  if (input.backend.name !== 'webgpu') return null;
+  const limit = GpuRuntime.ofTfjsBackend().device.limits.maxStorageBufferBindingSize;
+  return stackedParametersTooLarge(specFromConfig(config.model, input.splits.classes), lanes, limit);
+}
+
 /**
  * The runs of an experiment's seeds (`seeds`, each run as `fgsm run` makes it: seed=N, seeds=null): one after
  * another, or trained together as one stacked network (see StackSeeds), each seed still its own run folder,
@@ -440,7 +449,8 @@ export async function runSeeds(file: string, seeds: readonly number[], mode: Sta
     input = await runInput(one, options);
     const why =
       whyNotStacked(one, input.splits) ??
-      (mode === 'auto' && !STACKING_BACKENDS.has(input.backend.name) ? `the ${input.backend.name} backend trains them one by one as fast` : null);
+      (mode === 'auto' && !STACKING_BACKENDS.has(input.backend.name) ? `the ${input.backend.name} backend trains them one by one as fast` : null) ??
+      stackTooLarge(one, input, seeds.length);
     if (why && mode === 'always') throw new FgsmError(`${file}: --stack-seeds always, but ${why}`, 'use --stack-seeds auto or never');
     if (why) options.progress.line(`${one.name}: seeds ${seeds.join(', ')} one after another (${why})`);
     else return runStacked(seeds, loaded, input, options);
