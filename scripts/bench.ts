@@ -110,6 +110,7 @@ async function enginePgdSeconds(model: Classifier, test: Split, images: number):
       stepSizes: [0.01],
       steps: 40,
       randomStart: true,
+      restarts: 1,
       seed: 1,
       clip: [0, 1],
       gradient: 'standard',

@@ -12,6 +12,7 @@ import {
   ErrorCount,
   FgsmExamples,
   IterateStep,
+  KeepWorst,
   type IteratePass,
   Probabilities,
   ZeroDirections,
@@ -21,6 +22,7 @@ import {
   errorCountReference,
   fgsmExamplesReference,
   iterateStepReference,
+  keepWorstReference,
   probabilitiesReference,
   zeroDirectionsReference,
 } from '../src/engine/kernels/fgsm-passes-reference.js';
@@ -181,6 +183,7 @@ test('IterateStep equals its reference: both starts, steps up and down (targeted
     // the second batch: its last row is padding past the 7 examples, left out of the tally
     { cleanStart: 4, slot: 1, phase: 'step', tally: true },
     { cleanStart: 0, slot: 0, phase: 'step', tally: true },
+    { cleanStart: 4, slot: 1, phase: 'measure', tally: true },
   ];
   const buffers = {
     passes: runtime.uniform('passes', passes.length * STEP_RECORD_BYTES, encodeIteratePasses(passes)),
@@ -211,6 +214,56 @@ test('IterateStep equals its reference: both starts, steps up and down (targeted
     assert.ok(expected.tallies[2]! > 0 && expected.tallies[1]! > 0, 'both slots tallied');
   }
   kernel.dispose();
+  for (const buffer of Object.values(buffers)) runtime.release(buffer);
+  assert.equal(runtime.liveBuffers, before);
+});
+
+test("KeepWorst equals its reference: each restart's iterate kept where the attack did best (a success first, then the higher loss, or the lower targeted), both tops", async () => {
+  const runtime = await engineRuntime();
+  const before = runtime.liveBuffers;
+  const random = stream(13, 'engine-keep-worst');
+  const [examples, n, inputs, classes] = [9, 6, 70, 5];
+  const rowIndex = Uint32Array.from({ length: 12 }, (_, i) => (i * 2) % examples);
+  const labels = Uint32Array.from({ length: examples }, () => random.int(classes));
+  const passes: IteratePass[] = [
+    { cleanStart: 6, slot: 0, phase: 'keepFirst', tally: false },
+    { cleanStart: 6, slot: 0, phase: 'keep', tally: false },
+  ];
+  const buffers = {
+    passes: runtime.uniform('passes', passes.length * STEP_RECORD_BYTES, encodeIteratePasses(passes)),
+    aim: runtime.uniform('aim', 16),
+    logits: runtime.buffer('logits', n * classes * 4),
+    labels: runtime.bufferWith('labels', labels),
+    rowIndex: runtime.bufferWith('rowIndex', rowIndex),
+    iterate: runtime.buffer('iterate', n * inputs * 4),
+    best: runtime.buffer('best', n * inputs * 4),
+    bestSuccess: runtime.buffer('bestSuccess', n * 4),
+    bestObjective: runtime.buffer('bestObjective', n * 4),
+  };
+  for (const top of ['softmax', 'sigmoid'] as const) {
+    for (const targeted of [false, true]) {
+      const shape = { batchRows: n, inputs, examples, classes, top, sigmoidLoss: 'mean' } as const;
+      const kernel = await KeepWorst.create(runtime, shape, buffers);
+      runtime.write(buffers.aim, Uint32Array.from([targeted ? 1 : 0]));
+      let host: ReturnType<typeof keepWorstReference> = { best: new Float32Array(n * inputs), bestSuccess: new Uint32Array(n), bestObjective: new Float64Array(n) };
+      for (const [i, pass] of [passes[0]!, passes[1]!, passes[1]!].entries()) {
+        // each restart: new logits (integers a third apart: no near ties) and a new iterate
+        const logits = Float32Array.from({ length: n * classes }, () => (random.int(13) - 6) / 3);
+        const iterate = Float32Array.from({ length: n * inputs }, () => random.int(100) / 100);
+        runtime.write(buffers.logits, logits);
+        runtime.write(buffers.iterate, iterate);
+        kernel.record(passes.indexOf(pass));
+        host = keepWorstReference(shape, pass, { logits, labels, rowIndex, iterate, ...host }, targeted);
+        const what = `${top}, ${targeted ? 'targeted' : 'untargeted'}, restart ${i}`;
+        assert.deepEqual(new Float32Array(await runtime.read(buffers.best, 0, n * inputs * 4)), host.best, `${what}: kept iterates`);
+        assert.deepEqual(new Uint32Array(await runtime.read(buffers.bestSuccess, 0, n * 4)), host.bestSuccess, `${what}: successes`);
+        new Float32Array(await runtime.read(buffers.bestObjective, 0, n * 4)).forEach((objective, r) =>
+          assert.ok(Math.abs(objective - host.bestObjective[r]!) <= 1e-5 * Math.max(1, Math.abs(host.bestObjective[r]!)), `${what}: objective of row ${r}`),
+        );
+      }
+      kernel.dispose();
+    }
+  }
   for (const buffer of Object.values(buffers)) runtime.release(buffer);
   assert.equal(runtime.liveBuffers, before);
 });
@@ -414,22 +467,28 @@ test("a run's evaluation with the attack on the engine measures what tfjs's does
   assert.equal(tf.memory().numTensors, tensors, 'no tensor left');
 });
 
-test("BIM and PGD on the engine measure what tfjs's iterativeGradientSign does: random starts, clipped and not, a target, softmax regression; 2 reads per gradient", async () => {
+test("BIM and PGD on the engine measure what tfjs's iterativeGradientSign does: random starts, restarts, clipped and not, targets, softmax regression; 2 reads per gradient", async () => {
   const runtime = await engineRuntime();
   const tensors = tf.memory().numTensors;
   const before = runtime.liveBuffers;
   const steps = 4;
+  // perStep: the forward pass (forward), the loss, the backward pass and the step
   const cases = [
-    { spec: SPEC, attack: { method: 'pgd', clip: [0, 1], stepSize: 0.05 }, perStep: 8, ends: 5 },
-    { spec: { ...SPEC, top: 'sigmoid' }, attack: { method: 'bim', clip: 'none', stepSize: 0.03, labels: 'predicted', target: 'least-likely' }, perStep: 8, ends: 5 },
-    { spec: SOFTMAX_REGRESSION, attack: { method: 'pgd', clip: 'none', stepSize: 0.04 }, perStep: 4, ends: 3 },
+    { spec: SPEC, attack: { method: 'pgd', clip: [0, 1], stepSize: 0.05 }, perStep: 8, forward: 3, restarts: 1 },
+    { spec: { ...SPEC, top: 'sigmoid' }, attack: { method: 'bim', clip: 'none', stepSize: 0.03, labels: 'predicted', target: 'least-likely' }, perStep: 8, forward: 3, restarts: 1 },
+    { spec: SOFTMAX_REGRESSION, attack: { method: 'pgd', clip: 'none', stepSize: 0.04 }, perStep: 4, forward: 1, restarts: 1 },
+    // per example the worst of three random starts
+    { spec: SPEC, attack: { method: 'pgd', clip: [0, 1], stepSize: 0.02, restarts: 3 }, perStep: 8, forward: 3, restarts: 3 },
+    { spec: { ...SPEC, top: 'sigmoid', sigmoidLoss: 'mean' }, attack: { method: 'pgd', clip: 'none', stepSize: 0.03, restarts: 2, target: 'next' }, perStep: 8, forward: 3, restarts: 2 },
   ] as const;
-  for (const { spec, attack: chosen, perStep, ends } of cases) {
+  for (const { spec, attack: chosen, perStep, forward, restarts } of cases) {
     const epsilons = [0, 0.1, 0.25];
     await bothEvaluations(spec, spec.kind === 'maxout' ? 5 : 10, { ...chosen, epsilons, steps }, async ({ tfjs, engine, reads, dispatches }) => {
       assert.equal(reads, 2 * 2, 'two reads per gradient');
-      assert.equal(dispatches, 2 * 3 * epsilons.length * (steps * perStep + ends), `${steps} steps of ${perStep} dispatches per batch and ε`);
-      const what = `${chosen.method} on ${spec.kind === 'maxout' ? spec.top : spec.kind}`;
+      // per run: the start, the steps, and with restarts the forward pass and KeepWorst; then the tally, the forward pass, the probabilities
+      const perRun = 1 + steps * perStep + (restarts > 1 ? forward + 1 : 0);
+      assert.equal(dispatches, 2 * 3 * epsilons.length * (restarts * perRun + 1 + forward + 1), `${restarts} runs of ${steps} steps of ${perStep} dispatches per batch and ε`);
+      const what = `${chosen.method} ×${restarts} on ${spec.kind === 'maxout' ? spec.top : spec.kind}`;
       assertSameAttack(engine, tfjs, what, 0);
       assert.ok(engine.fgsm['0.25']!.error > engine.clean.error + 0.1, `${what}: the attack raises the error`);
       const largest = engine.fgsm['0.25']!.maxPerturbation;
@@ -476,12 +535,12 @@ test("an audit's attacks on the engine equal tfjs's on the same device; the two 
   assert.equal(tf.memory().numTensors, tensors, 'no tensor left');
 });
 
-test('the engine runs FGSM, BIM and one-start PGD, standard or stable, any labels and target, on a maxout network or softmax regression; it says what else lacks', () => {
+test('the engine runs FGSM, BIM and PGD, standard or stable, any labels and target, on a maxout network or softmax regression; it says what else lacks', () => {
   const fgsm = AttackSchema.parse({});
   assert.equal(residentFgsmSupport(SPEC, fgsm), null);
   assert.equal(residentFgsmSupport(SPEC, AttackSchema.parse({ method: 'pgd' })), null);
   assert.equal(residentFgsmSupport(SPEC, AttackSchema.parse({ method: 'bim' })), null);
-  assert.match(residentFgsmSupport(SPEC, AttackSchema.parse({ method: 'pgd', restarts: 3 }))!, /one start, not 3 restarts/);
+  assert.equal(residentFgsmSupport(SPEC, AttackSchema.parse({ method: 'pgd', restarts: 3 })), null);
   assert.equal(residentFgsmSupport(SPEC, { ...fgsm, labels: 'predicted' }), null);
   assert.equal(residentFgsmSupport(SPEC, { ...fgsm, target: 'least-likely' }), null);
   assert.match(residentFgsmSupport(SPEC, { ...fgsm, gradient: 'softmax-minus-onehot' })!, /standard or the stable/);

@@ -12,6 +12,7 @@ import {
   ErrorCount,
   FgsmExamples,
   IterateStep,
+  KeepWorst,
   perturbationTally,
   Probabilities,
   ZERO_GRADIENT_TALLY,
@@ -62,7 +63,7 @@ export interface ResidentAttack {
   maxPerturbation: number[];
 }
 
-/** An iterative attack as ResidentFgsm.iterative runs it: BIM, or PGD with one run (from x or a random start). */
+/** An iterative attack as ResidentFgsm.iterative runs it: BIM, or PGD (from x or random starts, one run or several). */
 export interface ResidentIterative {
   epsilons: readonly number[];
   /** α per ε, in their order. */
@@ -70,6 +71,8 @@ export interface ResidentIterative {
   steps: number;
   /** Start at x + U(−ε, ε) projected (PGD), or at x (BIM). */
   randomStart: boolean;
+  /** Runs from independent random starts, per example the one the attack did best with kept (1 without randomStart). */
+  restarts: number;
   /** The random starts' seed (iterativeGradientSign's). */
   seed: number;
   clip: readonly [number, number] | null;
@@ -85,14 +88,13 @@ export type ResidentIterativeResult = Omit<ResidentAttack, 'zeroGradient'>;
 export const ENGINE_GRADIENTS: readonly EngineGradient[] = ['standard', 'stable'];
 
 /**
- * Whether ResidentFgsm measures `attack` on `spec` as evaluate does (FGSM, BIM, or PGD from one start, with the
+ * Whether ResidentFgsm measures `attack` on `spec` as evaluate does (FGSM, BIM, or PGD, with the
  * standard or the stable gradient, any labels and target, on a maxout network or softmax regression): null, or
  * what it lacks.
  */
 export function residentFgsmSupport(spec: ModelSpec, attack: AttackConfig): string | null {
   if (!asMaxout(spec)) return `the engine attacks maxout networks and softmax regression, not ${spec.kind}`;
   if (spec.inputSize !== IMAGE_SIZE) return `the engine attacks ${IMAGE_SIZE}-pixel images, not ${spec.inputSize}`;
-  if (attack.method === 'pgd' && attack.restarts > 1) return `the engine runs PGD from one start, not ${attack.restarts} restarts`;
   if (!ENGINE_GRADIENTS.includes(attack.gradient as EngineGradient))
     return `the engine takes ∇ₓJ with the standard or the stable gradient, not ${attack.gradient}`;
   return null;
@@ -317,16 +319,19 @@ export class ResidentFgsm {
   }
 
   /**
-   * BIM or PGD (one run from x or from a random start) at each of `attack.epsilons` on every example of the split,
-   * as iterativeGradientSign makes it: the class probabilities on the last iterate per ε ([N × k], the split's order)
-   * and the largest |x̃ − x| per ε. Per batch and ε: the start, then per step the forward pass over the iterate, the
-   * gradient pass and the step; then the probabilities. Each random start is uploaded (one batch's U(−ε, ε), drawn
-   * as iterativeGradientSign draws it); two reads.
+   * BIM or PGD (from x or random starts, one run or several) at each of `attack.epsilons` on every example of the
+   * split, as iterativeGradientSign makes it: the class probabilities on the kept iterate per ε ([N × k], the split's
+   * order) and the largest |x̃ − x| per ε. Per batch and ε, per run: the start, then per step the forward pass over
+   * the iterate, the gradient pass and the step; with restarts, the forward pass over the run's last iterate and
+   * KeepWorst. Then the tally of |x̃ − x|, the forward pass and the probabilities. Each random start is uploaded
+   * (one batch's U(−ε, ε), drawn as iterativeGradientSign draws it); two reads.
    */
   async iterative(model: Classifier, attack: ResidentIterative): Promise<ResidentIterativeResult> {
-    const { epsilons, stepSizes, steps, randomStart, seed, clip, gradient, aim } = attack;
+    const { epsilons, stepSizes, steps, randomStart, restarts, seed, clip, gradient, aim } = attack;
     this.check(model, epsilons, gradient, clip, aim);
     if (!(Number.isInteger(steps) && steps >= 1)) throw new Error(`steps: an integer ≥ 1, not ${steps}`);
+    if (!(Number.isInteger(restarts) && restarts >= 1 && (randomStart || restarts === 1)))
+      throw new Error(`restarts: an integer ≥ 1 (1 without a random start), not ${restarts}`);
     if (stepSizes.length !== epsilons.length || stepSizes.some((alpha) => !(Number.isFinite(alpha) && alpha > 0)))
       throw new Error(`stepSizes: one α > 0 per ε, not [${stepSizes}] for [${epsilons}]`);
     if (!Number.isInteger(seed)) throw new Error(`seed: an integer, not ${seed}`);
@@ -338,6 +343,7 @@ export class ResidentFgsm {
     runtime.write(passes.buffer('stepSizes'), Float32Array.from(stepSizes, (alpha) => direction * alpha));
     runtime.write(passes.buffer('tallies'), new Uint32Array(1 + epsilons.length));
     runtime.write(passes.buffer('clip'), encodeClip(clip));
+    runtime.write(passes.buffer('aim'), Uint32Array.from([aim?.targeted ? 1 : 0]));
     this.load(model, aim);
     const gradientPass = this.gradientPasses.get(gradient)!;
     const unindexed = this.batches.count;
@@ -345,19 +351,27 @@ export class ResidentFgsm {
     const noise = randomStart ? new Float32Array(rows * IMAGE_SIZE) : null;
     for (let b = 0; b < count; b++) {
       for (const [e, epsilon] of epsilons.entries()) {
-        if (noise) {
-          // row i of the split starts at the draw of stream(seed, 'random-start', 0, i), as the first run of iterativeGradientSign
-          noise.fill(0);
-          for (let r = 0; r < rows && b * rows + r < examples; r++)
-            stream(seed, 'random-start', 0, b * rows + r).fillUniform(noise.subarray(r * IMAGE_SIZE, (r + 1) * IMAGE_SIZE), -epsilon, epsilon);
-          runtime.write(passes.buffer('noise'), noise);
+        for (let restart = 0; restart < restarts; restart++) {
+          if (noise) {
+            // row i of the split starts at the draw of stream(seed, 'random-start', restart, i), as iterativeGradientSign's
+            noise.fill(0);
+            for (let r = 0; r < rows && b * rows + r < examples; r++)
+              stream(seed, 'random-start', restart, b * rows + r).fillUniform(noise.subarray(r * IMAGE_SIZE, (r + 1) * IMAGE_SIZE), -epsilon, epsilon);
+            runtime.write(passes.buffer('noise'), noise);
+          }
+          passes.recordStart(b, e, randomStart);
+          for (let step = 0; step < steps; step++) {
+            passes.recordForward(unindexed);
+            recordBackward(gradientPass, b, unindexed);
+            passes.recordStep(b, e);
+          }
+          if (restarts > 1) {
+            passes.recordForward(unindexed);
+            passes.recordKeep(b, e, restart === 0);
+          }
         }
-        passes.recordStart(b, e, randomStart);
-        for (let step = 0; step < steps; step++) {
-          passes.recordForward(unindexed);
-          recordBackward(gradientPass, b, unindexed);
-          passes.recordStep(b, e, step === steps - 1);
-        }
+        if (restarts > 1) passes.restoreKept();
+        passes.recordMeasure(b, e);
         passes.recordForward(unindexed);
         passes.recordProbabilities(b, e);
       }
@@ -681,13 +695,16 @@ class EpsilonPasses extends HeldPasses {
   }
 }
 
-/** Where IterativePasses's records of batch b and ε slot e sit: the two starts, a step, the last step. */
+/** IterativePasses's records of each batch and ε slot, in this order. */
 const ITERATE_RECORDS: readonly Pick<IteratePass, 'phase' | 'tally'>[] = [
   { phase: 'startAtX', tally: false },
   { phase: 'startRandom', tally: false },
   { phase: 'step', tally: false },
-  { phase: 'step', tally: true },
+  { phase: 'measure', tally: true },
+  { phase: 'keepFirst', tally: false },
+  { phase: 'keep', tally: false },
 ];
+const recordIndex = (phase: IteratePass['phase']): number => ITERATE_RECORDS.findIndex((record) => record.phase === phase);
 
 /**
  * The passes of an iterative attack with a given number of ε values: the iterate of one batch (n rows), its
@@ -698,7 +715,8 @@ class IterativePasses extends HeldPasses {
   private constructor(
     readonly epsilonCount: number,
     held: Holdings,
-    private readonly kernels: { step: IterateStep; forward: RecordedKernel[]; probabilities: Probabilities },
+    private readonly kernels: { step: IterateStep; keep: KeepWorst; forward: RecordedKernel[]; probabilities: Probabilities },
+    private readonly runtime: GpuRuntime,
   ) {
     super(held);
   }
@@ -714,6 +732,10 @@ class IterativePasses extends HeldPasses {
       const tallies = held.add('tallies', (1 + epsilons) * 4);
       const probabilities = held.add('probabilities', epsilons * batches.examples * spec.classes.length * 4);
       const clip = held.addUniform('clip', new Uint8Array(CLIP_BYTES));
+      const aim = held.addUniform('aim', new Uint32Array(1));
+      const best = held.add('best', n * IMAGE_SIZE * 4);
+      const bestSuccess = held.add('bestSuccess', n * 4);
+      const bestObjective = held.add('bestObjective', n * 4);
       const iterateRows = held.add(
         'iterateRows',
         Uint32Array.from({ length: n }, (_, i) => i),
@@ -736,6 +758,13 @@ class IterativePasses extends HeldPasses {
           { passes, clip, images: resident.images!, rowIndex: batches.rowIndex, direction: main.get('direction'), noise, epsilons: epsilonValues, stepSizes, iterate, tallies },
         ),
       );
+      const keep = held.keep(
+        await KeepWorst.create(
+          runtime,
+          { ...shape, inputs: IMAGE_SIZE, classes: spec.classes.length, top: spec.top, sigmoidLoss: spec.sigmoidLoss },
+          { passes, aim, logits: main.get('logits'), labels: main.get('lossLabels'), rowIndex: batches.rowIndex, iterate, best, bestSuccess, bestObjective },
+        ),
+      );
       const input: BatchInput = { images: iterate, rowIndex: iterateRows, indexStride: n, batchRows: n };
       const forwardPass = await forward(network, n, input, main, held);
       const probabilitiesKernel = held.keep(
@@ -745,7 +774,7 @@ class IterativePasses extends HeldPasses {
           { passes: probabilityPasses, logits: main.get('logits'), probabilities },
         ),
       );
-      return new IterativePasses(epsilons, held, { step, forward: forwardPass, probabilities: probabilitiesKernel });
+      return new IterativePasses(epsilons, held, { step, keep, forward: forwardPass, probabilities: probabilitiesKernel }, runtime);
     });
   }
 
@@ -756,11 +785,27 @@ class IterativePasses extends HeldPasses {
 
 
   recordStart(batch: number, slot: number, random: boolean): void {
-    this.kernels.step.record(this.recordOf(batch, slot, random ? 1 : 0));
+    this.kernels.step.record(this.recordOf(batch, slot, random ? 'startRandom' : 'startAtX'));
   }
 
-  recordStep(batch: number, slot: number, last: boolean): void {
-    this.kernels.step.record(this.recordOf(batch, slot, last ? 3 : 2));
+  recordStep(batch: number, slot: number): void {
+    this.kernels.step.record(this.recordOf(batch, slot, 'step'));
+  }
+
+  /** The largest |x̃ − x| of the iterate into the slot's tally. */
+  recordMeasure(batch: number, slot: number): void {
+    this.kernels.step.record(this.recordOf(batch, slot, 'measure'));
+  }
+
+  /** KeepWorst after a run's forward pass over its last iterate. */
+  recordKeep(batch: number, slot: number, first: boolean): void {
+    this.kernels.keep.record(this.recordOf(batch, slot, first ? 'keepFirst' : 'keep'));
+  }
+
+  /** The kept iterates back into the iterate (a copy, not a dispatch). */
+  restoreKept(): void {
+    const iterate = this.buffer('iterate');
+    this.runtime.copy(this.buffer('best'), 0, iterate, 0, iterate.size);
   }
 
   /** The forward pass over the iterate (under the unindexed record: its rows are the iterate's own). */
@@ -772,8 +817,8 @@ class IterativePasses extends HeldPasses {
     this.kernels.probabilities.record(batch * this.epsilonCount + slot);
   }
 
-  private recordOf(batch: number, slot: number, which: number): number {
-    return (batch * this.epsilonCount + slot) * ITERATE_RECORDS.length + which;
+  private recordOf(batch: number, slot: number, phase: IteratePass['phase']): number {
+    return (batch * this.epsilonCount + slot) * ITERATE_RECORDS.length + recordIndex(phase);
   }
 }
 

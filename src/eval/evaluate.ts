@@ -241,7 +241,7 @@ async function attackWithTfjs(model: Classifier, test: Split, options: EvaluateO
 }
 
 /**
- * The configured attack (FGSM, BIM, PGD from one start) with each of `gradients` on the engine: the whole test split per call, J's labels (true, predicted, a target)
+ * The configured attack (FGSM, BIM, PGD) with each of `gradients` on the engine: the whole test split per call, J's labels (true, predicted, a target)
  * taken from `clean`, the clean probabilities tfjs's lossLabels would predict them from.
  */
 async function attackOnDevice(
@@ -268,6 +268,7 @@ async function attackOnDevice(
       stepSizes: attack.epsilons.map(() => attack.stepSize),
       steps: attack.steps,
       randomStart: attack.method === 'pgd' && attack.randomStart,
+      restarts: attack.method === 'pgd' ? attack.restarts : 1,
       seed: options.seed,
       clip,
       gradient,

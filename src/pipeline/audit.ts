@@ -180,6 +180,7 @@ async function iterativeFigures(
       stepSizes: epsilons.map((epsilon) => schedule(epsilon).stepSize),
       steps,
       randomStart,
+      restarts: 1,
       seed: PGD_SEED,
       clip,
       gradient: 'standard',

@@ -2,6 +2,7 @@ import {
   perturbationTally,
   type IteratePass,
   type IterateStepShape,
+  type KeepWorstShape,
   ZERO_GRADIENT_TALLY,
   type ErrorCountShape,
   type FgsmExamplesShape,
@@ -130,7 +131,8 @@ export function iterateStepReference(
       let point = x;
       if (pass.phase === 'startRandom') point = Math.fround(x + buffers.noise[at]!);
       if (pass.phase === 'step') point = Math.fround(iterate[at]! + stepSize * buffers.direction[at]!);
-      if (pass.phase !== 'startAtX') {
+      if (pass.phase === 'measure') point = iterate[at]!;
+      if (pass.phase === 'startRandom' || pass.phase === 'step') {
         point = Math.min(Math.max(point, Math.fround(x - epsilon)), Math.fround(x + epsilon));
         if (clip) point = Math.min(Math.max(point, Math.fround(clip[0])), Math.fround(clip[1]));
       }
@@ -141,4 +143,37 @@ export function iterateStepReference(
   const slot = perturbationTally(pass.slot);
   if (pass.tally) after[slot] = Math.max(after[slot]!, new Uint32Array(most.buffer)[0]!);
   return { iterate, tallies: after };
+}
+
+/** The kept iterates and their outcomes after KeepWorst at `pass` (float64 probabilities and losses). */
+export function keepWorstReference(
+  shape: KeepWorstShape,
+  pass: IteratePass,
+  buffers: { logits: Values; labels: Values; rowIndex: Values; iterate: Values; best: Values; bestSuccess: Values; bestObjective: Values },
+  targeted: boolean,
+): { best: Float32Array; bestSuccess: Uint32Array; bestObjective: Float64Array } {
+  const { batchRows: n, inputs, classes } = shape;
+  const best = Float32Array.from(buffers.best);
+  const bestSuccess = Uint32Array.from(buffers.bestSuccess);
+  const bestObjective = Float64Array.from(buffers.bestObjective);
+  const softplus = (z: number) => Math.max(z, 0) + Math.log1p(Math.exp(-Math.abs(z)));
+  for (let r = 0; r < n; r++) {
+    const z = Array.from({ length: classes }, (_, k) => buffers.logits[r * classes + k]!);
+    const label = buffers.labels[buffers.rowIndex[pass.cleanStart + r]!]!;
+    const top = Math.max(...z);
+    const sum = z.reduce((total, zk) => total + Math.exp(zk - top), 0);
+    const p = z.map((zk) => (shape.top === 'sigmoid' ? 1 / (1 + Math.exp(-zk)) : Math.exp(zk - top) / sum));
+    const predicted = p.indexOf(Math.max(...p));
+    let loss = shape.top === 'sigmoid' ? z.reduce((total, zk, k) => total + softplus(zk) - (k === label ? zk : 0), 0) : top + Math.log(sum) - z[label]!;
+    if (shape.top === 'sigmoid' && shape.sigmoidLoss === 'mean') loss /= classes;
+    const success = (targeted ? predicted === label : predicted !== label) ? 1 : 0;
+    const objective = targeted ? -loss : loss;
+    const better = success > bestSuccess[r]! || (success === bestSuccess[r] && objective > bestObjective[r]!);
+    if (pass.phase === 'keepFirst' || better) {
+      bestSuccess[r] = success;
+      bestObjective[r] = objective;
+      best.set(Array.from({ length: inputs }, (_, k) => buffers.iterate[r * inputs + k]!), r * inputs);
+    }
+  }
+  return { best, bestSuccess, bestObjective };
 }

@@ -114,8 +114,12 @@ export interface ZeroDirectionsBuffers {
   tallies: GPUBuffer;
 }
 
-/** Where an IteratePass puts the iterate: at x (BIM), at x + noise projected (PGD's random start), or one step on. */
-export const ITERATE_PHASES = { startAtX: 0, startRandom: 1, step: 2 } as const;
+/**
+ * What an IteratePass does. IterateStep: put the iterate at x (BIM), at x + noise projected (PGD's random start), or
+ * one step on; or leave it and only tally |x̃ − x| (measure). KeepWorst: keep a restart's iterate where the attack did
+ * best so far (keepFirst: the first restart's, whatever it did).
+ */
+export const ITERATE_PHASES = { startAtX: 0, startRandom: 1, step: 2, measure: 3, keepFirst: 4, keep: 5 } as const;
 export type IteratePhase = keyof typeof ITERATE_PHASES;
 
 /** One use of IterateStep: a batch of the split, the ε slot it attacks at, the phase, and whether to tally |x̃ − x|. */
@@ -161,7 +165,43 @@ export interface IterateStepBuffers {
   tallies: GPUBuffer;
 }
 
+export type KeepWorstShape = Omit<FgsmPassShape, 'groupSize'> & { inputs: number; classes: number; top: 'softmax' | 'sigmoid'; sigmoidLoss: 'sum' | 'mean' };
+export interface KeepWorstBuffers {
+  passes: GPUBuffer;
+  /** u32 uniform: 1 when the attack is targeted (it succeeds on its target class, and climbs down its loss). */
+  aim: GPUBuffer;
+  /** f32 [n × classes]: the logits of the restart's last iterate. */
+  logits: GPUBuffer;
+  /** u32 [N]: the class J takes, per example. */
+  labels: GPUBuffer;
+  rowIndex: GPUBuffer;
+  /** f32 [n × inputs]: the restart's last iterate. */
+  iterate: GPUBuffer;
+  /** f32 [n × inputs], written: the iterate kept so far. */
+  best: GPUBuffer;
+  /** u32 [n] and f32 [n], written: the kept iterate's success (1 or 0) and objective. */
+  bestSuccess: GPUBuffer;
+  bestObjective: GPUBuffer;
+}
+
 const WORKGROUP = 64;
+
+/** A row's class probabilities as the models' `probabilities` make them: p(k) from the row's logits at `first`. */
+const PROBABILITY_WGSL = /* wgsl */ `
+struct Softmax { top: f32, sum: f32 }
+// tf.softmax's exp(z − max z) / Σ exp(z − max z)
+fn softmaxOf(first: u32, classes: u32) -> Softmax {
+  var top = logits[first];
+  for (var k = 1u; k < classes; k++) { top = max(top, logits[first + k]); }
+  var sum = 0.0;
+  for (var k = 0u; k < classes; k++) { sum += exp(logits[first + k] - top); }
+  return Softmax(top, sum);
+}
+fn probability(first: u32, k: u32, sigmoid: bool, softmax: Softmax) -> f32 {
+  if (sigmoid) { return 1.0 / (1.0 + exp(-logits[first + k])); }
+  return exp(logits[first + k] - softmax.top) / softmax.sum;
+}
+`;
 
 const EXAMPLES_WGSL = /* wgsl */ `${PASS_RECORD_WGSL}
 struct Shape { batchRows: u32, inputs: u32, examples: u32 }
@@ -254,7 +294,7 @@ struct Shape { batchRows: u32, classes: u32, examples: u32, sigmoid: u32 }
 @group(0) @binding(1) var<uniform> shape: Shape;
 @group(0) @binding(2) var<storage, read> logits: array<f32>;
 @group(0) @binding(3) var<storage, read_write> probabilities: array<f32>;
-
+${PROBABILITY_WGSL}
 // thread (r, e): row r of the block of the group's ε number e
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
@@ -263,16 +303,8 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   if (e >= record.epsilons || r >= shape.batchRows || record.cleanStart + r >= shape.examples) { return; }
   let first = (e * shape.batchRows + r) * shape.classes;
   let out = ((record.firstSlot + e) * shape.examples + record.cleanStart + r) * shape.classes;
-  if (shape.sigmoid != 0u) {
-    for (var k = 0u; k < shape.classes; k++) { probabilities[out + k] = 1.0 / (1.0 + exp(-logits[first + k])); }
-    return;
-  }
-  // tf.softmax's exp(z − max z) / Σ exp(z − max z)
-  var top = logits[first];
-  for (var k = 1u; k < shape.classes; k++) { top = max(top, logits[first + k]); }
-  var sum = 0.0;
-  for (var k = 0u; k < shape.classes; k++) { sum += exp(logits[first + k] - top); }
-  for (var k = 0u; k < shape.classes; k++) { probabilities[out + k] = exp(logits[first + k] - top) / sum; }
+  let softmax = softmaxOf(first, shape.classes);
+  for (var k = 0u; k < shape.classes; k++) { probabilities[out + k] = probability(first, k, shape.sigmoid != 0u, softmax); }
 }
 `;
 
@@ -334,7 +366,8 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(local_invocation_
     if (record.phase == ${ITERATE_PHASES.startRandom}u) { point = x + noise[at]; }
     // as tfjs's current + direction·α: α·d is ±α or 0 exactly
     if (record.phase == ${ITERATE_PHASES.step}u) { point = iterate[at] + stepSizes[record.slot] * direction[at]; }
-    if (record.phase != ${ITERATE_PHASES.startAtX}u) {
+    if (record.phase == ${ITERATE_PHASES.measure}u) { point = iterate[at]; }
+    if (record.phase == ${ITERATE_PHASES.startRandom}u || record.phase == ${ITERATE_PHASES.step}u) {
       // the projection: min(max(·, x − ε), x + ε), then clipByValue's min(max(·, low), high)
       let epsilon = epsilons[record.slot];
       point = min(max(point, x - epsilon), x + epsilon);
@@ -347,6 +380,70 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(local_invocation_
   if (t == 0u && record.tally != 0u) {
     let seen = atomicLoad(&most);
     if (seen > 0u) { atomicMax(&tallies[${perturbationTally(0)}u + record.slot], seen); }
+  }
+}
+`;
+
+const KEEP_WORST_WGSL = /* wgsl */ `
+struct IteratePass { cleanStart: u32, slot: u32, phase: u32, tally: u32 }
+struct Shape { batchRows: u32, inputs: u32, classes: u32, sigmoid: u32, meanLoss: u32 }
+@group(0) @binding(0) var<uniform> record: IteratePass;
+@group(0) @binding(1) var<uniform> shape: Shape;
+@group(0) @binding(2) var<uniform> targeted: u32;
+@group(0) @binding(3) var<storage, read> logits: array<f32>;
+@group(0) @binding(4) var<storage, read> labels: array<u32>;
+@group(0) @binding(5) var<storage, read> rowIndex: array<u32>;
+@group(0) @binding(6) var<storage, read> iterate: array<f32>;
+@group(0) @binding(7) var<storage, read_write> best: array<f32>;
+@group(0) @binding(8) var<storage, read_write> bestSuccess: array<u32>;
+@group(0) @binding(9) var<storage, read_write> bestObjective: array<f32>;
+${PROBABILITY_WGSL}
+fn softplus(z: f32) -> f32 { return max(z, 0.0) + log(1.0 + exp(-abs(z))); }
+
+var<workgroup> keep: u32;
+
+// workgroup r: row r of the batch; thread 0 judges it, all copy it
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let r = group.x;
+  if (t == 0u) {
+    let first = r * shape.classes;
+    let label = labels[rowIndex[record.cleanStart + r]];
+    let sigmoid = shape.sigmoid != 0u;
+    let softmax = softmaxOf(first, shape.classes);
+    // the first class of highest probability, as tf.argMax over the model's probabilities
+    var predicted = 0u;
+    var most = probability(first, 0u, sigmoid, softmax);
+    for (var k = 1u; k < shape.classes; k++) {
+      let p = probability(first, k, sigmoid, softmax);
+      if (p > most) {
+        most = p;
+        predicted = k;
+      }
+    }
+    // the model's loss: softmax cross-entropy, or the binary cross-entropies of the independent sigmoids
+    var loss = 0.0;
+    if (sigmoid) {
+      for (var k = 0u; k < shape.classes; k++) { loss += softplus(logits[first + k]) - select(0.0, logits[first + k], k == label); }
+      if (shape.meanLoss != 0u) { loss = loss / f32(shape.classes); }
+    } else {
+      loss = softmax.top + log(softmax.sum) - logits[first + label];
+    }
+    var success = select(0u, 1u, predicted != label);
+    var objective = loss;
+    if (targeted != 0u) {
+      success = select(0u, 1u, predicted == label);
+      objective = -loss;
+    }
+    let better = success > bestSuccess[r] || (success == bestSuccess[r] && objective > bestObjective[r]);
+    keep = select(0u, 1u, record.phase == ${ITERATE_PHASES.keepFirst}u || better);
+    if (keep != 0u) {
+      bestSuccess[r] = success;
+      bestObjective[r] = objective;
+    }
+  }
+  if (workgroupUniformLoad(&keep) != 0u) {
+    for (var k = t; k < shape.inputs; k += ${WORKGROUP}u) { best[r * shape.inputs + k] = iterate[r * shape.inputs + k]; }
   }
 }
 `;
@@ -475,5 +572,30 @@ export class IterateStep extends BoundKernel {
       [Math.ceil(inputs / WORKGROUP), n],
     );
     return new IterateStep(...built);
+  }
+}
+
+/**
+ * Of the restarts of an iterative attack, keeps per row the iterate the attack did best with (iterativeGradientSign's
+ * order: a success before a failure, then the higher objective, J up or, targeted, down), from the logits of the
+ * restart's last iterate.
+ */
+export class KeepWorst extends BoundKernel {
+  static async create(runtime: GpuRuntime, shape: KeepWorstShape, buffers: KeepWorstBuffers): Promise<KeepWorst> {
+    checkPassShape(shape);
+    const { batchRows: n, inputs, classes } = shape;
+    for (const name of ['iterate', 'best'] as const) requireBytes(buffers[name], n * inputs * 4, name);
+    requireBytes(buffers.logits, n * classes * 4, 'logits');
+    const { passes, aim, logits, labels, rowIndex, iterate, best, bestSuccess, bestObjective } = buffers;
+    const built = await build(
+      runtime,
+      'keep-worst',
+      KEEP_WORST_WGSL,
+      [n, inputs, classes, shape.top === 'sigmoid' ? 1 : 0, shape.sigmoidLoss === 'mean' ? 1 : 0],
+      [passes, aim, logits, labels, rowIndex, iterate, best, bestSuccess, bestObjective],
+      ['uniform', 'read', 'read', 'read', 'read', 'write', 'write', 'write'],
+      [n, 1],
+    );
+    return new KeepWorst(...built);
   }
 }
