@@ -1,6 +1,6 @@
 /**
- * node dist/scripts/webgpu-parity.js [OUT]: every paper config that trains a model (configs/*.yaml but the experiments over runs), cut
- * to the same small size by overrides (PARITY_OVERRIDES: the first 2,000 training and 1,000 test examples, two
+ * node dist/scripts/webgpu-parity.js [OUT [CONFIG...]]: every paper config (or the CONFIGs given) that trains a model (configs/*.yaml but the experiments over runs), cut
+ * to the same small size by overrides (PARITY_OVERRIDES: the first 5,000 training and 1,000 test examples, four
  * epochs, no early stopping or stage 2, 1,000 rubbish inputs, one seed), trained and evaluated with `fgsm run` on wasm and on
  * webgpu (lavapipe without a GPU), then a Markdown table of their figures side by side: which path trained and
  * attacked on webgpu, the clean test error, FGSM at ε = .25 with both softmax gradients, and the rubbish inputs'
@@ -18,10 +18,10 @@ import { documentKind, loadExperiment } from '../src/config/load.js';
 import type { ResultRecord } from '../src/results/record.js';
 
 const PARITY_OVERRIDES = [
-  'data.limit.train=2000',
+  'data.limit.train=5000',
   'data.limit.validation=500',
   'data.limit.test=1000',
-  'training.epochs=2',
+  'training.epochs=4',
   'training.earlyStopping.metric=none',
   'training.stage2.mode=none',
   'evaluation.rubbish.samples=1000',
@@ -46,10 +46,10 @@ const percent = (value: number | null | undefined): string => (value == null ? '
 
 function main(): void {
   const out = resolve(process.argv[2] ?? '../runs/webgpu-parity');
-  const configs = readdirSync('configs')
-    .filter((file) => file.endsWith('.yaml'))
-    .map((file) => join('configs', file))
-    .filter((file) => documentKind(file) === 'experiment');
+  const chosen = process.argv.slice(3);
+  const configs = (chosen.length > 0 ? chosen : readdirSync('configs').filter((file) => file.endsWith('.yaml')).map((file) => join('configs', file))).filter(
+    (file) => documentKind(file) === 'experiment',
+  );
   const rows: string[] = [];
   for (const file of configs) {
     const { config } = loadExperiment(file, PARITY_OVERRIDES);
