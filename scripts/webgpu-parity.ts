@@ -47,9 +47,13 @@ const percent = (value: number | null | undefined): string => (value == null ? '
 function main(): void {
   const out = resolve(process.argv[2] ?? '../runs/webgpu-parity');
   const chosen = process.argv.slice(3);
-  const configs = (chosen.length > 0 ? chosen : readdirSync('configs').filter((file) => file.endsWith('.yaml')).map((file) => join('configs', file))).filter(
-    (file) => documentKind(file) === 'experiment',
-  );
+  const configs = (
+    chosen.length > 0
+      ? chosen
+      : readdirSync('configs')
+          .filter((file) => file.endsWith('.yaml'))
+          .map((file) => join('configs', file))
+  ).filter((file) => documentKind(file) === 'experiment');
   const rows: string[] = [];
   for (const file of configs) {
     const { config } = loadExperiment(file, PARITY_OVERRIDES);
@@ -58,7 +62,17 @@ function main(): void {
       const done = resultOf(dir, config.name);
       if (done) return done;
       const started = Date.now();
-      const args = ['bin/fgsm.js', 'run', file, '--backend', backend, '--results-dir', dir, '--quiet', ...PARITY_OVERRIDES.flatMap((o) => ['--set', o])];
+      const args = [
+        'bin/fgsm.js',
+        'run',
+        file,
+        '--backend',
+        backend,
+        '--results-dir',
+        dir,
+        '--quiet',
+        ...PARITY_OVERRIDES.flatMap((o) => ['--set', o]),
+      ];
       const run = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, FGSM_THREADS: '1' } });
       console.error(`${file} on ${backend}: exit ${run.status} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
       if (run.status !== 0) console.error(run.stderr.slice(-2000));

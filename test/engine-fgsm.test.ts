@@ -175,7 +175,16 @@ test('IterateStep equals its reference: both starts, steps up and down (targeted
   const noise = random.fillUniform(new Float32Array(n * inputs), -0.3, 0.3);
   const epsilons = Float32Array.from([0.3, 0.1]);
   const stepSizes = Float32Array.from([0.07, -0.025]);
-  const host = { images, rowIndex, direction, noise, epsilons, stepSizes, iterate: random.fillUniform(new Float32Array(n * inputs), -0.2, 1.2), tallies: new Uint32Array(3) };
+  const host = {
+    images,
+    rowIndex,
+    direction,
+    noise,
+    epsilons,
+    stepSizes,
+    iterate: random.fillUniform(new Float32Array(n * inputs), -0.2, 1.2),
+    tallies: new Uint32Array(3),
+  };
   const passes: IteratePass[] = [
     { cleanStart: 0, slot: 0, phase: 'startAtX', tally: false },
     { cleanStart: 0, slot: 0, phase: 'startRandom', tally: false },
@@ -245,7 +254,11 @@ test("KeepWorst equals its reference: each restart's iterate kept where the atta
       const shape = { batchRows: n, inputs, examples, classes, top, sigmoidLoss: 'mean' } as const;
       const kernel = await KeepWorst.create(runtime, shape, buffers);
       runtime.write(buffers.aim, Uint32Array.from([targeted ? 1 : 0]));
-      let host: ReturnType<typeof keepWorstReference> = { best: new Float32Array(n * inputs), bestSuccess: new Uint32Array(n), bestObjective: new Float64Array(n) };
+      let host: ReturnType<typeof keepWorstReference> = {
+        best: new Float32Array(n * inputs),
+        bestSuccess: new Uint32Array(n),
+        bestObjective: new Float64Array(n),
+      };
       for (const [i, pass] of [passes[0]!, passes[1]!, passes[1]!].entries()) {
         // each restart: new logits (integers a third apart: no near ties) and a new iterate
         const logits = Float32Array.from({ length: n * classes }, () => (random.int(13) - 6) / 3);
@@ -258,7 +271,10 @@ test("KeepWorst equals its reference: each restart's iterate kept where the atta
         assert.deepEqual(new Float32Array(await runtime.read(buffers.best, 0, n * inputs * 4)), host.best, `${what}: kept iterates`);
         assert.deepEqual(new Uint32Array(await runtime.read(buffers.bestSuccess, 0, n * 4)), host.bestSuccess, `${what}: successes`);
         new Float32Array(await runtime.read(buffers.bestObjective, 0, n * 4)).forEach((objective, r) =>
-          assert.ok(Math.abs(objective - host.bestObjective[r]!) <= 1e-5 * Math.max(1, Math.abs(host.bestObjective[r]!)), `${what}: objective of row ${r}`),
+          assert.ok(
+            Math.abs(objective - host.bestObjective[r]!) <= 1e-5 * Math.max(1, Math.abs(host.bestObjective[r]!)),
+            `${what}: objective of row ${r}`,
+          ),
         );
       }
       kernel.dispose();
@@ -408,7 +424,12 @@ interface BothEvaluations {
  * A model of `spec` (its parameters × `factor`) and 300 examples labelled by its own predictions (20 flipped),
  * evaluated with `attack` on tfjs's ops and with the attack on the engine (batches of 128: 3 per call); then `check`.
  */
-async function bothEvaluations(spec: ModelSpec, factor: number, attack: Record<string, unknown>, check: (both: BothEvaluations) => Promise<void>): Promise<void> {
+async function bothEvaluations(
+  spec: ModelSpec,
+  factor: number,
+  attack: Record<string, unknown>,
+  check: (both: BothEvaluations) => Promise<void>,
+): Promise<void> {
   const runtime = await engineRuntime();
   const model = buildModel(spec, 0.05, 3);
   scale(model, factor);
@@ -475,11 +496,23 @@ test("BIM and PGD on the engine measure what tfjs's iterativeGradientSign does: 
   // perStep: the forward pass (forward), the loss, the backward pass and the step
   const cases = [
     { spec: SPEC, attack: { method: 'pgd', clip: [0, 1], stepSize: 0.05 }, perStep: 8, forward: 3, restarts: 1 },
-    { spec: { ...SPEC, top: 'sigmoid' }, attack: { method: 'bim', clip: 'none', stepSize: 0.03, labels: 'predicted', target: 'least-likely' }, perStep: 8, forward: 3, restarts: 1 },
+    {
+      spec: { ...SPEC, top: 'sigmoid' },
+      attack: { method: 'bim', clip: 'none', stepSize: 0.03, labels: 'predicted', target: 'least-likely' },
+      perStep: 8,
+      forward: 3,
+      restarts: 1,
+    },
     { spec: SOFTMAX_REGRESSION, attack: { method: 'pgd', clip: 'none', stepSize: 0.04 }, perStep: 4, forward: 1, restarts: 1 },
     // per example the worst of three random starts
     { spec: SPEC, attack: { method: 'pgd', clip: [0, 1], stepSize: 0.02, restarts: 3 }, perStep: 8, forward: 3, restarts: 3 },
-    { spec: { ...SPEC, top: 'sigmoid', sigmoidLoss: 'mean' }, attack: { method: 'pgd', clip: 'none', stepSize: 0.03, restarts: 2, target: 'next' }, perStep: 8, forward: 3, restarts: 2 },
+    {
+      spec: { ...SPEC, top: 'sigmoid', sigmoidLoss: 'mean' },
+      attack: { method: 'pgd', clip: 'none', stepSize: 0.03, restarts: 2, target: 'next' },
+      perStep: 8,
+      forward: 3,
+      restarts: 2,
+    },
   ] as const;
   for (const { spec, attack: chosen, perStep, forward, restarts } of cases) {
     const epsilons = [0, 0.1, 0.25];
@@ -487,7 +520,11 @@ test("BIM and PGD on the engine measure what tfjs's iterativeGradientSign does: 
       assert.equal(reads, 2 * 2, 'two reads per gradient');
       // per run: the start, the steps, and with restarts the forward pass and KeepWorst; then the tally, the forward pass, the probabilities
       const perRun = 1 + steps * perStep + (restarts > 1 ? forward + 1 : 0);
-      assert.equal(dispatches, 2 * 3 * epsilons.length * (restarts * perRun + 1 + forward + 1), `${restarts} runs of ${steps} steps of ${perStep} dispatches per batch and ε`);
+      assert.equal(
+        dispatches,
+        2 * 3 * epsilons.length * (restarts * perRun + 1 + forward + 1),
+        `${restarts} runs of ${steps} steps of ${perStep} dispatches per batch and ε`,
+      );
       const what = `${chosen.method} ×${restarts} on ${spec.kind === 'maxout' ? spec.top : spec.kind}`;
       assertSameAttack(engine, tfjs, what, 0);
       assert.ok(engine.fgsm['0.25']!.error > engine.clean.error + 0.1, `${what}: the attack raises the error`);
@@ -513,7 +550,9 @@ test("an audit's attacks on the engine equal tfjs's on the same device; the two 
     const engine = attackMeasures(model, split, 100, onDevice);
     const onTfjs = ['fgsm-softmax-minus-onehot', 'fgsm-exp-log-softmax-minus-onehot'];
     assert.deepEqual(
-      Object.entries(engine).filter(([, measure]) => !measure.onEngine).map(([key]) => key),
+      Object.entries(engine)
+        .filter(([, measure]) => !measure.onEngine)
+        .map(([key]) => key),
       onTfjs,
     );
     assert.ok(Object.values(tfjs).every((measure) => !measure.onEngine));
@@ -523,9 +562,15 @@ test("an audit's attacks on the engine equal tfjs's on the same device; the two 
       const exact = (figures: typeof ours) => figures.map(({ meanConfidenceOnMistakes: _, ...counted }) => counted);
       assert.deepEqual(exact(ours), exact(theirs), key);
       ours.forEach((figure, i) =>
-        assert.ok(Math.abs((figure.meanConfidenceOnMistakes ?? 0) - (theirs[i]!.meanConfidenceOnMistakes ?? 0)) < 1e-5, `${key}: confidence at ε = ${figure.epsilon}`),
+        assert.ok(
+          Math.abs((figure.meanConfidenceOnMistakes ?? 0) - (theirs[i]!.meanConfidenceOnMistakes ?? 0)) < 1e-5,
+          `${key}: confidence at ε = ${figure.epsilon}`,
+        ),
       );
-      assert.ok(ours.some((figure) => figure.error > 0.3), `${key}: the attack bites (${ours.map((f) => f.error)})`);
+      assert.ok(
+        ours.some((figure) => figure.error > 0.3),
+        `${key}: the attack bites (${ours.map((f) => f.error)})`,
+      );
     }
   } finally {
     onDevice.dispose();

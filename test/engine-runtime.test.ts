@@ -77,16 +77,36 @@ test("stacked seeds' parameters against the adapter's binding limit: §6's five 
     { units: 1600, pieces: 5 },
     { units: 1600, pieces: 5 },
   ];
-  const maxout1600: ModelSpec = { kind: 'maxout', inputSize: 784, classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], maxColumnNorm: null, layers, dropout: null, top: 'softmax', sigmoidLoss: 'sum' };
+  const maxout1600: ModelSpec = {
+    kind: 'maxout',
+    inputSize: 784,
+    classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    maxColumnNorm: null,
+    layers,
+    dropout: null,
+    top: 'softmax',
+    sigmoidLoss: 'sum',
+  };
   // per lane: (784 + 1)·8000 + (1600 + 1)·8000 + (1600 + 1)·10 floats
   const laneBytes = ((784 + 1) * 8000 + (1600 + 1) * 8000 + (1600 + 1) * 10) * 4;
   assert.equal(stackedParametersTooLarge(maxout1600, 1, laneBytes), null);
-  assert.match(stackedParametersTooLarge(maxout1600, 2, laneBytes)!, /^2 stacked seeds' parameters take 146 MiB, more than this adapter binds in one buffer \(72 MiB\)$/);
+  assert.match(
+    stackedParametersTooLarge(maxout1600, 2, laneBytes)!,
+    /^2 stacked seeds' parameters take 146 MiB, more than this adapter binds in one buffer \(72 MiB\)$/,
+  );
   assert.match(stackedParametersTooLarge(maxout1600, 1, laneBytes - 4)!, /^the network's parameters take 73 MiB/);
   if (limit === 128 * 2 ** 20) {
     assert.equal(stackedParametersTooLarge(maxout1600, 1, limit), null);
     assert.match(stackedParametersTooLarge(maxout1600, 5, limit)!, /5 stacked seeds' parameters take 365 MiB, .*\(128 MiB\)/);
   }
-  const rbf: ModelSpec = { kind: 'rbf', inputSize: 784, classes: [0, 1], maxColumnNorm: null, output: 'softmax', precision: 'exp', init: { centres: 'class-means', precision: 1 } };
+  const rbf: ModelSpec = {
+    kind: 'rbf',
+    inputSize: 784,
+    classes: [0, 1],
+    maxColumnNorm: null,
+    output: 'softmax',
+    precision: 'exp',
+    init: { centres: 'class-means', precision: 1 },
+  };
   assert.equal(stackedParametersTooLarge(rbf, 5, 1), null, 'only the networks the engine packs are measured');
 });

@@ -201,7 +201,8 @@ export class MaxoutEngine implements EpochEngine {
     const rows = splits.reduce((sum, split) => sum + split.n, 0);
     const bytes = rows * this.spec.inputSize * 4;
     const limit = this.runtime.device.limits.maxStorageBufferBindingSize;
-    if (bytes > limit) return `its ${rows} resident examples take ${Math.ceil(bytes / 2 ** 20)} MiB, more than this adapter binds (${Math.floor(limit / 2 ** 20)} MiB)`;
+    if (bytes > limit)
+      return `its ${rows} resident examples take ${Math.ceil(bytes / 2 ** 20)} MiB, more than this adapter binds (${Math.floor(limit / 2 ** 20)} MiB)`;
     return stackedParametersTooLarge(this.spec, lanes, limit);
   }
 

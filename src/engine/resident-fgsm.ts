@@ -340,7 +340,10 @@ export class ResidentFgsm {
     // a targeted attack steps down its target's loss: x̃ + (−α)·sign is tfjs's x̃ + (−sign)·α exactly
     const direction = aim?.targeted ? -1 : 1;
     runtime.write(passes.buffer('epsilons'), Float32Array.from(epsilons));
-    runtime.write(passes.buffer('stepSizes'), Float32Array.from(stepSizes, (alpha) => direction * alpha));
+    runtime.write(
+      passes.buffer('stepSizes'),
+      Float32Array.from(stepSizes, (alpha) => direction * alpha),
+    );
     runtime.write(passes.buffer('tallies'), new Uint32Array(1 + epsilons.length));
     runtime.write(passes.buffer('clip'), encodeClip(clip));
     runtime.write(passes.buffer('aim'), Uint32Array.from([aim?.targeted ? 1 : 0]));
@@ -356,7 +359,11 @@ export class ResidentFgsm {
             // row i of the split starts at the draw of stream(seed, 'random-start', restart, i), as iterativeGradientSign's
             noise.fill(0);
             for (let r = 0; r < rows && b * rows + r < examples; r++)
-              stream(seed, 'random-start', restart, b * rows + r).fillUniform(noise.subarray(r * IMAGE_SIZE, (r + 1) * IMAGE_SIZE), -epsilon, epsilon);
+              stream(seed, 'random-start', restart, b * rows + r).fillUniform(
+                noise.subarray(r * IMAGE_SIZE, (r + 1) * IMAGE_SIZE),
+                -epsilon,
+                epsilon,
+              );
             runtime.write(passes.buffer('noise'), noise);
           }
           passes.recordStart(b, e, randomStart);
@@ -520,7 +527,13 @@ function recordBackward(pass: GradientPass, b: number, unindexed: number): void 
   pass.direction.record(unindexed);
 }
 
-async function gradientPass(network: Network, resident: ResidentData, batches: Batches, held: Holdings, gradient: EngineGradient): Promise<GradientPass> {
+async function gradientPass(
+  network: Network,
+  resident: ResidentData,
+  batches: Batches,
+  held: Holdings,
+  gradient: EngineGradient,
+): Promise<GradientPass> {
   const { runtime, spec, steps, parameters } = network;
   const n = batches.rows;
   const batch: BatchInput = { images: resident.images!, rowIndex: batches.rowIndex, indexStride: batches.count * n, batchRows: n };
@@ -667,11 +680,6 @@ class EpsilonPasses extends HeldPasses {
     });
   }
 
-
-
-
-
-
   /** Records x̃, the forward pass and the count of pass record `pass` (the forward pass under record `unindexed`). */
   recordCount(pass: number, unindexed: number): void {
     this.recordForward(pass, unindexed);
@@ -755,14 +763,35 @@ class IterativePasses extends HeldPasses {
         await IterateStep.create(
           runtime,
           { ...shape, inputs: IMAGE_SIZE },
-          { passes, clip, images: resident.images!, rowIndex: batches.rowIndex, direction: main.get('direction'), noise, epsilons: epsilonValues, stepSizes, iterate, tallies },
+          {
+            passes,
+            clip,
+            images: resident.images!,
+            rowIndex: batches.rowIndex,
+            direction: main.get('direction'),
+            noise,
+            epsilons: epsilonValues,
+            stepSizes,
+            iterate,
+            tallies,
+          },
         ),
       );
       const keep = held.keep(
         await KeepWorst.create(
           runtime,
           { ...shape, inputs: IMAGE_SIZE, classes: spec.classes.length, top: spec.top, sigmoidLoss: spec.sigmoidLoss },
-          { passes, aim, logits: main.get('logits'), labels: main.get('lossLabels'), rowIndex: batches.rowIndex, iterate, best, bestSuccess, bestObjective },
+          {
+            passes,
+            aim,
+            logits: main.get('logits'),
+            labels: main.get('lossLabels'),
+            rowIndex: batches.rowIndex,
+            iterate,
+            best,
+            bestSuccess,
+            bestObjective,
+          },
         ),
       );
       const input: BatchInput = { images: iterate, rowIndex: iterateRows, indexStride: n, batchRows: n };
@@ -777,12 +806,6 @@ class IterativePasses extends HeldPasses {
       return new IterativePasses(epsilons, held, { step, keep, forward: forwardPass, probabilities: probabilitiesKernel }, runtime);
     });
   }
-
-
-
-
-
-
 
   recordStart(batch: number, slot: number, random: boolean): void {
     this.kernels.step.record(this.recordOf(batch, slot, random ? 'startRandom' : 'startAtX'));

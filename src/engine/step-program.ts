@@ -9,7 +9,6 @@ import type { PackedLayout } from './parameters.js';
 import type { ResidentData } from './resident-data.js';
 import { STEP_RECORD_BYTES, type GpuRuntime } from './runtime.js';
 
-
 /** What of the training config the step's kernels are built for: the objective and the penalties. */
 export type EngineTraining = Pick<TrainingConfig, 'objective' | 'weightDecay' | 'l1FirstLayer'>;
 

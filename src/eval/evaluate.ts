@@ -148,7 +148,9 @@ export async function evaluate(model: Classifier, test: Split, options: Evaluate
   const gradients: SoftmaxGradient[] = [configured, otherGradient(configured)];
   options.progress.start(test.n * gradients.length, `${options.attack.method.toUpperCase()} on ${test.n} test examples`);
   const started = performance.now();
-  const tallies = options.onDevice ? await attackOnDevice(model, test, options, gradients, clean) : await attackWithTfjs(model, test, options, gradients);
+  const tallies = options.onDevice
+    ? await attackOnDevice(model, test, options, gradients, clean)
+    : await attackWithTfjs(model, test, options, gradients);
   const seconds = (performance.now() - started) / 1000;
   options.progress.stop();
   const triples = await figureTriples(model, test, options, figureEpsilon, clean, tallies[0]!);

@@ -138,10 +138,19 @@ const metricsOf = (model: Classifier, test: Split, probabilities: Float32Array[]
   probabilities.map((p) => classificationMetrics(p, test.y.subarray(0, test.n), model.spec.classes.length));
 
 /** FGSM at `epsilons` as `options` says (on the engine when `onDevice` is given), its error per ε and the count of zero-gradient examples. */
-async function fgsmFigures(model: Classifier, test: Split, batchSize: number, options: FgsmOptions, onDevice: ResidentFgsm | null): Promise<AttackFigure[]> {
+async function fgsmFigures(
+  model: Classifier,
+  test: Split,
+  batchSize: number,
+  options: FgsmOptions,
+  onDevice: ResidentFgsm | null,
+): Promise<AttackFigure[]> {
   if (onDevice) {
     const attack = await onDevice.attack(model, options.epsilons, options.gradient as EngineGradient, options.clip);
-    return figuresAt(options.epsilons, metricsOf(model, test, attack.probabilities)).map((figure) => ({ ...figure, zeroGradient: attack.zeroGradient }));
+    return figuresAt(options.epsilons, metricsOf(model, test, attack.probabilities)).map((figure) => ({
+      ...figure,
+      zeroGradient: attack.zeroGradient,
+    }));
   }
   const zeroCounts: tf.Scalar[] = [];
   const metrics = await adversarialMetrics(model, test, batchSize, (x, y) => {
@@ -228,7 +237,12 @@ export interface AttackMeasure {
  * How each audit attack (AUDIT_ATTACKS) is measured on a model, by key: on the WebGPU engine where `onDevice` (the
  * test split resident) is given and the engine takes the attack's gradient form, on tfjs's ops otherwise.
  */
-export function attackMeasures(model: Classifier, test: Split, batchSize: number, onDevice: ResidentFgsm | null = null): Record<string, AttackMeasure> {
+export function attackMeasures(
+  model: Classifier,
+  test: Split,
+  batchSize: number,
+  onDevice: ResidentFgsm | null = null,
+): Record<string, AttackMeasure> {
   const fgsm = (options: FgsmOptions): AttackMeasure => {
     const engine = onDevice && ENGINE_GRADIENTS.includes(options.gradient as EngineGradient) ? onDevice : null;
     return { onEngine: engine !== null, figures: () => fgsmFigures(model, test, batchSize, options, engine) };

@@ -114,7 +114,16 @@ export function errorCountReference(
 export function iterateStepReference(
   shape: IterateStepShape,
   pass: IteratePass,
-  buffers: { images: Values; rowIndex: Values; direction: Values; noise: Values; epsilons: Values; stepSizes: Values; iterate: Values; tallies: Values },
+  buffers: {
+    images: Values;
+    rowIndex: Values;
+    direction: Values;
+    noise: Values;
+    epsilons: Values;
+    stepSizes: Values;
+    iterate: Values;
+    tallies: Values;
+  },
   clip: readonly [number, number] | null,
 ): { iterate: Float32Array; tallies: Uint32Array } {
   const { batchRows: n, inputs } = shape;
@@ -164,7 +173,8 @@ export function keepWorstReference(
     const sum = z.reduce((total, zk) => total + Math.exp(zk - top), 0);
     const p = z.map((zk) => (shape.top === 'sigmoid' ? 1 / (1 + Math.exp(-zk)) : Math.exp(zk - top) / sum));
     const predicted = p.indexOf(Math.max(...p));
-    let loss = shape.top === 'sigmoid' ? z.reduce((total, zk, k) => total + softplus(zk) - (k === label ? zk : 0), 0) : top + Math.log(sum) - z[label]!;
+    let loss =
+      shape.top === 'sigmoid' ? z.reduce((total, zk, k) => total + softplus(zk) - (k === label ? zk : 0), 0) : top + Math.log(sum) - z[label]!;
     if (shape.top === 'sigmoid' && shape.sigmoidLoss === 'mean') loss /= classes;
     const success = (targeted ? predicted === label : predicted !== label) ? 1 : 0;
     const objective = targeted ? -loss : loss;
@@ -172,7 +182,10 @@ export function keepWorstReference(
     if (pass.phase === 'keepFirst' || better) {
       bestSuccess[r] = success;
       bestObjective[r] = objective;
-      best.set(Array.from({ length: inputs }, (_, k) => buffers.iterate[r * inputs + k]!), r * inputs);
+      best.set(
+        Array.from({ length: inputs }, (_, k) => buffers.iterate[r * inputs + k]!),
+        r * inputs,
+      );
     }
   }
   return { best, bestSuccess, bestObjective };

@@ -136,9 +136,7 @@ export interface IteratePass {
 /** Records for consecutive iterate passes, ready for a buffer bound as a kernel's 'step' binding. */
 export function encodeIteratePasses(passes: readonly IteratePass[]): Uint32Array {
   const words = new Uint32Array((passes.length * STEP_RECORD_BYTES) / 4);
-  passes.forEach((pass, i) =>
-    words.set([pass.cleanStart, pass.slot, ITERATE_PHASES[pass.phase], pass.tally ? 1 : 0], (i * STEP_RECORD_BYTES) / 4),
-  );
+  passes.forEach((pass, i) => words.set([pass.cleanStart, pass.slot, ITERATE_PHASES[pass.phase], pass.tally ? 1 : 0], (i * STEP_RECORD_BYTES) / 4));
   return words;
 }
 
@@ -165,7 +163,12 @@ export interface IterateStepBuffers {
   tallies: GPUBuffer;
 }
 
-export type KeepWorstShape = Omit<FgsmPassShape, 'groupSize'> & { inputs: number; classes: number; top: 'softmax' | 'sigmoid'; sigmoidLoss: 'sum' | 'mean' };
+export type KeepWorstShape = Omit<FgsmPassShape, 'groupSize'> & {
+  inputs: number;
+  classes: number;
+  top: 'softmax' | 'sigmoid';
+  sigmoidLoss: 'sum' | 'mean';
+};
 export interface KeepWorstBuffers {
   passes: GPUBuffer;
   /** u32 uniform: 1 when the attack is targeted (it succeeds on its target class, and climbs down its loss). */
