@@ -28,6 +28,10 @@ import {
 } from '../src/engine/kernels/fgsm-passes-reference.js';
 import { ResidentFgsm, residentFgsmSupport } from '../src/engine/resident-fgsm.js';
 import { evaluate, fgsmErrorRate, type Evaluation } from '../src/eval/evaluate.js';
+import type { ClassificationMetrics } from '../src/eval/metrics.js';
+import { agreementOf } from '../src/eval/agreement.js';
+import { ensembleMetrics } from '../src/eval/ensemble.js';
+import { transferMatrices } from '../src/eval/transfer.js';
 import { attackMeasures } from '../src/pipeline/audit.js';
 import { STEP_RECORD_BYTES } from '../src/engine/runtime.js';
 import { buildModel } from '../src/models/build.js';
@@ -382,6 +386,17 @@ test('FGSM error rates of a saturated network are within one example of fgsmErro
 
 const quiet = createProgress('quiet');
 
+/** Clean figures of the engine and of tfjs: errors within `slack` examples (confusions equal without it), confidences within float32 rounding. */
+function assertSameMetrics(ours: ClassificationMetrics, theirs: ClassificationMetrics, what: string, slack: number): void {
+  assert.equal(ours.n, theirs.n, `${what}: examples`);
+  assert.ok(Math.abs(ours.error - theirs.error) * ours.n <= slack, `${what}: error ${ours.error} against ${theirs.error}`);
+  if (slack === 0) assert.deepEqual(ours.confusion, theirs.confusion, `${what}: confusion`);
+  assert.ok(
+    Math.abs(ours.meanConfidence - theirs.meanConfidence) < 1e-5,
+    `${what}: confidence ${ours.meanConfidence} against ${theirs.meanConfidence}`,
+  );
+}
+
 /** The attack's figures of two evaluations, side by side: errors, confusions and counts equal, confidences within float32 rounding. */
 function assertSameAttack(engine: Evaluation, tfjs: Evaluation, what: string, slack: number): void {
   for (const key of ['fgsm', 'fgsmOtherGradient'] as const) {
@@ -396,18 +411,31 @@ function assertSameAttack(engine: Evaluation, tfjs: Evaluation, what: string, sl
       );
       assert.equal(ours.zeroGradient, theirs.zeroGradient, `${at}: zero gradients`);
       assert.equal(ours.maxPerturbation, theirs.maxPerturbation, `${at}: largest perturbation`);
-      assert.equal(ours.saturated, theirs.saturated, `${at}: saturated`);
+      assert.ok(Math.abs(ours.saturated - theirs.saturated) <= slack, `${at}: saturated ${ours.saturated} against ${theirs.saturated}`);
     }
   }
-  assert.deepEqual(engine.clean, tfjs.clean, `${what}: clean figures`);
+  assertSameMetrics(engine.clean, tfjs.clean, `${what}: clean figures`, slack);
+  assert.ok(engine.rubbish && tfjs.rubbish, `${what}: rubbish inputs measured`);
+  const [ours, theirs] = [engine.rubbish, tfjs.rubbish];
+  assert.equal(ours.samples, theirs.samples, `${what}: rubbish samples`);
+  assert.ok(Math.abs(ours.error - theirs.error) * ours.samples <= slack, `${what}: rubbish error ${ours.error} against ${theirs.error}`);
+  assert.ok(Math.abs(ours.meanConfidence! - theirs.meanConfidence!) < 1e-5, `${what}: rubbish confidence`);
+  if (slack === 0) assert.deepEqual(ours.classCounts, theirs.classCounts, `${what}: rubbish classes`);
   assert.deepEqual(
-    engine.examples.triples.map(({ adversarialProbabilities: _, ...images }) => images),
-    tfjs.examples.triples.map(({ adversarialProbabilities: _, ...images }) => images),
+    engine.examples.triples.map(({ adversarialProbabilities: _, cleanProbabilities: __, ...images }) => images),
+    tfjs.examples.triples.map(({ adversarialProbabilities: _, cleanProbabilities: __, ...images }) => images),
     `${what}: the figure's examples`,
   );
 }
 
 const SOFTMAX_REGRESSION: ModelSpec = { kind: 'softmax', inputSize: 784, classes: SPEC.classes, maxColumnNorm: null };
+
+/** Rubbish inputs of an evaluation: two batches of 128 rows, the second short. */
+const RUBBISH_SAMPLES = 200;
+
+/** The dispatches of an evaluation's clean probabilities (3 batches) and rubbish ones (2): per batch the forward pass (a kernel per layer) and the probabilities. */
+const probabilityDispatches = (spec: ModelSpec): number =>
+  (spec.kind === 'maxout' ? spec.layers.length + 2 : 2) * (3 + Math.ceil(RUBBISH_SAMPLES / 128));
 
 /** What one model's two evaluations gave: tfjs's ops, then the engine's attack, with the engine's counts over its call. */
 interface BothEvaluations {
@@ -437,7 +465,7 @@ async function bothEvaluations(
   const split = await labelled(model, randomImages(n, 4), n, 20);
   const parsed = AttackSchema.parse({ ...attack, batchSize: 128 });
   assert.equal(residentFgsmSupport(spec, parsed), null);
-  const options = { attack: parsed, rubbishSamples: null, figureExamples: 3, seed: 5, progress: quiet };
+  const options = { attack: parsed, rubbishSamples: RUBBISH_SAMPLES, figureExamples: 3, seed: 5, progress: quiet };
   const onDevice = await ResidentFgsm.create(runtime, spec, split, { batchRows: 128 });
   try {
     const tfjs = await evaluate(model, split, options);
@@ -452,7 +480,7 @@ async function bothEvaluations(
   }
 }
 
-test("a run's evaluation with the attack on the engine measures what tfjs's does: both tops, softmax regression, clipped and not, a saturated network, predicted labels, targets; 2 reads and 13 dispatches a batch per gradient (7 without hidden layers)", async () => {
+test("a run's evaluation on the engine measures what tfjs's does: both tops, softmax regression, clipped and not, a saturated network, predicted labels, targets; 2 reads and 13 dispatches a batch per gradient (7 without hidden layers), one read each for the clean and the rubbish probabilities", async () => {
   const runtime = await engineRuntime();
   const tensors = tf.memory().numTensors;
   const before = runtime.liveBuffers;
@@ -470,8 +498,8 @@ test("a run's evaluation with the attack on the engine measures what tfjs's does
   ];
   for (const { spec, factor, clip, slack, dispatches, aim } of cases) {
     await bothEvaluations(spec, factor, { epsilons: EPSILONS, clip, ...aim }, async ({ model, split, onDevice, tfjs, engine, ...counted }) => {
-      assert.equal(counted.reads, 2 * 2, 'two reads per gradient');
-      assert.equal(counted.dispatches, 2 * 3 * dispatches, `${dispatches} dispatches a batch per gradient`);
+      assert.equal(counted.reads, 2 * 2 + 2, 'two reads per gradient, one for the clean and one for the rubbish probabilities');
+      assert.equal(counted.dispatches, 2 * 3 * dispatches + probabilityDispatches(spec), `${dispatches} dispatches a batch per gradient`);
       const what = `${spec.kind === 'maxout' ? spec.top : spec.kind} ×${factor}, clip ${clip}${aim ? `, ${JSON.stringify(aim)}` : ''}`;
       assertSameAttack(engine, tfjs, what, slack);
       const standard = engine.fgsm['0.25']!;
@@ -517,12 +545,12 @@ test("BIM and PGD on the engine measure what tfjs's iterativeGradientSign does: 
   for (const { spec, attack: chosen, perStep, forward, restarts } of cases) {
     const epsilons = [0, 0.1, 0.25];
     await bothEvaluations(spec, spec.kind === 'maxout' ? 5 : 10, { ...chosen, epsilons, steps }, async ({ tfjs, engine, reads, dispatches }) => {
-      assert.equal(reads, 2 * 2, 'two reads per gradient');
+      assert.equal(reads, 2 * 2 + 2, 'two reads per gradient, one for the clean and one for the rubbish probabilities');
       // per run: the start, the steps, and with restarts the forward pass and KeepWorst; then the tally, the forward pass, the probabilities
       const perRun = 1 + steps * perStep + (restarts > 1 ? forward + 1 : 0);
       assert.equal(
         dispatches,
-        2 * 3 * epsilons.length * (restarts * perRun + 1 + forward + 1),
+        2 * 3 * epsilons.length * (restarts * perRun + 1 + forward + 1) + probabilityDispatches(spec),
         `${restarts} runs of ${steps} steps of ${perStep} dispatches per batch and ε`,
       );
       const what = `${chosen.method} ×${restarts} on ${spec.kind === 'maxout' ? spec.top : spec.kind}`;
@@ -575,6 +603,84 @@ test("an audit's attacks on the engine equal tfjs's on the same device; the two 
   } finally {
     onDevice.dispose();
     model.dispose();
+  }
+  assert.equal(runtime.liveBuffers, before, 'no buffer left');
+  assert.equal(tf.memory().numTensors, tensors, 'no tensor left');
+});
+
+/** Figures of one cell measured with the engines and with tfjs's ops: errors and confusions equal, confidences within float32 rounding. */
+function assertSameCell(ours: ClassificationMetrics, theirs: ClassificationMetrics, what: string): void {
+  assertSameMetrics(ours, theirs, what, 0);
+  assert.ok(
+    Math.abs((ours.meanConfidenceOnMistakes ?? 0) - (theirs.meanConfidenceOnMistakes ?? 0)) < 1e-5,
+    `${what}: confidence on mistakes ${ours.meanConfidenceOnMistakes} against ${theirs.meanConfidenceOnMistakes}`,
+  );
+}
+
+test("transfer, agreement and the ensemble with the models' engines measure what tfjs's ops do: x̃ made on the source's engine and read once a batch, scored on each scorer's; an ensemble as its members' mean", async () => {
+  const runtime = await engineRuntime();
+  const tensors = tf.memory().numTensors;
+  const before = runtime.liveBuffers;
+  const specs: [ModelSpec, number][] = [
+    [SPEC, 5],
+    [{ ...SPEC, top: 'sigmoid' }, 5],
+    [SOFTMAX_REGRESSION, 10],
+  ];
+  const models = specs.map(([spec, factor], i) => {
+    const model = buildModel(spec, 0.05, 11 + i);
+    scale(model, factor);
+    return { name: `m${i}`, model };
+  });
+  const n = 300;
+  const split = await labelled(models[0]!.model, randomImages(n, 12), n, 20);
+  const engines = new Map<Classifier, ResidentFgsm>();
+  try {
+    for (const { model } of models) engines.set(model, await ResidentFgsm.create(runtime, model.spec, split, { batchRows: 128 }));
+    for (const aim of [{}, { labels: 'predicted', target: 'least-likely' }]) {
+      const attack = AttackSchema.parse({ epsilons: [0.1, 0.25], batchSize: 128, ...aim });
+      const at = JSON.stringify(aim);
+      const tfjs = await transferMatrices(models, split, attack, quiet);
+      const reads = runtime.counters.reads;
+      const ours = await transferMatrices(models, split, attack, quiet, engines);
+      // per source: x̃ once a batch (3), then each scorer's probabilities per ε (3 × 2); predicted labels: the clean ones
+      assert.equal(runtime.counters.reads - reads, 3 * (3 + 3 * 2 + (at === '{}' ? 0 : 1)), `${at}: reads`);
+      ours.forEach((matrix, e) =>
+        matrix.cells.forEach((row, r) =>
+          row.forEach((cell, c) => assertSameCell(cell, tfjs[e]!.cells[r]![c]!, `${at}: ε ${matrix.epsilon}, m${r} → m${c}`)),
+        ),
+      );
+      assert.ok(ours[1]!.cells[0]![0]!.error > 0.4, `${at}: white-box FGSM bites (${ours[1]!.cells[0]![0]!.error})`);
+
+      const [ourAgreement, theirAgreement] = [
+        await agreementOf(models[0]!, models.slice(1), split, attack, quiet, engines),
+        await agreementOf(models[0]!, models.slice(1), split, attack, quiet),
+      ];
+      assert.deepEqual(ourAgreement, theirAgreement, `${at}: agreement`);
+
+      const members = models.slice(0, 2);
+      const [ourEnsemble, theirEnsemble] = [
+        await ensembleMetrics(members, split, attack, quiet, engines),
+        await ensembleMetrics(members, split, attack, quiet),
+      ];
+      ourEnsemble.forEach((ensemble, e) => {
+        const theirs = theirEnsemble[e]!;
+        for (const part of ['clean', 'whole', 'member'] as const) {
+          assert.equal(ensemble[part].error, theirs[part].error, `${at}: ensemble ${part} error at ε ${ensemble.epsilon}`);
+          assert.ok(
+            Math.abs(ensemble[part].meanConfidenceOnMistakes! - theirs[part].meanConfidenceOnMistakes!) < 1e-5,
+            `${at}: ensemble ${part} confidence`,
+          );
+        }
+        assert.deepEqual(
+          ensemble.member.perMember.map((m) => m.own),
+          theirs.member.perMember.map((m) => m.own),
+          `${at}: members' own errors`,
+        );
+      });
+    }
+  } finally {
+    for (const engine of engines.values()) engine.dispose();
+    for (const { model } of models) model.dispose();
   }
   assert.equal(runtime.liveBuffers, before, 'no buffer left');
   assert.equal(tf.memory().numTensors, tensors, 'no tensor left');

@@ -10,7 +10,7 @@ import { trainingPerturbation } from '../src/attacks/training-perturbations.js';
 import { initBackend, type BackendName } from '../src/backend/select.js';
 import { probeWebgpu } from '../src/backend/webgpu.js';
 import type { Classifier } from '../src/models/classifier.js';
-import type { ResultRecord } from '../src/results/record.js';
+import type { ResultRecord, TransferRecord } from '../src/results/record.js';
 import { columnNormScale, maxoutUnits, momentumVelocities } from '../src/backend/kernels.js';
 import { minibatchObjective } from '../src/train/objective.js';
 import { MomentumSgd } from '../src/train/sgd.js';
@@ -362,6 +362,32 @@ describe('webgpu backend (lavapipe without a GPU)', () => {
     assert.equal(webgpu.result.provenance.attacker, 'webgpu-engine', 'FGSM needs no dropout stream: the engine attacks whichever path trained');
     assert.match(webgpu.output, /training: tfjs's webgpu ops \(the WebGPU engine does not run this: .*threefry-v1/);
     assertSameRun(webgpu, wholeRun(dir, 'wasm', ['--backend', 'wasm']), 1e-3);
+    // the transfer between the run and itself: on webgpu x̃ made and scored on each model's engine
+    const transfer = (label: string) => {
+      const config = join(dir, 'tiny.yaml');
+      const results = join(dir, label);
+      const args = ['transfer', config, config, '--results-dir', results, '--backend', label, '--eps', '0.1,0.25'];
+      const out = spawnSync(process.execPath, [join('bin', 'fgsm.js'), ...args], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
+      assert.equal(out.status, 0, out.stderr);
+      const runs = join(results, 'transfer');
+      const record = JSON.parse(readFileSync(join(runs, readdirSync(runs)[0]!, 'result.json'), 'utf8')) as TransferRecord;
+      return { output: out.stdout + out.stderr, record };
+    };
+    const [onEngine, onWasm] = [transfer('webgpu'), transfer('wasm')];
+    assert.match(onEngine.output, /transfer: tiny2: FGSM on the WebGPU engine/);
+    assert.doesNotMatch(onWasm.output, /WebGPU engine/);
+    for (const [key, matrices] of [
+      ['matrices', onEngine.record.metrics.matrices],
+      ['other gradient', onEngine.record.metrics.otherGradient!.matrices],
+    ] as const) {
+      const theirs = key === 'matrices' ? onWasm.record.metrics.matrices : onWasm.record.metrics.otherGradient!.matrices;
+      matrices.forEach((matrix, e) =>
+        matrix.cells.flat().forEach((cell, i) => {
+          const other = theirs[e]!.cells.flat()[i]!;
+          assert.ok(Math.abs(cell.error - other.error) <= 0.005, `${key}, ε = ${matrix.epsilon}, cell ${i}: ${cell.error} against ${other.error}`);
+        }),
+      );
+    }
   });
 
   test("a whole run on the WebGPU engine (dropout stream threefry-v1): wasm's parameters and metrics, epochs and stages", () => {

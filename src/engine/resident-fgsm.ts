@@ -189,6 +189,9 @@ class Holdings {
 export class ResidentFgsm {
   private passes: EpsilonPasses | null = null;
   private iterativePasses: IterativePasses | null = null;
+  /** The probabilities of the split's own rows, and of rows the host gives (built by the first call of each). */
+  private splitProbabilities: ProbabilityPasses | null = null;
+  private hostProbabilities: ProbabilityPasses | null = null;
   /** Whether the lossLabels buffer holds the split's true labels (a call with an aim replaces them). */
   private trueLossLabels = true;
 
@@ -319,6 +322,38 @@ export class ResidentFgsm {
   }
 
   /**
+   * FGSM examples at each of `epsilons` of every example of the split, as `attack` makes them (∇ₓJ in the `gradient`
+   * form, up the true labels' loss unless `aim` says otherwise, clipped to `clip` unless null): x̃ per ε, [N ×
+   * IMAGE_SIZE] in the split's order, for models that score them elsewhere (§6's transfer). Per batch the gradient
+   * pass, then per group of ε x̃ in its blocks and one read of them.
+   */
+  async adversarial(
+    model: Classifier,
+    epsilons: readonly number[],
+    gradient: EngineGradient,
+    clip: readonly [number, number] | null,
+    aim: AttackAim | null = null,
+  ): Promise<Float32Array[]> {
+    const passes = await this.prepare(model, epsilons, gradient, clip, aim);
+    const { rows: n, count, examples } = this.batches;
+    const out = epsilons.map(() => new Float32Array(examples * IMAGE_SIZE));
+    const gradientPass = this.gradientPasses.get(gradient)!;
+    for (let b = 0; b < count; b++) {
+      for (const kernel of gradientPass.forward) kernel.record(b);
+      recordBackward(gradientPass, b, count);
+      const kept = Math.min(n, examples - b * n) * IMAGE_SIZE;
+      for (let g = 0; g < passes.groups; g++) {
+        passes.recordExamples(b * passes.groups + g);
+        const first = g * passes.groupSize;
+        const made = Math.min(passes.groupSize, epsilons.length - first);
+        const blocks = new Float32Array(await this.network.runtime.read(passes.buffer('adversarial'), 0, made * n * IMAGE_SIZE * 4));
+        for (let e = 0; e < made; e++) out[first + e]!.set(blocks.subarray(e * n * IMAGE_SIZE, e * n * IMAGE_SIZE + kept), b * n * IMAGE_SIZE);
+      }
+    }
+    return out;
+  }
+
+  /**
    * BIM or PGD (from x or random starts, one run or several) at each of `attack.epsilons` on every example of the
    * split, as iterativeGradientSign makes it: the class probabilities on the kept iterate per ε ([N × k], the split's
    * order) and the largest |x̃ − x| per ε. Per batch and ε, per run: the start, then per step the forward pass over
@@ -392,8 +427,54 @@ export class ResidentFgsm {
     };
   }
 
+  /**
+   * The deterministic network's class probabilities on every example of the split, [N × k] in its order, as
+   * predictProbabilities measures them (the clean figures): per batch the forward pass and the probabilities; one read.
+   */
+  async probabilities(model: Classifier): Promise<Float32Array> {
+    this.checkModel(model);
+    this.loadParameters(model);
+    this.splitProbabilities ??= await ProbabilityPasses.create(this.network, this.batches.rows, this.batches.examples, this.held, 'split');
+    const forward = this.gradientPasses.get('standard')!.forward;
+    for (let b = 0; b < this.batches.count; b++) {
+      for (const kernel of forward) kernel.record(b);
+      this.splitProbabilities.recordProbabilities(b);
+    }
+    return await this.splitProbabilities.read();
+  }
+
+  /**
+   * The deterministic network's class probabilities on rows the host gives (`rows`: M images of IMAGE_SIZE pixels,
+   * e.g. §A's rubbish inputs), [M × k] in their order: uploaded a batch of n rows at a time, each followed by the
+   * forward pass and the probabilities; one read.
+   */
+  async probabilitiesOf(model: Classifier, rows: Float32Array): Promise<Float32Array> {
+    const examples = rows.length / IMAGE_SIZE;
+    if (!(Number.isInteger(examples) && examples >= 1))
+      throw new Error(`rows: whole images of ${IMAGE_SIZE} pixels, at least one, not ${rows.length} values`);
+    this.checkModel(model);
+    this.loadParameters(model);
+    const n = this.batches.rows;
+    if (this.hostProbabilities?.examples !== examples) {
+      this.hostProbabilities?.dispose();
+      this.hostProbabilities = null;
+      this.hostProbabilities = await ProbabilityPasses.create(this.network, n, examples, this.held, 'host');
+    }
+    const passes = this.hostProbabilities;
+    const unindexed = this.batches.count;
+    for (let b = 0; b * n < examples; b++) {
+      this.network.runtime.write(passes.buffer('hostRows'), rows.subarray(b * n * IMAGE_SIZE, Math.min(examples, (b + 1) * n) * IMAGE_SIZE));
+      passes.recordForward(unindexed);
+      passes.recordProbabilities(b);
+    }
+    return await passes.read();
+  }
+
   /** Releases every buffer (the split's included). */
   dispose(): void {
+    this.splitProbabilities?.dispose();
+    this.hostProbabilities?.dispose();
+    this.splitProbabilities = this.hostProbabilities = null;
     this.iterativePasses?.dispose();
     this.iterativePasses = null;
     this.passes?.dispose();
@@ -468,12 +549,16 @@ export class ResidentFgsm {
 
   /** Writes the labels J takes (the true ones unless `aim` gives others) and the model's parameters. */
   private load(model: Classifier, aim: AttackAim | null): void {
-    const { runtime, layout, parameters } = this.network;
     if (aim || !this.trueLossLabels) {
       const labels = aim ? aim.lossLabels : this.attacked.y.subarray(0, this.attacked.n);
-      runtime.write(this.held.get('lossLabels'), Uint32Array.from(labels));
+      this.network.runtime.write(this.held.get('lossLabels'), Uint32Array.from(labels));
       this.trueLossLabels = !aim;
     }
+    this.loadParameters(model);
+  }
+
+  private loadParameters(model: Classifier): void {
+    const { runtime, layout, parameters } = this.network;
     layout.copyIn(runtime, model.parameters, (p) => p.variable, parameters, 1);
   }
 
@@ -692,14 +777,79 @@ class EpsilonPasses extends HeldPasses {
     this.kernels.probabilities.record(pass);
   }
 
+  /** Records x̃ at each ε of pass record `pass`, each in its block of rows of the adversarial buffer. */
+  recordExamples(pass: number): void {
+    this.kernels.examples.record(pass);
+  }
+
   /** Records the zero-gradient count of the batch of pass record `pass`. */
   recordZeroDirections(pass: number): void {
     this.kernels.zeroDirections.record(pass);
   }
 
   private recordForward(pass: number, unindexed: number): void {
-    this.kernels.examples.record(pass);
+    this.recordExamples(pass);
     for (const kernel of this.kernels.forward) kernel.record(unindexed);
+  }
+}
+
+/**
+ * The class probabilities of the deterministic network on `examples` rows, n at a time, from the logits in `main`:
+ * the split's own (the caller records the gradient pass's forward pass over batch b), or rows the host uploads into
+ * hostRows (the forward pass over them writes main's h·, route· and logits, as the gradient pass's does).
+ */
+class ProbabilityPasses extends HeldPasses {
+  private constructor(
+    readonly examples: number,
+    private readonly classes: number,
+    held: Holdings,
+    private readonly kernels: { forward: RecordedKernel[]; probabilities: Probabilities },
+    private readonly runtime: GpuRuntime,
+  ) {
+    super(held);
+  }
+
+  static create(network: Network, n: number, examples: number, main: Holdings, rows: 'split' | 'host'): Promise<ProbabilityPasses> {
+    const { runtime, spec } = network;
+    const classes = spec.classes.length;
+    return Holdings.build(runtime, async (held) => {
+      const batches = Math.ceil(examples / n);
+      const passes = held.addUniform(
+        'probability passes',
+        encodePasses(Array.from({ length: batches }, (_, b) => ({ cleanStart: b * n, firstSlot: 0, epsilons: 1 }))),
+      );
+      const probabilities = held.add('probabilities', examples * classes * 4);
+      let forwardPass: RecordedKernel[] = [];
+      if (rows === 'host') {
+        const hostRows = held.add('hostRows', n * IMAGE_SIZE * 4);
+        const rowIndex = held.add(
+          'hostRowIndex',
+          Uint32Array.from({ length: n }, (_, i) => i),
+        );
+        forwardPass = await forward(network, n, { images: hostRows, rowIndex, indexStride: n, batchRows: n }, main, held);
+      }
+      const kernel = held.keep(
+        await Probabilities.create(
+          runtime,
+          { batchRows: n, groupSize: 1, examples, classes, top: spec.top },
+          { passes, logits: main.get('logits'), probabilities },
+        ),
+      );
+      return new ProbabilityPasses(examples, classes, held, { forward: forwardPass, probabilities: kernel }, runtime);
+    });
+  }
+
+  /** The forward pass over the host's rows (under the unindexed record: its rows are hostRows's own). */
+  recordForward(unindexed: number): void {
+    for (const kernel of this.kernels.forward) kernel.record(unindexed);
+  }
+
+  recordProbabilities(batch: number): void {
+    this.kernels.probabilities.record(batch);
+  }
+
+  async read(): Promise<Float32Array> {
+    return new Float32Array(await this.runtime.read(this.buffer('probabilities'), 0, this.examples * this.classes * 4));
   }
 }
 

@@ -2,7 +2,7 @@ import type { AttackConfig } from '../config/schema.js';
 import type { Progress } from '../core/progress.js';
 import type { Split } from '../data/dataset.js';
 import { argmaxRows } from '../models/inference.js';
-import { checkSameTask, scoreAdversarial, type NamedModel } from './transfer.js';
+import { checkSameTask, scoreAdversarial, type Engines, type NamedModel } from './transfer.js';
 
 /**
  * §8's agreement between models on FGSM examples made on one of them, the source (the paper: maxout, compared with
@@ -75,13 +75,14 @@ export interface Agreement {
   errors: Record<string, number>;
 }
 
-/** FGSM examples made on `source`, scored by it and by every model of `compared`: the agreement at each ε of `attack`. */
+/** FGSM examples made on `source`, scored by it and by every model of `compared`: the agreement at each ε of `attack` (on the engine where `engines` holds a model). */
 export async function agreementOf(
   source: NamedModel,
   compared: readonly NamedModel[],
   test: Split,
   attack: AttackConfig,
   progress: Progress,
+  engines: Engines = new Map(),
 ): Promise<Agreement[]> {
   const models = [source, ...compared];
   checkSameTask(models, 'agreement');
@@ -93,6 +94,7 @@ export async function agreementOf(
     test,
     attack,
     (done) => progress.update(done),
+    engines,
   );
   progress.stop();
   return attack.epsilons.map((epsilon, e) => {

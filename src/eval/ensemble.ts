@@ -2,10 +2,9 @@ import type { AttackConfig } from '../config/schema.js';
 import type { Progress } from '../core/progress.js';
 import type { Split } from '../data/dataset.js';
 import { EnsembleClassifier } from '../models/ensemble.js';
-import { predictProbabilities } from '../models/inference.js';
-import { cleanMetrics } from './evaluate.js';
+import { IMAGE_SIZE } from '../data/mnist-files.js';
 import { classificationMetrics } from './metrics.js';
-import { checkSameTask, scoreAdversarial, type NamedModel } from './transfer.js';
+import { checkSameTask, probabilitiesOn, scoreAdversarial, type Engines, type NamedModel } from './transfer.js';
 
 /** An error rate and the mean confidence on the mistakes, as the paper reports an attack. */
 export interface ErrorSummary {
@@ -39,26 +38,31 @@ const summary = (probabilities: Float32Array, test: Split, k: number): ErrorSumm
 
 const mean = (values: readonly number[]): number | null => (values.length ? values.reduce((a, b) => a + b, 0) / values.length : null);
 
-/** The ensemble of `members` (probabilities averaged), attacked as a whole and through each member, at every ε of `attack`. */
+/**
+ * The ensemble of `members` (probabilities averaged), attacked as a whole and through each member, at every ε of
+ * `attack`; each member's examples made and scored on the engine where `engines` holds the members (the whole
+ * ensemble's gradient stays on tfjs's ops).
+ */
 export async function ensembleMetrics(
   members: readonly NamedModel[],
   test: Split,
   attack: AttackConfig,
   progress: Progress,
+  engines: Engines = new Map(),
 ): Promise<EnsembleMetrics[]> {
   checkSameTask(members, 'ensemble');
   const ensemble = new EnsembleClassifier(members.map((m) => m.model));
   const k = ensemble.spec.classes.length;
   progress.start((members.length + 1) * test.n, `ensemble of ${members.length}: FGSM against the whole and against each member`);
-  const clean = summary(await predictProbabilities(ensemble, test.x, attack.batchSize), test, k);
-  const whole = await scoreAdversarial(ensemble, [ensemble], test, attack, (done) => progress.update(done));
+  const clean = summary(await probabilitiesOn(ensemble, test.x.subarray(0, test.n * IMAGE_SIZE), engines, attack.batchSize), test, k);
+  const whole = await scoreAdversarial(ensemble, [ensemble], test, attack, (done) => progress.update(done), engines);
   const perMember: { name: string; cleanError: number; scored: Float32Array[][] }[] = [];
   for (const [m, { name, model }] of members.entries()) {
     perMember.push({
       name,
-      cleanError: (await cleanMetrics(model, test, attack.batchSize)).error,
+      cleanError: summary(await probabilitiesOn(model, test.x.subarray(0, test.n * IMAGE_SIZE), engines, attack.batchSize), test, k).error,
       // [e][0]: scored by the ensemble, [e][1]: by the member itself
-      scored: await scoreAdversarial(model, [ensemble, model], test, attack, (done) => progress.update((m + 1) * test.n + done)),
+      scored: await scoreAdversarial(model, [ensemble, model], test, attack, (done) => progress.update((m + 1) * test.n + done), engines),
     });
   }
   progress.stop();

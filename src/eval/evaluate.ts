@@ -77,8 +77,9 @@ export interface EvaluateOptions {
   /** Checked before every batch: once aborted, the evaluation stops with InterruptedError (nothing of it kept). */
   signal?: AbortSignal;
   /**
-   * The attack on the WebGPU engine, over the test split resident there: where residentFgsmSupport(model's spec,
-   * attack) is null. The clean figures, the rubbish inputs and the figure's examples stay on tfjs.
+   * The evaluation on the WebGPU engine, over the test split resident there: where residentFgsmSupport(model's spec,
+   * attack) is null. The clean probabilities, the attack and the rubbish inputs' probabilities are made there; the
+   * figure's examples stay on tfjs.
    */
   onDevice?: ResidentFgsm;
 }
@@ -143,13 +144,16 @@ export async function evaluate(model: Classifier, test: Split, options: Evaluate
   const k = model.spec.classes.length;
   const epsilons = options.attack.epsilons;
   const figureEpsilon = figureEpsilonOf(epsilons);
-  const clean = await predictProbabilities(model, test.x, options.attack.batchSize);
+  const onDevice = options.onDevice ? onDeviceFor(model, test, options) : null;
+  const probabilitiesOf = (x: Float32Array): Promise<Float32Array> =>
+    onDevice ? onDevice.probabilitiesOf(model, x) : predictProbabilities(model, x, options.attack.batchSize);
+  const clean = onDevice ? await onDevice.probabilities(model) : await predictProbabilities(model, test.x, options.attack.batchSize);
   const configured = options.attack.gradient;
   const gradients: SoftmaxGradient[] = [configured, otherGradient(configured)];
   options.progress.start(test.n * gradients.length, `${options.attack.method.toUpperCase()} on ${test.n} test examples`);
   const started = performance.now();
-  const tallies = options.onDevice
-    ? await attackOnDevice(model, test, options, gradients, clean)
+  const tallies = onDevice
+    ? await attackOnDevice(model, test, options, onDevice, gradients, clean)
     : await attackWithTfjs(model, test, options, gradients);
   const seconds = (performance.now() - started) / 1000;
   options.progress.stop();
@@ -174,7 +178,7 @@ export async function evaluate(model: Classifier, test: Split, options: Evaluate
   let rubbish: RubbishMetrics | null = null;
   if (options.rubbishSamples) {
     const inputs = rubbishInputs(options.rubbishSamples, IMAGE_SIZE, options.seed);
-    rubbish = rubbishMetrics(await predictProbabilities(model, inputs, options.attack.batchSize), k, model.spec.classes);
+    rubbish = rubbishMetrics(await probabilitiesOf(inputs), k, model.spec.classes);
   }
   return {
     clean: classificationMetrics(clean, test.y, k),
@@ -250,13 +254,10 @@ async function attackOnDevice(
   model: Classifier,
   test: Split,
   options: EvaluateOptions,
+  device: ResidentFgsm,
   gradients: SoftmaxGradient[],
   clean: Float32Array,
 ): Promise<AttackTally[]> {
-  const device = options.onDevice!;
-  const unsupported = residentFgsmSupport(model.spec, options.attack);
-  if (unsupported) throw new Error(`evaluate: ${unsupported}`);
-  if (device.split !== test) throw new Error(`evaluate: the engine's attack holds the ${device.split.name} split, not this ${test.name} split`);
   const { clip, labels, target } = fgsmOptionsFrom(options.attack, model.spec.classes);
   const aim =
     labels === 'true' && target === null
@@ -286,6 +287,15 @@ async function attackOnDevice(
     options.progress.update(tallies.length * test.n);
   }
   return tallies;
+}
+
+/** The evaluation's engine, checked: it runs the configured attack on `model` and holds `test`. */
+function onDeviceFor(model: Classifier, test: Split, options: EvaluateOptions): ResidentFgsm {
+  const device = options.onDevice!;
+  const unsupported = residentFgsmSupport(model.spec, options.attack);
+  if (unsupported) throw new Error(`evaluate: ${unsupported}`);
+  if (device.split !== test) throw new Error(`evaluate: the engine's attack holds the ${device.split.name} split, not this ${test.name} split`);
+  return device;
 }
 
 /**

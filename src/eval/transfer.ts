@@ -5,7 +5,12 @@ import type { Progress } from '../core/progress.js';
 import type { Split } from '../data/dataset.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
 import { fastGradientSign } from '../attacks/fgsm.js';
+import { lossLabelsOf } from '../attacks/gradient.js';
+import type { EngineGradient } from '../engine/kernels/cross-entropy.js';
+import { residentFgsmSupport, type ResidentFgsm } from '../engine/resident-fgsm.js';
 import type { Classifier } from '../models/classifier.js';
+import { EnsembleClassifier } from '../models/ensemble.js';
+import { predictProbabilities } from '../models/inference.js';
 import { fgsmOptionsFrom } from './evaluate.js';
 import { classificationMetrics, type ClassificationMetrics } from './metrics.js';
 
@@ -44,9 +49,36 @@ export function checkSameTask(models: readonly NamedModel[], what: string): void
 }
 
 /**
+ * The models whose test set the WebGPU engine holds (see pipeline/engine-attack.ts), each with its engine: there FGSM
+ * examples are made and scored without tfjs's ops.
+ */
+export type Engines = ReadonlyMap<Classifier, ResidentFgsm>;
+
+/**
+ * The deterministic model's class probabilities on `rows` (images, [n × IMAGE_SIZE]): on its engine where `engines`
+ * holds one; an ensemble whose members all have one, as the mean of theirs (p̄ = (1/M) Σ_m p_m, as
+ * EnsembleClassifier computes it up to float32 rounding); otherwise through tfjs's ops, `batchSize` rows at a time.
+ */
+export async function probabilitiesOn(model: Classifier, rows: Float32Array, engines: Engines, batchSize: number): Promise<Float32Array> {
+  const own = engines.get(model);
+  if (own) return await own.probabilitiesOf(model, rows);
+  if (model instanceof EnsembleClassifier && model.members.every((member) => engines.has(member))) {
+    const sum = new Float64Array((rows.length / IMAGE_SIZE) * model.spec.classes.length);
+    for (const member of model.members) {
+      const p = await engines.get(member)!.probabilitiesOf(member, rows);
+      for (let i = 0; i < sum.length; i++) sum[i]! += p[i]!;
+    }
+    return Float32Array.from(sum, (total) => total / model.members.length);
+  }
+  return await predictProbabilities(model, rows, batchSize);
+}
+
+/**
  * FGSM examples made on `source` (true labels or as `attack` says), scored by each of `scorers`: probabilities[e][s],
- * [n × k] row-major, for every ε of `attack` (one gradient per batch serves every ε). `onBatch` hears how many
- * examples are done.
+ * [n × k] row-major, for every ε of `attack` (one gradient per batch serves every ε). Where `engines` holds the
+ * source and the engine takes the attack, x̃ is made there and read once (every ε: N × 784 floats each), and each
+ * scorer scores it as probabilitiesOn does; otherwise everything runs on tfjs's ops, batch by batch. `onBatch` hears
+ * how many examples are done.
  */
 export async function scoreAdversarial(
   source: Classifier,
@@ -54,7 +86,20 @@ export async function scoreAdversarial(
   test: Split,
   attack: AttackConfig,
   onBatch: (done: number) => void = () => {},
+  engines: Engines = new Map(),
 ): Promise<Float32Array[][]> {
+  const engine = engines.get(source);
+  if (engine && residentFgsmSupport(source.spec, attack) === null) {
+    const adversarial = await adversarialOnEngine(source, engine, test, attack);
+    const probabilities: Float32Array[][] = [];
+    for (const rows of adversarial) {
+      const row: Float32Array[] = [];
+      for (const scorer of scorers) row.push(await probabilitiesOn(scorer, rows, engines, attack.batchSize));
+      probabilities.push(row);
+    }
+    onBatch(test.n);
+    return probabilities;
+  }
   const k = source.spec.classes.length;
   const options = fgsmOptionsFrom(attack, source.spec.classes);
   const probabilities = attack.epsilons.map(() => scorers.map(() => new Float32Array(test.n * k)));
@@ -77,8 +122,28 @@ export async function scoreAdversarial(
   return probabilities;
 }
 
-/** One matrix per ε of `attack` (one gradient per row model and batch serves every ε). */
-export async function transferMatrices(models: NamedModel[], test: Split, attack: AttackConfig, progress: Progress): Promise<TransferMatrix[]> {
+/** FGSM examples of the whole test set made on `source`'s engine, x̃ per ε: J's labels (predicted, a target) from its clean probabilities there. */
+async function adversarialOnEngine(source: Classifier, engine: ResidentFgsm, test: Split, attack: AttackConfig): Promise<Float32Array[]> {
+  if (engine.split !== test) throw new Error(`transfer: the engine holds the ${engine.split.name} split, not this ${test.name} split`);
+  const { clip, labels, target } = fgsmOptionsFrom(attack, source.spec.classes);
+  const aim =
+    labels === 'true' && target === null
+      ? null
+      : {
+          lossLabels: lossLabelsOf(await engine.probabilities(source), test.y.subarray(0, test.n), source.spec.classes.length, { labels, target }),
+          targeted: target !== null,
+        };
+  return await engine.adversarial(source, attack.epsilons, attack.gradient as EngineGradient, clip, aim);
+}
+
+/** One matrix per ε of `attack` (one gradient per row model and batch serves every ε), on the engine where `engines` holds a model. */
+export async function transferMatrices(
+  models: NamedModel[],
+  test: Split,
+  attack: AttackConfig,
+  progress: Progress,
+  engines: Engines = new Map(),
+): Promise<TransferMatrix[]> {
   checkSameTask(models, 'transfer');
   const k = models[0]!.model.spec.classes.length;
   const scorers = models.map((m) => m.model);
@@ -86,7 +151,7 @@ export async function transferMatrices(models: NamedModel[], test: Split, attack
   // rows[row][e][column]: [n × k]
   const rows: Float32Array[][][] = [];
   for (const [row, { model }] of models.entries()) {
-    rows.push(await scoreAdversarial(model, scorers, test, attack, (done) => progress.update(row * test.n + done)));
+    rows.push(await scoreAdversarial(model, scorers, test, attack, (done) => progress.update(row * test.n + done), engines));
   }
   progress.stop();
   return attack.epsilons.map((epsilon, e) => ({

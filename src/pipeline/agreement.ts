@@ -28,8 +28,8 @@ export async function runAgreement(
   const { config } = loaded;
   // the source first: runOverRuns hands the models over in this order
   const wanted = wantedRuns(config.uses).sort((a, b) => Number(b.name === config.source) - Number(a.name === config.source));
-  return runOverRuns<AgreementRecord>(loaded, wanted, 'fgsm-agreement/1', options, async ([source, ...compared], test) => {
-    const both = await bothGradients(config.attack, (attack) => agreementOf(source!, compared, test, attack, options.progress));
+  return runOverRuns<AgreementRecord>(loaded, wanted, 'fgsm-agreement/1', options, async ([source, ...compared], test, engines) => {
+    const both = await bothGradients(config.attack, (attack) => agreementOf(source!, compared, test, attack, options.progress, engines));
     const [configured, other] = both;
     return {
       metrics: {

@@ -5,7 +5,8 @@ import type { Split } from '../data/dataset.js';
 import type { MaxoutEngine } from '../engine/maxout-engine.js';
 import { ResidentFgsm, residentFgsmSupport } from '../engine/resident-fgsm.js';
 import { GpuRuntime } from '../engine/runtime.js';
-import type { ModelSpec } from '../models/classifier.js';
+import type { NamedModel } from '../eval/transfer.js';
+import type { Classifier, ModelSpec } from '../models/classifier.js';
 
 /** The test set's attack on the WebGPU engine, and how to let it go once the evaluation is done. */
 export interface EngineAttack {
@@ -40,4 +41,31 @@ export async function engineAttack(
   if (trainingEngine) return { attack: await trainingEngine.residentFgsm(test), release: () => {} };
   const own = await ResidentFgsm.create(runtime, spec, test);
   return { attack: own, release: () => own.dispose() };
+}
+
+/** The engines of `models` over one test set, each as engineAttack makes it (null where it does not), and one release for all. */
+export async function engineAttacks(
+  models: readonly NamedModel[],
+  attack: AttackConfig,
+  test: Split,
+  progress: Progress,
+  purpose: string,
+): Promise<{ engines: Map<Classifier, ResidentFgsm>; release(): void }> {
+  const engines = new Map<Classifier, ResidentFgsm>();
+  const made: EngineAttack[] = [];
+  const release = () => {
+    for (const engine of made.splice(0)) engine.release();
+  };
+  try {
+    for (const { name, model } of models) {
+      const engine = await engineAttack(model.spec, attack, test, progress, { purpose: `${purpose}: ${name}` });
+      if (!engine) continue;
+      made.push(engine);
+      engines.set(model, engine.attack);
+    }
+  } catch (error) {
+    release();
+    throw error;
+  }
+  return { engines, release };
 }

@@ -41,8 +41,8 @@ export async function runEnsemble(
   options: CrossRunOptions,
 ): Promise<{ record: EnsembleRecord; dir: string }> {
   const { config } = loaded;
-  return runOverRuns<EnsembleRecord>(loaded, memberRuns(config.uses.members), 'fgsm-ensemble/1', options, async (models, test) => {
-    const both = await bothGradients(config.attack, (attack) => ensembleMetrics(models, test, attack, options.progress));
+  return runOverRuns<EnsembleRecord>(loaded, memberRuns(config.uses.members), 'fgsm-ensemble/1', options, async (models, test, engines) => {
+    const both = await bothGradients(config.attack, (attack) => ensembleMetrics(models, test, attack, options.progress, engines));
     const [configured, other] = both;
     return {
       metrics: {

@@ -65,8 +65,8 @@ export async function runTransfer(
   options: CrossRunOptions,
 ): Promise<{ record: TransferRecord; dir: string }> {
   const { config } = loaded;
-  return runOverRuns<TransferRecord>(loaded, wantedRuns(config.uses), 'fgsm-transfer/1', options, async (models, test) => {
-    const both = await bothGradients(config.attack, (attack) => transferMatrices(models, test, attack, options.progress));
+  return runOverRuns<TransferRecord>(loaded, wantedRuns(config.uses), 'fgsm-transfer/1', options, async (models, test, engines) => {
+    const both = await bothGradients(config.attack, (attack) => transferMatrices(models, test, attack, options.progress, engines));
     const [configured, other] = both;
     const files: Record<string, string> = { 'transfer.csv': matricesCsv(both) };
     for (const m of configured.measured) {

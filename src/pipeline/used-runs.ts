@@ -11,7 +11,8 @@ import { makeSplits, type Split } from '../data/dataset.js';
 import { countsOf, dataIdentity, type DataIdentity } from '../data/identity.js';
 import { cacheDir, explicitDataDir, resolveMnist } from '../data/source.js';
 import { digest } from '../data/verify.js';
-import type { NamedModel } from '../eval/transfer.js';
+import type { Engines, NamedModel } from '../eval/transfer.js';
+import { engineAttacks } from './engine-attack.js';
 import { otherGradient, type SoftmaxGradient } from '../models/classifier.js';
 import { loadModel } from '../models/weights-io.js';
 import { collectProvenance } from '../results/provenance.js';
@@ -97,15 +98,16 @@ export interface Measurement<Metrics> {
 }
 
 /**
- * Runs one experiment over runs: `measure` gets the used models (in the order of `wanted`) and the shared test
- * set; the record is `format` with its metrics. The models are disposed when it returns.
+ * Runs one experiment over runs: `measure` gets the used models (in the order of `wanted`), the shared test set and
+ * the WebGPU engine of each model it runs on (none off webgpu); the record is `format` with its metrics. The models
+ * and engines are disposed when it returns.
  */
 export async function runOverRuns<R extends CrossRunResult>(
   loaded: LoadedCrossRun<R['config']>,
   wanted: readonly WantedRun[],
   format: R['format'],
   options: CrossRunOptions,
-  measure: (models: NamedModel[], test: Split) => Promise<Measurement<R['metrics']>>,
+  measure: (models: NamedModel[], test: Split, engines: Engines) => Promise<Measurement<R['metrics']>>,
 ): Promise<{ record: R; dir: string }> {
   const started = new Date();
   const { config } = loaded;
@@ -157,7 +159,13 @@ export async function runOverRuns<R extends CrossRunResult>(
       progress.line(`${experiment.wanted.name}: ${dir}`);
     }
     const test = reference.test;
-    const measured = await measure(models, test);
+    const onEngine = await engineAttacks(models, config.attack, test, progress, config.kind);
+    let measured: Measurement<R['metrics']>;
+    try {
+      measured = await measure(models, test, onEngine.engines);
+    } finally {
+      onEngine.release();
+    }
 
     const data = reference.data;
     const hash = createHash('sha256')
