@@ -282,5 +282,28 @@ describe('audit', () => {
     // it records where the tabled figures were measured, not the backend of the invocation that tabled them
     assert.deepEqual(none.provenance.backend, second.provenance.backend);
     assert.match(tableOnly.stdout, /Not audited here \(left out with --only, or not yet measured\): tiny, tiny-sigmoid/);
+
+    // on webgpu every attack the engine takes runs there, the label-leaking probe and the transfer check included
+    const onGpu = join(dir, 'audit-webgpu');
+    const gpu = fgsmCli(['audit', results, '--out', onGpu, '--limit', '100', '--transfer-from', 'tiny', '--backend', 'webgpu'], env);
+    assert.equal(gpu.status, 0, gpu.stderr);
+    assert.match(gpu.stderr, /tiny-sigmoid: label-leaking probe \(WebGPU engine\)/);
+    assert.match(gpu.stderr, /tiny-sigmoid: FGSM made on tiny \(WebGPU engine\)/);
+    const engine = JSON.parse(readFileSync(join(onGpu, 'audit.json'), 'utf8')) as AuditRecord;
+    for (const [m, model] of engine.models.entries()) {
+      const onWasm = second.models[m]!;
+      const tfjsOnly = ['fgsm-softmax-minus-onehot', 'fgsm-exp-log-softmax-minus-onehot'];
+      assert.deepEqual(
+        [...model.onEngine!].sort(),
+        [...Object.keys(model.attacks).filter((key) => !tfjsOnly.includes(key)), 'label-leak', ...(model.transfer ? ['transfer'] : [])].sort(),
+        `${model.name}: measured on the engine`,
+      );
+      // wasm and webgpu round differently: within two examples of the 100
+      const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 0.02, `${model.name}, ${what}: webgpu ${a}, wasm ${b}`);
+      for (const [key, figures] of Object.entries(model.attacks))
+        figures.forEach((figure, e) => close(figure.error, onWasm.attacks[key]![e]!.error, `${key} at ε = ${figure.epsilon}`));
+      model.labelLeak!.forEach((leak, e) => close(leak.predictedLabels, onWasm.labelLeak![e]!.predictedLabels, `label leak at ε = ${leak.epsilon}`));
+      model.transfer?.figures.forEach((figure, e) => close(figure.error, onWasm.transfer!.figures[e]!.error, `transfer at ε = ${figure.epsilon}`));
+    }
   });
 });

@@ -30,6 +30,7 @@ import { ResidentFgsm, residentFgsmSupport } from '../src/engine/resident-fgsm.j
 import { evaluate, fgsmErrorRate, type Evaluation } from '../src/eval/evaluate.js';
 import type { ClassificationMetrics } from '../src/eval/metrics.js';
 import { agreementOf } from '../src/eval/agreement.js';
+import { labelLeakProbe } from '../src/eval/label-leak.js';
 import { ensembleMetrics } from '../src/eval/ensemble.js';
 import { transferMatrices } from '../src/eval/transfer.js';
 import { attackMeasures } from '../src/pipeline/audit.js';
@@ -564,7 +565,7 @@ test("BIM and PGD on the engine measure what tfjs's iterativeGradientSign does: 
   assert.equal(tf.memory().numTensors, tensors, 'no tensor left');
 });
 
-test("an audit's attacks on the engine equal tfjs's on the same device; the two float32 forms the engine does not take stay on tfjs", async () => {
+test("an audit's attacks and label-leaking probe on the engine equal tfjs's on the same device; the two float32 forms the engine does not take stay on tfjs", async () => {
   const runtime = await engineRuntime();
   const tensors = tf.memory().numTensors;
   const before = runtime.liveBuffers;
@@ -600,6 +601,8 @@ test("an audit's attacks on the engine equal tfjs's on the same device; the two 
         `${key}: the attack bites (${ours.map((f) => f.error)})`,
       );
     }
+    const probe = { epsilons: [0.1, 0.25], gradient: 'standard', clip: null, batchSize: 100 } as const;
+    assert.deepEqual(await labelLeakProbe(model, split, probe, onDevice), await labelLeakProbe(model, split, probe), 'the label-leaking probe');
   } finally {
     onDevice.dispose();
     model.dispose();

@@ -17,6 +17,7 @@ import { adversarialMetrics, type AdversarialBatch } from '../eval/adversarial-m
 import { cleanMetrics, evaluate } from '../eval/evaluate.js';
 import { classificationMetrics } from '../eval/metrics.js';
 import { labelLeakProbe } from '../eval/label-leak.js';
+import { scoreAdversarial, type Engines } from '../eval/transfer.js';
 import { maskingChecks, MUST_HOLD, type MaskingCheck } from '../eval/masking.js';
 import type { EngineGradient } from '../engine/kernels/cross-entropy.js';
 import { ENGINE_GRADIENTS, type ResidentFgsm } from '../engine/resident-fgsm.js';
@@ -265,9 +266,45 @@ export function attackMeasures(
   };
 }
 
-/** FGSM (standard gradient, clipped) made on `source`, scored by `model`. */
-async function transferFigures(source: Classifier, model: Classifier, test: Split, batchSize: number): Promise<AttackFigure[]> {
+/**
+ * The engines of a transfer check where the audited model has one (`onDevice`) and the engine takes the source: the
+ * source's own over the same test split, made here; null otherwise.
+ */
+async function transferOnEngine(
+  source: { run: FoundRun; model: Classifier },
+  model: Classifier,
+  test: Split,
+  onDevice: ResidentFgsm | null,
+  progress: Progress,
+  name: string,
+): Promise<{ engines: Engines; release(): void } | null> {
+  if (!onDevice) return null;
+  const made = await engineAttack(source.model.spec, ENGINE_AUDIT_ATTACK, test, progress, { purpose: `${name}: FGSM made on ${source.run.name}` });
+  if (!made) return null;
+  return {
+    engines: new Map([
+      [source.model, made.attack],
+      [model, onDevice],
+    ]),
+    release: () => made.release(),
+  };
+}
+
+/** FGSM (standard gradient, clipped) made on `source`, scored by `model`: on their engines where `engines` holds both. */
+async function transferFigures(source: Classifier, model: Classifier, test: Split, batchSize: number, engines?: Engines): Promise<AttackFigure[]> {
   const options = fgsmWith('standard', true);
+  if (engines) {
+    const attack = AttackSchema.parse({ epsilons: options.epsilons, clip: options.clip, gradient: options.gradient, batchSize });
+    const scored = await scoreAdversarial(source, [model], test, attack, () => {}, engines);
+    return figuresAt(
+      options.epsilons,
+      metricsOf(
+        model,
+        test,
+        scored.map((byScorer) => byScorer[0]!),
+      ),
+    );
+  }
   const make: AdversarialBatch = (x, y) => {
     const { adversarial, direction } = fastGradientSign(source, x, y, { ...options, countZeroGradients: false });
     tf.dispose(direction);
@@ -407,34 +444,47 @@ export async function auditResults(dir: string, options: AuditOptions): Promise<
           audit.seconds[key] = (performance.now() - t0) / 1000;
           return value;
         };
-        const missing = AUDIT_ATTACKS.some(({ key }) => !audit.attacks[key]);
+        const source = options.transferSources
+          .map((name) => sources.get(name))
+          .find((s) => s && s.run.dir !== run.dir && s.model.spec.classes.join() === model.spec.classes.join());
+        const transferWanted = source !== undefined && audit.transfer?.source !== source.run.name;
+        const missing = AUDIT_ATTACKS.some(({ key }) => !audit.attacks[key]) || !audit.labelLeak || transferWanted;
         const onDevice = missing ? await engineAttack(model.spec, ENGINE_AUDIT_ATTACK, test, progress, { purpose: `${run.name}: audit` }) : null;
+        const measuredOn = (key: string, onEngine: boolean) => {
+          const others = (audit.onEngine ?? []).filter((done) => done !== key);
+          audit.onEngine = onEngine ? [...others, key] : others;
+        };
+        const where = (onEngine: boolean) => (onEngine ? ' (WebGPU engine)' : '');
         try {
           for (const [key, { onEngine, figures }] of Object.entries(attackMeasures(model, test, batchSize, onDevice?.attack ?? null))) {
             if (audit.attacks[key]) continue;
-            progress.line(`${run.name}: ${key} on ${test.n} test examples${onEngine ? ' (WebGPU engine)' : ''}`);
+            progress.line(`${run.name}: ${key} on ${test.n} test examples${where(onEngine)}`);
             audit.attacks[key] = await timed(key, figures);
-            const others = (audit.onEngine ?? []).filter((done) => done !== key);
-            audit.onEngine = onEngine ? [...others, key] : others;
+            measuredOn(key, onEngine);
+            save();
+          }
+          if (!audit.labelLeak) {
+            progress.line(`${run.name}: label-leaking probe${where(onDevice !== null)}`);
+            audit.labelLeak = await timed('label-leak', () =>
+              labelLeakProbe(model, test, { epsilons: AUDIT_EPSILONS, gradient: 'standard', clip: null, batchSize }, onDevice?.attack ?? null),
+            );
+            measuredOn('label-leak', onDevice !== null);
+            save();
+          }
+          if (source && transferWanted) {
+            const onEngine = await transferOnEngine(source, model, test, onDevice?.attack ?? null, progress, run.name);
+            progress.line(`${run.name}: FGSM made on ${source.run.name}${where(onEngine !== null)}`);
+            try {
+              const figures = await timed('transfer', () => transferFigures(source.model, model, test, batchSize, onEngine?.engines));
+              audit.transfer = { source: source.run.name, figures };
+            } finally {
+              onEngine?.release();
+            }
+            measuredOn('transfer', onEngine !== null);
             save();
           }
         } finally {
           onDevice?.release();
-        }
-        if (!audit.labelLeak) {
-          progress.line(`${run.name}: label-leaking probe`);
-          audit.labelLeak = await timed('label-leak', () =>
-            labelLeakProbe(model, test, { epsilons: AUDIT_EPSILONS, gradient: 'standard', clip: null, batchSize }),
-          );
-          save();
-        }
-        const source = options.transferSources
-          .map((name) => sources.get(name))
-          .find((s) => s && s.run.dir !== run.dir && s.model.spec.classes.join() === model.spec.classes.join());
-        if (source && audit.transfer?.source !== source.run.name) {
-          progress.line(`${run.name}: FGSM made on ${source.run.name}`);
-          audit.transfer = { source: source.run.name, figures: await timed('transfer', () => transferFigures(source.model, model, test, batchSize)) };
-          save();
         }
         audit.checks = checksOf(audit);
         save();
