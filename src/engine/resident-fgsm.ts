@@ -284,7 +284,7 @@ export class ResidentFgsm {
    */
   async errorRates(model: Classifier, epsilons: readonly number[], gradient: EngineGradient): Promise<number[]> {
     const passes = await this.prepare(model, epsilons, gradient, null);
-    this.recordBatches(gradient, (b) => {
+    await this.recordBatches(gradient, (b) => {
       for (let g = 0; g < passes.groups; g++) passes.recordCount(b * passes.groups + g, this.batches.count);
     });
     const counts = new Uint32Array(await this.network.runtime.read(passes.buffer('counts'), 0, epsilons.length * 4));
@@ -305,7 +305,7 @@ export class ResidentFgsm {
     aim: AttackAim | null = null,
   ): Promise<ResidentAttack> {
     const passes = await this.prepare(model, epsilons, gradient, clip, aim);
-    this.recordBatches(gradient, (b) => {
+    await this.recordBatches(gradient, (b) => {
       passes.recordZeroDirections(b * passes.groups);
       for (let g = 0; g < passes.groups; g++) passes.recordProbabilities(b * passes.groups + g, this.batches.count);
     });
@@ -335,12 +335,9 @@ export class ResidentFgsm {
     aim: AttackAim | null = null,
   ): Promise<Float32Array[]> {
     const passes = await this.prepare(model, epsilons, gradient, clip, aim);
-    const { rows: n, count, examples } = this.batches;
+    const { rows: n, examples } = this.batches;
     const out = epsilons.map(() => new Float32Array(examples * IMAGE_SIZE));
-    const gradientPass = this.gradientPasses.get(gradient)!;
-    for (let b = 0; b < count; b++) {
-      for (const kernel of gradientPass.forward) kernel.record(b);
-      recordBackward(gradientPass, b, count);
+    await this.recordBatches(gradient, async (b) => {
       const kept = Math.min(n, examples - b * n) * IMAGE_SIZE;
       for (let g = 0; g < passes.groups; g++) {
         passes.recordExamples(b * passes.groups + g);
@@ -349,7 +346,7 @@ export class ResidentFgsm {
         const blocks = new Float32Array(await this.network.runtime.read(passes.buffer('adversarial'), 0, made * n * IMAGE_SIZE * 4));
         for (let e = 0; e < made; e++) out[first + e]!.set(blocks.subarray(e * n * IMAGE_SIZE, e * n * IMAGE_SIZE + kept), b * n * IMAGE_SIZE);
       }
-    }
+    });
     return out;
   }
 
@@ -562,14 +559,14 @@ export class ResidentFgsm {
     layout.copyIn(runtime, model.parameters, (p) => p.variable, parameters, 1);
   }
 
-  /** Per batch b: the gradient pass down to sign(∇ₓJ), then `afterwards(b)`. */
-  private recordBatches(gradient: EngineGradient, afterwards: (batch: number) => void): void {
+  /** Per batch b: the gradient pass down to sign(∇ₓJ), then `afterwards(b)` (awaited before the next batch). */
+  private async recordBatches(gradient: EngineGradient, afterwards: (batch: number) => void | Promise<void>): Promise<void> {
     const gradientPass = this.gradientPasses.get(gradient)!;
     const unindexed = this.batches.count;
     for (let b = 0; b < this.batches.count; b++) {
       for (const kernel of gradientPass.forward) kernel.record(b);
       recordBackward(gradientPass, b, unindexed);
-      afterwards(b);
+      await afterwards(b);
     }
   }
 
