@@ -11,7 +11,7 @@ import type { Progress } from '../core/progress.js';
 import type { Split } from '../data/dataset.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
 import type { EngineGradient } from '../engine/kernels/cross-entropy.js';
-import { residentFgsmSupport, type ResidentFgsm } from '../engine/resident-fgsm.js';
+import { residentFgsmSupport, type AttackAim, type ResidentFgsm } from '../engine/resident-fgsm.js';
 import { otherGradient, type Classifier, type SoftmaxGradient } from '../models/classifier.js';
 import { predictProbabilities } from '../models/inference.js';
 import { classificationMetrics, rubbishMetrics, saturatedCount, type ClassificationMetrics, type RubbishMetrics } from './metrics.js';
@@ -259,10 +259,7 @@ async function attackOnDevice(
   clean: Float32Array,
 ): Promise<AttackTally[]> {
   const { clip, labels, target } = fgsmOptionsFrom(options.attack, model.spec.classes);
-  const aim =
-    labels === 'true' && target === null
-      ? null
-      : { lossLabels: lossLabelsOf(clean, test.y.subarray(0, test.n), model.spec.classes.length, { labels, target }), targeted: target !== null };
+  const aim = await engineAim(device, model, { labels, target }, clean);
   const { attack } = options;
   const measure = async (gradient: EngineGradient): Promise<Omit<AttackTally, 'gradient'>> => {
     if (attack.method === 'fgsm') return await device.attack(model, attack.epsilons, gradient, clip, aim);
@@ -287,6 +284,25 @@ async function attackOnDevice(
     options.progress.update(tallies.length * test.n);
   }
   return tallies;
+}
+
+/**
+ * Whose labels J takes on `engine`'s split and which way the step goes, where not the true labels upwards (null):
+ * the classes lossLabelsOf picks from the clean probabilities (`clean`, or measured on the engine when not given).
+ */
+export async function engineAim(
+  engine: ResidentFgsm,
+  model: Classifier,
+  { labels, target }: Pick<FgsmOptions, 'labels' | 'target'>,
+  clean?: Float32Array,
+): Promise<AttackAim | null> {
+  if (labels === 'true' && target === null) return null;
+  const { split } = engine;
+  const probabilities = clean ?? (await engine.probabilities(model));
+  return {
+    lossLabels: lossLabelsOf(probabilities, split.y.subarray(0, split.n), model.spec.classes.length, { labels, target }),
+    targeted: target !== null,
+  };
 }
 
 /** The evaluation's engine, checked: it runs the configured attack on `model` and holds `test`. */

@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fastGradientSign } from '../attacks/fgsm.js';
 import type { Split } from '../data/dataset.js';
-import { lossLabelsOf } from '../attacks/gradient.js';
 import type { EngineGradient } from '../engine/kernels/cross-entropy.js';
 import { ENGINE_GRADIENTS, type ResidentFgsm } from '../engine/resident-fgsm.js';
 import type { Classifier, SoftmaxGradient } from '../models/classifier.js';
 import { adversarialMetrics } from './adversarial-metrics.js';
+import { engineAim } from './evaluate.js';
 import { classificationMetrics, type ClassificationMetrics } from './metrics.js';
 
 /** FGSM error at one ε with the true labels in J and with the model's own predictions (Kurakin et al. 2017). */
@@ -69,10 +69,7 @@ function engineProbe(model: Classifier, test: Split, options: LabelLeakOptions, 
   const labels = test.y.subarray(0, test.n);
   const k = model.spec.classes.length;
   return async (which) => {
-    const aim =
-      which === 'true'
-        ? null
-        : { lossLabels: lossLabelsOf(await onDevice.probabilities(model), labels, k, { labels: which, target: null }), targeted: false };
+    const aim = await engineAim(onDevice, model, { labels: which, target: null });
     const attack = await onDevice.attack(model, options.epsilons, options.gradient as EngineGradient, options.clip, aim);
     return attack.probabilities.map((p) => classificationMetrics(p, labels, k));
   };

@@ -5,13 +5,12 @@ import type { Progress } from '../core/progress.js';
 import type { Split } from '../data/dataset.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
 import { fastGradientSign } from '../attacks/fgsm.js';
-import { lossLabelsOf } from '../attacks/gradient.js';
 import type { EngineGradient } from '../engine/kernels/cross-entropy.js';
 import { residentFgsmSupport, type ResidentFgsm } from '../engine/resident-fgsm.js';
 import type { Classifier } from '../models/classifier.js';
 import { EnsembleClassifier } from '../models/ensemble.js';
 import { predictProbabilities } from '../models/inference.js';
-import { fgsmOptionsFrom } from './evaluate.js';
+import { engineAim, fgsmOptionsFrom } from './evaluate.js';
 import { classificationMetrics, type ClassificationMetrics } from './metrics.js';
 
 /**
@@ -126,13 +125,7 @@ export async function scoreAdversarial(
 async function adversarialOnEngine(source: Classifier, engine: ResidentFgsm, test: Split, attack: AttackConfig): Promise<Float32Array[]> {
   if (engine.split !== test) throw new Error(`transfer: the engine holds the ${engine.split.name} split, not this ${test.name} split`);
   const { clip, labels, target } = fgsmOptionsFrom(attack, source.spec.classes);
-  const aim =
-    labels === 'true' && target === null
-      ? null
-      : {
-          lossLabels: lossLabelsOf(await engine.probabilities(source), test.y.subarray(0, test.n), source.spec.classes.length, { labels, target }),
-          targeted: target !== null,
-        };
+  const aim = await engineAim(engine, source, { labels, target });
   return await engine.adversarial(source, attack.epsilons, attack.gradient as EngineGradient, clip, aim);
 }
 
