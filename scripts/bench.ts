@@ -14,7 +14,8 @@
  * WebGPU engine (one batch, the images resident). `--only pgd` measures PGD alone. On webgpu, the WebGPU engine (src/engine) beside tfjs's ops: the host's cost per J̃ step (steps/s of a
  * 16-unit network, whose arithmetic is negligible even on lavapipe, with its dispatches, uploads, reads and submits
  * per step counted on the device), then maxout J̃ and the stacked seeds on the engine, the engine's FGSM error rates,
- * and a run's evaluation with its attack on tfjs's ops and on the engine (on a software adapter over 2,000 examples). `--only engine` measures those alone. Data: FGSM_DATA_DIR, else the cache, else the embedded subset.
+ * a run's evaluation with its attack on tfjs's ops and on the engine, and §6's transfer between two networks both ways
+ * (on a software adapter over 2,000 examples). `--only engine` measures those alone. Data: FGSM_DATA_DIR, else the cache, else the embedded subset.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
@@ -33,6 +34,7 @@ import { MaxoutNetwork } from '../src/models/maxout.js';
 import { AttackSchema, TrainingSchema, type TrainingConfig } from '../src/config/schema.js';
 import { ResidentFgsm } from '../src/engine/resident-fgsm.js';
 import { evaluate } from '../src/eval/evaluate.js';
+import { transferMatrices } from '../src/eval/transfer.js';
 import { MaxoutEngine } from '../src/engine/maxout-engine.js';
 import { GpuRuntime } from '../src/engine/runtime.js';
 import { countDeviceCalls, type DeviceCalls } from './device-calls.js';
@@ -255,6 +257,31 @@ async function evaluationImagesPerSecond(
   }
 }
 
+/**
+ * §6's transfer between two (untrained) maxout networks at `epsilons`: each network's FGSM examples scored by both,
+ * through tfjs's webgpu ops or on an engine per network: test images/s per source and ε (the second of two calls; the
+ * first builds the pipelines).
+ */
+async function transferImagesPerSecond(
+  spec: ConstructorParameters<typeof MaxoutNetwork>[0],
+  test: Split,
+  epsilons: number[],
+  onEngine: boolean,
+): Promise<number> {
+  const models = [1, 2].map((seed) => ({ name: `seed${seed}`, model: new MaxoutNetwork(spec, 0.005, seed) }));
+  const engines = new Map<Classifier, ResidentFgsm>();
+  try {
+    if (onEngine) for (const { model } of models) engines.set(model, await ResidentFgsm.create(GpuRuntime.ofTfjsBackend(), spec, test));
+    const attack = AttackSchema.parse({ epsilons, batchSize: test.n });
+    await transferMatrices(models, test, attack, quiet, engines);
+    const seconds = await fastest(1, async () => void (await transferMatrices(models, test, attack, quiet, engines)));
+    return (models.length * test.n * epsilons.length) / seconds;
+  } finally {
+    for (const engine of engines.values()) engine.dispose();
+    for (const { model } of models) model.dispose();
+  }
+}
+
 const perStepLine = (calls: DeviceCalls): string =>
   `${calls.dispatches.toFixed(1)} dispatches, ${calls.uploads.toFixed(2)} uploads (${Math.round(calls.uploadedBytes).toLocaleString('en-US')} B), ${calls.reads.toFixed(3)} reads, ${calls.submits.toFixed(2)} submits a step`;
 
@@ -464,6 +491,13 @@ async function main(): Promise<void> {
       push([
         `a run's evaluation, maxout ${units}, ${test.n} test images, FGSM at ε = .1 and .25, both gradients, ${onEngine ? 'attack on the WebGPU engine' : "tfjs's webgpu ops"}, per gradient and ε`,
         await evaluationImagesPerSecond(engineSpec, test, paperEpsilons, onEngine),
+        'images/s',
+      ]);
+    }
+    for (const onEngine of [false, true]) {
+      push([
+        `transfer between two maxout ${units} networks, ${test.n} test images, FGSM at ε = .1 and .25 scored by both, ${onEngine ? 'on their WebGPU engines' : "tfjs's webgpu ops"}, per source and ε`,
+        await transferImagesPerSecond(engineSpec, test, paperEpsilons, onEngine),
         'images/s',
       ]);
     }
