@@ -279,6 +279,11 @@ export class ResidentFgsm {
     return this.attacked;
   }
 
+  /** Refuses a caller (`who`) that measures another split than the one resident here. */
+  assertHolds(split: Split, who: string): void {
+    if (split !== this.attacked) throw new Error(`${who}: the engine holds the ${this.attacked.name} split, not this ${split.name} split`);
+  }
+
   /**
    * The error rate at each of `epsilons`, in their order, of `model` (a network of the spec this was built for) on unclipped FGSM examples with ∇ₓJ in the `gradient` form: one read.
    */

@@ -310,7 +310,7 @@ function onDeviceFor(model: Classifier, test: Split, options: EvaluateOptions): 
   const device = options.onDevice!;
   const unsupported = residentFgsmSupport(model.spec, options.attack);
   if (unsupported) throw new Error(`evaluate: ${unsupported}`);
-  if (device.split !== test) throw new Error(`evaluate: the engine's attack holds the ${device.split.name} split, not this ${test.name} split`);
+  device.assertHolds(test, 'evaluate');
   return device;
 }
 

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { fastGradientSign } from '../attacks/fgsm.js';
 import type { Split } from '../data/dataset.js';
 import type { EngineGradient } from '../engine/kernels/cross-entropy.js';
-import { ENGINE_GRADIENTS, type ResidentFgsm } from '../engine/resident-fgsm.js';
+import type { ResidentFgsm } from '../engine/resident-fgsm.js';
 import type { Classifier, SoftmaxGradient } from '../models/classifier.js';
 import { adversarialMetrics } from './adversarial-metrics.js';
 import { engineAim } from './evaluate.js';
@@ -60,12 +60,9 @@ function tfjsProbe(model: Classifier, test: Split, options: LabelLeakOptions): P
     });
 }
 
-/** The probe on the WebGPU engine holding `test`: J's predicted labels from the clean probabilities measured there. */
+/** The probe on the WebGPU engine holding `test` (which refuses a gradient form it does not take): J's predicted labels from the clean probabilities measured there. */
 function engineProbe(model: Classifier, test: Split, options: LabelLeakOptions, onDevice: ResidentFgsm): Probe {
-  if (!ENGINE_GRADIENTS.includes(options.gradient as EngineGradient))
-    throw new Error(`the label-leaking probe on the engine takes the standard or the stable gradient, not ${options.gradient}`);
-  if (onDevice.split !== test)
-    throw new Error(`the label-leaking probe: the engine holds the ${onDevice.split.name} split, not this ${test.name} split`);
+  onDevice.assertHolds(test, 'the label-leaking probe');
   const labels = test.y.subarray(0, test.n);
   const k = model.spec.classes.length;
   return async (which) => {

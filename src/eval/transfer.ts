@@ -123,7 +123,7 @@ export async function scoreAdversarial(
 
 /** FGSM examples of the whole test set made on `source`'s engine, x̃ per ε: J's labels (predicted, a target) from its clean probabilities there. */
 async function adversarialOnEngine(source: Classifier, engine: ResidentFgsm, test: Split, attack: AttackConfig): Promise<Float32Array[]> {
-  if (engine.split !== test) throw new Error(`transfer: the engine holds the ${engine.split.name} split, not this ${test.name} split`);
+  engine.assertHolds(test, 'transfer');
   const { clip, labels, target } = fgsmOptionsFrom(attack, source.spec.classes);
   const aim = await engineAim(engine, source, { labels, target });
   return await engine.adversarial(source, attack.epsilons, attack.gradient as EngineGradient, clip, aim);

@@ -448,8 +448,8 @@ export async function auditResults(dir: string, options: AuditOptions): Promise<
           .map((name) => sources.get(name))
           .find((s) => s && s.run.dir !== run.dir && s.model.spec.classes.join() === model.spec.classes.join());
         const transferWanted = source !== undefined && audit.transfer?.source !== source.run.name;
-        const missing = AUDIT_ATTACKS.some(({ key }) => !audit.attacks[key]) || !audit.labelLeak || transferWanted;
-        const onDevice = missing ? await engineAttack(model.spec, ENGINE_AUDIT_ATTACK, test, progress, { purpose: `${run.name}: audit` }) : null;
+        const toMeasure = AUDIT_ATTACKS.some(({ key }) => !audit.attacks[key]) || !audit.labelLeak || transferWanted;
+        const onDevice = toMeasure ? await engineAttack(model.spec, ENGINE_AUDIT_ATTACK, test, progress, { purpose: `${run.name}: audit` }) : null;
         const measuredOn = (key: string, onEngine: boolean) => {
           const others = (audit.onEngine ?? []).filter((done) => done !== key);
           audit.onEngine = onEngine ? [...others, key] : others;
