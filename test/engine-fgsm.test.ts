@@ -65,10 +65,10 @@ const EPSILONS = [0, 0.01, 0.03, 0.1, 0.25];
 
 /** Labels from the model's own clean predictions, `flipped` of them changed: a clean error of flipped / n that FGSM raises visibly. */
 async function labelled(model: Classifier, x: Float32Array, n: number, flipped: number): Promise<Split> {
-  const predicted = tf.tidy(() => tf.argMax(model.logits(tf.tensor2d(x, [n, 784])), 1));
+  const predicted = tf.tidy(() => tf.argMax(model.probabilities(model.logits(tf.tensor2d(x, [n, 784]))), 1));
   const y = new Int32Array(await predicted.data());
   predicted.dispose();
-  for (let i = 0; i < flipped; i++) y[i * 3] = (y[i * 3]! + 1) % 10;
+  for (let i = 0; i < flipped; i++) y[i * 3] = (y[i * 3]! + 1) % model.spec.classes.length;
   return { name: 'test', x, y, n };
 }
 
@@ -97,6 +97,7 @@ test('the pass kernels equal their references: x̃ clipped and not, padding, a s
     { cleanStart: 4, firstSlot: 3, epsilons: 2 },
   ];
   const logits = Float32Array.from({ length: groupSize * n * classes }, () => random.int(4) * 3 - 4);
+  logits[1] = 0; // logistic regression's σ(0) = .5 = 1 − σ(0): class 0, as argMax takes it
   const labels = Uint32Array.from({ length: examples }, () => random.int(classes));
   const counts = Uint32Array.from([5, 0, 2, 1, 3]);
   const tallies = Uint32Array.from([2, 0, 0, 0, 0, 0]);
@@ -128,21 +129,38 @@ test('the pass kernels equal their references: x̃ clipped and not, padding, a s
   }
   writer.dispose();
 
-  const counter = await ErrorCount.create(runtime, { ...shape, classes }, buffers);
-  counter.record(1);
-  const counted = new Uint32Array(await read(buffers.counts, 20));
-  assert.deepEqual(counted, errorCountReference({ ...shape, classes }, passes[1]!, logits, labels, rowIndex, counts));
-  assert.deepEqual(Array.from(counted.subarray(0, 3)), [5, 0, 2], 'the other slots untouched');
-  counter.dispose();
+  // logistic regression: two classes from one logit a row
+  for (const output of [
+    { classes, top: 'softmax' },
+    { classes: 2, top: 'logistic' },
+  ] as const) {
+    const labelsOfTop = output.top === 'logistic' ? labels.map((c) => c % 2) : labels;
+    runtime.write(buffers.labels, labelsOfTop);
+    runtime.write(buffers.counts, counts);
+    const counter = await ErrorCount.create(runtime, { ...shape, ...output }, buffers);
+    counter.record(1);
+    const counted = new Uint32Array(await read(buffers.counts, 20));
+    assert.deepEqual(counted, errorCountReference({ ...shape, ...output }, passes[1]!, logits, labelsOfTop, rowIndex, counts), output.top);
+    assert.deepEqual(Array.from(counted.subarray(0, 3)), [5, 0, 2], `${output.top}: the other slots untouched`);
+    counter.dispose();
+  }
+  runtime.write(buffers.labels, labels);
 
-  for (const top of ['softmax', 'sigmoid'] as const) {
+  for (const output of [
+    { classes, top: 'softmax' },
+    { classes, top: 'sigmoid' },
+    { classes: 2, top: 'logistic' },
+  ] as const) {
+    const { top } = output;
     runtime.write(buffers.probabilities, probabilities);
-    const kernel = await Probabilities.create(runtime, { ...shape, classes, top }, buffers);
+    const kernel = await Probabilities.create(runtime, { ...shape, ...output }, buffers);
     kernel.record(1);
     const written = new Float32Array(await read(buffers.probabilities, probabilities.byteLength));
-    const expected = probabilitiesReference({ ...shape, classes, top }, passes[1]!, logits, probabilities);
+    const expected = probabilitiesReference({ ...shape, ...output }, passes[1]!, logits, probabilities);
+    // logistic regression's 1 − σ(z) is a float32 difference (as tfjs's sub(1, p)): exact to float32's absolute rounding only
+    const floor = top === 'logistic' ? 1 : 1e-3;
     written.forEach((p, i) =>
-      assert.ok(Math.abs(p - expected[i]!) <= 1e-6 * Math.max(1e-3, expected[i]!), `${top} [${i}]: ${p} against ${expected[i]}`),
+      assert.ok(Math.abs(p - expected[i]!) <= 1e-6 * Math.max(floor, expected[i]!), `${top} [${i}]: ${p} against ${expected[i]}`),
     );
     assert.ok(
       expected.some((p) => p > 0),
@@ -232,7 +250,7 @@ test('IterateStep equals its reference: both starts, steps up and down (targeted
   assert.equal(runtime.liveBuffers, before);
 });
 
-test("KeepWorst equals its reference: each restart's iterate kept where the attack did best (a success first, then the higher loss, or the lower targeted), both tops", async () => {
+test("KeepWorst equals its reference: each restart's iterate kept where the attack did best (a success first, then the higher loss, or the lower targeted), every top", async () => {
   const runtime = await engineRuntime();
   const before = runtime.liveBuffers;
   const random = stream(13, 'engine-keep-worst');
@@ -254,9 +272,16 @@ test("KeepWorst equals its reference: each restart's iterate kept where the atta
     bestSuccess: runtime.buffer('bestSuccess', n * 4),
     bestObjective: runtime.buffer('bestObjective', n * 4),
   };
-  for (const top of ['softmax', 'sigmoid'] as const) {
+  for (const output of [
+    { classes, top: 'softmax' },
+    { classes, top: 'sigmoid' },
+    { classes: 2, top: 'logistic' },
+  ] as const) {
+    const { top } = output;
+    const labelsOfTop = top === 'logistic' ? labels.map((c) => c % 2) : labels;
+    runtime.write(buffers.labels, labelsOfTop);
     for (const targeted of [false, true]) {
-      const shape = { batchRows: n, inputs, examples, classes, top, sigmoidLoss: 'mean' } as const;
+      const shape = { batchRows: n, inputs, examples, ...output, sigmoidLoss: 'mean' } as const;
       const kernel = await KeepWorst.create(runtime, shape, buffers);
       runtime.write(buffers.aim, Uint32Array.from([targeted ? 1 : 0]));
       let host: ReturnType<typeof keepWorstReference> = {
@@ -271,7 +296,7 @@ test("KeepWorst equals its reference: each restart's iterate kept where the atta
         runtime.write(buffers.logits, logits);
         runtime.write(buffers.iterate, iterate);
         kernel.record(passes.indexOf(pass));
-        host = keepWorstReference(shape, pass, { logits, labels, rowIndex, iterate, ...host }, targeted);
+        host = keepWorstReference(shape, pass, { logits, labels: labelsOfTop, rowIndex, iterate, ...host }, targeted);
         const what = `${top}, ${targeted ? 'targeted' : 'untargeted'}, restart ${i}`;
         assert.deepEqual(new Float32Array(await runtime.read(buffers.best, 0, n * inputs * 4)), host.best, `${what}: kept iterates`);
         assert.deepEqual(new Uint32Array(await runtime.read(buffers.bestSuccess, 0, n * 4)), host.bestSuccess, `${what}: successes`);
@@ -430,6 +455,7 @@ function assertSameAttack(engine: Evaluation, tfjs: Evaluation, what: string, sl
 }
 
 const SOFTMAX_REGRESSION: ModelSpec = { kind: 'softmax', inputSize: 784, classes: SPEC.classes, maxColumnNorm: null };
+const LOGISTIC_REGRESSION: ModelSpec = { kind: 'logistic', inputSize: 784, classes: [3, 7], maxColumnNorm: null };
 
 /** Rubbish inputs of an evaluation: two batches of 128 rows, the second short. */
 const RUBBISH_SAMPLES = 200;
@@ -481,7 +507,7 @@ async function bothEvaluations(
   }
 }
 
-test("a run's evaluation on the engine measures what tfjs's does: both tops, softmax regression, clipped and not, a saturated network, predicted labels, targets; 2 reads and 13 dispatches a batch per gradient (7 without hidden layers), one read each for the clean and the rubbish probabilities", async () => {
+test("a run's evaluation on the engine measures what tfjs's does: both tops, softmax and logistic regression, clipped and not, a saturated network, predicted labels, targets; 2 reads and 13 dispatches a batch per gradient (7 without hidden layers), one read each for the clean and the rubbish probabilities", async () => {
   const runtime = await engineRuntime();
   const tensors = tf.memory().numTensors;
   const before = runtime.liveBuffers;
@@ -496,6 +522,8 @@ test("a run's evaluation on the engine measures what tfjs's does: both tops, sof
     { spec: SPEC, factor: 5, clip: 'none', slack: 0, dispatches: 13, aim: { labels: 'predicted' } },
     { spec: { ...SPEC, top: 'sigmoid' }, factor: 5, clip: [0, 1], slack: 0, dispatches: 13, aim: { labels: 'predicted', target: 'least-likely' } },
     { spec: SOFTMAX_REGRESSION, factor: 10, clip: [0, 1], slack: 0, dispatches: 7, aim: { target: 3 } },
+    { spec: LOGISTIC_REGRESSION, factor: 10, clip: 'none', slack: 0, dispatches: 7 },
+    { spec: LOGISTIC_REGRESSION, factor: 10, clip: [0, 1], slack: 0, dispatches: 7, aim: { labels: 'predicted' } },
   ];
   for (const { spec, factor, clip, slack, dispatches, aim } of cases) {
     await bothEvaluations(spec, factor, { epsilons: EPSILONS, clip, ...aim }, async ({ model, split, onDevice, tfjs, engine, ...counted }) => {
@@ -689,7 +717,7 @@ test("transfer, agreement and the ensemble with the models' engines measure what
   assert.equal(tf.memory().numTensors, tensors, 'no tensor left');
 });
 
-test('the engine runs FGSM, BIM and PGD, standard or stable, any labels and target, on a maxout network or softmax regression; it says what else lacks', () => {
+test('the engine runs FGSM, BIM and PGD, standard or stable, any labels and target, on a maxout network or softmax or logistic regression; it says what else lacks', () => {
   const fgsm = AttackSchema.parse({});
   assert.equal(residentFgsmSupport(SPEC, fgsm), null);
   assert.equal(residentFgsmSupport(SPEC, AttackSchema.parse({ method: 'pgd' })), null);
@@ -700,8 +728,15 @@ test('the engine runs FGSM, BIM and PGD, standard or stable, any labels and targ
   assert.match(residentFgsmSupport(SPEC, { ...fgsm, gradient: 'softmax-minus-onehot' })!, /standard or the stable/);
   assert.equal(residentFgsmSupport({ ...SPEC, layers: [] }, fgsm), null);
   assert.equal(residentFgsmSupport(SOFTMAX_REGRESSION, fgsm), null);
-  const logistic: ModelSpec = { ...SOFTMAX_REGRESSION, kind: 'logistic', classes: [3, 7] };
-  assert.match(residentFgsmSupport(logistic, fgsm)!, /maxout networks and softmax regression, not logistic/);
+  assert.equal(residentFgsmSupport(LOGISTIC_REGRESSION, fgsm), null);
+  const rbf: ModelSpec = {
+    ...SOFTMAX_REGRESSION,
+    kind: 'rbf',
+    output: 'independent',
+    precision: 'clamp',
+    init: { centres: 'class-means', precision: 0.05 },
+  };
+  assert.match(residentFgsmSupport(rbf, fgsm)!, /maxout networks and softmax and logistic regression, not rbf/);
 });
 
 test("what the adapter cannot bind is refused before anything is made: the split's images, or the probabilities of a long grid", async () => {

@@ -7,10 +7,12 @@ import { crossEntropyReference } from '../src/engine/kernels/cross-entropy-refer
 import { encodeSteps, type LaneStep } from '../src/engine/kernels/step-record.js';
 import { Update, type UpdateShape } from '../src/engine/kernels/update.js';
 import { updateReference } from '../src/engine/kernels/update-reference.js';
+import type { EngineTop } from '../src/engine/network.js';
 import { PackedLayout } from '../src/engine/parameters.js';
 import { STEP_RECORD_BYTES, type GpuRuntime } from '../src/engine/runtime.js';
 import type { Classifier, MaxoutTop, ModelSpec, SigmoidLoss } from '../src/models/classifier.js';
 import { applyMaxColumnNorm } from '../src/models/dense.js';
+import { LogisticRegression } from '../src/models/linear.js';
 import { MaxoutNetwork } from '../src/models/maxout.js';
 import { minibatchObjective } from '../src/train/objective.js';
 import { MomentumSgd } from '../src/train/sgd.js';
@@ -89,7 +91,7 @@ function split(values: Float32Array, lanes: number, batch: number, classes: numb
   return { clean, adversarial };
 }
 
-const alphaMix = (top: MaxoutTop, sigmoidLoss: SigmoidLoss, gradient: EngineGradient, classes: number): CrossEntropyShape => ({
+const alphaMix = (top: EngineTop, sigmoidLoss: SigmoidLoss, gradient: EngineGradient, classes: number): CrossEntropyShape => ({
   lanes: 2,
   rows: 10,
   batch: 5,
@@ -313,6 +315,64 @@ test('the FGSM pass (weight 1 per row) equals tfjs’s gradient of Σ J on satur
       assert.equal(got.dLogits[labels[0]!] === 0, gradient === 'standard', `${what}: the saturated row's ∂J/∂z_y`);
     }
   }
+});
+
+test('logistic regression’s loss (one logit, two classes) equals its reference and tfjs’s gradient of minibatchObjective, large margins and σ(z) = .5 included', async () => {
+  const runtime = await engineRuntime();
+  const labels = labelsOf(2);
+  const shape = alphaMix('logistic', 'sum', 'standard', 2);
+  const logits = uniform(9, shape.lanes * shape.rows, -4, 4);
+  // margins of 30 either way (σ(−y·z) down to 1e-13: the gradient must not round to 0 through 1 − σ), and a logit of 0
+  logits.set([30, -30, 0], 0);
+  logits.set([-25, 28], 12);
+  const got = await runCrossEntropy(runtime, shape, logits, labels, STEPS, 1, 2);
+  const want = crossEntropyReference(shape, logits, labels, rowIndexOf(2), [0, 6]);
+  assert.ok(maxRelativeDifference(got.dLogits, want.dLogits, 1e-12) < 1e-5, 'gradient as the reference');
+  assert.ok(maxRelativeDifference([got.stats[4]!, got.stats[6]!], want.objective) < 1e-5, 'objective as the reference');
+  assert.deepEqual([got.stats[5], got.stats[7]], want.misclassified, 'misclassified as the reference');
+  assert.ok(
+    got.dLogits.every((d) => d !== 0),
+    'no row’s gradient vanishes',
+  );
+
+  const spec: ModelSpec = { kind: 'logistic', inputSize: 1, classes: [0, 1], maxColumnNorm: null };
+  const regression = new LogisticRegression(spec, 0.005, 1);
+  const model: Classifier = {
+    spec,
+    parameters: [],
+    logits: (x) => x,
+    loss: (z, y) => regression.loss(z, y),
+    probabilities: (z) => regression.probabilities(z),
+    logProbabilities: (z) => regression.logProbabilities(z),
+    constrain: () => undefined,
+    reinitialize: () => undefined,
+    dispose: () => undefined,
+  };
+  const rowIndex = rowIndexOf(2);
+  const { clean, adversarial } = split(logits, 2, shape.batch, 1);
+  const y = Array.from(
+    { length: 2 * shape.batch },
+    (_, i) => labels[rowIndex[Math.floor(i / shape.batch) * EXAMPLES + (i < shape.batch ? 0 : 6) + (i % shape.batch)]!]!,
+  );
+  const [gradients, objective] = tf.tidy(() => {
+    const [x, xt] = [tf.tensor2d(clean, [2 * shape.batch, 1]), tf.tensor2d(adversarial, [2 * shape.batch, 1])];
+    const labelTensor = tf.tensor1d(y, 'int32');
+    const mixing = { mixing: 'alpha-mix' as const, alpha: 0.3 };
+    const grads = tf.grads(
+      (a: tf.Tensor, b: tf.Tensor) => minibatchObjective(model, a as tf.Tensor2D, labelTensor, b as tf.Tensor2D, mixing, [1, 2]).loss,
+    );
+    const result = minibatchObjective(model, x, labelTensor, xt, mixing, [1, 2]);
+    return [grads([x, xt]), tf.concat([result.networkLosses, result.misclassified])];
+  });
+  const [dx, dxt] = await Promise.all(gradients.map((g) => g.data<'float32'>()));
+  const tfjsStats = await objective.data<'float32'>();
+  tf.dispose([...gradients, objective]);
+  regression.dispose();
+  const device = split(got.dLogits, 2, shape.batch, 1);
+  assert.ok(maxRelativeDifference(device.clean, dx!, 1e-12) < 1e-5, '∂/∂x as tfjs');
+  assert.ok(maxRelativeDifference(device.adversarial, dxt!, 1e-12) < 1e-5, '∂/∂x̃ as tfjs');
+  assert.ok(maxRelativeDifference([got.stats[4]!, got.stats[6]!], tfjsStats.subarray(0, 2)) < 1e-5, 'objective as tfjs');
+  assert.deepEqual([got.stats[5], got.stats[7]], Array.from(tfjsStats.subarray(2)), 'misclassified as tfjs');
 });
 
 const LAYOUT = new PackedLayout([

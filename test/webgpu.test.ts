@@ -322,17 +322,17 @@ describe('webgpu backend (lavapipe without a GPU)', () => {
     );
   });
 
-  /** TINY_MAXOUT run by `fgsm run` with `args`: its record and its weights. */
-  const wholeRun = (dir: string, label: string, args: string[]) => {
-    const config = join(dir, 'tiny.yaml');
-    writeFileSync(config, TINY_MAXOUT);
+  /** TINY_MAXOUT (or `yaml`, the experiment `name`) run by `fgsm run` with `args`: its record and its weights. */
+  const wholeRun = (dir: string, label: string, args: string[], yaml = TINY_MAXOUT, name = 'tiny') => {
+    const config = join(dir, `${name}.yaml`);
+    writeFileSync(config, yaml);
     const results = join(dir, label);
     const out = spawnSync(process.execPath, [join('bin', 'fgsm.js'), 'run', config, '--results-dir', results, ...args], {
       encoding: 'utf8',
       env: { ...process.env, FORCE_COLOR: '0' },
     });
     assert.equal(out.status, 0, out.stderr);
-    const runDir = join(results, 'tiny', readdirSync(join(results, 'tiny'))[0]!);
+    const runDir = join(results, name, readdirSync(join(results, name))[0]!);
     const result = JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')) as ResultRecord;
     const bytes = readFileSync(join(runDir, 'model', 'weights.bin'));
     return { result, output: out.stdout + out.stderr, weights: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) };
@@ -417,6 +417,29 @@ describe('webgpu backend (lavapipe without a GPU)', () => {
         `ε = ${point.epsilon}: ${point.error} against ${onWasm.record.points[i].error}`,
       ),
     );
+  });
+
+  test("a whole logistic regression run (3 vs 7) on the WebGPU engine, its last minibatch ragged: wasm's parameters and metrics", () => {
+    const dir = tempDir();
+    const yaml = `name: tiny-logreg
+seed: 2
+backend: wasm
+data:
+  source: auto
+  limit: { train: 1000, validation: 300, test: 300 }
+  digits: [3, 7]
+model: { kind: logistic, init: { range: 0.005 }, maxColumnNorm: null }
+training: { epochs: 3, batchSize: 30, earlyStopping: { metric: validation-error, patience: 5 } }
+attack: { epsilons: [0.1, 0.25] }
+evaluation: { rubbish: { samples: 200 }, figureExamples: 2 }
+`;
+    const engine = wholeRun(dir, 'engine', ['--backend', 'webgpu'], yaml, 'tiny-logreg');
+    assert.equal(engine.result.provenance.trainer, 'webgpu-engine');
+    assert.equal(engine.result.provenance.attacker, 'webgpu-engine');
+    assert.match(engine.output, /training: the WebGPU engine/);
+    const examples = engine.result.data.counts.train;
+    assert.notEqual(examples % 30, 0, `${examples} training examples: a ragged last minibatch`);
+    assertSameRun(engine, wholeRun(dir, 'wasm', ['--backend', 'wasm'], yaml, 'tiny-logreg'), 1e-4);
   });
 
   test("two seeds on webgpu train as one stacked network (auto), on tfjs's ops or on the engine, each ending as on wasm one by one", () => {

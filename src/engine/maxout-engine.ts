@@ -12,21 +12,21 @@ import { asMaxout, layoutOf, stackedParametersTooLarge, type MaxoutSpec } from '
 import type { PackedLayout } from './parameters.js';
 import { ResidentData } from './resident-data.js';
 import { GpuRuntime } from './runtime.js';
-import { StepProgram, type EngineTraining } from './step-program.js';
+import { StepProgram, type EngineTraining, type ProgramShape } from './step-program.js';
 
 /** Minibatches between reads of the losses and error counts (the progress bar moves, divergence is caught): the only waits. */
 export const READ_EVERY = 50;
 
 /**
  * Why the engine cannot train this network and objective (null: it can). What it runs: maxout networks with the
- * softmax or independent-sigmoid top (and softmax regression, one with no hidden layer), dropout from the
+ * softmax or independent-sigmoid top (and softmax and logistic regression, networks with no hidden layer), dropout from the
  * counter-based stream threefry-v1 or none, trained clean, adversarially (§6's J̃ in each gradient state and form) or
  * on §6's noise controls (whose noise threefry-v1 also draws: so only with that dropout), with momentum, max-norm,
  * weight decay and L1.
  */
 export function engineSupport(spec: ModelSpec, objective: ObjectiveConfig, lanes = 1): string | null {
   const network = asMaxout(spec);
-  if (!network) return `it trains maxout networks and softmax regression, not ${spec.kind}`;
+  if (!network) return `it trains maxout networks and softmax and logistic regression, not ${spec.kind}`;
   const stream = network.dropout ? (network.dropout.stream ?? 'sfc32-rows') : null;
   if (stream && stream !== 'threefry-v1')
     return `it draws dropout on the device from the counter-based stream: set model.dropout.stream: threefry-v1 (this config uses ${stream})`;
@@ -46,6 +46,7 @@ export function engineSupport(spec: ModelSpec, objective: ObjectiveConfig, lanes
  * and evaluation see tfjs variables as they do after trainEpoch.
  */
 export class MaxoutEngine implements EpochEngine {
+  private readonly network: MaxoutSpec;
   private readonly layout: PackedLayout;
   private readonly resident: ResidentData;
   private program: StepProgram | null = null;
@@ -53,10 +54,13 @@ export class MaxoutEngine implements EpochEngine {
 
   constructor(
     private readonly runtime: GpuRuntime,
-    private readonly spec: MaxoutSpec,
+    private readonly spec: ModelSpec,
     private readonly training: EngineTraining,
   ) {
-    this.layout = layoutOf(spec);
+    const network = asMaxout(spec);
+    if (!network) throw new Error(`the WebGPU engine cannot train this: ${engineSupport(spec, training.objective)}`);
+    this.network = network;
+    this.layout = layoutOf(network);
     this.resident = new ResidentData(runtime);
   }
 
@@ -64,7 +68,7 @@ export class MaxoutEngine implements EpochEngine {
   static onTfjsDevice(spec: ModelSpec, training: EngineTraining): MaxoutEngine {
     const reason = engineSupport(spec, training.objective);
     if (reason) throw new Error(`the WebGPU engine cannot train this: ${reason}`);
-    return new MaxoutEngine(GpuRuntime.ofTfjsBackend(), asMaxout(spec)!, training);
+    return new MaxoutEngine(GpuRuntime.ofTfjsBackend(), spec, training);
   }
 
   get counters() {
@@ -79,18 +83,22 @@ export class MaxoutEngine implements EpochEngine {
   async trainEpoch(context: EpochContext, lanes: readonly LaneEpoch[]): Promise<EpochRecord[] | null> {
     const { config, progress } = context;
     const batchSize = config.batchSize;
+    // a ragged last minibatch has kernels of its own, which every lane would have to need at the same step
     const ragged = lanes.find((lane) => lane.stage.split.n % batchSize !== 0);
-    if (ragged) throw new Error(`the WebGPU engine trains whole minibatches only: a split of ${ragged.stage.split.n} in batches of ${batchSize}`);
+    if (ragged && lanes.length > 1)
+      throw new Error(`stacked seeds train whole minibatches only: a split of ${ragged.stage.split.n} in batches of ${batchSize}`);
+    const remainder = lanes.length === 1 ? lanes[0]!.stage.split.n % batchSize : 0;
     const reason = engineSupport(this.spec, this.training.objective, lanes.length);
     if (reason) throw new Error(`the WebGPU engine cannot train this: ${reason}`);
     const plans = lanes.map((lane) => {
       const epoch = lane.state.epoch + 1;
       const { split } = lane.stage;
-      return { ...lane, epoch, batches: split.n / batchSize, momentum: lane.stage.momentum.at(epoch), base: this.resident.baseOf(split) };
+      return { ...lane, epoch, batches: Math.ceil(split.n / batchSize), momentum: lane.stage.momentum.at(epoch), base: this.resident.baseOf(split) };
     });
     const steps = Math.max(...plans.map((plan) => plan.batches));
     const indexStride = Math.max(...plans.map((plan) => plan.stage.split.n));
-    const program = await this.programFor(lanes.length, batchSize, indexStride, steps);
+    const program = await this.programFor({ lanes: lanes.length, batchSize, remainder, indexStride, steps });
+    const rowsOf = (b: number) => (remainder > 0 && b === steps - 1 ? remainder : batchSize);
 
     // the epoch's row indices and per-step records: its only uploads
     const rowIndex = new Uint32Array(lanes.length * indexStride);
@@ -155,11 +163,11 @@ export class MaxoutEngine implements EpochEngine {
                 'lower training.learningRate.initial; the last good checkpoint is kept',
               );
             }
-            sums[l]!.loss += loss * batchSize;
+            sums[l]!.loss += loss * rowsOf(b);
             sums[l]!.errors += stats[(b - from) * lanes.length * 2 + l * 2 + 1]!;
           }
         });
-        const seen = plans.reduce((sum, plan, l) => sum + sums[l]!.loss / (Math.min(to, plan.batches) * batchSize), 0) / plans.length;
+        const seen = plans.reduce((sum, plan, l) => sum + sums[l]!.loss / Math.min(plan.stage.split.n, to * batchSize), 0) / plans.length;
         progress.update(to, `loss ${seen.toFixed(4)}`);
         await yieldToEventLoop();
         if (context.signal?.aborted) {
@@ -207,13 +215,13 @@ export class MaxoutEngine implements EpochEngine {
   }
 
   /** The step program for this many lanes and shapes, rebuilt when they (or the resident data) change. */
-  private async programFor(lanes: number, batchSize: number, indexStride: number, steps: number): Promise<StepProgram> {
-    const wanted = { lanes, batchSize, indexStride, steps, residentVersion: this.resident.version };
+  private async programFor(shape: Omit<ProgramShape, 'residentVersion'>): Promise<StepProgram> {
+    const wanted = { ...shape, residentVersion: this.resident.version };
     if (this.program && !this.program.fits(wanted)) {
       this.program.dispose();
       this.program = null;
     }
-    this.program ??= await StepProgram.create(this.runtime, this.spec, this.training, this.layout, this.resident, wanted);
+    this.program ??= await StepProgram.create(this.runtime, this.network, this.training, this.layout, this.resident, wanted);
     return this.program;
   }
 
@@ -224,7 +232,7 @@ export class MaxoutEngine implements EpochEngine {
    */
   async fgsmErrorRate(model: Classifier, split: Split, epsilon: number, gradient: SoftmaxGradient): Promise<number | null> {
     // ResidentFgsm reads the batch through a first hidden layer: softmax regression's stay on tfjs's ops
-    if ((gradient !== 'standard' && gradient !== 'stable') || this.spec.layers.length === 0) return null;
+    if ((gradient !== 'standard' && gradient !== 'stable') || this.network.layers.length === 0) return null;
     return (await (await this.residentFgsm(split)).errorRates(model, [epsilon], gradient))[0]!;
   }
 

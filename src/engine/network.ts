@@ -1,16 +1,28 @@
-import type { ModelSpec } from '../models/classifier.js';
+import type { MaxoutTop, ModelSpec } from '../models/classifier.js';
 import { PackedLayout } from './parameters.js';
 
-/** The networks the engine runs, all in one form: maxout layers (none for softmax regression) under a softmax or sigmoid top. */
-export type MaxoutSpec = Extract<ModelSpec, { kind: 'maxout' }>;
+/**
+ * The output layer of the engine's networks: the maxout tops, or logistic regression's (§5): one logit z,
+ * P(class 1) = σ(z), J = softplus(−y·z) with y = ±1 (LogisticRegression).
+ */
+export type EngineTop = MaxoutTop | 'logistic';
 
-/** Softmax regression as the engine sees it: a maxout network with no hidden layer under the softmax top; null for other kinds. */
+/**
+ * The networks the engine runs, all in one form: maxout layers (none for softmax or logistic regression) under a
+ * softmax, sigmoid or logistic top.
+ */
+export type MaxoutSpec = Omit<Extract<ModelSpec, { kind: 'maxout' }>, 'top'> & { top: EngineTop };
+
+/** The network as the engine runs it: a maxout network, or softmax or logistic regression as one with no hidden layer; null for other kinds. */
 export function asMaxout(spec: ModelSpec): MaxoutSpec | null {
   if (spec.kind === 'maxout') return spec;
-  if (spec.kind !== 'softmax') return null;
+  if (spec.kind !== 'softmax' && spec.kind !== 'logistic') return null;
   const { inputSize, classes, maxColumnNorm } = spec;
-  return { kind: 'maxout', inputSize, classes, maxColumnNorm, layers: [], dropout: null, top: 'softmax', sigmoidLoss: 'sum' };
+  return { kind: 'maxout', inputSize, classes, maxColumnNorm, layers: [], dropout: null, top: spec.kind, sigmoidLoss: 'sum' };
 }
+
+/** Logits per example: one per class, but logistic regression's single one (its two probabilities are 1 − σ(z) and σ(z)). */
+export const logitColumns = (top: EngineTop, classes: number): number => (top === 'logistic' ? 1 : classes);
 
 /** The packed layout of a network's parameters: each maxout layer's inputs × (units · pieces), then the top's. */
 export function layoutOf(spec: MaxoutSpec): PackedLayout {
@@ -20,7 +32,7 @@ export function layoutOf(spec: MaxoutSpec): PackedLayout {
     inputs = layer.units;
     return shape;
   });
-  return new PackedLayout([...shapes, { inputs, columns: spec.classes.length }]);
+  return new PackedLayout([...shapes, { inputs, columns: logitColumns(spec.top, spec.classes.length) }]);
 }
 
 /**

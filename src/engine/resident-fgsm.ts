@@ -89,11 +89,11 @@ export const ENGINE_GRADIENTS: readonly EngineGradient[] = ['standard', 'stable'
 
 /**
  * Whether ResidentFgsm measures `attack` on `spec` as evaluate does (FGSM, BIM, or PGD, with the
- * standard or the stable gradient, any labels and target, on a maxout network or softmax regression): null, or
+ * standard or the stable gradient, any labels and target, on a maxout network or softmax or logistic regression): null, or
  * what it lacks.
  */
 export function residentFgsmSupport(spec: ModelSpec, attack: AttackConfig): string | null {
-  if (!asMaxout(spec)) return `the engine attacks maxout networks and softmax regression, not ${spec.kind}`;
+  if (!asMaxout(spec)) return `the engine attacks maxout networks and softmax and logistic regression, not ${spec.kind}`;
   if (spec.inputSize !== IMAGE_SIZE) return `the engine attacks ${IMAGE_SIZE}-pixel images, not ${spec.inputSize}`;
   if (!ENGINE_GRADIENTS.includes(attack.gradient as EngineGradient))
     return `the engine takes ∇ₓJ with the standard or the stable gradient, not ${attack.gradient}`;
@@ -170,7 +170,7 @@ class Holdings {
 }
 
 /**
- * FGSM on a maxout network (or softmax regression, one with no hidden layer) over one split resident on the device: the error at several ε, as fgsmErrorRate measures
+ * FGSM on a maxout network (or softmax or logistic regression, one with no hidden layer) over one split resident on the device: the error at several ε, as fgsmErrorRate measures
  * it (§6's adversarial validation error), or the attack evaluate measures on the test set (probabilities on x̃,
  * zero gradients, the largest perturbation), each from one input gradient per batch serving every ε, the network's
  * parameters copied in from its tfjs variables once per call, and everything read once at the end of a call.
@@ -209,7 +209,7 @@ export class ResidentFgsm {
   /** Uploads `split` and builds the gradient pass (both forms) for batches of at most `batchRows` rows. */
   static async create(runtime: GpuRuntime, model: ModelSpec, split: Split, options: ResidentFgsmOptions = {}): Promise<ResidentFgsm> {
     const spec = asMaxout(model);
-    if (!spec) throw new Error(`the engine's FGSM is for maxout networks and softmax regression, not ${model.kind}`);
+    if (!spec) throw new Error(`the engine's FGSM is for maxout networks and softmax and logistic regression, not ${model.kind}`);
     if (spec.inputSize !== IMAGE_SIZE) throw new Error(`the engine's resident data holds ${IMAGE_SIZE}-pixel images, not ${spec.inputSize}`);
     if (split.n < 1) throw new Error(`the ${split.name} split is empty`);
     const most = options.batchRows ?? MOST_BATCH_ROWS;
@@ -751,7 +751,11 @@ class EpsilonPasses extends HeldPasses {
       const blocks: BatchInput = { images: adversarial, rowIndex: blockRows, indexStride: rows, batchRows: rows };
       const forwardPass = await forward(network, rows, blocks, held, held);
       const count = held.keep(
-        await ErrorCount.create(runtime, { ...shape, classes }, { passes, logits, labels: resident.labels!, rowIndex: batches.rowIndex, counts }),
+        await ErrorCount.create(
+          runtime,
+          { ...shape, classes, top: spec.top },
+          { passes, logits, labels: resident.labels!, rowIndex: batches.rowIndex, counts },
+        ),
       );
       const probabilitiesKernel = held.keep(
         await Probabilities.create(runtime, { ...shape, classes, top: spec.top }, { passes, logits, probabilities }),

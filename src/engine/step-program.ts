@@ -16,6 +16,8 @@ export type EngineTraining = Pick<TrainingConfig, 'objective' | 'weightDecay' | 
 export interface ProgramShape {
   lanes: number;
   batchSize: number;
+  /** Rows of an epoch's last minibatch where the split is not whole minibatches (one lane only), else 0. */
+  remainder: number;
   /** Row indices per lane per epoch (the largest split any lane trains on). */
   indexStride: number;
   /** Steps per epoch (per-step records and statistics slots). */
@@ -33,7 +35,8 @@ export interface RecordedKernel {
 /**
  * The dispatches of one training step, built once for a shape: the buffers of every pass, each kernel with its
  * bind group, the per-step records and the statistics slots. recordStep records them into the runtime's command
- * stream; nothing in it touches the host.
+ * stream; nothing in it touches the host. A ragged last minibatch has kernels of its own, built for its rows over
+ * the same buffers.
  */
 export class StepProgram {
   private constructor(
@@ -41,6 +44,7 @@ export class StepProgram {
     readonly shape: ProgramShape,
     private readonly buffers: Map<string, GPUBuffer>,
     private readonly kernels: readonly RecordedKernel[],
+    private readonly lastKernels: readonly RecordedKernel[],
   ) {}
 
   static async create(
@@ -74,8 +78,16 @@ export class StepProgram {
     add('input', lanes * rows * spec.inputSize * 4);
     add('logits', lanes * rows * spec.classes.length * 4);
     add('dLogits', lanes * rows * spec.classes.length * 4);
-    const kernels = await buildKernels(runtime, spec, training, layout, resident, shape, buffers);
-    return new StepProgram(runtime, shape, buffers, kernels);
+    const kernels: RecordedKernel[] = [];
+    try {
+      kernels.push(...(await buildKernels(runtime, spec, training, layout, resident, shape, buffers, n)));
+      const last = shape.remainder > 0 ? await buildKernels(runtime, spec, training, layout, resident, shape, buffers, shape.remainder) : kernels;
+      return new StepProgram(runtime, shape, buffers, kernels, last);
+    } catch (error) {
+      for (const kernel of kernels) kernel.dispose();
+      for (const buffer of buffers.values()) runtime.release(buffer);
+      throw error;
+    }
   }
 
   get params(): GPUBuffer {
@@ -97,7 +109,7 @@ export class StepProgram {
   }
 
   recordStep(step: number): void {
-    for (const kernel of this.kernels) kernel.record(step);
+    for (const kernel of step === this.shape.steps - 1 ? this.lastKernels : this.kernels) kernel.record(step);
   }
 
   /** Each lane's objective and misclassified count for steps from..to−1 (one read, which waits for them). */
@@ -107,7 +119,7 @@ export class StepProgram {
   }
 
   dispose(): void {
-    for (const kernel of this.kernels) kernel.dispose();
+    for (const kernel of new Set([...this.kernels, ...this.lastKernels])) kernel.dispose();
     for (const buffer of this.buffers.values()) this.runtime.release(buffer);
     this.buffers.clear();
   }
@@ -128,7 +140,8 @@ function trainingRows(objective: ObjectiveConfig, n: number): number {
  * objective's gradient state and form) down to x̃ = x + ε·sign(∇ₓJ); then the training pass over [x; x̃] (R = 2n)
  * with the clean term's dropout masks, its gradients layer by layer from the top, and the update. The noise controls
  * and clean training: the training pass alone, the noise drawn into its input (over [x; x̃] for alpha-mix, over x̃
- * alone for replace). For two hidden layers: 19 dispatches a J̃ step, 11 a noise or a clean one.
+ * alone for replace). For two hidden layers: 19 dispatches a J̃ step, 11 a noise or a clean one. `n`: the
+ * minibatch's rows (the batch size, or a ragged last minibatch's, which the buffers also hold).
  */
 async function buildKernels(
   runtime: GpuRuntime,
@@ -138,8 +151,9 @@ async function buildKernels(
   resident: ResidentData,
   shape: ProgramShape,
   buffers: Map<string, GPUBuffer>,
+  n: number,
 ): Promise<RecordedKernel[]> {
-  const { lanes, batchSize: n, indexStride } = shape;
+  const { lanes, indexStride } = shape;
   const { objective } = training;
   const buffer = (name: string): GPUBuffer => buffers.get(name)!;
   const steps = buffer('steps');

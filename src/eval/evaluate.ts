@@ -380,7 +380,11 @@ export async function fgsmErrorRate(model: Classifier, split: Split, epsilon: nu
         gradient,
         countZeroGradients: false,
       });
-      return tf.sum(tf.cast(tf.notEqual(tf.argMax(model.logits(adversarial[0]!), 1), y), 'int32'));
+      // the first largest logit (as this error has always been measured); logistic regression's one logit is not a
+      // class's, so its first largest probability
+      const logits = model.logits(adversarial[0]!);
+      const scores = logits.shape[1] === model.spec.classes.length ? logits : model.probabilities(logits);
+      return tf.sum(tf.cast(tf.notEqual(tf.argMax(scores, 1), y), 'int32'));
     });
     try {
       wrong += (await count.data())[0]!;

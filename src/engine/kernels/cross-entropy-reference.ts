@@ -1,3 +1,4 @@
+import { logitColumns } from '../network.js';
 import type { CrossEntropyShape } from './cross-entropy.js';
 
 /*
@@ -6,7 +7,7 @@ import type { CrossEntropyShape } from './cross-entropy.js';
  */
 
 export interface CrossEntropyReference {
-  /** [lanes · rows × classes]: each row's weight times ∂J/∂z. */
+  /** [lanes · rows × logit columns]: each row's weight times ∂J/∂z. */
   dLogits: Float64Array;
   /** Per lane: weights.clean · mean J over the first `batch` rows + weights.adversarial · mean J over the rest. */
   objective: number[];
@@ -20,6 +21,11 @@ const softplus = (x: number) => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x
 /** One row's loss and gradient (weighted by u), and its prediction: the first class of highest probability. */
 function row(shape: CrossEntropyShape, z: readonly number[], label: number, u: number): { loss: number; predicted: number; d: number[] } {
   const argmax = (p: number[]) => p.reduce((best, value, k) => (value > p[best]! ? k : best), 0);
+  if (shape.top === 'logistic') {
+    const y = label === 1 ? 1 : -1;
+    const p = sigmoid(z[0]!);
+    return { loss: softplus(-y * z[0]!), predicted: argmax([1 - p, p]), d: [-u * sigmoid(-y * z[0]!) * y] };
+  }
   if (shape.top === 'softmax') {
     const m = Math.max(...z);
     const b = z.map((v) => Math.exp(v - m));
@@ -47,18 +53,19 @@ export function crossEntropyReference(
   batchStarts: readonly number[],
 ): CrossEntropyReference {
   const { lanes, rows, batch, classes } = shape;
+  const columns = logitColumns(shape.top, classes);
   const perClass = shape.top === 'sigmoid' && shape.sigmoidLoss === 'mean' ? classes : 1;
   const perRow = (weight: number) => (shape.reduction === 'mean' ? weight / batch : weight) / perClass;
   const counted = shape.statistics?.misclassifiedRows ?? rows;
-  const dLogits = new Float64Array(lanes * rows * classes);
+  const dLogits = new Float64Array(lanes * rows * columns);
   const objective: number[] = [];
   const misclassified: number[] = [];
   for (let lane = 0; lane < lanes; lane++) {
     let [clean, adversarial, wrong] = [0, 0, 0];
     for (let r = 0; r < rows; r++) {
       const label = labels[rowIndex[lane * shape.indexStride + batchStarts[lane]! + (r % batch)]!]!;
-      const first = (lane * rows + r) * classes;
-      const z = Array.from({ length: classes }, (_, k) => logits[first + k]!);
+      const first = (lane * rows + r) * columns;
+      const z = Array.from({ length: columns }, (_, k) => logits[first + k]!);
       const isClean = r < batch;
       const result = row(shape, z, label, perRow(isClean ? shape.weights.clean : shape.weights.adversarial));
       dLogits.set(result.d, first);

@@ -1,4 +1,5 @@
-import type { MaxoutTop, SigmoidLoss, SoftmaxGradient } from '../../models/classifier.js';
+import type { SigmoidLoss, SoftmaxGradient } from '../../models/classifier.js';
+import { logitColumns, type EngineTop } from '../network.js';
 import { BoundKernel, type GpuRuntime } from '../runtime.js';
 import { MAX_LANES, STEP_RECORD_WGSL } from './step-record.js';
 
@@ -17,10 +18,11 @@ export interface CrossEntropyShape {
   /** Rows of each lane's pass: its minibatch's `batch` rows, then (with x̃) as many rows of x̃ in the same order. */
   rows: number;
   batch: number;
+  /** Classes; the logits have logitColumns(top, classes) columns. */
   classes: number;
   /** Where lane l's example indices start in rowIndex: l · indexStride. */
   indexStride: number;
-  top: MaxoutTop;
+  top: EngineTop;
   /** The sigmoid top's per-example loss: the sum or the mean of its classes' binary cross-entropies. */
   sigmoidLoss: SigmoidLoss;
   gradient: EngineGradient;
@@ -44,13 +46,13 @@ export interface CrossEntropyShape {
 export interface CrossEntropyBuffers {
   /** The step records (STEP_RECORD_WGSL): batchStart and statsSlot per lane. */
   steps: GPUBuffer;
-  /** f32 [lanes · rows × classes]. */
+  /** f32 [lanes · rows × logit columns]. */
   logits: GPUBuffer;
   /** u32 [N]: every resident example's class. */
   labels: GPUBuffer;
   /** u32: lane l's example indices for the epoch from l · indexStride. */
   rowIndex: GPUBuffer;
-  /** f32 [lanes · rows × classes], written: each row's weight times ∂J/∂z. */
+  /** f32 [lanes · rows × logit columns], written: each row's weight times ∂J/∂z. */
   dLogits: GPUBuffer;
   /** f32, written when shape.statistics is set: (statsSlot · lanes + l) · 2 + {0: objective, 1: misclassified}. */
   stats?: GPUBuffer;
@@ -130,6 +132,18 @@ function rowFunction(shape: CrossEntropyShape): string {
       return RowResult(lse - logits[first + label], predicted);
     }`;
   }
+  if (shape.top === 'logistic') {
+    // LogisticRegression's softplus(−(y·z)), y = ±1: autodiff gives −(u·σ(x))·y at x = −(y·z), whichever form; the
+    // prediction is the first of the two largest of [1 − σ(z), σ(z)], as tf.argMax over its probabilities
+    return `${header}
+      let z = logits[first];
+      let y = select(-1.0, 1.0, label == 1u);
+      let x = -(y * z);
+      dLogits[first] = -(u * sigmoid(x)) * y;
+      let p = sigmoid(z);
+      return RowResult(softplus(x), select(0u, 1u, p > 1.0 - p));
+    }`;
+  }
   // standard: Σ softplus(z) − z_y, whose autodiff gives (−u at y) + u·σ(z); stable: Σ softplus(s·z), s = −1 at y
   // and 1 elsewhere, whose autodiff gives (u·σ(s·z))·s
   const perClass =
@@ -166,6 +180,7 @@ ${STEP_RECORD_WGSL}
 struct Shape {
   rows: u32,
   classes: u32,
+  columns: u32,
   batch: u32,
   misclassifiedRows: u32,
   indexStride: u32,
@@ -216,7 +231,7 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups
   for (var r = group.x * ${WORKGROUP}u + t; r < shape.rows; r += groups.x * ${WORKGROUP}u) {
     let label = labels[rowIndex[indices + r % shape.batch]];
     let isClean = r < shape.batch;
-    let result = row((lane * shape.rows + r) * shape.classes, label, select(shape.adversarialRowWeight, shape.cleanRowWeight, isClean));
+    let result = row((lane * shape.rows + r) * shape.columns, label, select(shape.adversarialRowWeight, shape.cleanRowWeight, isClean));
     ${
       statistics
         ? `if (isClean) { clean = clean + result.loss; } else { adversarial = adversarial + result.loss; }
@@ -281,12 +296,13 @@ export class CrossEntropy extends BoundKernel {
       'write',
       ...(statistics ? (['write'] as const) : []),
     ]);
-    const data = new ArrayBuffer(40);
+    const data = new ArrayBuffer(44);
     const u32 = new Uint32Array(data);
     const f32 = new Float32Array(data);
-    u32.set([shape.rows, shape.classes, shape.batch, shape.statistics?.misclassifiedRows ?? 0, shape.indexStride, shape.lanes]);
+    const columns = logitColumns(shape.top, shape.classes);
+    u32.set([shape.rows, shape.classes, columns, shape.batch, shape.statistics?.misclassifiedRows ?? 0, shape.indexStride, shape.lanes]);
     const weights = rowWeights(shape);
-    f32.set([weights.clean, weights.adversarial, shape.weights.clean, shape.weights.adversarial], 6);
+    f32.set([weights.clean, weights.adversarial, shape.weights.clean, shape.weights.adversarial], 7);
     const uniform = runtime.uniform('cross-entropy shape', data.byteLength, u32);
     const bound = [
       buffers.steps,

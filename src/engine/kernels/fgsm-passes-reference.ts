@@ -1,3 +1,4 @@
+import { logitColumns } from '../network.js';
 import {
   perturbationTally,
   type IteratePass,
@@ -18,6 +19,17 @@ import {
  */
 
 type Values = ArrayLike<number>;
+
+const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+
+/** The model's class probabilities of one row of logits z (float64): softmax, the independent sigmoids, or logistic regression's [1 − σ(z), σ(z)]. */
+function probabilitiesOf(top: ProbabilitiesShape['top'], z: readonly number[]): number[] {
+  if (top === 'sigmoid') return z.map(sigmoid);
+  if (top === 'logistic') return [1 - sigmoid(z[0]!), sigmoid(z[0]!)];
+  const most = Math.max(...z);
+  const sum = z.reduce((total, zk) => total + Math.exp(zk - most), 0);
+  return z.map((zk) => Math.exp(zk - most) / sum);
+}
 
 /**
  * The adversarial buffer after FgsmExamples at `pass` (block e is x + ε·direction at the group's ε number e, clipped
@@ -56,21 +68,15 @@ export function fgsmExamplesReference(
   return { adversarial, tallies: after };
 }
 
-/** The probabilities buffer after Probabilities at `pass`, from `probabilities` before it (float64 softmax or sigmoid). */
+/** The probabilities buffer after Probabilities at `pass`, from `probabilities` before it (float64). */
 export function probabilitiesReference(shape: ProbabilitiesShape, pass: FgsmPass, logits: Values, probabilities: Values): Float64Array {
   const { batchRows: n, classes } = shape;
+  const columns = logitColumns(shape.top, classes);
   const out = Float64Array.from(probabilities);
   for (let e = 0; e < pass.epsilons; e++) {
     for (let r = 0; r < n && pass.cleanStart + r < shape.examples; r++) {
-      const z = Array.from({ length: classes }, (_, k) => logits[(e * n + r) * classes + k]!);
-      const at = ((pass.firstSlot + e) * shape.examples + pass.cleanStart + r) * classes;
-      if (shape.top === 'sigmoid') {
-        z.forEach((zk, k) => (out[at + k] = 1 / (1 + Math.exp(-zk))));
-      } else {
-        const top = Math.max(...z);
-        const sum = z.reduce((total, zk) => total + Math.exp(zk - top), 0);
-        z.forEach((zk, k) => (out[at + k] = Math.exp(zk - top) / sum));
-      }
+      const z = Array.from({ length: columns }, (_, k) => logits[(e * n + r) * columns + k]!);
+      out.set(probabilitiesOf(shape.top, z), ((pass.firstSlot + e) * shape.examples + pass.cleanStart + r) * classes);
     }
   }
   return out;
@@ -98,12 +104,14 @@ export function errorCountReference(
   counts: Values,
 ): Uint32Array {
   const { batchRows: n, classes } = shape;
+  const columns = logitColumns(shape.top, classes);
   const out = Uint32Array.from(counts);
   for (let e = 0; e < pass.epsilons; e++) {
     for (let r = 0; r < n && pass.cleanStart + r < shape.examples; r++) {
-      const first = (e * n + r) * classes;
+      const first = (e * n + r) * columns;
       let predicted = 0;
-      for (let k = 1; k < classes; k++) if (logits[first + k]! > logits[first + predicted]!) predicted = k;
+      if (shape.top === 'logistic') predicted = sigmoid(logits[first]!) > 0.5 ? 1 : 0;
+      else for (let k = 1; k < classes; k++) if (logits[first + k]! > logits[first + predicted]!) predicted = k;
       if (predicted !== labels[rowIndex[pass.cleanStart + r]!]) out[pass.firstSlot + e]!++;
     }
   }
@@ -162,19 +170,23 @@ export function keepWorstReference(
   targeted: boolean,
 ): { best: Float32Array; bestSuccess: Uint32Array; bestObjective: Float64Array } {
   const { batchRows: n, inputs, classes } = shape;
+  const columns = logitColumns(shape.top, classes);
   const best = Float32Array.from(buffers.best);
   const bestSuccess = Uint32Array.from(buffers.bestSuccess);
   const bestObjective = Float64Array.from(buffers.bestObjective);
   const softplus = (z: number) => Math.max(z, 0) + Math.log1p(Math.exp(-Math.abs(z)));
   for (let r = 0; r < n; r++) {
-    const z = Array.from({ length: classes }, (_, k) => buffers.logits[r * classes + k]!);
+    const z = Array.from({ length: columns }, (_, k) => buffers.logits[r * columns + k]!);
     const label = buffers.labels[buffers.rowIndex[pass.cleanStart + r]!]!;
-    const top = Math.max(...z);
-    const sum = z.reduce((total, zk) => total + Math.exp(zk - top), 0);
-    const p = z.map((zk) => (shape.top === 'sigmoid' ? 1 / (1 + Math.exp(-zk)) : Math.exp(zk - top) / sum));
+    const p = probabilitiesOf(shape.top, z);
     const predicted = p.indexOf(Math.max(...p));
+    const most = Math.max(...z);
     let loss =
-      shape.top === 'sigmoid' ? z.reduce((total, zk, k) => total + softplus(zk) - (k === label ? zk : 0), 0) : top + Math.log(sum) - z[label]!;
+      shape.top === 'sigmoid'
+        ? z.reduce((total, zk, k) => total + softplus(zk) - (k === label ? zk : 0), 0)
+        : shape.top === 'logistic'
+          ? softplus(label === 1 ? -z[0]! : z[0]!)
+          : most + Math.log(z.reduce((total, zk) => total + Math.exp(zk - most), 0)) - z[label]!;
     if (shape.top === 'sigmoid' && shape.sigmoidLoss === 'mean') loss /= classes;
     const success = (targeted ? predicted === label : predicted !== label) ? 1 : 0;
     const objective = targeted ? -loss : loss;

@@ -1,3 +1,4 @@
+import { logitColumns, type EngineTop } from '../network.js';
 import { BoundKernel, STEP_RECORD_BYTES, type Binding, type GpuRuntime, type Kernel } from '../runtime.js';
 
 /*
@@ -80,10 +81,22 @@ export interface FgsmExamplesBuffers {
   tallies: GPUBuffer;
 }
 
-export type ErrorCountShape = FgsmPassShape & { classes: number };
+/** The output of the network whose logits a kernel reads: `classes` classes over logitColumns(top, classes) logits a row. */
+export interface Output {
+  classes: number;
+  top: EngineTop;
+}
+
+/** The top's code in the kernels' shape uniforms (TOP_WGSL). */
+const TOP_CODES: Record<EngineTop, number> = { softmax: 0, sigmoid: 1, logistic: 2 };
+
+/** An output's words of a shape uniform: classes, logit columns, the top's code. */
+const outputWords = ({ classes, top }: Output): number[] => [classes, logitColumns(top, classes), TOP_CODES[top]];
+
+export type ErrorCountShape = FgsmPassShape & Output;
 export interface ErrorCountBuffers {
   passes: GPUBuffer;
-  /** f32 [groupSize · n × classes]: the pass's logits, block by block. */
+  /** f32 [groupSize · n × logit columns]: the pass's logits, block by block. */
   logits: GPUBuffer;
   /** u32 [N]: each example's class. */
   labels: GPUBuffer;
@@ -92,14 +105,11 @@ export interface ErrorCountBuffers {
   counts: GPUBuffer;
 }
 
-export type ProbabilitiesShape = FgsmPassShape & {
-  classes: number;
-  /** softmax: p = softmax(z); sigmoid: p_k = σ(z_k), each class its own (as the models' `probabilities`). */
-  top: 'softmax' | 'sigmoid';
-};
+/** softmax: p = softmax(z); sigmoid: p_k = σ(z_k), each class its own; logistic: [1 − σ(z), σ(z)] (as the models' `probabilities`). */
+export type ProbabilitiesShape = FgsmPassShape & Output;
 export interface ProbabilitiesBuffers {
   passes: GPUBuffer;
-  /** f32 [groupSize · n × classes]: the pass's logits, block by block. */
+  /** f32 [groupSize · n × logit columns]: the pass's logits, block by block. */
   logits: GPUBuffer;
   /** f32 [ε slots × N × classes], written: slot s's probabilities of the split's row i at (s·N + i)·classes. */
   probabilities: GPUBuffer;
@@ -163,17 +173,16 @@ export interface IterateStepBuffers {
   tallies: GPUBuffer;
 }
 
-export type KeepWorstShape = Omit<FgsmPassShape, 'groupSize'> & {
-  inputs: number;
-  classes: number;
-  top: 'softmax' | 'sigmoid';
-  sigmoidLoss: 'sum' | 'mean';
-};
+export type KeepWorstShape = Omit<FgsmPassShape, 'groupSize'> &
+  Output & {
+    inputs: number;
+    sigmoidLoss: 'sum' | 'mean';
+  };
 export interface KeepWorstBuffers {
   passes: GPUBuffer;
   /** u32 uniform: 1 when the attack is targeted (it succeeds on its target class, and climbs down its loss). */
   aim: GPUBuffer;
-  /** f32 [n × classes]: the logits of the restart's last iterate. */
+  /** f32 [n × logit columns]: the logits of the restart's last iterate. */
   logits: GPUBuffer;
   /** u32 [N]: the class J takes, per example. */
   labels: GPUBuffer;
@@ -189,7 +198,10 @@ export interface KeepWorstBuffers {
 
 const WORKGROUP = 64;
 
-/** A row's class probabilities as the models' `probabilities` make them: p(k) from the row's logits at `first`. */
+/**
+ * A row's class probabilities as the models' `probabilities` make them: p(k) from the row's logits at `first`, for
+ * the top's code (TOP_CODES).
+ */
 const PROBABILITY_WGSL = /* wgsl */ `
 struct Softmax { top: f32, sum: f32 }
 // tf.softmax's exp(z − max z) / Σ exp(z − max z)
@@ -200,8 +212,13 @@ fn softmaxOf(first: u32, classes: u32) -> Softmax {
   for (var k = 0u; k < classes; k++) { sum += exp(logits[first + k] - top); }
   return Softmax(top, sum);
 }
-fn probability(first: u32, k: u32, sigmoid: bool, softmax: Softmax) -> f32 {
-  if (sigmoid) { return 1.0 / (1.0 + exp(-logits[first + k])); }
+fn probability(first: u32, k: u32, top: u32, softmax: Softmax) -> f32 {
+  if (top == ${TOP_CODES.sigmoid}u) { return 1.0 / (1.0 + exp(-logits[first + k])); }
+  if (top == ${TOP_CODES.logistic}u) {
+    // LogisticRegression's concat([1 − σ(z), σ(z)])
+    let p = 1.0 / (1.0 + exp(-logits[first]));
+    return select(1.0 - p, p, k == 1u);
+  }
   return exp(logits[first + k] - softmax.top) / softmax.sum;
 }
 `;
@@ -254,7 +271,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(local_invocation_
 `;
 
 const COUNT_WGSL = /* wgsl */ `${PASS_RECORD_WGSL}
-struct Shape { batchRows: u32, classes: u32, examples: u32 }
+struct Shape { batchRows: u32, classes: u32, columns: u32, top: u32, examples: u32 }
 @group(0) @binding(0) var<uniform> record: FgsmPass;
 @group(0) @binding(1) var<uniform> shape: Shape;
 @group(0) @binding(2) var<storage, read> logits: array<f32>;
@@ -270,15 +287,21 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
   let r = group.x * ${WORKGROUP}u + t;
   let e = group.y;
   if (e < record.epsilons && r < shape.batchRows && record.cleanStart + r < shape.examples) {
-    let first = (e * shape.batchRows + r) * shape.classes;
-    // the first class of highest logit, as tf.argMax
+    let first = (e * shape.batchRows + r) * shape.columns;
+    // the first class of highest logit, as tf.argMax; logistic regression's of highest probability (σ(z) rounds to
+    // 1 − σ(z) near z = 0, where argMax takes class 0)
     var predicted = 0u;
-    var best = logits[first];
-    for (var k = 1u; k < shape.classes; k++) {
-      let z = logits[first + k];
-      if (z > best) {
-        best = z;
-        predicted = k;
+    if (shape.top == ${TOP_CODES.logistic}u) {
+      let p = 1.0 / (1.0 + exp(-logits[first]));
+      predicted = select(0u, 1u, p > 1.0 - p);
+    } else {
+      var best = logits[first];
+      for (var k = 1u; k < shape.classes; k++) {
+        let z = logits[first + k];
+        if (z > best) {
+          best = z;
+          predicted = k;
+        }
       }
     }
     if (predicted != labels[rowIndex[record.cleanStart + r]]) { atomicAdd(&wrong, 1u); }
@@ -292,7 +315,7 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
 `;
 
 const PROBABILITIES_WGSL = /* wgsl */ `${PASS_RECORD_WGSL}
-struct Shape { batchRows: u32, classes: u32, examples: u32, sigmoid: u32 }
+struct Shape { batchRows: u32, classes: u32, columns: u32, top: u32, examples: u32 }
 @group(0) @binding(0) var<uniform> record: FgsmPass;
 @group(0) @binding(1) var<uniform> shape: Shape;
 @group(0) @binding(2) var<storage, read> logits: array<f32>;
@@ -304,10 +327,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let r = id.x;
   let e = id.y;
   if (e >= record.epsilons || r >= shape.batchRows || record.cleanStart + r >= shape.examples) { return; }
-  let first = (e * shape.batchRows + r) * shape.classes;
+  let first = (e * shape.batchRows + r) * shape.columns;
   let out = ((record.firstSlot + e) * shape.examples + record.cleanStart + r) * shape.classes;
-  let softmax = softmaxOf(first, shape.classes);
-  for (var k = 0u; k < shape.classes; k++) { probabilities[out + k] = probability(first, k, shape.sigmoid != 0u, softmax); }
+  let softmax = softmaxOf(first, shape.columns);
+  for (var k = 0u; k < shape.classes; k++) { probabilities[out + k] = probability(first, k, shape.top, softmax); }
 }
 `;
 
@@ -389,7 +412,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(local_invocation_
 
 const KEEP_WORST_WGSL = /* wgsl */ `
 struct IteratePass { cleanStart: u32, slot: u32, phase: u32, tally: u32 }
-struct Shape { batchRows: u32, inputs: u32, classes: u32, sigmoid: u32, meanLoss: u32 }
+struct Shape { batchRows: u32, inputs: u32, classes: u32, columns: u32, top: u32, meanLoss: u32 }
 @group(0) @binding(0) var<uniform> record: IteratePass;
 @group(0) @binding(1) var<uniform> shape: Shape;
 @group(0) @binding(2) var<uniform> targeted: u32;
@@ -410,25 +433,27 @@ var<workgroup> keep: u32;
 fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let r = group.x;
   if (t == 0u) {
-    let first = r * shape.classes;
+    let first = r * shape.columns;
     let label = labels[rowIndex[record.cleanStart + r]];
-    let sigmoid = shape.sigmoid != 0u;
-    let softmax = softmaxOf(first, shape.classes);
+    let softmax = softmaxOf(first, shape.columns);
     // the first class of highest probability, as tf.argMax over the model's probabilities
     var predicted = 0u;
-    var most = probability(first, 0u, sigmoid, softmax);
+    var most = probability(first, 0u, shape.top, softmax);
     for (var k = 1u; k < shape.classes; k++) {
-      let p = probability(first, k, sigmoid, softmax);
+      let p = probability(first, k, shape.top, softmax);
       if (p > most) {
         most = p;
         predicted = k;
       }
     }
-    // the model's loss: softmax cross-entropy, or the binary cross-entropies of the independent sigmoids
+    // the model's loss: softmax cross-entropy, the binary cross-entropies of the independent sigmoids, or logistic
+    // regression's softplus(−y·z)
     var loss = 0.0;
-    if (sigmoid) {
+    if (shape.top == ${TOP_CODES.sigmoid}u) {
       for (var k = 0u; k < shape.classes; k++) { loss += softplus(logits[first + k]) - select(0.0, logits[first + k], k == label); }
       if (shape.meanLoss != 0u) { loss = loss / f32(shape.classes); }
+    } else if (shape.top == ${TOP_CODES.logistic}u) {
+      loss = softplus(-select(-1.0, 1.0, label == 1u) * logits[first]);
     } else {
       loss = softmax.top + log(softmax.sum) - logits[first + label];
     }
@@ -502,14 +527,14 @@ export class FgsmExamples extends BoundKernel {
 export class ErrorCount extends BoundKernel {
   static async create(runtime: GpuRuntime, shape: ErrorCountShape, buffers: ErrorCountBuffers): Promise<ErrorCount> {
     checkPassShape(shape);
-    const { batchRows: n, classes, examples, groupSize } = shape;
-    requireBytes(buffers.logits, groupSize * n * classes * 4, 'logits');
+    const { batchRows: n, examples, groupSize } = shape;
+    requireBytes(buffers.logits, groupSize * n * logitColumns(shape.top, shape.classes) * 4, 'logits');
     const { passes, logits, labels, rowIndex, counts } = buffers;
     const built = await build(
       runtime,
       'error-count',
       COUNT_WGSL,
-      [n, classes, examples],
+      [n, ...outputWords(shape), examples],
       [passes, logits, labels, rowIndex, counts],
       ['read', 'read', 'read', 'write'],
       [Math.ceil(n / WORKGROUP), groupSize],
@@ -522,14 +547,14 @@ export class ErrorCount extends BoundKernel {
 export class Probabilities extends BoundKernel {
   static async create(runtime: GpuRuntime, shape: ProbabilitiesShape, buffers: ProbabilitiesBuffers): Promise<Probabilities> {
     checkPassShape(shape);
-    const { batchRows: n, classes, examples, groupSize, top } = shape;
-    requireBytes(buffers.logits, groupSize * n * classes * 4, 'logits');
+    const { batchRows: n, examples, groupSize } = shape;
+    requireBytes(buffers.logits, groupSize * n * logitColumns(shape.top, shape.classes) * 4, 'logits');
     const { passes, logits, probabilities } = buffers;
     const built = await build(
       runtime,
       'probabilities',
       PROBABILITIES_WGSL,
-      [n, classes, examples, top === 'sigmoid' ? 1 : 0],
+      [n, ...outputWords(shape), examples],
       [passes, logits, probabilities],
       ['read', 'write'],
       [Math.ceil(n / WORKGROUP), groupSize],
@@ -586,15 +611,15 @@ export class IterateStep extends BoundKernel {
 export class KeepWorst extends BoundKernel {
   static async create(runtime: GpuRuntime, shape: KeepWorstShape, buffers: KeepWorstBuffers): Promise<KeepWorst> {
     checkPassShape(shape);
-    const { batchRows: n, inputs, classes } = shape;
+    const { batchRows: n, inputs } = shape;
     for (const name of ['iterate', 'best'] as const) requireBytes(buffers[name], n * inputs * 4, name);
-    requireBytes(buffers.logits, n * classes * 4, 'logits');
+    requireBytes(buffers.logits, n * logitColumns(shape.top, shape.classes) * 4, 'logits');
     const { passes, aim, logits, labels, rowIndex, iterate, best, bestSuccess, bestObjective } = buffers;
     const built = await build(
       runtime,
       'keep-worst',
       KEEP_WORST_WGSL,
-      [n, inputs, classes, shape.top === 'sigmoid' ? 1 : 0, shape.sigmoidLoss === 'mean' ? 1 : 0],
+      [n, inputs, ...outputWords(shape), shape.sigmoidLoss === 'mean' ? 1 : 0],
       [passes, aim, logits, labels, rowIndex, iterate, best, bestSuccess, bestObjective],
       ['uniform', 'read', 'read', 'read', 'read', 'write', 'write', 'write'],
       [n, 1],
