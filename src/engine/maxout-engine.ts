@@ -227,12 +227,10 @@ export class MaxoutEngine implements EpochEngine {
 
   /**
    * The error on FGSM examples of `split` at ε (§6's adversarial validation error, what fgsmErrorRate measures) on
-   * the device, the split uploaded once; null for a gradient form the engine does not compute, or a network with no
-   * hidden layer.
+   * the device, the split uploaded once; null for a gradient form the engine does not compute.
    */
   async fgsmErrorRate(model: Classifier, split: Split, epsilon: number, gradient: SoftmaxGradient): Promise<number | null> {
-    // ResidentFgsm reads the batch through a first hidden layer: softmax regression's stay on tfjs's ops
-    if ((gradient !== 'standard' && gradient !== 'stable') || this.network.layers.length === 0) return null;
+    if (gradient !== 'standard' && gradient !== 'stable') return null;
     return (await (await this.residentFgsm(split)).errorRates(model, [epsilon], gradient))[0]!;
   }
 
