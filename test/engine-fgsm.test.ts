@@ -456,13 +456,24 @@ function assertSameAttack(engine: Evaluation, tfjs: Evaluation, what: string, sl
 
 const SOFTMAX_REGRESSION: ModelSpec = { kind: 'softmax', inputSize: 784, classes: SPEC.classes, maxColumnNorm: null };
 const LOGISTIC_REGRESSION: ModelSpec = { kind: 'logistic', inputSize: 784, classes: [3, 7], maxColumnNorm: null };
+const rbfSpec = (output: 'independent' | 'softmax', precision: 'clamp' | 'exp'): ModelSpec => ({
+  kind: 'rbf',
+  inputSize: 784,
+  classes: SPEC.classes,
+  maxColumnNorm: null,
+  output,
+  precision,
+  init: { centres: 'examples', precision: 0.05 },
+});
+/** Where an RBF network's centres start: one of these random images of each class. */
+const CENTRES: Split = { name: 'train', x: randomImages(30, 9), y: Int32Array.from({ length: 30 }, (_, i) => i % 10), n: 30 };
 
 /** Rubbish inputs of an evaluation: two batches of 128 rows, the second short. */
 const RUBBISH_SAMPLES = 200;
 
 /** The dispatches of an evaluation's clean probabilities (3 batches) and rubbish ones (2): per batch the forward pass (a kernel per layer) and the probabilities. */
 const probabilityDispatches = (spec: ModelSpec): number =>
-  (spec.kind === 'maxout' ? spec.layers.length + 2 : 2) * (3 + Math.ceil(RUBBISH_SAMPLES / 128));
+  (spec.kind === 'maxout' ? spec.layers.length + 2 : spec.kind === 'rbf' ? 3 : 2) * (3 + Math.ceil(RUBBISH_SAMPLES / 128));
 
 /** What one model's two evaluations gave: tfjs's ops, then the engine's attack, with the engine's counts over its call. */
 interface BothEvaluations {
@@ -486,7 +497,7 @@ async function bothEvaluations(
   check: (both: BothEvaluations) => Promise<void>,
 ): Promise<void> {
   const runtime = await engineRuntime();
-  const model = buildModel(spec, 0.05, 3);
+  const model = buildModel(spec, 0.05, 3, CENTRES);
   scale(model, factor);
   const n = 300;
   const split = await labelled(model, randomImages(n, 4), n, 20);
@@ -507,7 +518,7 @@ async function bothEvaluations(
   }
 }
 
-test("a run's evaluation on the engine measures what tfjs's does: both tops, softmax and logistic regression, clipped and not, a saturated network, predicted labels, targets; 2 reads and 13 dispatches a batch per gradient (7 without hidden layers), one read each for the clean and the rubbish probabilities", async () => {
+test("a run's evaluation on the engine measures what tfjs's does: both tops, softmax and logistic regression, the RBF network, clipped and not, a saturated network, predicted labels, targets; 2 reads and 13 dispatches a batch per gradient (7 without hidden layers), one read each for the clean and the rubbish probabilities", async () => {
   const runtime = await engineRuntime();
   const tensors = tf.memory().numTensors;
   const before = runtime.liveBuffers;
@@ -524,6 +535,9 @@ test("a run's evaluation on the engine measures what tfjs's does: both tops, sof
     { spec: SOFTMAX_REGRESSION, factor: 10, clip: [0, 1], slack: 0, dispatches: 7, aim: { target: 3 } },
     { spec: LOGISTIC_REGRESSION, factor: 10, clip: 'none', slack: 0, dispatches: 7 },
     { spec: LOGISTIC_REGRESSION, factor: 10, clip: [0, 1], slack: 0, dispatches: 7, aim: { labels: 'predicted' } },
+    // the RBF network: its batch input and its −d make the forward pass, its input gradient the direction
+    { spec: rbfSpec('independent', 'clamp'), factor: 1, clip: [0, 1], slack: 0, dispatches: 9 },
+    { spec: rbfSpec('softmax', 'exp'), factor: 1, clip: 'none', slack: 0, dispatches: 9, aim: { labels: 'predicted', target: 'least-likely' } },
   ];
   for (const { spec, factor, clip, slack, dispatches, aim } of cases) {
     await bothEvaluations(spec, factor, { epsilons: EPSILONS, clip, ...aim }, async ({ model, split, onDevice, tfjs, engine, ...counted }) => {
@@ -545,7 +559,7 @@ test("a run's evaluation on the engine measures what tfjs's does: both tops, sof
   assert.equal(tf.memory().numTensors, tensors, 'no tensor left');
 });
 
-test("BIM and PGD on the engine measure what tfjs's iterativeGradientSign does: random starts, restarts, clipped and not, targets, softmax regression; 2 reads per gradient", async () => {
+test("BIM and PGD on the engine measure what tfjs's iterativeGradientSign does: random starts, restarts, clipped and not, targets, softmax regression, the RBF network; 2 reads per gradient", async () => {
   const runtime = await engineRuntime();
   const tensors = tf.memory().numTensors;
   const before = runtime.liveBuffers;
@@ -570,24 +584,37 @@ test("BIM and PGD on the engine measure what tfjs's iterativeGradientSign does: 
       forward: 3,
       restarts: 2,
     },
+    // the RBF network's forward pass is its batch input and its −d
+    {
+      spec: rbfSpec('independent', 'clamp'),
+      attack: { method: 'pgd', clip: [0, 1], stepSize: 0.05, restarts: 2 },
+      perStep: 5,
+      forward: 2,
+      restarts: 2,
+    },
   ] as const;
   for (const { spec, attack: chosen, perStep, forward, restarts } of cases) {
     const epsilons = [0, 0.1, 0.25];
-    await bothEvaluations(spec, spec.kind === 'maxout' ? 5 : 10, { ...chosen, epsilons, steps }, async ({ tfjs, engine, reads, dispatches }) => {
-      assert.equal(reads, 2 * 2 + 2, 'two reads per gradient, one for the clean and one for the rubbish probabilities');
-      // per run: the start, the steps, and with restarts the forward pass and KeepWorst; then the tally, the forward pass, the probabilities
-      const perRun = 1 + steps * perStep + (restarts > 1 ? forward + 1 : 0);
-      assert.equal(
-        dispatches,
-        2 * 3 * epsilons.length * (restarts * perRun + 1 + forward + 1) + probabilityDispatches(spec),
-        `${restarts} runs of ${steps} steps of ${perStep} dispatches per batch and ε`,
-      );
-      const what = `${chosen.method} ×${restarts} on ${spec.kind === 'maxout' ? spec.top : spec.kind}`;
-      assertSameAttack(engine, tfjs, what, 0);
-      assert.ok(engine.fgsm['0.25']!.error > engine.clean.error + 0.1, `${what}: the attack raises the error`);
-      const largest = engine.fgsm['0.25']!.maxPerturbation;
-      assert.ok(largest > 0.1 && largest <= 0.25 + 1e-6, `${what}: the largest perturbation ${largest}`);
-    });
+    await bothEvaluations(
+      spec,
+      spec.kind === 'maxout' ? 5 : spec.kind === 'rbf' ? 1 : 10,
+      { ...chosen, epsilons, steps },
+      async ({ tfjs, engine, reads, dispatches }) => {
+        assert.equal(reads, 2 * 2 + 2, 'two reads per gradient, one for the clean and one for the rubbish probabilities');
+        // per run: the start, the steps, and with restarts the forward pass and KeepWorst; then the tally, the forward pass, the probabilities
+        const perRun = 1 + steps * perStep + (restarts > 1 ? forward + 1 : 0);
+        assert.equal(
+          dispatches,
+          2 * 3 * epsilons.length * (restarts * perRun + 1 + forward + 1) + probabilityDispatches(spec),
+          `${restarts} runs of ${steps} steps of ${perStep} dispatches per batch and ε`,
+        );
+        const what = `${chosen.method} ×${restarts} on ${spec.kind === 'maxout' ? spec.top : spec.kind}`;
+        assertSameAttack(engine, tfjs, what, 0);
+        assert.ok(engine.fgsm['0.25']!.error > engine.clean.error + 0.1, `${what}: the attack raises the error`);
+        const largest = engine.fgsm['0.25']!.maxPerturbation;
+        assert.ok(largest > 0.1 && largest <= 0.25 + 1e-6, `${what}: the largest perturbation ${largest}`);
+      },
+    );
   }
   assert.equal(runtime.liveBuffers, before, 'no buffer left');
   assert.equal(tf.memory().numTensors, tensors, 'no tensor left');
@@ -717,7 +744,7 @@ test("transfer, agreement and the ensemble with the models' engines measure what
   assert.equal(tf.memory().numTensors, tensors, 'no tensor left');
 });
 
-test('the engine runs FGSM, BIM and PGD, standard or stable, any labels and target, on a maxout network or softmax or logistic regression; it says what else lacks', () => {
+test('the engine runs FGSM, BIM and PGD, standard or stable, any labels and target, on a maxout, softmax, logistic or RBF network; it says what else lacks', () => {
   const fgsm = AttackSchema.parse({});
   assert.equal(residentFgsmSupport(SPEC, fgsm), null);
   assert.equal(residentFgsmSupport(SPEC, AttackSchema.parse({ method: 'pgd' })), null);
@@ -729,14 +756,9 @@ test('the engine runs FGSM, BIM and PGD, standard or stable, any labels and targ
   assert.equal(residentFgsmSupport({ ...SPEC, layers: [] }, fgsm), null);
   assert.equal(residentFgsmSupport(SOFTMAX_REGRESSION, fgsm), null);
   assert.equal(residentFgsmSupport(LOGISTIC_REGRESSION, fgsm), null);
-  const rbf: ModelSpec = {
-    ...SOFTMAX_REGRESSION,
-    kind: 'rbf',
-    output: 'independent',
-    precision: 'clamp',
-    init: { centres: 'class-means', precision: 0.05 },
-  };
-  assert.match(residentFgsmSupport(rbf, fgsm)!, /maxout networks and softmax and logistic regression, not rbf/);
+  assert.equal(residentFgsmSupport(rbfSpec('independent', 'clamp'), fgsm), null);
+  const ensemble: ModelSpec = { ...SOFTMAX_REGRESSION, kind: 'ensemble', members: [SPEC, SOFTMAX_REGRESSION] };
+  assert.match(residentFgsmSupport(ensemble, fgsm)!, /maxout, softmax, logistic and RBF networks, not ensemble/);
 });
 
 test("what the adapter cannot bind is refused before anything is made: the split's images, or the probabilities of a long grid", async () => {

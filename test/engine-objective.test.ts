@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../src/backend/select.js';
 import { stream } from '../src/core/rng.js';
 import { CrossEntropy, type CrossEntropyShape, type EngineGradient } from '../src/engine/kernels/cross-entropy.js';
 import { crossEntropyReference } from '../src/engine/kernels/cross-entropy-reference.js';
@@ -14,6 +15,7 @@ import type { Classifier, MaxoutTop, ModelSpec, SigmoidLoss } from '../src/model
 import { applyMaxColumnNorm } from '../src/models/dense.js';
 import { LogisticRegression } from '../src/models/linear.js';
 import { MaxoutNetwork } from '../src/models/maxout.js';
+import { RbfNetwork } from '../src/models/rbf.js';
 import { minibatchObjective } from '../src/train/objective.js';
 import { MomentumSgd } from '../src/train/sgd.js';
 import { engineRuntime, maxRelativeDifference } from './engine-helpers.js';
@@ -375,6 +377,73 @@ test('logistic regression’s loss (one logit, two classes) equals its reference
   assert.deepEqual([got.stats[5], got.stats[7]], Array.from(tfjsStats.subarray(2)), 'misclassified as tfjs');
 });
 
+test('the RBF network’s independent outputs (logits −d): loss, gradient and errors equal the reference and tfjs’s expDistanceCrossEntropy, d near 0 included', async () => {
+  const runtime = await engineRuntime();
+  const classes = 10;
+  const labels = labelsOf(classes);
+  const shape = alphaMix('distance', 'sum', 'standard', classes);
+  const logits = uniform(13, shape.lanes * shape.rows * classes, -6, -0.3);
+  // d of 1e-3 and 0.1 (where 1 − e^(−d) cancels in float32) and 3, on a wrong class and on the true one
+  logits.set([-1e-3, -0.1, -3], 0);
+  logits.set([-1e-3, -0.1, -3], 5 * classes);
+  const got = await runCrossEntropy(runtime, shape, logits, labels, STEPS, 1, 2);
+  const want = crossEntropyReference(shape, logits, labels, rowIndexOf(2), [0, 6]);
+  assert.ok(maxRelativeDifference(got.dLogits, want.dLogits, 1e-3 / shape.batch) < 1e-5, 'gradient as the reference');
+  assert.ok(maxRelativeDifference([got.stats[4]!, got.stats[6]!], want.objective) < 1e-5, 'objective as the reference');
+  assert.deepEqual([got.stats[5], got.stats[7]], want.misclassified, 'misclassified as the reference');
+
+  const spec: ModelSpec = {
+    kind: 'rbf',
+    inputSize: 1,
+    classes: Array.from({ length: classes }, (_, k) => k),
+    maxColumnNorm: null,
+    output: 'independent',
+    precision: 'clamp',
+    init: { centres: 'class-means', precision: 0.05 },
+  };
+  // on wasm: tfjs's webgpu expm1 is exp(x) − 1, which cancels at small d; its wasm backend's is Math.expm1
+  await initBackend('wasm');
+  const network = new RbfNetwork(spec, new Float32Array(classes));
+  // the logits are the input: tf.grad with respect to it is the gradient with respect to the logits
+  const model: Classifier = {
+    spec,
+    parameters: [],
+    logits: (x) => x,
+    loss: (z, y) => network.loss(z, y),
+    probabilities: (z) => network.probabilities(z),
+    logProbabilities: (z) => network.logProbabilities(z),
+    constrain: () => undefined,
+    reinitialize: () => undefined,
+    dispose: () => undefined,
+  };
+  const rowIndex = rowIndexOf(2);
+  const { clean, adversarial } = split(logits, 2, shape.batch, classes);
+  const y = Array.from(
+    { length: 2 * shape.batch },
+    (_, i) => labels[rowIndex[Math.floor(i / shape.batch) * EXAMPLES + (i < shape.batch ? 0 : 6) + (i % shape.batch)]!]!,
+  );
+  const [gradients, objective] = tf.tidy(() => {
+    const [x, xt] = [tf.tensor2d(clean, [2 * shape.batch, classes]), tf.tensor2d(adversarial, [2 * shape.batch, classes])];
+    const labelTensor = tf.tensor1d(y, 'int32');
+    const mixing = { mixing: 'alpha-mix' as const, alpha: 0.3 };
+    const grads = tf.grads(
+      (a: tf.Tensor, b: tf.Tensor) => minibatchObjective(model, a as tf.Tensor2D, labelTensor, b as tf.Tensor2D, mixing, [1, 2]).loss,
+    );
+    const result = minibatchObjective(model, x, labelTensor, xt, mixing, [1, 2]);
+    return [grads([x, xt]), tf.concat([result.networkLosses, result.misclassified])];
+  });
+  const [dx, dxt] = await Promise.all(gradients.map((g) => g.data<'float32'>()));
+  const tfjsStats = await objective.data<'float32'>();
+  tf.dispose([...gradients, objective]);
+  network.dispose();
+  await initBackend('webgpu');
+  const device = split(got.dLogits, 2, shape.batch, classes);
+  assert.ok(maxRelativeDifference(device.clean, dx!, 1e-3 / shape.batch) < 1e-5, '∂/∂x as tfjs');
+  assert.ok(maxRelativeDifference(device.adversarial, dxt!, 1e-3 / shape.batch) < 1e-5, '∂/∂x̃ as tfjs');
+  assert.ok(maxRelativeDifference([got.stats[4]!, got.stats[6]!], tfjsStats.subarray(0, 2)) < 1e-5, 'objective as tfjs');
+  assert.deepEqual([got.stats[5], got.stats[7]], Array.from(tfjsStats.subarray(2)), 'misclassified as tfjs');
+});
+
 const LAYOUT = new PackedLayout([
   { inputs: 5, columns: 3 },
   { inputs: 4, columns: 7 },
@@ -435,6 +504,8 @@ test('update: momentum, weight decay, L1 on layer 1 (zeros included) and max-nor
     updateShape(2),
     updateShape(2, { penalties: { weightDecay: 0, l1FirstLayer: 0 }, maxColumnNorm: null }),
     updateShape(2, { penalties: { weightDecay: 0, l1FirstLayer: 0.01 }, maxColumnNorm: 1.1 }),
+    // the RBF network's clamped precisions: layer 1's weights projected onto ≥ 0 (half of them start below)
+    updateShape(2, { penalties: { weightDecay: 0, l1FirstLayer: 0.01 }, maxColumnNorm: null, nonNegativeFirstLayer: true }),
   ];
   for (const shape of variants) {
     const problem = updateProblem(2, 11);
@@ -443,6 +514,11 @@ test('update: momentum, weight decay, L1 on layer 1 (zeros included) and max-nor
     const what = JSON.stringify({ penalties: shape.penalties, maxColumnNorm: shape.maxColumnNorm });
     assert.ok(maxRelativeDifference(got.parameters, want.parameters, 1e-3) < 1e-5, `${what}: parameters`);
     assert.ok(maxRelativeDifference(got.velocities, want.velocities, 1e-3) < 1e-5, `${what}: velocities`);
+    if (shape.nonNegativeFirstLayer) {
+      const first = LAYOUT.layers[0]!;
+      const weights = got.parameters.subarray(0, first.inputs * first.columns);
+      assert.ok(weights.every((w) => w >= 0) && weights.some((w) => w === 0), `${what}: layer 1's weights clamped at 0`);
+    }
     if (shape.maxColumnNorm !== null) {
       const unconstrained = updateReference({ ...shape, maxColumnNorm: null }, problem.parameters, problem.gradients, problem.velocities, lanes);
       for (const lane of [0, 1]) {

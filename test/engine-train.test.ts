@@ -98,7 +98,7 @@ async function trainOn(
   data = { train: trainSplit, validation },
 ): Promise<Trained> {
   await initBackend(backend);
-  const model = buildModel(spec, 0.05, 7);
+  const model = buildModel(spec, 0.05, 7, data.train);
   const engine = backend === 'webgpu' ? MaxoutEngine.onTfjsDevice(spec, trainingConfig) : null;
   try {
     const summary = await train(trainOptions(model, trainingConfig, engine, 5, data.validation, data.train));
@@ -196,6 +196,27 @@ describe('the WebGPU engine trains as tfjs does', () => {
       assertSameTraining(engine, await trainOn('wasm', one, logistic, data), 1e-5);
       // 3 steps an epoch: the ragged one is recorded by kernels of its own, as many as a whole minibatch's
       assert.equal(engine.dispatches % (2 * 3), 0, `${objective.kind}: ${engine.dispatches} dispatches over 6 steps`);
+    }
+  });
+
+  test("§7's RBF network: independent outputs with clamped precisions and L1, clean; the softmax output with exp precisions, adversarially trained; 5 and 9 dispatches a step", async () => {
+    const rbf = (output: 'independent' | 'softmax', precision: 'clamp' | 'exp'): ModelSpec => ({
+      kind: 'rbf',
+      inputSize: 784,
+      classes: SPEC.classes,
+      maxColumnNorm: null,
+      output,
+      precision,
+      init: { centres: 'class-means', precision: 0.05 },
+    });
+    for (const [spec, objective, l1FirstLayer, perStep] of [
+      [rbf('independent', 'clamp'), { kind: 'clean' }, 0.0005, 5],
+      [rbf('softmax', 'exp'), { ...ADVERSARIAL, gradientState: 'deterministic' }, 0, 9],
+    ] as const) {
+      const one = config({ epochs: 2, learningRate: { initial: 0.05 }, objective, l1FirstLayer, earlyStopping: { metric: 'none' } });
+      const engine = await trainOn('webgpu', one, spec);
+      assertSameTraining(engine, await trainOn('wasm', one, spec), 1e-5);
+      assert.equal(engine.dispatches, 2 * (trainSplit.n / one.batchSize) * perStep, `${spec.kind} ${objective.kind}: dispatches`);
     }
   });
 

@@ -442,6 +442,25 @@ evaluation: { rubbish: { samples: 200 }, figureExamples: 2 }
     assertSameRun(engine, wholeRun(dir, 'wasm', ['--backend', 'wasm'], yaml, 'tiny-logreg'), 1e-4);
   });
 
+  test("a whole RBF run (§7: independent outputs, clamped precisions) on the WebGPU engine: wasm's parameters and metrics", () => {
+    const dir = tempDir();
+    const yaml = `name: tiny-rbf
+seed: 2
+backend: wasm
+data:
+  source: auto
+  limit: { train: 1000, validation: 300, test: 300 }
+model: { kind: rbf, output: independent, precision: clamp, init: { centres: class-means, precision: 0.05 } }
+training: { epochs: 2, earlyStopping: { metric: validation-error, patience: 5 } }
+attack: { epsilons: [0.1, 0.25] }
+evaluation: { rubbish: { samples: 200 }, figureExamples: 2 }
+`;
+    const engine = wholeRun(dir, 'engine', ['--backend', 'webgpu'], yaml, 'tiny-rbf');
+    assert.equal(engine.result.provenance.trainer, 'webgpu-engine');
+    assert.equal(engine.result.provenance.attacker, 'webgpu-engine');
+    assertSameRun(engine, wholeRun(dir, 'wasm', ['--backend', 'wasm'], yaml, 'tiny-rbf'), 1e-4);
+  });
+
   test("two seeds on webgpu train as one stacked network (auto), on tfjs's ops or on the engine, each ending as on wasm one by one", () => {
     for (const counter of [[], ['--set', 'model.dropout.stream=threefry-v1']]) {
       const dir = tempDir();

@@ -1,4 +1,3 @@
-import type { ObjectiveConfig } from '../config/schema.js';
 import { FgsmError } from '../core/errors.js';
 import { yieldToEventLoop } from '../core/event-loop.js';
 import { gradientStateSeed } from '../attacks/training-perturbations.js';
@@ -18,15 +17,18 @@ import { StepProgram, type EngineTraining, type ProgramShape } from './step-prog
 export const READ_EVERY = 50;
 
 /**
- * Why the engine cannot train this network and objective (null: it can). What it runs: maxout networks with the
- * softmax or independent-sigmoid top (and softmax and logistic regression, networks with no hidden layer), dropout from the
- * counter-based stream threefry-v1 or none, trained clean, adversarially (§6's J̃ in each gradient state and form) or
- * on §6's noise controls (whose noise threefry-v1 also draws: so only with that dropout), with momentum, max-norm,
- * weight decay and L1.
+ * Why the engine cannot train this network with this objective and these penalties (null: it can). What it runs:
+ * maxout networks with the softmax or independent-sigmoid top, softmax and logistic regression and the RBF network
+ * (networks with no hidden layer), dropout from the counter-based stream threefry-v1 or none, trained clean,
+ * adversarially (§6's J̃ in each gradient state and form) or on §6's noise controls (whose noise threefry-v1 also
+ * draws: so only with that dropout), with momentum, max-norm, weight decay (not on the RBF network) and L1.
  */
-export function engineSupport(spec: ModelSpec, objective: ObjectiveConfig, lanes = 1): string | null {
+export function engineSupport(spec: ModelSpec, training: EngineTraining, lanes = 1): string | null {
+  const { objective } = training;
   const network = asMaxout(spec);
-  if (!network) return `it trains maxout networks and softmax and logistic regression, not ${spec.kind}`;
+  if (!network) return `it trains maxout, softmax, logistic and RBF networks, not ${spec.kind}`;
+  // the packed layout puts μ where the update's weight decay would reach it (layoutOf)
+  if (network.rbf && training.weightDecay > 0) return 'it trains the RBF network without weight decay (this config sets training.weightDecay)';
   const stream = network.dropout ? (network.dropout.stream ?? 'sfc32-rows') : null;
   if (stream && stream !== 'threefry-v1')
     return `it draws dropout on the device from the counter-based stream: set model.dropout.stream: threefry-v1 (this config uses ${stream})`;
@@ -39,7 +41,7 @@ export function engineSupport(spec: ModelSpec, objective: ObjectiveConfig, lanes
 }
 
 /**
- * The paper's maxout networks trained on the device (DESIGN.md, "A WebGPU engine"): examples resident, dropout
+ * The paper's networks trained on the device (DESIGN.md, "A WebGPU engine"): examples resident, dropout
  * drawn by the kernels, each step's work recorded into one command stream without host work that grows with the
  * batch, losses and error counts read once per READ_EVERY steps. Parameters and velocities move between tfjs's
  * variables and the engine's packed buffers on the device, once per epoch: stages, early stopping, checkpoints
@@ -58,7 +60,7 @@ export class MaxoutEngine implements EpochEngine {
     private readonly training: EngineTraining,
   ) {
     const network = asMaxout(spec);
-    if (!network) throw new Error(`the WebGPU engine cannot train this: ${engineSupport(spec, training.objective)}`);
+    if (!network) throw new Error(`the WebGPU engine cannot train this: ${engineSupport(spec, training)}`);
     this.network = network;
     this.layout = layoutOf(network);
     this.resident = new ResidentData(runtime);
@@ -66,7 +68,7 @@ export class MaxoutEngine implements EpochEngine {
 
   /** An engine on tfjs's active webgpu backend's device. */
   static onTfjsDevice(spec: ModelSpec, training: EngineTraining): MaxoutEngine {
-    const reason = engineSupport(spec, training.objective);
+    const reason = engineSupport(spec, training);
     if (reason) throw new Error(`the WebGPU engine cannot train this: ${reason}`);
     return new MaxoutEngine(GpuRuntime.ofTfjsBackend(), spec, training);
   }
@@ -88,7 +90,7 @@ export class MaxoutEngine implements EpochEngine {
     if (ragged && lanes.length > 1)
       throw new Error(`stacked seeds train whole minibatches only: a split of ${ragged.stage.split.n} in batches of ${batchSize}`);
     const remainder = lanes.length === 1 ? lanes[0]!.stage.split.n % batchSize : 0;
-    const reason = engineSupport(this.spec, this.training.objective, lanes.length);
+    const reason = engineSupport(this.spec, this.training, lanes.length);
     if (reason) throw new Error(`the WebGPU engine cannot train this: ${reason}`);
     const plans = lanes.map((lane) => {
       const epoch = lane.state.epoch + 1;

@@ -20,7 +20,9 @@ import {
   type FgsmPass,
   type IteratePass,
 } from './kernels/fgsm-passes.js';
+import { BatchInputKernel } from './kernels/batch-input.js';
 import { BackwardData, HiddenForward, OutputForward, type BatchInput, type LayerShape } from './kernels/layers.js';
+import { RbfForward, RbfInputSign, rbfShape } from './kernels/rbf.js';
 import { encodeSteps, type LaneStep } from './kernels/step-record.js';
 import { asMaxout, layoutOf, type MaxoutSpec } from './network.js';
 import type { PackedLayout } from './parameters.js';
@@ -89,11 +91,11 @@ export const ENGINE_GRADIENTS: readonly EngineGradient[] = ['standard', 'stable'
 
 /**
  * Whether ResidentFgsm measures `attack` on `spec` as evaluate does (FGSM, BIM, or PGD, with the
- * standard or the stable gradient, any labels and target, on a maxout network or softmax or logistic regression): null, or
+ * standard or the stable gradient, any labels and target, on a maxout, softmax, logistic or RBF network): null, or
  * what it lacks.
  */
 export function residentFgsmSupport(spec: ModelSpec, attack: AttackConfig): string | null {
-  if (!asMaxout(spec)) return `the engine attacks maxout networks and softmax and logistic regression, not ${spec.kind}`;
+  if (!asMaxout(spec)) return `the engine attacks maxout, softmax, logistic and RBF networks, not ${spec.kind}`;
   if (spec.inputSize !== IMAGE_SIZE) return `the engine attacks ${IMAGE_SIZE}-pixel images, not ${spec.inputSize}`;
   if (!ENGINE_GRADIENTS.includes(attack.gradient as EngineGradient))
     return `the engine takes ∇ₓJ with the standard or the stable gradient, not ${attack.gradient}`;
@@ -170,7 +172,8 @@ class Holdings {
 }
 
 /**
- * FGSM on a maxout network (or softmax or logistic regression, one with no hidden layer) over one split resident on the device: the error at several ε, as fgsmErrorRate measures
+ * FGSM on a maxout network (or softmax or logistic regression or the RBF network, which have no hidden layer) over
+ * one split resident on the device: the error at several ε, as fgsmErrorRate measures
  * it (§6's adversarial validation error), or the attack evaluate measures on the test set (probabilities on x̃,
  * zero gradients, the largest perturbation), each from one input gradient per batch serving every ε, the network's
  * parameters copied in from its tfjs variables once per call, and everything read once at the end of a call.
@@ -179,7 +182,8 @@ class Holdings {
  * sign(∇ₓJ); then, per group of ε values, x̃ at each, one forward pass over all their blocks of n rows, and the
  * count (or the probabilities). That is 2L + 3 dispatches for L hidden layers plus L + 3 per group, and one group
  * unless x̃ at every ε outgrows the pass's buffer limit (PASS_BYTES): 12 a batch for two hidden layers (13 for the
- * attack, which also counts the zero gradients).
+ * attack, which also counts the zero gradients). The RBF network's forward pass is two dispatches (its rows, then
+ * −d) and its input gradient one: 8 a batch (9 for the attack).
  *
  * The figures equal tfjs's wherever the two float32 computations agree on each prediction and each sign of ∇ₓJ:
  * they sum their products in different orders, so a logit or a gradient that lands within rounding of a tie or of 0
@@ -209,7 +213,7 @@ export class ResidentFgsm {
   /** Uploads `split` and builds the gradient pass (both forms) for batches of at most `batchRows` rows. */
   static async create(runtime: GpuRuntime, model: ModelSpec, split: Split, options: ResidentFgsmOptions = {}): Promise<ResidentFgsm> {
     const spec = asMaxout(model);
-    if (!spec) throw new Error(`the engine's FGSM is for maxout networks and softmax and logistic regression, not ${model.kind}`);
+    if (!spec) throw new Error(`the engine's FGSM is for maxout, softmax, logistic and RBF networks, not ${model.kind}`);
     if (spec.inputSize !== IMAGE_SIZE) throw new Error(`the engine's resident data holds ${IMAGE_SIZE}-pixel images, not ${spec.inputSize}`);
     if (split.n < 1) throw new Error(`the ${split.name} split is empty`);
     const most = options.batchRows ?? MOST_BATCH_ROWS;
@@ -241,6 +245,7 @@ export class ResidentFgsm {
           held.add(`route${i + 1}`, n * layer.units * 4);
           held.add(`dPre${i + 1}`, n * layer.units * layer.pieces * 4);
         });
+        if (spec.rbf) held.add('input', n * IMAGE_SIZE * 4);
         held.add('logits', n * spec.classes.length * 4);
         held.add('dLogits', n * spec.classes.length * 4);
         held.add('direction', n * IMAGE_SIZE * 4);
@@ -582,13 +587,13 @@ export class ResidentFgsm {
     const same =
       given !== null &&
       given.top === spec.top &&
+      given.rbf?.precision === spec.rbf?.precision &&
       given.inputSize === spec.inputSize &&
       given.classes.length === spec.classes.length &&
       JSON.stringify(given.layers) === JSON.stringify(spec.layers);
     if (!same) throw new Error('the model is not the network this was built for');
     for (const p of model.parameters) {
-      const layer = layout.layers[p.layer - 1];
-      const size = layer ? (p.role === 'weight' ? layer.inputs * layer.columns : layer.columns) : 0;
+      const size = layout.slots.find((slot) => slot.layer === p.layer && slot.role === p.role)?.floats ?? 0;
       if (p.variable.size !== size) throw new Error(`parameter ${p.name} holds ${p.variable.size} values, not the ${size} of one network`);
     }
   }
@@ -648,6 +653,11 @@ async function gradientPass(
       dLogits,
     }),
   );
+  if (spec.rbf) {
+    const buffers = { parameters, input: held.get('input'), logits: held.get('logits'), dLogits, output: held.get('direction') };
+    const direction = await RbfInputSign.create(runtime, { ...rbfShape(spec, network.layout, 1, n), epsilon: null }, buffers);
+    return { forward: forwardPass, loss, backward: [], direction: held.keep(direction) };
+  }
   const backward: RecordedKernel[] = [];
   const top = spec.layers.length + 1;
   const upstream = (j: number) => (j === top ? dLogits : held.get(`dPre${j}`));
@@ -717,6 +727,7 @@ class EpsilonPasses extends HeldPasses {
     const classes = spec.classes.length;
     return Holdings.build(runtime, async (held) => {
       const adversarial = held.add('adversarial', rows * IMAGE_SIZE * 4);
+      if (spec.rbf) held.add('input', rows * IMAGE_SIZE * 4);
       spec.layers.forEach((layer, i) => {
         held.add(`h${i + 1}`, rows * layer.units * 4);
         held.add(`route${i + 1}`, rows * layer.units * 4);
@@ -1004,6 +1015,13 @@ class IterativePasses extends HeldPasses {
 /** The deterministic network's forward pass over `rows` rows of `input`, into `into`'s h·, route· and logits; its kernels kept by `keeper`. */
 async function forward(network: Network, rows: number, input: BatchInput, into: Holdings, keeper: Holdings): Promise<RecordedKernel[]> {
   const { runtime, spec, steps, parameters } = network;
+  if (spec.rbf) {
+    // the RBF network reads its rows from a buffer of their own, which its input gradient reads too
+    const shape = { lanes: 1, rows, inputs: IMAGE_SIZE, dropout: null, noise: null };
+    const rowsOf = keeper.keep(await BatchInputKernel.create(runtime, shape, { steps, batch: input, output: into.get('input') }));
+    const buffers = { parameters, input: into.get('input'), logits: into.get('logits') };
+    return [rowsOf, keeper.keep(await RbfForward.create(runtime, rbfShape(spec, network.layout, 1, rows), buffers))];
+  }
   const kernels: RecordedKernel[] = [];
   for (const [i, { pieces }] of spec.layers.entries()) {
     const buffers = {

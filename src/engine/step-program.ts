@@ -3,6 +3,7 @@ import { IMAGE_SIZE } from '../data/mnist-files.js';
 import { BatchInputKernel, type BatchNoise } from './kernels/batch-input.js';
 import { CrossEntropy, type CrossEntropyShape, type EngineGradient } from './kernels/cross-entropy.js';
 import { BackwardData, HiddenForward, OutputForward, WeightGradient, type BatchInput, type LayerShape, type PassDropout } from './kernels/layers.js';
+import { RbfForward, RbfInputSign, RbfParameterGradient, rbfShape } from './kernels/rbf.js';
 import { Update } from './kernels/update.js';
 import type { MaxoutSpec } from './network.js';
 import type { PackedLayout } from './parameters.js';
@@ -140,8 +141,10 @@ function trainingRows(objective: ObjectiveConfig, n: number): number {
  * objective's gradient state and form) down to x̃ = x + ε·sign(∇ₓJ); then the training pass over [x; x̃] (R = 2n)
  * with the clean term's dropout masks, its gradients layer by layer from the top, and the update. The noise controls
  * and clean training: the training pass alone, the noise drawn into its input (over [x; x̃] for alpha-mix, over x̃
- * alone for replace). For two hidden layers: 19 dispatches a J̃ step, 11 a noise or a clean one. `n`: the
- * minibatch's rows (the batch size, or a ragged last minibatch's, which the buffers also hold).
+ * alone for replace). For two hidden layers: 19 dispatches a J̃ step, 11 a noise or a clean one. The RBF network
+ * has its own kernels in place of the layers' (the forward pass, the FGSM step, the parameters' gradient): 9 a J̃
+ * step, 5 a clean one. `n`: the minibatch's rows (the batch size, or a ragged last minibatch's, which the buffers
+ * also hold).
  */
 async function buildKernels(
   runtime: GpuRuntime,
@@ -191,6 +194,10 @@ async function buildKernels(
         { steps, batch: batch(R), output: buffer('input') },
       ),
     ];
+    if (spec.rbf) {
+      const buffers = { parameters, input: buffer('input'), logits: buffer('logits') };
+      return [...kernels, await RbfForward.create(runtime, rbfShape(spec, layout, lanes, R), buffers)];
+    }
     for (const [i, { pieces }] of spec.layers.entries()) {
       const input = i === 0 ? buffer('input') : buffer(`h${i}`);
       kernels.push(
@@ -245,14 +252,19 @@ async function buildKernels(
         statistics: null,
       }),
     );
-    for (let j = top; j >= 2; j--) kernels.push(await backThrough(j, n, dropout));
-    kernels.push(
-      await BackwardData.create(
-        runtime,
-        { ...layer(1, n), dropout, epilogue: { kind: 'input-sign', epsilon: adversarial.epsilon } },
-        { steps, parameters, upstream: upstream(1), output: buffer('adversarial'), batch: batch(n) },
-      ),
-    );
+    if (spec.rbf) {
+      const buffers = { parameters, input: buffer('input'), logits: buffer('logits'), dLogits: buffer('dLogits'), output: buffer('adversarial') };
+      kernels.push(await RbfInputSign.create(runtime, { ...rbfShape(spec, layout, lanes, n), epsilon: adversarial.epsilon }, buffers));
+    } else {
+      for (let j = top; j >= 2; j--) kernels.push(await backThrough(j, n, dropout));
+      kernels.push(
+        await BackwardData.create(
+          runtime,
+          { ...layer(1, n), dropout, epilogue: { kind: 'input-sign', epsilon: adversarial.epsilon } },
+          { steps, parameters, upstream: upstream(1), output: buffer('adversarial'), batch: batch(n) },
+        ),
+      );
+    }
   }
   const dropout = masks('dropoutSeed');
   kernels.push(...(await forward(rows, dropout, noise)));
@@ -260,17 +272,29 @@ async function buildKernels(
   const mix = alphaMix(objective);
   const weights = mix ? { clean: mix.alpha, adversarial: 1 - mix.alpha } : { clean: 1, adversarial: 0 };
   kernels.push(await crossEntropy(rows, { gradient: 'standard', weights, reduction: 'mean', statistics: { misclassifiedRows: n } }));
-  for (let j = top; j >= 1; j--) {
-    const input = j === 1 ? buffer('input') : buffer(`h${j - 1}`);
-    kernels.push(
-      await WeightGradient.create(runtime, { ...layer(j, rows), dropout }, { steps, input, upstream: upstream(j), gradients: buffer('grads') }),
-    );
-    if (j >= 2) kernels.push(await backThrough(j, rows, dropout));
+  if (spec.rbf) {
+    const buffers = { parameters, input: buffer('input'), logits: buffer('logits'), dLogits: buffer('dLogits'), gradients: buffer('grads') };
+    kernels.push(await RbfParameterGradient.create(runtime, rbfShape(spec, layout, lanes, rows), buffers));
+  } else {
+    for (let j = top; j >= 1; j--) {
+      const input = j === 1 ? buffer('input') : buffer(`h${j - 1}`);
+      kernels.push(
+        await WeightGradient.create(runtime, { ...layer(j, rows), dropout }, { steps, input, upstream: upstream(j), gradients: buffer('grads') }),
+      );
+      if (j >= 2) kernels.push(await backThrough(j, rows, dropout));
+    }
   }
   kernels.push(
     await Update.create(
       runtime,
-      { lanes, laneFloats: layout.laneFloats, layers: layout.layers, penalties: training, maxColumnNorm: spec.maxColumnNorm },
+      {
+        lanes,
+        laneFloats: layout.laneFloats,
+        layers: layout.layers,
+        penalties: training,
+        maxColumnNorm: spec.maxColumnNorm,
+        nonNegativeFirstLayer: spec.rbf?.precision === 'clamp',
+      },
       { steps, parameters, gradients: buffer('grads'), velocities: buffer('velocity') },
     ),
   );

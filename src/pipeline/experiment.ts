@@ -392,7 +392,7 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
  */
 function trainingEngine(spec: ModelSpec, config: Experiment, input: RunInput, lanes: number, progress: Progress): MaxoutEngine | null {
   if (input.backend.name !== 'webgpu') return null;
-  const why = engineSupport(spec, config.training.objective, lanes);
+  const why = engineSupport(spec, config.training, lanes);
   if (why) {
     progress.line(`training: tfjs's webgpu ops (the WebGPU engine does not run this: ${why})`);
     return null;

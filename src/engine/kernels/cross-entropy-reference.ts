@@ -21,6 +21,12 @@ const softplus = (x: number) => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x
 /** One row's loss and gradient (weighted by u), and its prediction: the first class of highest probability. */
 function row(shape: CrossEntropyShape, z: readonly number[], label: number, u: number): { loss: number; predicted: number; d: number[] } {
   const argmax = (p: number[]) => p.reduce((best, value, k) => (value > p[best]! ? k : best), 0);
+  if (shape.top === 'distance') {
+    const p = z.map(Math.exp);
+    const d = z.map((zk, k) => (k === label ? -u : u / Math.expm1(-zk)));
+    const loss = z.reduce((total, zk, k) => total + (k === label ? -zk : -Math.log(-Math.expm1(zk))), 0);
+    return { loss, predicted: argmax(p), d };
+  }
   if (shape.top === 'logistic') {
     const y = label === 1 ? 1 : -1;
     const p = sigmoid(z[0]!);

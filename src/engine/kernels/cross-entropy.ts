@@ -1,6 +1,7 @@
 import type { SigmoidLoss, SoftmaxGradient } from '../../models/classifier.js';
 import { logitColumns, type EngineTop } from '../network.js';
 import { BoundKernel, type GpuRuntime } from '../runtime.js';
+import { LOG_SPACE_WGSL } from './log-space.js';
 import { MAX_LANES, STEP_RECORD_WGSL } from './step-record.js';
 
 /*
@@ -132,6 +133,29 @@ function rowFunction(shape: CrossEntropyShape): string {
       return RowResult(lse - logits[first + label], predicted);
     }`;
   }
+  if (shape.top === 'distance') {
+    // expDistanceCrossEntropy(d) at d = −z: d_y + Σ_{k≠y} −log(1 − e^(−d_k)), whose autodiff gives −u at y and
+    // −((−u) / expm1(d_k)) elsewhere (no saturating step, no gradient choice); the prediction is the first class of
+    // highest exp(z)
+    return `${header}
+      var loss = 0.0;
+      var predicted = 0u;
+      var best = -1.0;
+      for (var k = 0u; k < shape.classes; k++) {
+        let d = -logits[first + k];
+        let p = exp(logits[first + k]);
+        if (p > best) { best = p; predicted = k; }
+        if (k == label) {
+          loss = loss + d;
+          dLogits[first + k] = -u;
+        } else {
+          loss = loss + negLog1mExp(d);
+          dLogits[first + k] = -((-u) / expm1(d));
+        }
+      }
+      return RowResult(loss, predicted);
+    }`;
+  }
   if (shape.top === 'logistic') {
     // LogisticRegression's softplus(−(y·z)), y = ±1: autodiff gives −(u·σ(x))·y at x = −(y·z), whichever form; the
     // prediction is the first of the two largest of [1 − σ(z), σ(z)], as tf.argMax over its probabilities
@@ -200,6 +224,7 @@ struct RowResult { loss: f32, predicted: u32 }
 ${statistics ? '@group(0) @binding(6) var<storage, read_write> stats: array<f32>;' : ''}
 
 fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+${LOG_SPACE_WGSL}
 
 fn softplus(x: f32) -> f32 {
   if (x > ${SOFTPLUS_THRESHOLD}) { return x; }

@@ -22,9 +22,10 @@ type Values = ArrayLike<number>;
 
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 
-/** The model's class probabilities of one row of logits z (float64): softmax, the independent sigmoids, or logistic regression's [1 − σ(z), σ(z)]. */
+/** The model's class probabilities of one row of logits z (float64): softmax, the independent sigmoids, logistic regression's [1 − σ(z), σ(z)], or the RBF network's exp(z). */
 function probabilitiesOf(top: ProbabilitiesShape['top'], z: readonly number[]): number[] {
   if (top === 'sigmoid') return z.map(sigmoid);
+  if (top === 'distance') return z.map(Math.exp);
   if (top === 'logistic') return [1 - sigmoid(z[0]!), sigmoid(z[0]!)];
   const most = Math.max(...z);
   const sum = z.reduce((total, zk) => total + Math.exp(zk - most), 0);
@@ -186,7 +187,9 @@ export function keepWorstReference(
         ? z.reduce((total, zk, k) => total + softplus(zk) - (k === label ? zk : 0), 0)
         : shape.top === 'logistic'
           ? softplus(label === 1 ? -z[0]! : z[0]!)
-          : most + Math.log(z.reduce((total, zk) => total + Math.exp(zk - most), 0)) - z[label]!;
+          : shape.top === 'distance'
+            ? z.reduce((total, zk, k) => total + (k === label ? -zk : -Math.log(-Math.expm1(zk))), 0)
+            : most + Math.log(z.reduce((total, zk) => total + Math.exp(zk - most), 0)) - z[label]!;
     if (shape.top === 'sigmoid' && shape.sigmoidLoss === 'mean') loss /= classes;
     const success = (targeted ? predicted === label : predicted !== label) ? 1 : 0;
     const objective = targeted ? -loss : loss;

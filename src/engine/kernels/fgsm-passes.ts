@@ -1,5 +1,6 @@
 import { logitColumns, type EngineTop } from '../network.js';
 import { BoundKernel, STEP_RECORD_BYTES, type Binding, type GpuRuntime, type Kernel } from '../runtime.js';
+import { LOG_SPACE_WGSL } from './log-space.js';
 
 /*
  * The kernels that turn one input gradient per batch into FGSM figures at several ε (see resident-fgsm.ts):
@@ -88,7 +89,7 @@ export interface Output {
 }
 
 /** The top's code in the kernels' shape uniforms (TOP_WGSL). */
-const TOP_CODES: Record<EngineTop, number> = { softmax: 0, sigmoid: 1, logistic: 2 };
+const TOP_CODES: Record<EngineTop, number> = { softmax: 0, sigmoid: 1, logistic: 2, distance: 3 };
 
 /** An output's words of a shape uniform: classes, logit columns, the top's code. */
 const outputWords = ({ classes, top }: Output): number[] => [classes, logitColumns(top, classes), TOP_CODES[top]];
@@ -214,6 +215,8 @@ fn softmaxOf(first: u32, classes: u32) -> Softmax {
 }
 fn probability(first: u32, k: u32, top: u32, softmax: Softmax) -> f32 {
   if (top == ${TOP_CODES.sigmoid}u) { return 1.0 / (1.0 + exp(-logits[first + k])); }
+  // the RBF network's independent exp(−d_k), its logits −d_k
+  if (top == ${TOP_CODES.distance}u) { return exp(logits[first + k]); }
   if (top == ${TOP_CODES.logistic}u) {
     // LogisticRegression's concat([1 − σ(z), σ(z)])
     let p = 1.0 / (1.0 + exp(-logits[first]));
@@ -424,6 +427,7 @@ struct Shape { batchRows: u32, inputs: u32, classes: u32, columns: u32, top: u32
 @group(0) @binding(8) var<storage, read_write> bestSuccess: array<u32>;
 @group(0) @binding(9) var<storage, read_write> bestObjective: array<f32>;
 ${PROBABILITY_WGSL}
+${LOG_SPACE_WGSL}
 fn softplus(z: f32) -> f32 { return max(z, 0.0) + log(1.0 + exp(-abs(z))); }
 
 var<workgroup> keep: u32;
@@ -446,14 +450,16 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
         predicted = k;
       }
     }
-    // the model's loss: softmax cross-entropy, the binary cross-entropies of the independent sigmoids, or logistic
-    // regression's softplus(−y·z)
+    // the model's loss: softmax cross-entropy, the binary cross-entropies of the independent sigmoids, logistic
+    // regression's softplus(−y·z), or the RBF network's binary cross-entropies of exp(−d_k)
     var loss = 0.0;
     if (shape.top == ${TOP_CODES.sigmoid}u) {
       for (var k = 0u; k < shape.classes; k++) { loss += softplus(logits[first + k]) - select(0.0, logits[first + k], k == label); }
       if (shape.meanLoss != 0u) { loss = loss / f32(shape.classes); }
     } else if (shape.top == ${TOP_CODES.logistic}u) {
       loss = softplus(-select(-1.0, 1.0, label == 1u) * logits[first]);
+    } else if (shape.top == ${TOP_CODES.distance}u) {
+      for (var k = 0u; k < shape.classes; k++) { loss += select(negLog1mExp(-logits[first + k]), -logits[first + k], k == label); }
     } else {
       loss = softmax.top + log(softmax.sum) - logits[first + label];
     }

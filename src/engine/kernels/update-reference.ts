@@ -3,7 +3,7 @@ import type { UpdateShape } from './update.js';
 
 /*
  * The update kernel's results in plain float64 (the step record's learning rate and momentum as the float32 values
- * it holds): MomentumSgd.apply then max-norm, as update.ts describes.
+ * it holds): MomentumSgd.apply then max-norm or the clamp at 0, as update.ts describes.
  */
 
 const sign = (x: number) => (x > 0 ? 1 : x < 0 ? -1 : 0);
@@ -32,6 +32,7 @@ export function updateReference(
           const g = gradients[at]! + (weight ? weightDecay * theta[at]! + (j === 0 ? l1FirstLayer * sign(theta[at]!) : 0) : 0);
           v[at] = momentum * v[at]! - rate * g;
           theta[at] = theta[at]! + v[at]!;
+          if (weight && j === 0 && shape.nonNegativeFirstLayer) theta[at] = Math.max(theta[at]!, 0);
           if (weight) squares += theta[at]! ** 2;
         }
         if (shape.maxColumnNorm === null) continue;

@@ -7,7 +7,8 @@ import { MAX_LANES, STEP_RECORD_WGSL } from './step-record.js';
  * The optimiser step of the engine: MomentumSgd.apply then the model's max-norm constraint, for every layer of
  * every active lane in one dispatch, in tfjs's float32 order: g' = (g + λ₂·θ) + λ₁·sign(θ), v ← μ·v − η·g',
  * θ ← θ + v, then each column of W times min(1, maxNorm / max(‖column‖₂, 1e-12)), its squares summed down the rows
- * (as fusedColumnNormScale does). The float64 reference beside it is update-reference.ts.
+ * (as fusedColumnNormScale does), or layer 1's weights clamped at 0. The float64 reference beside it is
+ * update-reference.ts.
  */
 
 export interface UpdateShape {
@@ -19,6 +20,8 @@ export interface UpdateShape {
   penalties: Penalties;
   /** null: no max-norm constraint. */
   maxColumnNorm: number | null;
+  /** Layer 1's weights projected onto ≥ 0 after the step: the RBF network's clamped precisions (RbfNetwork.constrain). */
+  nonNegativeFirstLayer?: boolean;
 }
 
 export interface UpdateBuffers {
@@ -90,6 +93,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     ${weightDecay > 0 ? 'g = g + shape.weightDecay * parameters[at];' : ''}
     ${l1FirstLayer > 0 ? 'if (j == 0u) { g = g + shape.l1 * exactSign(parameters[at]); }' : ''}
     let next = advance(at, g, laneStep.momentum, laneStep.learningRate);
+    ${shape.nonNegativeFirstLayer ? 'if (j == 0u && next < 0.0) { parameters[at] = 0.0; }' : ''}
     squares = squares + next * next;
   }
   let bias = first + layer.y * columns;
@@ -111,6 +115,7 @@ export class Update extends BoundKernel {
   static async create(runtime: GpuRuntime, shape: UpdateShape, buffers: UpdateBuffers): Promise<Update> {
     if (shape.layers.length === 0) throw new Error('update: no layers');
     if (shape.lanes > MAX_LANES) throw new Error(`update: ${shape.lanes} lanes: a step record holds ${MAX_LANES}`);
+    if (shape.nonNegativeFirstLayer && shape.maxColumnNorm !== null) throw new Error('update: clamped weights take no max-norm');
     const kernel = await runtime.kernel('update', wgsl(shape), ['step', 'uniform', 'write', 'read', 'write']);
     const data = new ArrayBuffer(16 * (2 + shape.layers.length));
     const u32 = new Uint32Array(data);
