@@ -1,18 +1,45 @@
+import * as tf from '@tensorflow/tfjs-core';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { fastGradientSign } from '../src/attacks/fgsm.js';
 import { stream } from '../src/core/rng.js';
+import { EnsembleFgsm } from '../src/engine/ensemble-fgsm.js';
+import type { EngineGradient } from '../src/engine/kernels/cross-entropy.js';
 import { EnsembleLoss } from '../src/engine/kernels/ensemble-loss.js';
 import { ensembleLossReference } from '../src/engine/kernels/ensemble-loss-reference.js';
 import { BackwardData, type LayerShape } from '../src/engine/kernels/layers.js';
 import { inputGradientReference } from '../src/engine/kernels/layers-reference.js';
 import { encodeSteps } from '../src/engine/kernels/step-record.js';
+import { ResidentFgsm } from '../src/engine/resident-fgsm.js';
 import { STEP_RECORD_BYTES, type GpuRuntime } from '../src/engine/runtime.js';
-import type { MaxoutTop } from '../src/models/classifier.js';
-import { engineRuntime } from './engine-helpers.js';
+import { buildModel } from '../src/models/build.js';
+import type { Split } from '../src/data/dataset.js';
+import type { Classifier, MaxoutTop, ModelSpec } from '../src/models/classifier.js';
+import { EnsembleClassifier } from '../src/models/ensemble.js';
+import { engineRuntime, labelled, scale } from './engine-helpers.js';
+import { randomImages } from './helpers.js';
 
 /*
- * The kernels of FGSM against a whole ensemble against their float64 references. Small shapes: lavapipe is a CPU.
+ * FGSM against a whole ensemble on its members' engines (ensemble-fgsm.ts): its two kernels against their float64
+ * references, and its examples against tfjs's fastGradientSign against EnsembleClassifier on the same webgpu device.
+ * Small shapes: lavapipe is a CPU.
  */
+
+const SPEC: Extract<ModelSpec, { kind: 'maxout' }> = {
+  kind: 'maxout',
+  inputSize: 784,
+  classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  maxColumnNorm: null,
+  layers: [
+    { units: 7, pieces: 3 },
+    { units: 5, pieces: 2 },
+  ],
+  dropout: null,
+  top: 'softmax',
+  sigmoidLoss: 'sum',
+};
+
+const SOFTMAX_REGRESSION: ModelSpec = { kind: 'softmax', inputSize: 784, classes: SPEC.classes, maxColumnNorm: null };
 
 /** A step-record buffer of one record whose lane 0 starts its batch at `batchStart`. */
 function stepsAt(runtime: GpuRuntime, batchStart: number): GPUBuffer {
@@ -123,3 +150,91 @@ test("the input-gradient epilogue: layer 1's ∇ₓ written, added to what the b
   for (const buffer of Object.values(buffers)) runtime.release(buffer);
   assert.equal(runtime.liveBuffers, before);
 });
+
+/** Three members (maxout, maxout with a sigmoid top, softmax regression), each scaled so that FGSM bites, and their engines. */
+async function withEnsemble(
+  n: number,
+  batchRows: number,
+  body: (ensemble: EnsembleClassifier, engines: Map<Classifier, ResidentFgsm>, split: Split) => Promise<void>,
+): Promise<void> {
+  const runtime = await engineRuntime();
+  const tensors = tf.memory().numTensors;
+  const before = runtime.liveBuffers;
+  const specs: [ModelSpec, number][] = [
+    [SPEC, 5],
+    [{ ...SPEC, top: 'sigmoid' }, 5],
+    [SOFTMAX_REGRESSION, 10],
+  ];
+  const members = specs.map(([spec, factor], i) => {
+    const model = buildModel(spec, 0.05, 31 + i);
+    scale(model, factor);
+    return model;
+  });
+  const ensemble = new EnsembleClassifier(members);
+  const split = await labelled(ensemble, randomImages(n, 32), n, 10);
+  const engines = new Map<Classifier, ResidentFgsm>();
+  try {
+    for (const model of members) engines.set(model, await ResidentFgsm.create(runtime, model.spec, split, { batchRows }));
+    await body(ensemble, engines, split);
+  } finally {
+    for (const engine of engines.values()) engine.dispose();
+    for (const model of members) model.dispose();
+  }
+  assert.equal(runtime.liveBuffers, before, 'no buffer left');
+  assert.equal(tf.memory().numTensors, tensors, 'no tensor left');
+}
+
+test("FGSM against a whole ensemble on its members' engines makes tfjs's examples: per batch 16 dispatches, one read, nothing uploaded", async () => {
+  await withEnsemble(130, 64, async (ensemble, engines, split) => {
+    const runtime = [...engines.values()][0]!.runtime;
+    const epsilons = [0.1, 0.25];
+    const fgsm = EnsembleFgsm.create(ensemble.members.map((member) => engines.get(member)!));
+    try {
+      for (const gradient of ['standard', 'stable'] as const) {
+        await fgsm.adversarial(ensemble, epsilons, gradient, [0, 1]); // builds the kernels and x̃ passes (their uniforms uploaded once)
+        const counted = { ...runtime.counters };
+        const ours = await fgsm.adversarial(ensemble, epsilons, gradient, [0, 1]);
+        // 130 rows in 3 batches of 44: per batch the members' forward passes (3 + 3 + 1), the loss, their backward
+        // passes (2 + 2 + 0) and input gradients (3), x̃ (1); one read of x̃
+        assert.equal(runtime.counters.dispatches - counted.dispatches, 3 * 16, `${gradient}: dispatches`);
+        assert.equal(runtime.counters.reads - counted.reads, 3, `${gradient}: reads`);
+        // per call, not per batch: ε, the counters and tallies, the clipping
+        const uploaded = runtime.counters.uploadedBytes - counted.uploadedBytes;
+        assert.ok(uploaded <= 64, `${gradient}: ${uploaded} bytes uploaded`);
+        await compareWithTfjs(ensemble, split, epsilons, gradient, ours);
+      }
+    } finally {
+      fgsm.dispose();
+    }
+  });
+});
+
+/**
+ * x̃ of the engine against tfjs's fastGradientSign against the ensemble (true labels, clipped to [0, 1]): equal but
+ * where a sign of ∇ₓJ lies within rounding of 0 (the two sum their products in different orders).
+ */
+async function compareWithTfjs(
+  ensemble: EnsembleClassifier,
+  split: Split,
+  epsilons: number[],
+  gradient: EngineGradient,
+  ours: Float32Array[],
+): Promise<void> {
+  const theirs = tf.tidy(() => {
+    const x = tf.tensor2d(split.x.subarray(0, split.n * 784), [split.n, 784]);
+    const y = tf.tensor1d(split.y, 'int32');
+    const options = { epsilons, clip: [0, 1] as const, labels: 'true', target: null, gradient, countZeroGradients: false } as const;
+    return fastGradientSign(ensemble, x, y, options).adversarial;
+  });
+  const theirValues = await Promise.all(theirs.map(async (t) => await t.data()));
+  tf.dispose(theirs);
+  epsilons.forEach((epsilon, e) => {
+    const differing = ours[e]!.reduce((count, value, i) => count + (value === theirValues[e]![i] ? 0 : 1), 0);
+    differences.push(`${gradient} ε ${epsilon}: ${differing}`);
+    assert.ok(differing <= ours[e]!.length * 1e-4, `${gradient}, ε ${epsilon}: ${differing} of ${ours[e]!.length} pixels differ`);
+  });
+}
+
+/** Pixels of x̃ that differ from tfjs's, per form and ε (reported at the end of the file). */
+const differences: string[] = [];
+test.after(() => console.log(`x̃ pixels differing from tfjs's: ${differences.join(', ')}`));
