@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fastGradientSign } from '../src/attacks/fgsm.js';
+import { AttackSchema } from '../src/config/schema.js';
+import { createProgress } from '../src/core/progress.js';
 import { stream } from '../src/core/rng.js';
 import { EnsembleFgsm } from '../src/engine/ensemble-fgsm.js';
 import type { EngineGradient } from '../src/engine/kernels/cross-entropy.js';
@@ -11,18 +13,21 @@ import { BackwardData, type LayerShape } from '../src/engine/kernels/layers.js';
 import { inputGradientReference } from '../src/engine/kernels/layers-reference.js';
 import { encodeSteps } from '../src/engine/kernels/step-record.js';
 import { ResidentFgsm } from '../src/engine/resident-fgsm.js';
-import { STEP_RECORD_BYTES, type GpuRuntime } from '../src/engine/runtime.js';
+import { GpuRuntime, STEP_RECORD_BYTES } from '../src/engine/runtime.js';
+import { classificationMetrics } from '../src/eval/metrics.js';
+import { scoreAdversarial } from '../src/eval/transfer.js';
 import { buildModel } from '../src/models/build.js';
 import type { Split } from '../src/data/dataset.js';
 import type { Classifier, MaxoutTop, ModelSpec } from '../src/models/classifier.js';
 import { EnsembleClassifier } from '../src/models/ensemble.js';
+import { engineAttacks } from '../src/pipeline/engine-attack.js';
 import { engineRuntime, labelled, scale } from './engine-helpers.js';
 import { randomImages } from './helpers.js';
 
 /*
  * FGSM against a whole ensemble on its members' engines (ensemble-fgsm.ts): its two kernels against their float64
- * references, and its examples against tfjs's fastGradientSign against EnsembleClassifier on the same webgpu device.
- * Small shapes: lavapipe is a CPU.
+ * references, and the examples and their scores against tfjs's fastGradientSign against EnsembleClassifier on the
+ * same webgpu device. Small shapes: lavapipe is a CPU.
  */
 
 const SPEC: Extract<ModelSpec, { kind: 'maxout' }> = {
@@ -238,3 +243,62 @@ async function compareWithTfjs(
 /** Pixels of x̃ that differ from tfjs's, per form and ε (reported at the end of the file). */
 const differences: string[] = [];
 test.after(() => console.log(`x̃ pixels differing from tfjs's: ${differences.join(', ')}`));
+
+test("scoreAdversarial against an ensemble on its members' engines scores as tfjs's ops do: labels true, predicted, targeted; both forms", async () => {
+  await withEnsemble(130, 64, async (ensemble, engines, split) => {
+    const runtime = [...engines.values()][0]!.runtime;
+    const scorers = [ensemble, ...ensemble.members];
+    const aims = [{}, { labels: 'predicted', target: 'least-likely' }, { target: 3 }];
+    for (const gradient of ['standard', 'stable'] as EngineGradient[]) {
+      for (const aim of aims) {
+        const attack = AttackSchema.parse({ epsilons: [0.1, 0.25], batchSize: 64, gradient, ...aim });
+        const what = `${gradient} ${JSON.stringify(aim)}`;
+        const theirs = await scoreAdversarial(ensemble, scorers, split, attack);
+        const dispatches = runtime.counters.dispatches;
+        const ours = await scoreAdversarial(ensemble, scorers, split, attack, () => {}, engines);
+        assert.ok(runtime.counters.dispatches - dispatches >= 3 * 16, `${what}: made on the engines`);
+        ours.forEach((row, e) =>
+          row.forEach((p, s) => {
+            const [mine, tfjs] = [classificationMetrics(p, split.y, 10), classificationMetrics(theirs[e]![s]!, split.y, 10)];
+            const cell = `${what}: ε ${attack.epsilons[e]}, scorer ${s}`;
+            assert.equal(mine.error, tfjs.error, `${cell}: error`);
+            assert.deepEqual(mine.confusion, tfjs.confusion, `${cell}: confusion`);
+            assert.ok(Math.abs((mine.meanConfidenceOnMistakes ?? 0) - (tfjs.meanConfidenceOnMistakes ?? 0)) < 1e-5, `${cell}: confidence`);
+          }),
+        );
+        if (attack.target === 'none') assert.ok(classificationMetrics(ours[1]![0]!, split.y, 10).error > 0.3, `${what}: the attack bites`);
+      }
+    }
+    // a member without an engine, or a form the engine does not take, leaves the whole attack on tfjs's ops
+    const dispatches = runtime.counters.dispatches;
+    const fgsm = AttackSchema.parse({ epsilons: [0.1], batchSize: 64 });
+    await scoreAdversarial(ensemble, [], split, fgsm, () => {}, new Map([...engines].slice(0, 2)));
+    await scoreAdversarial(ensemble, [], split, { ...fgsm, gradient: 'softmax-minus-onehot' }, () => {}, engines);
+    // as do members' engines on runtimes of their own, whose recorded work would not be ordered with each other's
+    const last = ensemble.members[2]!;
+    const apart = await ResidentFgsm.create(new GpuRuntime(runtime.device), last.spec, split, { batchRows: 64 });
+    try {
+      await scoreAdversarial(ensemble, [], split, fgsm, () => {}, new Map([...engines].slice(0, 2).concat([[last, apart]])));
+    } finally {
+      apart.dispose();
+    }
+    assert.equal(runtime.counters.dispatches, dispatches, 'no engine dispatch');
+  });
+});
+
+test("engineAttacks holds every model's engine on one runtime, so that an ensemble's gradient may run across them", async () => {
+  const runtime = await engineRuntime();
+  const before = runtime.liveBuffers;
+  const models = [SPEC, SOFTMAX_REGRESSION].map((spec, i) => ({ name: `m${i}`, model: buildModel(spec, 0.05, 41 + i) }));
+  const split: Split = { name: 'test', x: randomImages(20, 42), y: new Int32Array(20), n: 20 };
+  const { engines, release } = await engineAttacks(models, AttackSchema.parse({}), split, createProgress('quiet'), 'ensemble');
+  try {
+    const [first, second] = [...engines.values()];
+    assert.equal(engines.size, 2);
+    assert.equal(first!.runtime, second!.runtime);
+  } finally {
+    release();
+    for (const { model } of models) model.dispose();
+  }
+  assert.equal(runtime.liveBuffers, before);
+});
