@@ -7,7 +7,8 @@ import type { AttackAim, EnsembleMemberPasses, ResidentFgsm } from './resident-f
 
 /**
  * FGSM against a whole ensemble (§9: J = −log p̄_y, p̄ the mean of the members' probabilities) on its members'
- * engines, which share one device and hold the same split in batches of the same rows. Per batch of n rows:
+ * engines, which share one runtime (one command encoder: the work recorded on each stays in order with the others')
+ * and hold the same split in batches of the same rows. Per batch of n rows:
  * - each member's forward pass into its own buffers (L_m + 1 dispatches for L_m hidden layers);
  * - its logits copied into one shared buffer [M · n × k] (a buffer copy each, no dispatch);
  * - the ensemble's loss kernel (EnsembleLoss, one dispatch) writes every member's ∂J/∂z, copied back into the members'
