@@ -14,8 +14,8 @@
  * WebGPU engine (one batch, the images resident). `--only pgd` measures PGD alone. On webgpu, the WebGPU engine (src/engine) beside tfjs's ops: the host's cost per J̃ step (steps/s of a
  * 16-unit network, whose arithmetic is negligible even on lavapipe, with its dispatches, uploads, reads and submits
  * per step counted on the device), then maxout J̃ and the stacked seeds on the engine, the engine's FGSM error rates,
- * a run's evaluation with its attack on tfjs's ops and on the engine, and §6's transfer between two networks both ways
- * (on a software adapter over 2,000 examples). `--only engine` measures those alone. Data: FGSM_DATA_DIR, else the cache, else the embedded subset.
+ * a run's evaluation with its attack on tfjs's ops and on the engine, §6's transfer between two networks both ways,
+ * and §9's FGSM against a whole ensemble of three networks both ways (on a software adapter over 2,000 examples). `--only engine` measures those alone. Data: FGSM_DATA_DIR, else the cache, else the embedded subset.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
@@ -34,7 +34,8 @@ import { MaxoutNetwork } from '../src/models/maxout.js';
 import { AttackSchema, TrainingSchema, type TrainingConfig } from '../src/config/schema.js';
 import { ResidentFgsm } from '../src/engine/resident-fgsm.js';
 import { evaluate } from '../src/eval/evaluate.js';
-import { transferMatrices } from '../src/eval/transfer.js';
+import { scoreAdversarial, transferMatrices } from '../src/eval/transfer.js';
+import { EnsembleClassifier } from '../src/models/ensemble.js';
 import { MaxoutEngine } from '../src/engine/maxout-engine.js';
 import { GpuRuntime } from '../src/engine/runtime.js';
 import { countDeviceCalls, type DeviceCalls } from './device-calls.js';
@@ -282,6 +283,33 @@ async function transferImagesPerSecond(
   }
 }
 
+/**
+ * §9's FGSM against a whole ensemble of three (untrained) maxout networks at `epsilons`, its examples scored by the
+ * ensemble: through tfjs's webgpu ops, or made and scored on the members' engines (one runtime): test images/s per ε
+ * (the second of two calls; the first builds the pipelines).
+ */
+async function ensembleFgsmImagesPerSecond(
+  spec: ConstructorParameters<typeof MaxoutNetwork>[0],
+  test: Split,
+  epsilons: number[],
+  onEngine: boolean,
+): Promise<number> {
+  const members = [1, 2, 3].map((seed) => new MaxoutNetwork(spec, 0.005, seed));
+  const ensemble = new EnsembleClassifier(members);
+  const engines = new Map<Classifier, ResidentFgsm>();
+  try {
+    const runtime = GpuRuntime.ofTfjsBackend();
+    if (onEngine) for (const model of members) engines.set(model, await ResidentFgsm.create(runtime, spec, test));
+    const attack = AttackSchema.parse({ epsilons, batchSize: test.n });
+    const run = async () => void (await scoreAdversarial(ensemble, [ensemble], test, attack, () => {}, engines));
+    await run();
+    return (test.n * epsilons.length) / (await fastest(1, run));
+  } finally {
+    for (const engine of engines.values()) engine.dispose();
+    for (const model of members) model.dispose();
+  }
+}
+
 const perStepLine = (calls: DeviceCalls): string =>
   `${calls.dispatches.toFixed(1)} dispatches, ${calls.uploads.toFixed(2)} uploads (${Math.round(calls.uploadedBytes).toLocaleString('en-US')} B), ${calls.reads.toFixed(3)} reads, ${calls.submits.toFixed(2)} submits a step`;
 
@@ -498,6 +526,13 @@ async function main(): Promise<void> {
       push([
         `transfer between two maxout ${units} networks, ${test.n} test images, FGSM at ε = .1 and .25 scored by both, ${onEngine ? 'on their WebGPU engines' : "tfjs's webgpu ops"}, per source and ε`,
         await transferImagesPerSecond(engineSpec, test, paperEpsilons, onEngine),
+        'images/s',
+      ]);
+    }
+    for (const onEngine of [false, true]) {
+      push([
+        `FGSM against an ensemble of three maxout ${units} networks, ${test.n} test images, ε = .1 and .25, scored by it, ${onEngine ? "on the members' WebGPU engines" : "tfjs's webgpu ops"}, per ε`,
+        await ensembleFgsmImagesPerSecond(engineSpec, test, paperEpsilons, onEngine),
         'images/s',
       ]);
     }

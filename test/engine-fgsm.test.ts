@@ -37,7 +37,7 @@ import { attackMeasures } from '../src/pipeline/audit.js';
 import { STEP_RECORD_BYTES } from '../src/engine/runtime.js';
 import { buildModel } from '../src/models/build.js';
 import type { Classifier, ModelSpec } from '../src/models/classifier.js';
-import { engineRuntime } from './engine-helpers.js';
+import { engineRuntime, labelled, scale } from './engine-helpers.js';
 import { randomImages } from './helpers.js';
 
 /*
@@ -62,24 +62,6 @@ const SPEC: ModelSpec = {
 
 /** The paper's 0.1 and 0.25, and small values where an untrained network's error still climbs. */
 const EPSILONS = [0, 0.01, 0.03, 0.1, 0.25];
-
-/** Labels from the model's own clean predictions, `flipped` of them changed: a clean error of flipped / n that FGSM raises visibly. */
-async function labelled(model: Classifier, x: Float32Array, n: number, flipped: number): Promise<Split> {
-  const predicted = tf.tidy(() => tf.argMax(model.probabilities(model.logits(tf.tensor2d(x, [n, 784]))), 1));
-  const y = new Int32Array(await predicted.data());
-  predicted.dispose();
-  for (let i = 0; i < flipped; i++) y[i * 3] = (y[i * 3]! + 1) % model.spec.classes.length;
-  return { name: 'test', x, y, n };
-}
-
-/** Multiplies every parameter by `factor` (each layer's logits scale with it: the product over layers). */
-function scale(model: Classifier, factor: number): void {
-  for (const p of model.parameters) {
-    const scaled = tf.mul(p.variable, factor);
-    p.variable.assign(scaled);
-    scaled.dispose();
-  }
-}
 
 test('the pass kernels equal their references: x̃ clipped and not, padding, a short group, ties to the first class, probabilities, zero rows', async () => {
   const runtime = await engineRuntime();

@@ -1,5 +1,8 @@
+import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/select.js';
+import type { Split } from '../src/data/dataset.js';
 import { GpuRuntime } from '../src/engine/runtime.js';
+import type { Classifier } from '../src/models/classifier.js';
 
 /**
  * The engine's runtime on tfjs's webgpu backend, on whatever adapter is here (Mesa's lavapipe where there is no GPU,
@@ -16,4 +19,22 @@ export function maxRelativeDifference(a: ArrayLike<number>, b: ArrayLike<number>
   let most = 0;
   for (let i = 0; i < a.length; i++) most = Math.max(most, Math.abs(a[i]! - b[i]!) / Math.max(Math.abs(b[i]!), floor));
   return most;
+}
+
+/** Labels from the model's own clean predictions, `flipped` of them changed: a clean error of flipped / n that FGSM raises visibly. */
+export async function labelled(model: Classifier, x: Float32Array, n: number, flipped: number): Promise<Split> {
+  const predicted = tf.tidy(() => tf.argMax(model.probabilities(model.logits(tf.tensor2d(x, [n, 784]))), 1));
+  const y = new Int32Array(await predicted.data());
+  predicted.dispose();
+  for (let i = 0; i < flipped; i++) y[i * 3] = (y[i * 3]! + 1) % model.spec.classes.length;
+  return { name: 'test', x, y, n };
+}
+
+/** Multiplies every parameter by `factor` (each layer's logits scale with it: the product over layers). */
+export function scale(model: Classifier, factor: number): void {
+  for (const p of model.parameters) {
+    const scaled = tf.mul(p.variable, factor);
+    p.variable.assign(scaled);
+    scaled.dispose();
+  }
 }

@@ -21,7 +21,7 @@ import {
   type IteratePass,
 } from './kernels/fgsm-passes.js';
 import { BatchInputKernel } from './kernels/batch-input.js';
-import { BackwardData, HiddenForward, OutputForward, type BatchInput, type LayerShape } from './kernels/layers.js';
+import { BackwardData, HiddenForward, OutputForward, type BatchInput, type InputGradientEpilogue, type LayerShape } from './kernels/layers.js';
 import { RbfForward, RbfInputSign, rbfShape } from './kernels/rbf.js';
 import { encodeSteps, type LaneStep } from './kernels/step-record.js';
 import { asMaxout, layoutOf, type MaxoutSpec } from './network.js';
@@ -100,6 +100,34 @@ export function residentFgsmSupport(spec: ModelSpec, attack: AttackConfig): stri
   if (!ENGINE_GRADIENTS.includes(attack.gradient as EngineGradient))
     return `the engine takes ∇ₓJ with the standard or the stable gradient, not ${attack.gradient}`;
   return null;
+}
+
+/**
+ * An engine's share of an ensemble's gradient pass (EnsembleFgsm, ensemble-fgsm.ts), its member's parameters and J's
+ * labels loaded: per batch its forward pass into `logits`, and, once the ensemble's loss has put the member's
+ * ∂J/∂z into `dLogits`, its backward pass down to layer 1's upstream gradient; then layer 1's ∇ₓ through a kernel
+ * inputGradient builds (the caller's to dispose).
+ */
+export interface EnsembleMemberPasses {
+  runtime: GpuRuntime;
+  spec: MaxoutSpec;
+  /** Rows of a batch (n), and the batches of the split. */
+  rows: number;
+  batches: number;
+  /** f32 [n × k]. */
+  logits: GPUBuffer;
+  dLogits: GPUBuffer;
+  /** f32 [n × IMAGE_SIZE]: where adversarialAlong's x̃ kernel reads the direction. */
+  direction: GPUBuffer;
+  /** u32: J's label of every resident example, indexed through rowIndex. */
+  labels: GPUBuffer;
+  rowIndex: GPUBuffer;
+  /** The step records: record b has batch b's start (lane 0). */
+  steps: GPUBuffer;
+  recordForward(batch: number): void;
+  /** Down to layer 1's upstream gradient (no dispatch for softmax regression, whose layer 1 is its top). */
+  recordHiddenBackward(batch: number): void;
+  inputGradient(epilogue: InputGradientEpilogue, output: GPUBuffer): Promise<BackwardData>;
 }
 
 /** What every pass of the network shares: the device, the network's shape, its packed parameters and step records. */
@@ -284,6 +312,19 @@ export class ResidentFgsm {
     return this.attacked;
   }
 
+  /** The device this runs on, the rows of its batches and the classes of its network. */
+  get runtime(): GpuRuntime {
+    return this.network.runtime;
+  }
+
+  get batchRows(): number {
+    return this.batches.rows;
+  }
+
+  get classes(): number {
+    return this.network.spec.classes.length;
+  }
+
   /** Refuses a caller (`who`) that measures another split than the one resident here. */
   assertHolds(split: Split, who: string): void {
     if (split !== this.attacked) throw new Error(`${who}: the engine holds the ${this.attacked.name} split, not this ${split.name} split`);
@@ -345,9 +386,72 @@ export class ResidentFgsm {
     aim: AttackAim | null = null,
   ): Promise<Float32Array[]> {
     const passes = await this.prepare(model, epsilons, gradient, clip, aim);
+    const gradientPass = this.gradientPasses.get(gradient)!;
+    return await this.examplesAlong(passes, epsilons, (b) => {
+      for (const kernel of gradientPass.forward) kernel.record(b);
+      recordBackward(gradientPass, b, this.batches.count);
+    });
+  }
+
+  /**
+   * FGSM examples as `adversarial` makes them, along the direction `recordDirection(b)` leaves in this engine's
+   * direction buffer (EnsembleMemberPasses.direction) for batch b: an ensemble's (ensemble-fgsm.ts), this engine
+   * its first member's. ε is negated where `targeted`; the labels and parameters are the caller's to load (asMember).
+   */
+  async adversarialAlong(
+    epsilons: readonly number[],
+    clip: readonly [number, number] | null,
+    targeted: boolean,
+    recordDirection: (batch: number) => void,
+  ): Promise<Float32Array[]> {
+    this.checkStep(epsilons, clip);
+    return await this.examplesAlong(await this.epsilonPasses(epsilons, clip, targeted), epsilons, recordDirection);
+  }
+
+  /**
+   * This engine as a member of an ensemble attacked as a whole (ensemble-fgsm.ts): `model`'s parameters and J's
+   * labels (`aim`'s, or the true ones) loaded, and what the ensemble's gradient pass takes of its own.
+   */
+  asMember(model: Classifier, aim: AttackAim | null): EnsembleMemberPasses {
+    this.check(model, [0], 'standard', null, aim);
+    this.load(model, aim);
+    const { runtime, spec, parameters, steps } = this.network;
+    // the forward and hidden backward kernels are the same in both gradient forms: the form is in the loss kernel
+    const pass = this.gradientPasses.get('standard')!;
+    const held = this.held;
+    const n = this.batches.rows;
+    return {
+      runtime,
+      spec,
+      rows: n,
+      batches: this.batches.count,
+      logits: held.get('logits'),
+      dLogits: held.get('dLogits'),
+      direction: held.get('direction'),
+      labels: held.get('lossLabels'),
+      rowIndex: this.batches.rowIndex,
+      steps,
+      recordForward: (b) => {
+        for (const kernel of pass.forward) kernel.record(b);
+      },
+      recordHiddenBackward: (b) => {
+        for (const kernel of pass.backward) kernel.record(b);
+      },
+      inputGradient: async (epilogue, output) =>
+        await BackwardData.create(
+          runtime,
+          { ...layerShape(this.network, 1, n), dropout: null, epilogue },
+          { steps, parameters, upstream: spec.layers.length === 0 ? held.get('dLogits') : held.get('dPre1'), output },
+        ),
+    };
+  }
+
+  /** x̃ at each ε per batch, along what `recordDirection(b)` leaves in the direction buffer; one read per batch and group of ε. */
+  private async examplesAlong(passes: EpsilonPasses, epsilons: readonly number[], recordDirection: (batch: number) => void): Promise<Float32Array[]> {
     const { rows: n, examples } = this.batches;
     const out = epsilons.map(() => new Float32Array(examples * IMAGE_SIZE));
-    await this.recordBatches(gradient, async (b) => {
+    for (let b = 0; b < this.batches.count; b++) {
+      recordDirection(b);
       const kept = Math.min(n, examples - b * n) * IMAGE_SIZE;
       for (let g = 0; g < passes.groups; g++) {
         passes.recordExamples(b * passes.groups + g);
@@ -356,7 +460,7 @@ export class ResidentFgsm {
         const blocks = new Float32Array(await this.network.runtime.read(passes.buffer('adversarial'), 0, made * n * IMAGE_SIZE * 4));
         for (let e = 0; e < made; e++) out[first + e]!.set(blocks.subarray(e * n * IMAGE_SIZE, e * n * IMAGE_SIZE + kept), b * n * IMAGE_SIZE);
       }
-    });
+    }
     return out;
   }
 
@@ -520,11 +624,18 @@ export class ResidentFgsm {
     aim: AttackAim | null = null,
   ): Promise<EpsilonPasses> {
     this.check(model, epsilons, gradient, clip, aim);
+    const passes = await this.epsilonPasses(epsilons, clip, aim?.targeted ?? false);
+    this.load(model, aim);
+    return passes;
+  }
+
+  /** The x̃ passes for `epsilons`, with ε (negated where `targeted`), the clipping and zeroed counters written. */
+  private async epsilonPasses(epsilons: readonly number[], clip: readonly [number, number] | null, targeted: boolean): Promise<EpsilonPasses> {
     const { runtime } = this.network;
     const passes = await this.passesFor(epsilons.length);
     const slots = passes.groupSize * passes.groups;
     // x + (−ε)·sign(∇ₓJ) is tfjs's x + (−sign)·ε exactly: ε·d is ±ε or 0 either way
-    const direction = aim?.targeted ? -1 : 1;
+    const direction = targeted ? -1 : 1;
     runtime.write(
       passes.buffer('epsilons'),
       Float32Array.from({ length: slots }, (_, s) => direction * (epsilons[s] ?? 0)),
@@ -532,7 +643,6 @@ export class ResidentFgsm {
     runtime.write(passes.buffer('counts'), new Uint32Array(slots));
     runtime.write(passes.buffer('tallies'), new Uint32Array(1 + slots));
     runtime.write(passes.buffer('clip'), encodeClip(clip));
-    this.load(model, aim);
     return passes;
   }
 
@@ -544,14 +654,19 @@ export class ResidentFgsm {
     clip: readonly [number, number] | null,
     aim: AttackAim | null,
   ): void {
-    if (epsilons.length === 0 || epsilons.some((eps) => !(Number.isFinite(eps) && eps >= 0)))
-      throw new Error(`epsilons: at least one, each finite and ≥ 0, not [${epsilons}]`);
+    this.checkStep(epsilons, clip);
     if (!this.gradientPasses.has(gradient)) throw new Error(`the engine takes ∇ₓJ with the standard or the stable gradient, not ${gradient}`);
-    if (clip && !(clip[0] <= clip[1])) throw new Error(`clip: [low, high] with low ≤ high, not [${clip}]`);
     this.checkModel(model);
     const classes = this.network.spec.classes.length;
     if (aim && (aim.lossLabels.length !== this.attacked.n || aim.lossLabels.some((c) => !(c >= 0 && c < classes))))
       throw new Error(`aim.lossLabels: one class index in 0..${classes - 1} per example of the ${this.attacked.n}`);
+  }
+
+  /** Checks the ε values and the clipping of a step. */
+  private checkStep(epsilons: readonly number[], clip: readonly [number, number] | null): void {
+    if (epsilons.length === 0 || epsilons.some((eps) => !(Number.isFinite(eps) && eps >= 0)))
+      throw new Error(`epsilons: at least one, each finite and ≥ 0, not [${epsilons}]`);
+    if (clip && !(clip[0] <= clip[1])) throw new Error(`clip: [low, high] with low ≤ high, not [${clip}]`);
   }
 
   /** Writes the labels J takes (the true ones unless `aim` gives others) and the model's parameters. */

@@ -40,8 +40,8 @@ const mean = (values: readonly number[]): number | null => (values.length ? valu
 
 /**
  * The ensemble of `members` (probabilities averaged), attacked as a whole and through each member, at every ε of
- * `attack`; each member's examples made and scored on the engine where `engines` holds the members (the whole
- * ensemble's gradient stays on tfjs's ops).
+ * `attack`; the examples made and scored on the engines where `engines` holds the members (the whole ensemble's
+ * gradient through the members' mean on their engines too, scoreAdversarial).
  */
 export async function ensembleMetrics(
   members: readonly NamedModel[],

@@ -6,6 +6,7 @@ import type { Split } from '../data/dataset.js';
 import { IMAGE_SIZE } from '../data/mnist-files.js';
 import { fastGradientSign } from '../attacks/fgsm.js';
 import type { EngineGradient } from '../engine/kernels/cross-entropy.js';
+import { EnsembleFgsm, ensembleMemberSupport } from '../engine/ensemble-fgsm.js';
 import { residentFgsmSupport, type ResidentFgsm } from '../engine/resident-fgsm.js';
 import type { Classifier } from '../models/classifier.js';
 import { EnsembleClassifier } from '../models/ensemble.js';
@@ -75,9 +76,10 @@ export async function probabilitiesOn(model: Classifier, rows: Float32Array, eng
 /**
  * FGSM examples made on `source` (true labels or as `attack` says), scored by each of `scorers`: probabilities[e][s],
  * [n × k] row-major, for every ε of `attack` (one gradient per batch serves every ε). Where `engines` holds the
- * source and the engine takes the attack, x̃ is made there and read once (every ε: N × 784 floats each), and each
- * scorer scores it as probabilitiesOn does; otherwise everything runs on tfjs's ops, batch by batch. `onBatch` hears
- * how many examples are done.
+ * source and the engine takes the attack, or the source is an ensemble whose members it all holds and takes the
+ * attack on (its gradient through the members' mean on their engines, EnsembleFgsm), x̃ is made there and read once
+ * a batch (every ε: N × 784 floats each), and each scorer scores it as probabilitiesOn does; otherwise everything
+ * runs on tfjs's ops, batch by batch. `onBatch` hears how many examples are done.
  */
 export async function scoreAdversarial(
   source: Classifier,
@@ -87,9 +89,8 @@ export async function scoreAdversarial(
   onBatch: (done: number) => void = () => {},
   engines: Engines = new Map(),
 ): Promise<Float32Array[][]> {
-  const engine = engines.get(source);
-  if (engine && residentFgsmSupport(source.spec, attack) === null) {
-    const adversarial = await adversarialOnEngine(source, engine, test, attack);
+  const adversarial = await adversarialOnEngines(source, engines, test, attack);
+  if (adversarial) {
     const probabilities: Float32Array[][] = [];
     for (const rows of adversarial) {
       const row: Float32Array[] = [];
@@ -121,12 +122,62 @@ export async function scoreAdversarial(
   return probabilities;
 }
 
+/** FGSM examples of the whole test set made on `source`'s engine or its members' (an ensemble), x̃ per ε; null where they do not take it. */
+async function adversarialOnEngines(source: Classifier, engines: Engines, test: Split, attack: AttackConfig): Promise<Float32Array[] | null> {
+  const engine = engines.get(source);
+  if (engine && residentFgsmSupport(source.spec, attack) === null) return await adversarialOnEngine(source, engine, test, attack);
+  const members = memberEngines(source, engines, attack);
+  return members ? await adversarialOnMembers(source as EnsembleClassifier, members, test, attack) : null;
+}
+
 /** FGSM examples of the whole test set made on `source`'s engine, x̃ per ε: J's labels (predicted, a target) from its clean probabilities there. */
 async function adversarialOnEngine(source: Classifier, engine: ResidentFgsm, test: Split, attack: AttackConfig): Promise<Float32Array[]> {
   engine.assertHolds(test, 'transfer');
   const { clip, labels, target } = fgsmOptionsFrom(attack, source.spec.classes);
   const aim = await engineAim(engine, source, { labels, target });
   return await engine.adversarial(source, attack.epsilons, attack.gradient as EngineGradient, clip, aim);
+}
+
+/**
+ * The engines of an ensemble's members, in member order, where `engines` holds every one, each takes the attack and
+ * all share one runtime (whose recorded work is ordered: see engineAttacks); else null.
+ */
+function memberEngines(source: Classifier, engines: Engines, attack: AttackConfig): ResidentFgsm[] | null {
+  if (!(source instanceof EnsembleClassifier)) return null;
+  const members = source.members.map((member) =>
+    residentFgsmSupport(member.spec, attack) === null && ensembleMemberSupport(member.spec) === null ? engines.get(member) : undefined,
+  );
+  if (!members.every((engine) => engine !== undefined)) return null;
+  return members.every((engine) => engine.runtime === members[0]!.runtime) ? members : null;
+}
+
+/**
+ * FGSM examples of the whole test set made against the ensemble `source` on its members' engines (EnsembleFgsm),
+ * x̃ per ε: J's labels (predicted, a target) from p̄ on the clean split, the mean of the members' probabilities there.
+ */
+async function adversarialOnMembers(source: EnsembleClassifier, members: ResidentFgsm[], test: Split, attack: AttackConfig): Promise<Float32Array[]> {
+  for (const engine of members) engine.assertHolds(test, 'transfer');
+  const { clip, labels, target } = fgsmOptionsFrom(attack, source.spec.classes);
+  const first = members[0]!;
+  const clean = labels === 'true' && target === null ? undefined : await meanProbabilities(source.members, members);
+  const aim = await engineAim(first, source, { labels, target }, clean);
+  const ensemble = EnsembleFgsm.create(members);
+  try {
+    return await ensemble.adversarial(source, attack.epsilons, attack.gradient as EngineGradient, clip, aim);
+  } finally {
+    ensemble.dispose();
+  }
+}
+
+/** p̄ over the split its engines hold: the mean of the members' probabilities there (as probabilitiesOn averages them). */
+async function meanProbabilities(members: readonly Classifier[], engines: readonly ResidentFgsm[]): Promise<Float32Array> {
+  let sum: Float64Array | null = null;
+  for (const [m, member] of members.entries()) {
+    const p = await engines[m]!.probabilities(member);
+    sum ??= new Float64Array(p.length);
+    for (let i = 0; i < p.length; i++) sum[i]! += p[i]!;
+  }
+  return Float32Array.from(sum!, (total) => total / members.length);
 }
 
 /** One matrix per ε of `attack` (one gradient per row model and batch serves every ε), on the engine where `engines` holds a model. */

@@ -24,7 +24,11 @@ export async function engineAttack(
   attack: AttackConfig,
   test: Split,
   progress: Progress,
-  { trainingEngine = null, purpose = 'evaluation' }: { trainingEngine?: MaxoutEngine | null; purpose?: string } = {},
+  {
+    trainingEngine = null,
+    purpose = 'evaluation',
+    runtime = null,
+  }: { trainingEngine?: MaxoutEngine | null; purpose?: string; runtime?: GpuRuntime | null } = {},
 ): Promise<EngineAttack | null> {
   if (tf.getBackend() !== 'webgpu') return null;
   const notHere = (why: string): null => {
@@ -33,7 +37,7 @@ export async function engineAttack(
   };
   const unsupported = residentFgsmSupport(spec, attack);
   if (unsupported) return notHere(unsupported);
-  const runtime = GpuRuntime.ofTfjsBackend();
+  runtime ??= GpuRuntime.ofTfjsBackend();
   const tooLarge = ResidentFgsm.cannotHold(runtime, spec, test, attack.epsilons.length);
   if (tooLarge) return notHere(tooLarge);
   const how = attack.method === 'fgsm' ? 'one gradient per batch for every ε' : `${attack.steps} steps per ε`;
@@ -43,7 +47,11 @@ export async function engineAttack(
   return { attack: own, release: () => own.dispose() };
 }
 
-/** The engines of `models` over one test set, each as engineAttack makes it (null where it does not), and one release for all. */
+/**
+ * The engines of `models` over one test set, each as engineAttack makes it (null where it does not), and one release
+ * for all. They share one runtime, so that work recorded on one is ordered with the others' (an ensemble's gradient
+ * runs across its members' engines, EnsembleFgsm).
+ */
 export async function engineAttacks(
   models: readonly NamedModel[],
   attack: AttackConfig,
@@ -56,9 +64,10 @@ export async function engineAttacks(
   const release = () => {
     for (const engine of made.splice(0)) engine.release();
   };
+  const runtime = tf.getBackend() === 'webgpu' ? GpuRuntime.ofTfjsBackend() : null;
   try {
     for (const { name, model } of models) {
-      const engine = await engineAttack(model.spec, attack, test, progress, { purpose: `${purpose}: ${name}` });
+      const engine = await engineAttack(model.spec, attack, test, progress, { purpose: `${purpose}: ${name}`, runtime });
       if (!engine) continue;
       made.push(engine);
       engines.set(model, engine.attack);

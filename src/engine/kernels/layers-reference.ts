@@ -155,6 +155,20 @@ export function inputSignReference(
   return clean.map((x, i) => x + epsilon * Math.sign(dA[i]! * (masks[Math.floor(i / width)]?.[i % width] ?? 1)));
 }
 
+/** ∇ₓ [lanes·rows × inputs] plus `held` where given (accumulate), or the sign of that (sign): the input-gradient epilogue. */
+export function inputGradientReference(
+  parameters: Values,
+  upstream: Values,
+  shape: LayerShape & { sign: boolean },
+  held: Values | null,
+): Float64Array {
+  const dA = inputGradient(parameters, upstream, shape);
+  return dA.map((g, i) => {
+    const total = held ? held[i]! + g : g;
+    return shape.sign ? Math.sign(total) : total;
+  });
+}
+
 /** Each lane's gradient block [lanes·laneFloats], P_j's region holding Âᵀ·dOut (Â = [A, 1]) and zeros elsewhere. */
 export function weightGradientReference(input: Values, upstream: Values, shape: LayerShape): Float64Array {
   const { lanes, rows, inputs, columns, laneFloats, offset } = shape;

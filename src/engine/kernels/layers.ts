@@ -126,15 +126,30 @@ export interface OutputForwardBuffers {
 
 export type BackwardDataShape = LayerShape & {
   dropout: PassDropout | null;
-  /** maxout: to the pre-activations of hidden layer j − 1 (`pieces` its pieces); input-sign: x̃ = x + ε·sign(∇ₓ) (j = 1). */
-  epilogue: { kind: 'maxout'; pieces: number } | { kind: 'input-sign'; epsilon: number };
+  /**
+   * maxout: to the pre-activations of hidden layer j − 1 (`pieces` its pieces); input-sign: x̃ = x + ε·sign(∇ₓ) (j = 1);
+   * input-gradient: ∇ₓ itself (j = 1, no dropout), for a sum over networks (InputGradientEpilogue).
+   */
+  epilogue: { kind: 'maxout'; pieces: number } | { kind: 'input-sign'; epsilon: number } | InputGradientEpilogue;
 };
+
+/**
+ * ∇ₓ of one network of a sum over several (an ensemble's members, ensemble-fgsm.ts), into output [lanes·R × inputs]:
+ * `accumulate` adds it to what output holds (held + this, the order of tfjs's tape, which adds each later use's
+ * gradient to a tensor's accumulated one), `sign` writes sign(total) instead of the total (the last network's pass:
+ * the direction x̃ steps along, sign(0) = 0). Each element is one thread's: no atomics.
+ */
+export interface InputGradientEpilogue {
+  kind: 'input-gradient';
+  accumulate: boolean;
+  sign: boolean;
+}
 export interface BackwardDataBuffers {
   steps: GPUBuffer;
   parameters: GPUBuffer;
   /** The gradient at the layer's output [lanes·R × columns]. */
   upstream: GPUBuffer;
-  /** maxout: dPre [lanes·R × inputs·pieces]; input-sign: x̃ [lanes·n × inputs]. */
+  /** maxout: dPre [lanes·R × inputs·pieces]; input-sign: x̃ [lanes·n × inputs]; input-gradient: ∇ₓ [lanes·R × inputs]. */
   output: GPUBuffer;
   /** maxout: the route of layer j − 1. */
   route?: GPUBuffer;
@@ -662,7 +677,9 @@ export class BackwardData extends LayerKernel {
     const epilogue =
       shape.epilogue.kind === 'maxout'
         ? maxoutEpilogue(shape, shape.epilogue.pieces, buffers)
-        : inputSignEpilogue(shape, shape.epilogue.epsilon, buffers);
+        : shape.epilogue.kind === 'input-sign'
+          ? inputSignEpilogue(shape, shape.epilogue.epsilon, buffers)
+          : inputGradientEpilogue(shape, shape.epilogue, buffers);
     const tiled = tiling('backward-data', shape);
     const plan: GemmPlan = {
       rowsPerThread: tiled.tile.rows / GROUP,
@@ -724,6 +741,26 @@ fn finish(lane: u32, row: u32, u: u32, g: f32) {
   for (var p = 0u; p < dims.pieces; p++) {
     output[first + p * dims.units] = select(0.0, masked, p == winner);
   }
+}
+`,
+  };
+}
+
+/** finish(lane, row, k, g): output[row, k] = g, or held + g (accumulate), or the sign of either (sign). */
+function inputGradientEpilogue(shape: BackwardDataShape, epilogue: InputGradientEpilogue, buffers: BackwardDataBuffers): Source {
+  if (shape.layer !== 1) throw new Error('the input-gradient epilogue is the input layer (layer 1)');
+  // the deterministic network's ∇ₓ: an input mask would have to be the same draw in every network of the sum
+  if (shape.dropout) throw new Error('the input-gradient epilogue takes the deterministic network (no dropout)');
+  requireFloats(buffers.output, shape.lanes * shape.rows * shape.inputs, 'input gradient');
+  const total = epilogue.accumulate ? 'output[at] + g' : 'g';
+  return {
+    storage: [{ name: 'output', kind: 'write', element: 'f32', buffer: buffers.output }],
+    dims: {},
+    functions: /* wgsl */ `
+fn finish(lane: u32, row: u32, k: u32, g: f32) {
+  let at = (lane * dims.rows + row) * dims.inputs + k;
+  let total = ${total};
+  output[at] = ${epilogue.sign ? 'sign(total)' : 'total'};
 }
 `,
   };
