@@ -504,8 +504,9 @@ test('update: momentum, weight decay, L1 on layer 1 (zeros included) and max-nor
     updateShape(2),
     updateShape(2, { penalties: { weightDecay: 0, l1FirstLayer: 0 }, maxColumnNorm: null }),
     updateShape(2, { penalties: { weightDecay: 0, l1FirstLayer: 0.01 }, maxColumnNorm: 1.1 }),
-    // the RBF network's clamped precisions: layer 1's weights projected onto ≥ 0 (half of them start below)
-    updateShape(2, { penalties: { weightDecay: 0, l1FirstLayer: 0.01 }, maxColumnNorm: null, nonNegativeFirstLayer: true }),
+    // the RBF network's clamped precisions: layer 1's weights projected onto ≥ 0 (half of them start below), and
+    // weight decay on layer 1 alone
+    updateShape(2, { penalties: { weightDecay: 0.01, l1FirstLayer: 0.01 }, maxColumnNorm: null, nonNegativeFirstLayer: true, decayedLayers: 1 }),
   ];
   for (const shape of variants) {
     const problem = updateProblem(2, 11);

@@ -199,7 +199,7 @@ describe('the WebGPU engine trains as tfjs does', () => {
     }
   });
 
-  test("§7's RBF network: independent outputs with clamped precisions and L1, clean; the softmax output with exp precisions, adversarially trained; 5 and 9 dispatches a step", async () => {
+  test("§7's RBF network: independent outputs with clamped precisions and L1, clean; the softmax output with exp precisions, adversarially trained; weight decay; 5 and 9 dispatches a step", async () => {
     const rbf = (output: 'independent' | 'softmax', precision: 'clamp' | 'exp'): ModelSpec => ({
       kind: 'rbf',
       inputSize: 784,
@@ -213,7 +213,9 @@ describe('the WebGPU engine trains as tfjs does', () => {
       [rbf('independent', 'clamp'), { kind: 'clean' }, 0.0005, 5],
       [rbf('softmax', 'exp'), { ...ADVERSARIAL, gradientState: 'deterministic' }, 0, 9],
     ] as const) {
-      const one = config({ epochs: 2, learningRate: { initial: 0.05 }, objective, l1FirstLayer, earlyStopping: { metric: 'none' } });
+      // weight decay on the precisions only, as tfjs's (on role weight)
+      const penalties = { l1FirstLayer, weightDecay: 0.01 };
+      const one = config({ epochs: 2, learningRate: { initial: 0.05 }, objective, ...penalties, earlyStopping: { metric: 'none' } });
       const engine = await trainOn('webgpu', one, spec);
       assertSameTraining(engine, await trainOn('wasm', one, spec), 1e-5);
       assert.equal(engine.dispatches, 2 * (trainSplit.n / one.batchSize) * perStep, `${spec.kind} ${objective.kind}: dispatches`);

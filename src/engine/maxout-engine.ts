@@ -21,14 +21,12 @@ export const READ_EVERY = 50;
  * maxout networks with the softmax or independent-sigmoid top, softmax and logistic regression and the RBF network
  * (networks with no hidden layer), dropout from the counter-based stream threefry-v1 or none, trained clean,
  * adversarially (§6's J̃ in each gradient state and form) or on §6's noise controls (whose noise threefry-v1 also
- * draws: so only with that dropout), with momentum, max-norm, weight decay (not on the RBF network) and L1.
+ * draws: so only with that dropout), with momentum, max-norm, weight decay and L1.
  */
 export function engineSupport(spec: ModelSpec, training: EngineTraining, lanes = 1): string | null {
   const { objective } = training;
   const network = asMaxout(spec);
   if (!network) return `it trains maxout, softmax, logistic and RBF networks, not ${spec.kind}`;
-  // the packed layout puts μ where the update's weight decay would reach it (layoutOf)
-  if (network.rbf && training.weightDecay > 0) return 'it trains the RBF network without weight decay (this config sets training.weightDecay)';
   const stream = network.dropout ? (network.dropout.stream ?? 'sfc32-rows') : null;
   if (stream && stream !== 'threefry-v1')
     return `it draws dropout on the device from the counter-based stream: set model.dropout.stream: threefry-v1 (this config uses ${stream})`;

@@ -38,7 +38,7 @@ export const logitColumns = (top: EngineTop, classes: number): number => (top ==
  * The packed layout of a network's parameters: each maxout layer's inputs × (units · pieces), then the top's. The
  * RBF network's ρ and μ (each inputs × classes) take the places of two layers' weights: ρ that of a first layer
  * (whose bias row stays 0), μ that of a second with one input fewer, its bias row μ's last: so that the update
- * kernel steps both, and L1 (layer 1's weights) reaches ρ alone, as in tfjs.
+ * kernel steps both, and L1 (layer 1's weights) and weight decay (kept to layer 1 for it) reach ρ alone, as in tfjs.
  */
 export function layoutOf(spec: MaxoutSpec): PackedLayout {
   if (spec.rbf) {

@@ -294,6 +294,8 @@ async function buildKernels(
         penalties: training,
         maxColumnNorm: spec.maxColumnNorm,
         nonNegativeFirstLayer: spec.rbf?.precision === 'clamp',
+        // the RBF network's second layer holds μ, which tfjs's weight decay (on role weight: ρ) leaves alone
+        decayedLayers: spec.rbf ? 1 : layout.layers.length,
       },
       { steps, parameters, gradients: buffer('grads'), velocities: buffer('velocity') },
     ),

@@ -29,7 +29,8 @@ export function updateReference(
         for (let row = 0; row <= layer.inputs; row++) {
           const at = first + row * layer.columns;
           const weight = row < layer.inputs;
-          const g = gradients[at]! + (weight ? weightDecay * theta[at]! + (j === 0 ? l1FirstLayer * sign(theta[at]!) : 0) : 0);
+          const decayed = j < (shape.decayedLayers ?? shape.layers.length);
+          const g = gradients[at]! + (weight ? (decayed ? weightDecay * theta[at]! : 0) + (j === 0 ? l1FirstLayer * sign(theta[at]!) : 0) : 0);
           v[at] = momentum * v[at]! - rate * g;
           theta[at] = theta[at]! + v[at]!;
           if (weight && j === 0 && shape.nonNegativeFirstLayer) theta[at] = Math.max(theta[at]!, 0);

@@ -22,6 +22,11 @@ export interface UpdateShape {
   maxColumnNorm: number | null;
   /** Layer 1's weights projected onto ≥ 0 after the step: the RBF network's clamped precisions (RbfNetwork.constrain). */
   nonNegativeFirstLayer?: boolean;
+  /**
+   * The layers whose W weight decay reaches, the first ones (default: all): the RBF network's first (ρ), not the
+   * second, whose W holds μ (layoutOf).
+   */
+  decayedLayers?: number;
 }
 
 export interface UpdateBuffers {
@@ -90,7 +95,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   for (var row = 0u; row < layer.y; row++) {
     let at = first + row * columns;
     var g = gradients[at];
-    ${weightDecay > 0 ? 'g = g + shape.weightDecay * parameters[at];' : ''}
+    ${weightDecay > 0 ? `if (j < ${shape.decayedLayers ?? shape.layers.length}u) { g = g + shape.weightDecay * parameters[at]; }` : ''}
     ${l1FirstLayer > 0 ? 'if (j == 0u) { g = g + shape.l1 * exactSign(parameters[at]); }' : ''}
     let next = advance(at, g, laneStep.momentum, laneStep.learningRate);
     ${shape.nonNegativeFirstLayer ? 'if (j == 0u && next < 0.0) { parameters[at] = 0.0; }' : ''}
