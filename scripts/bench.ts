@@ -36,7 +36,7 @@ import { ResidentFgsm } from '../src/engine/resident-fgsm.js';
 import { evaluate } from '../src/eval/evaluate.js';
 import { scoreAdversarial, transferMatrices } from '../src/eval/transfer.js';
 import { EnsembleClassifier } from '../src/models/ensemble.js';
-import { MaxoutEngine } from '../src/engine/maxout-engine.js';
+import { TrainingEngine } from '../src/engine/training-engine.js';
 import { GpuRuntime } from '../src/engine/runtime.js';
 import { countDeviceCalls, type DeviceCalls } from './device-calls.js';
 
@@ -184,7 +184,7 @@ async function adversarialTraining(
   const config: TrainingConfig = TrainingSchema.parse({ epochs: 2, batchSize, earlyStopping: { metric: 'none' }, objective });
   const list = Array.from({ length: seeds }, (_, i) => i + 1);
   const models = list.map((seed) => new MaxoutNetwork(spec, 0.005, seed));
-  const engine = engineOn ? MaxoutEngine.onTfjsDevice(spec, config) : null;
+  const engine = engineOn ? TrainingEngine.onTfjsDevice(spec, config) : null;
   const perturbation = trainingPerturbation(objective);
   const device = (tf.backend() as unknown as { device: GPUDevice }).device;
   let counter: ReturnType<typeof countDeviceCalls> | null = null;

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { stream } from '../src/core/rng.js';
 import { rbfShape, RbfForward, RbfInputSign, RbfParameterGradient, type RbfShape } from '../src/engine/kernels/rbf.js';
 import { rbfForwardReference, rbfInputSignReference, rbfParameterGradientReference } from '../src/engine/kernels/rbf-reference.js';
-import { layoutOf, asMaxout } from '../src/engine/network.js';
+import { layoutOf, asEngineNetwork } from '../src/engine/network.js';
 import type { ModelSpec, RbfSpec } from '../src/models/classifier.js';
 import { engineRuntime, maxRelativeDifference } from './engine-helpers.js';
 
@@ -24,7 +24,7 @@ function shapeOf(precision: RbfSpec['precision']): RbfShape {
     precision,
     init: { centres: 'class-means', precision: 0.05 },
   };
-  const network = asMaxout(spec)!;
+  const network = asEngineNetwork(spec)!;
   return rbfShape(network, layoutOf(network), LANES, ROWS);
 }
 

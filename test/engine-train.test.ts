@@ -6,7 +6,7 @@ import { initBackend } from '../src/backend/select.js';
 import { TrainingSchema, type TrainingConfig } from '../src/config/schema.js';
 import { createProgress } from '../src/core/progress.js';
 import type { Split } from '../src/data/dataset.js';
-import { MaxoutEngine } from '../src/engine/maxout-engine.js';
+import { TrainingEngine } from '../src/engine/training-engine.js';
 import { fgsmErrorRate } from '../src/eval/evaluate.js';
 import { buildModel } from '../src/models/build.js';
 import type { Classifier, ModelSpec } from '../src/models/classifier.js';
@@ -63,7 +63,7 @@ const ADVERSARIAL = { kind: 'adversarial', alpha: 0.5, epsilon: 0.25, gradientSt
 const trainOptions = (
   model: Classifier,
   trainingConfig: TrainingConfig,
-  engine: MaxoutEngine | null,
+  engine: TrainingEngine | null,
   seed = 5,
   monitored: Split | null = validation,
   trained: Split = trainSplit,
@@ -99,7 +99,7 @@ async function trainOn(
 ): Promise<Trained> {
   await initBackend(backend);
   const model = buildModel(spec, 0.05, 7, data.train);
-  const engine = backend === 'webgpu' ? MaxoutEngine.onTfjsDevice(spec, trainingConfig) : null;
+  const engine = backend === 'webgpu' ? TrainingEngine.onTfjsDevice(spec, trainingConfig) : null;
   try {
     const summary = await train(trainOptions(model, trainingConfig, engine, 5, data.validation, data.train));
     const parameters = await Promise.all(model.parameters.map(async (p) => (await p.variable.data()) as Float32Array));
@@ -241,17 +241,17 @@ describe('the WebGPU engine trains as tfjs does', () => {
     ];
     for (const { seeds, batchSize } of cases) {
       const trainingConfig = config({ epochs: 1, batchSize, objective: ADVERSARIAL, earlyStopping: { metric: 'none' } });
-      const options = (seed: number, engine: MaxoutEngine) => trainOptions(buildModel(SPEC, 0.05, seed), trainingConfig, engine, seed, null);
+      const options = (seed: number, engine: TrainingEngine) => trainOptions(buildModel(SPEC, 0.05, seed), trainingConfig, engine, seed, null);
       const alone: Float32Array[][] = [];
       for (const seed of seeds) {
-        const engine = MaxoutEngine.onTfjsDevice(SPEC, trainingConfig);
+        const engine = TrainingEngine.onTfjsDevice(SPEC, trainingConfig);
         const run = options(seed, engine);
         await train(run);
         alone.push(await Promise.all(run.model.parameters.map(async (p) => (await p.variable.data()) as Float32Array)));
         run.model.dispose();
         engine.dispose();
       }
-      const engine = MaxoutEngine.onTfjsDevice(SPEC, trainingConfig);
+      const engine = TrainingEngine.onTfjsDevice(SPEC, trainingConfig);
       const runs = seeds.map((seed) => options(seed, engine));
       await trainStacked(runs, (stack) => new MaxoutNetwork(SPEC as Extract<ModelSpec, { kind: 'maxout' }>, 0.05, stack));
       for (const [i, run] of runs.entries()) {
@@ -267,7 +267,7 @@ describe('the WebGPU engine trains as tfjs does', () => {
     await initBackend('webgpu');
     const trainingConfig = config({ epochs: 1, batchSize: 1, objective: ADVERSARIAL, earlyStopping: { metric: 'none' } });
     const tensors = tf.memory().numTensors;
-    const engine = MaxoutEngine.onTfjsDevice(SPEC, trainingConfig);
+    const engine = TrainingEngine.onTfjsDevice(SPEC, trainingConfig);
     const model = buildModel(SPEC, 0.05, 7);
     const before = { ...engine.counters };
     const steps = trainSplit.n;

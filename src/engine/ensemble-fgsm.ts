@@ -3,7 +3,7 @@ import type { EnsembleClassifier } from '../models/ensemble.js';
 import type { EngineGradient } from './kernels/cross-entropy.js';
 import { EnsembleLoss } from './kernels/ensemble-loss.js';
 import type { BackwardData } from './kernels/layers.js';
-import { asMaxout, type MaxoutSpec } from './network.js';
+import { asEngineNetwork, type EngineNetwork } from './network.js';
 import type { AttackAim, EnsembleMemberPasses, ResidentFgsm } from './resident-fgsm.js';
 
 /**
@@ -11,13 +11,13 @@ import type { AttackAim, EnsembleMemberPasses, ResidentFgsm } from './resident-f
  * kernel differentiates the softmax and sigmoid tops' log-probabilities, and layer 1's input gradient is an affine
  * layer's (not logistic regression's one logit, not the RBF network).
  */
-function memberTop(network: MaxoutSpec): MaxoutTop | null {
+function memberTop(network: EngineNetwork): MaxoutTop | null {
   return !network.rbf && (network.top === 'softmax' || network.top === 'sigmoid') ? network.top : null;
 }
 
 /** Why the engine does not attack an ensemble with this member as a whole (null: it does). */
 export function ensembleMemberSupport(spec: ModelSpec): string | null {
-  const network = asMaxout(spec);
+  const network = asEngineNetwork(spec);
   if (network && memberTop(network)) return null;
   return `its members' engines attack ensembles of maxout networks and softmax regressions, not of ${spec.kind === 'maxout' ? `a ${spec.top} top` : `${spec.kind} networks`}`;
 }

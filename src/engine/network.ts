@@ -14,14 +14,14 @@ export type EngineTop = MaxoutTop | 'logistic' | 'distance';
  * affine layer's (RbfNetwork: d_k(x) = Σ_f a_fk (x_f − μ_fk)², a = f(ρ) as `precision` says), under the softmax
  * or the distance top.
  */
-export type MaxoutSpec = Omit<Extract<ModelSpec, { kind: 'maxout' }>, 'top'> & { top: EngineTop; rbf?: Pick<RbfSpec, 'precision'> };
+export type EngineNetwork = Omit<Extract<ModelSpec, { kind: 'maxout' }>, 'top'> & { top: EngineTop; rbf?: Pick<RbfSpec, 'precision'> };
 
 /**
  * The network as the engine runs it: a maxout network; softmax or logistic regression as one with no hidden layer;
  * the RBF network as one with no hidden layer whose logits are −d (no max-norm: RbfNetwork constrains only the
  * clamped precisions); null for an ensemble.
  */
-export function asMaxout(spec: ModelSpec): MaxoutSpec | null {
+export function asEngineNetwork(spec: ModelSpec): EngineNetwork | null {
   if (spec.kind === 'maxout') return spec;
   if (spec.kind === 'ensemble') return null;
   const { inputSize, classes, maxColumnNorm } = spec;
@@ -40,7 +40,7 @@ export const logitColumns = (top: EngineTop, classes: number): number => (top ==
  * (whose bias row stays 0), μ that of a second with one input fewer, its bias row μ's last: so that the update
  * kernel steps both, and L1 (layer 1's weights) and weight decay (kept to layer 1 for it) reach ρ alone, as in tfjs.
  */
-export function layoutOf(spec: MaxoutSpec): PackedLayout {
+export function layoutOf(spec: EngineNetwork): PackedLayout {
   if (spec.rbf) {
     const [inputs, columns] = [spec.inputSize, spec.classes.length];
     const slots = [
@@ -70,7 +70,7 @@ export function layoutOf(spec: MaxoutSpec): PackedLayout {
  * layers are each smaller than that.
  */
 export function stackedParametersTooLarge(spec: ModelSpec, lanes: number, limit: number): string | null {
-  const network = asMaxout(spec);
+  const network = asEngineNetwork(spec);
   if (!network) return null;
   const bytes = lanes * layoutOf(network).laneFloats * 4;
   if (bytes <= limit) return null;

@@ -24,7 +24,7 @@ import { BatchInputKernel } from './kernels/batch-input.js';
 import { BackwardData, HiddenForward, OutputForward, type BatchInput, type InputGradientEpilogue, type LayerShape } from './kernels/layers.js';
 import { RbfForward, RbfInputSign, rbfShape } from './kernels/rbf.js';
 import { encodeSteps, type LaneStep } from './kernels/step-record.js';
-import { asMaxout, layoutOf, type MaxoutSpec } from './network.js';
+import { asEngineNetwork, layoutOf, type EngineNetwork } from './network.js';
 import type { PackedLayout } from './parameters.js';
 import { ResidentData } from './resident-data.js';
 import type { GpuRuntime } from './runtime.js';
@@ -95,7 +95,7 @@ export const ENGINE_GRADIENTS: readonly EngineGradient[] = ['standard', 'stable'
  * what it lacks.
  */
 export function residentFgsmSupport(spec: ModelSpec, attack: AttackConfig): string | null {
-  if (!asMaxout(spec)) return `the engine attacks maxout, softmax, logistic and RBF networks, not ${spec.kind}`;
+  if (!asEngineNetwork(spec)) return `the engine attacks maxout, softmax, logistic and RBF networks, not ${spec.kind}`;
   if (spec.inputSize !== IMAGE_SIZE) return `the engine attacks ${IMAGE_SIZE}-pixel images, not ${spec.inputSize}`;
   if (!ENGINE_GRADIENTS.includes(attack.gradient as EngineGradient))
     return `the engine takes ∇ₓJ with the standard or the stable gradient, not ${attack.gradient}`;
@@ -110,7 +110,7 @@ export function residentFgsmSupport(spec: ModelSpec, attack: AttackConfig): stri
  */
 export interface EnsembleMemberPasses {
   runtime: GpuRuntime;
-  spec: MaxoutSpec;
+  spec: EngineNetwork;
   /** Rows of a batch (n), and the batches of the split. */
   rows: number;
   batches: number;
@@ -133,7 +133,7 @@ export interface EnsembleMemberPasses {
 /** What every pass of the network shares: the device, the network's shape, its packed parameters and step records. */
 interface Network {
   runtime: GpuRuntime;
-  spec: MaxoutSpec;
+  spec: EngineNetwork;
   layout: PackedLayout;
   parameters: GPUBuffer;
   /** Records 0..batches − 1: batch b (batchStart b·n); record `batches`, batchStart 0: passes over rows of their own. */
@@ -240,7 +240,7 @@ export class ResidentFgsm {
 
   /** Uploads `split` and builds the gradient pass (both forms) for batches of at most `batchRows` rows. */
   static async create(runtime: GpuRuntime, model: ModelSpec, split: Split, options: ResidentFgsmOptions = {}): Promise<ResidentFgsm> {
-    const spec = asMaxout(model);
+    const spec = asEngineNetwork(model);
     if (!spec) throw new Error(`the engine's FGSM is for maxout, softmax, logistic and RBF networks, not ${model.kind}`);
     if (spec.inputSize !== IMAGE_SIZE) throw new Error(`the engine's resident data holds ${IMAGE_SIZE}-pixel images, not ${spec.inputSize}`);
     if (split.n < 1) throw new Error(`the ${split.name} split is empty`);
@@ -698,7 +698,7 @@ export class ResidentFgsm {
   /** A network of this spec, one network (not stacked): its parameters fit the packed layout. */
   private checkModel(model: Classifier): void {
     const { spec, layout } = this.network;
-    const given = asMaxout(model.spec);
+    const given = asEngineNetwork(model.spec);
     const same =
       given !== null &&
       given.top === spec.top &&

@@ -5,7 +5,7 @@ import { CrossEntropy, type CrossEntropyShape, type EngineGradient } from './ker
 import { BackwardData, HiddenForward, OutputForward, WeightGradient, type BatchInput, type LayerShape, type PassDropout } from './kernels/layers.js';
 import { RbfForward, RbfInputSign, RbfParameterGradient, rbfShape } from './kernels/rbf.js';
 import { Update } from './kernels/update.js';
-import type { MaxoutSpec } from './network.js';
+import type { EngineNetwork } from './network.js';
 import type { PackedLayout } from './parameters.js';
 import type { ResidentData } from './resident-data.js';
 import { STEP_RECORD_BYTES, type GpuRuntime } from './runtime.js';
@@ -50,7 +50,7 @@ export class StepProgram {
 
   static async create(
     runtime: GpuRuntime,
-    spec: MaxoutSpec,
+    spec: EngineNetwork,
     training: EngineTraining,
     layout: PackedLayout,
     resident: ResidentData,
@@ -148,7 +148,7 @@ function trainingRows(objective: ObjectiveConfig, n: number): number {
  */
 async function buildKernels(
   runtime: GpuRuntime,
-  spec: MaxoutSpec,
+  spec: EngineNetwork,
   training: EngineTraining,
   layout: PackedLayout,
   resident: ResidentData,

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { AttackConfig } from '../config/schema.js';
 import type { Progress } from '../core/progress.js';
 import type { Split } from '../data/dataset.js';
-import type { MaxoutEngine } from '../engine/maxout-engine.js';
+import type { TrainingEngine } from '../engine/training-engine.js';
 import { ResidentFgsm, residentFgsmSupport } from '../engine/resident-fgsm.js';
 import { GpuRuntime } from '../engine/runtime.js';
 import type { NamedModel } from '../eval/transfer.js';
@@ -28,7 +28,7 @@ export async function engineAttack(
     trainingEngine = null,
     purpose = 'evaluation',
     runtime = null,
-  }: { trainingEngine?: MaxoutEngine | null; purpose?: string; runtime?: GpuRuntime | null } = {},
+  }: { trainingEngine?: TrainingEngine | null; purpose?: string; runtime?: GpuRuntime | null } = {},
 ): Promise<EngineAttack | null> {
   if (tf.getBackend() !== 'webgpu') return null;
   const notHere = (why: string): null => {

@@ -10,7 +10,7 @@ import { makeSplits, type Splits } from '../data/dataset.js';
 import { countsOf, dataIdentity, type DataIdentity } from '../data/identity.js';
 import { cacheDir, explicitDataDir, resolveMnist, type RawMnist } from '../data/source.js';
 import { trainingPerturbation } from '../attacks/training-perturbations.js';
-import { engineSupport, MaxoutEngine } from '../engine/maxout-engine.js';
+import { engineSupport, TrainingEngine } from '../engine/training-engine.js';
 import { stackedParametersTooLarge } from '../engine/network.js';
 import { GpuRuntime } from '../engine/runtime.js';
 import { engineAttack } from './engine-attack.js';
@@ -174,7 +174,7 @@ interface PreparedRun {
   outDir: string;
   model: Classifier;
   /** What trains its minibatches: the WebGPU engine, or tfjs's ops (null). Shared by the seeds of a stack. */
-  engine: MaxoutEngine | null;
+  engine: TrainingEngine | null;
   /** Marks the run interrupted should the process exit at once (a second Ctrl-C) while it holds the run. */
   onExit: () => void;
 }
@@ -390,14 +390,14 @@ export async function runExperiment(file: string, options: RunOptions): Promise<
  * The WebGPU engine where the webgpu backend runs and the engine trains this network and objective (`lanes` seeds
  * at once); otherwise null, tfjs's ops train it, and a line says why.
  */
-function trainingEngine(spec: ModelSpec, config: Experiment, input: RunInput, lanes: number, progress: Progress): MaxoutEngine | null {
+function trainingEngine(spec: ModelSpec, config: Experiment, input: RunInput, lanes: number, progress: Progress): TrainingEngine | null {
   if (input.backend.name !== 'webgpu') return null;
   const why = engineSupport(spec, config.training, lanes);
   if (why) {
     progress.line(`training: tfjs's webgpu ops (the WebGPU engine does not run this: ${why})`);
     return null;
   }
-  const engine = MaxoutEngine.onTfjsDevice(spec, config.training);
+  const engine = TrainingEngine.onTfjsDevice(spec, config.training);
   const { train, validation } = input.splits;
   const stage2 = config.training.stage2.mode !== 'none' && validation ? [{ ...train, n: train.n + validation.n }] : [];
   const tooLarge = engine.cannotHold([train, ...stage2], lanes);

@@ -1,5 +1,5 @@
 import type { RbfSpec } from '../../models/classifier.js';
-import type { MaxoutSpec } from '../network.js';
+import type { EngineNetwork } from '../network.js';
 import type { PackedLayout } from '../parameters.js';
 import { BoundKernel, type Binding, type GpuRuntime, type Kernel } from '../runtime.js';
 import { LOG_SPACE_WGSL } from './log-space.js';
@@ -30,7 +30,7 @@ export interface RbfShape {
 }
 
 /** The shape of a pass of `rows` rows per lane over `lanes` stacked copies of an RBF network packed by `layout` (layoutOf). */
-export function rbfShape(network: MaxoutSpec, layout: PackedLayout, lanes: number, rows: number): RbfShape {
+export function rbfShape(network: EngineNetwork, layout: PackedLayout, lanes: number, rows: number): RbfShape {
   if (!network.rbf) throw new Error('not an RBF network');
   const mu = layout.slots.find((slot) => slot.role === 'bias')!;
   const { inputSize: inputs, classes } = network;

@@ -7,7 +7,7 @@ import { ResidentFgsm } from './resident-fgsm.js';
 import { epochOrder, stepSeed, type EpochContext, type EpochEngine, type LaneEpoch } from '../train/epoch.js';
 import type { EpochRecord } from '../train/state.js';
 import { encodeSteps, MAX_LANES, type LaneStep } from './kernels/step-record.js';
-import { asMaxout, layoutOf, stackedParametersTooLarge, type MaxoutSpec } from './network.js';
+import { asEngineNetwork, layoutOf, stackedParametersTooLarge, type EngineNetwork } from './network.js';
 import type { PackedLayout } from './parameters.js';
 import { ResidentData } from './resident-data.js';
 import { GpuRuntime } from './runtime.js';
@@ -25,7 +25,7 @@ export const READ_EVERY = 50;
  */
 export function engineSupport(spec: ModelSpec, training: EngineTraining, lanes = 1): string | null {
   const { objective } = training;
-  const network = asMaxout(spec);
+  const network = asEngineNetwork(spec);
   if (!network) return `it trains maxout, softmax, logistic and RBF networks, not ${spec.kind}`;
   const stream = network.dropout ? (network.dropout.stream ?? 'sfc32-rows') : null;
   if (stream && stream !== 'threefry-v1')
@@ -45,8 +45,8 @@ export function engineSupport(spec: ModelSpec, training: EngineTraining, lanes =
  * variables and the engine's packed buffers on the device, once per epoch: stages, early stopping, checkpoints
  * and evaluation see tfjs variables as they do after trainEpoch.
  */
-export class MaxoutEngine implements EpochEngine {
-  private readonly network: MaxoutSpec;
+export class TrainingEngine implements EpochEngine {
+  private readonly network: EngineNetwork;
   private readonly layout: PackedLayout;
   private readonly resident: ResidentData;
   private program: StepProgram | null = null;
@@ -57,7 +57,7 @@ export class MaxoutEngine implements EpochEngine {
     private readonly spec: ModelSpec,
     private readonly training: EngineTraining,
   ) {
-    const network = asMaxout(spec);
+    const network = asEngineNetwork(spec);
     if (!network) throw new Error(`the WebGPU engine cannot train this: ${engineSupport(spec, training)}`);
     this.network = network;
     this.layout = layoutOf(network);
@@ -65,10 +65,10 @@ export class MaxoutEngine implements EpochEngine {
   }
 
   /** An engine on tfjs's active webgpu backend's device. */
-  static onTfjsDevice(spec: ModelSpec, training: EngineTraining): MaxoutEngine {
+  static onTfjsDevice(spec: ModelSpec, training: EngineTraining): TrainingEngine {
     const reason = engineSupport(spec, training);
     if (reason) throw new Error(`the WebGPU engine cannot train this: ${reason}`);
-    return new MaxoutEngine(GpuRuntime.ofTfjsBackend(), spec, training);
+    return new TrainingEngine(GpuRuntime.ofTfjsBackend(), spec, training);
   }
 
   get counters() {
