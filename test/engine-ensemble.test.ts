@@ -21,7 +21,7 @@ import type { Split } from '../src/data/dataset.js';
 import type { Classifier, MaxoutTop, ModelSpec } from '../src/models/classifier.js';
 import { EnsembleClassifier } from '../src/models/ensemble.js';
 import { engineAttacks } from '../src/pipeline/engine-attack.js';
-import { engineRuntime, labelled, scale } from './engine-helpers.js';
+import { ENGINE_MAXOUT as SPEC, engineRuntime, labelled, rbfSpec, SOFTMAX_REGRESSION, threeNetworks } from './engine-helpers.js';
 import { randomImages } from './helpers.js';
 
 /*
@@ -29,22 +29,6 @@ import { randomImages } from './helpers.js';
  * references, and the examples and their scores against tfjs's fastGradientSign against EnsembleClassifier on the
  * same webgpu device. Small shapes: lavapipe is a CPU.
  */
-
-const SPEC: Extract<ModelSpec, { kind: 'maxout' }> = {
-  kind: 'maxout',
-  inputSize: 784,
-  classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-  maxColumnNorm: null,
-  layers: [
-    { units: 7, pieces: 3 },
-    { units: 5, pieces: 2 },
-  ],
-  dropout: null,
-  top: 'softmax',
-  sigmoidLoss: 'sum',
-};
-
-const SOFTMAX_REGRESSION: ModelSpec = { kind: 'softmax', inputSize: 784, classes: SPEC.classes, maxColumnNorm: null };
 
 /** A step-record buffer of one record whose lane 0 starts its batch at `batchStart`. */
 function stepsAt(runtime: GpuRuntime, batchStart: number): GPUBuffer {
@@ -165,16 +149,7 @@ async function withEnsemble(
   const runtime = await engineRuntime();
   const tensors = tf.memory().numTensors;
   const before = runtime.liveBuffers;
-  const specs: [ModelSpec, number][] = [
-    [SPEC, 5],
-    [{ ...SPEC, top: 'sigmoid' }, 5],
-    [SOFTMAX_REGRESSION, 10],
-  ];
-  const members = specs.map(([spec, factor], i) => {
-    const model = buildModel(spec, 0.05, 31 + i);
-    scale(model, factor);
-    return model;
-  });
+  const members = threeNetworks(31);
   const ensemble = new EnsembleClassifier(members);
   const split = await labelled(ensemble, randomImages(n, 32), n, 10);
   const engines = new Map<Classifier, ResidentFgsm>();
@@ -306,15 +281,7 @@ test("engineAttacks holds every model's engine on one runtime, so that an ensemb
 test('an ensemble with a member the ensemble kernels do not take (the RBF network, logistic regression) is attacked as a whole on tfjs’s ops', async () => {
   const runtime = await engineRuntime();
   const before = runtime.liveBuffers;
-  const rbf: ModelSpec = {
-    kind: 'rbf',
-    inputSize: 784,
-    classes: SPEC.classes,
-    maxColumnNorm: null,
-    output: 'independent',
-    precision: 'clamp',
-    init: { centres: 'examples', precision: 0.05 },
-  };
+  const rbf = rbfSpec('independent', 'clamp', 'examples');
   const logistic: ModelSpec = { kind: 'logistic', inputSize: 784, classes: [0, 1], maxColumnNorm: null };
   assert.equal(ensembleMemberSupport(SPEC), null);
   assert.equal(ensembleMemberSupport(SOFTMAX_REGRESSION), null);

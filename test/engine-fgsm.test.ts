@@ -37,7 +37,7 @@ import { attackMeasures } from '../src/pipeline/audit.js';
 import { STEP_RECORD_BYTES } from '../src/engine/runtime.js';
 import { buildModel } from '../src/models/build.js';
 import type { Classifier, ModelSpec } from '../src/models/classifier.js';
-import { engineRuntime, labelled, scale } from './engine-helpers.js';
+import { ENGINE_MAXOUT, engineRuntime, labelled, rbfSpec, scale, SOFTMAX_REGRESSION, threeNetworks } from './engine-helpers.js';
 import { randomImages } from './helpers.js';
 
 /*
@@ -46,19 +46,7 @@ import { randomImages } from './helpers.js';
  * shapes: lavapipe is a CPU.
  */
 
-const SPEC: ModelSpec = {
-  kind: 'maxout',
-  inputSize: 784,
-  classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-  maxColumnNorm: null,
-  layers: [
-    { units: 7, pieces: 3 },
-    { units: 5, pieces: 2 },
-  ],
-  dropout: null,
-  top: 'softmax',
-  sigmoidLoss: 'sum',
-};
+const SPEC: ModelSpec = ENGINE_MAXOUT;
 
 /** The paper's 0.1 and 0.25, and small values where an untrained network's error still climbs. */
 const EPSILONS = [0, 0.01, 0.03, 0.1, 0.25];
@@ -436,17 +424,7 @@ function assertSameAttack(engine: Evaluation, tfjs: Evaluation, what: string, sl
   );
 }
 
-const SOFTMAX_REGRESSION: ModelSpec = { kind: 'softmax', inputSize: 784, classes: SPEC.classes, maxColumnNorm: null };
 const LOGISTIC_REGRESSION: ModelSpec = { kind: 'logistic', inputSize: 784, classes: [3, 7], maxColumnNorm: null };
-const rbfSpec = (output: 'independent' | 'softmax', precision: 'clamp' | 'exp'): ModelSpec => ({
-  kind: 'rbf',
-  inputSize: 784,
-  classes: SPEC.classes,
-  maxColumnNorm: null,
-  output,
-  precision,
-  init: { centres: 'examples', precision: 0.05 },
-});
 /** Where an RBF network's centres start: one of these random images of each class. */
 const CENTRES: Split = { name: 'train', x: randomImages(30, 9), y: Int32Array.from({ length: 30 }, (_, i) => i % 10), n: 30 };
 
@@ -518,8 +496,15 @@ test("a run's evaluation on the engine measures what tfjs's does: both tops, sof
     { spec: LOGISTIC_REGRESSION, factor: 10, clip: 'none', slack: 0, dispatches: 7 },
     { spec: LOGISTIC_REGRESSION, factor: 10, clip: [0, 1], slack: 0, dispatches: 7, aim: { labels: 'predicted' } },
     // the RBF network: its batch input and its −d make the forward pass, its input gradient the direction
-    { spec: rbfSpec('independent', 'clamp'), factor: 1, clip: [0, 1], slack: 0, dispatches: 9 },
-    { spec: rbfSpec('softmax', 'exp'), factor: 1, clip: 'none', slack: 0, dispatches: 9, aim: { labels: 'predicted', target: 'least-likely' } },
+    { spec: rbfSpec('independent', 'clamp', 'examples'), factor: 1, clip: [0, 1], slack: 0, dispatches: 9 },
+    {
+      spec: rbfSpec('softmax', 'exp', 'examples'),
+      factor: 1,
+      clip: 'none',
+      slack: 0,
+      dispatches: 9,
+      aim: { labels: 'predicted', target: 'least-likely' },
+    },
   ];
   for (const { spec, factor, clip, slack, dispatches, aim } of cases) {
     await bothEvaluations(spec, factor, { epsilons: EPSILONS, clip, ...aim }, async ({ model, split, onDevice, tfjs, engine, ...counted }) => {
@@ -568,7 +553,7 @@ test("BIM and PGD on the engine measure what tfjs's iterativeGradientSign does: 
     },
     // the RBF network's forward pass is its batch input and its −d
     {
-      spec: rbfSpec('independent', 'clamp'),
+      spec: rbfSpec('independent', 'clamp', 'examples'),
       attack: { method: 'pgd', clip: [0, 1], stepSize: 0.05, restarts: 2 },
       perStep: 5,
       forward: 2,
@@ -661,16 +646,7 @@ test("transfer, agreement and the ensemble with the models' engines measure what
   const runtime = await engineRuntime();
   const tensors = tf.memory().numTensors;
   const before = runtime.liveBuffers;
-  const specs: [ModelSpec, number][] = [
-    [SPEC, 5],
-    [{ ...SPEC, top: 'sigmoid' }, 5],
-    [SOFTMAX_REGRESSION, 10],
-  ];
-  const models = specs.map(([spec, factor], i) => {
-    const model = buildModel(spec, 0.05, 11 + i);
-    scale(model, factor);
-    return { name: `m${i}`, model };
-  });
+  const models = threeNetworks(11).map((model, i) => ({ name: `m${i}`, model }));
   const n = 300;
   const split = await labelled(models[0]!.model, randomImages(n, 12), n, 20);
   const engines = new Map<Classifier, ResidentFgsm>();
@@ -738,7 +714,7 @@ test('the engine runs FGSM, BIM and PGD, standard or stable, any labels and targ
   assert.equal(residentFgsmSupport({ ...SPEC, layers: [] }, fgsm), null);
   assert.equal(residentFgsmSupport(SOFTMAX_REGRESSION, fgsm), null);
   assert.equal(residentFgsmSupport(LOGISTIC_REGRESSION, fgsm), null);
-  assert.equal(residentFgsmSupport(rbfSpec('independent', 'clamp'), fgsm), null);
+  assert.equal(residentFgsmSupport(rbfSpec('independent', 'clamp', 'examples'), fgsm), null);
   const ensemble: ModelSpec = { ...SOFTMAX_REGRESSION, kind: 'ensemble', members: [SPEC, SOFTMAX_REGRESSION] };
   assert.match(residentFgsmSupport(ensemble, fgsm)!, /maxout, softmax, logistic and RBF networks, not ensemble/);
 });

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/select.js';
 import type { Split } from '../src/data/dataset.js';
 import { GpuRuntime } from '../src/engine/runtime.js';
-import type { Classifier } from '../src/models/classifier.js';
+import { buildModel } from '../src/models/build.js';
+import type { Classifier, ModelSpec } from '../src/models/classifier.js';
 
 /**
  * The engine's runtime on tfjs's webgpu backend, on whatever adapter is here (Mesa's lavapipe where there is no GPU,
@@ -37,4 +38,50 @@ export function scale(model: Classifier, factor: number): void {
     p.variable.assign(scaled);
     scaled.dispose();
   }
+}
+
+/** A small maxout network (784 → 7×3 → 5×2 → 10, no dropout): the engine tests' network. */
+export const ENGINE_MAXOUT: Extract<ModelSpec, { kind: 'maxout' }> = {
+  kind: 'maxout',
+  inputSize: 784,
+  classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  maxColumnNorm: null,
+  layers: [
+    { units: 7, pieces: 3 },
+    { units: 5, pieces: 2 },
+  ],
+  dropout: null,
+  top: 'softmax',
+  sigmoidLoss: 'sum',
+};
+
+export const SOFTMAX_REGRESSION: ModelSpec = { kind: 'softmax', inputSize: 784, classes: ENGINE_MAXOUT.classes, maxColumnNorm: null };
+
+/** §7's RBF network on MNIST's digits, its centres starting as `centres` says, every precision at 0.05. */
+export const rbfSpec = (
+  output: 'independent' | 'softmax',
+  precision: 'clamp' | 'exp',
+  centres: 'class-means' | 'examples' = 'class-means',
+): ModelSpec => ({
+  kind: 'rbf',
+  inputSize: 784,
+  classes: ENGINE_MAXOUT.classes,
+  maxColumnNorm: null,
+  output,
+  precision,
+  init: { centres, precision: 0.05 },
+});
+
+/** Three small networks of the engine tests, built from `seed` and scaled to logits of about ±0.5: a maxout network, a sigmoid-top one and softmax regression. */
+export function threeNetworks(seed: number): Classifier[] {
+  const specs: [ModelSpec, number][] = [
+    [ENGINE_MAXOUT, 5],
+    [{ ...ENGINE_MAXOUT, top: 'sigmoid' }, 5],
+    [SOFTMAX_REGRESSION, 10],
+  ];
+  return specs.map(([spec, factor], i) => {
+    const model = buildModel(spec, 0.05, seed + i);
+    scale(model, factor);
+    return model;
+  });
 }

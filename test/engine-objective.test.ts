@@ -193,20 +193,58 @@ const identityModel = (
     sigmoidLoss,
   };
   const network = new MaxoutNetwork(spec, 0.05, 1);
-  // the logits are the input: tf.grad with respect to it is the gradient with respect to the logits
-  const model: Classifier = {
-    spec,
-    parameters: [],
-    logits: (x) => x,
-    loss: (z, y) => network.loss(z, y, gradient),
-    probabilities: (z) => network.probabilities(z),
-    logProbabilities: (z) => network.logProbabilities(z, gradient),
-    constrain: () => undefined,
-    reinitialize: () => undefined,
-    dispose: () => undefined,
-  };
-  return { model, dispose: () => network.dispose() };
+  return { model: logitsAsInput(network, gradient), dispose: () => network.dispose() };
 };
+
+/**
+ * `network`'s loss and probabilities (its gradient form `gradient`) on logits given as the input: tf.grad with respect
+ * to the input is the gradient with respect to the logits.
+ */
+const logitsAsInput = (network: Classifier, gradient?: EngineGradient): Classifier => ({
+  spec: network.spec,
+  parameters: [],
+  logits: (x) => x,
+  loss: (z, y) => network.loss(z, y, gradient),
+  probabilities: (z) => network.probabilities(z),
+  logProbabilities: (z) => network.logProbabilities(z, gradient),
+  constrain: () => undefined,
+  reinitialize: () => undefined,
+  dispose: () => undefined,
+});
+
+/**
+ * tfjs's minibatchObjective (α-mix, α = 0.3) of `model` over the two lanes of an alphaMix pass, [x; x̃] per network,
+ * its logits (`columns` a row) as the input: the gradients with respect to x's and x̃'s logits, and the lanes' objectives
+ * then their misclassified counts.
+ */
+async function tfjsObjective(
+  model: Classifier,
+  shape: CrossEntropyShape,
+  logits: Float32Array,
+  labels: Uint32Array,
+  columns: number,
+): Promise<{ dx: Float32Array; dxt: Float32Array; stats: Float32Array }> {
+  const rowIndex = rowIndexOf(2);
+  const { clean, adversarial } = split(logits, 2, shape.batch, columns);
+  const y = Array.from(
+    { length: 2 * shape.batch },
+    (_, i) => labels[rowIndex[Math.floor(i / shape.batch) * EXAMPLES + (i < shape.batch ? 0 : 6) + (i % shape.batch)]!]!,
+  );
+  const [gradients, objective] = tf.tidy(() => {
+    const [x, xt] = [tf.tensor2d(clean, [2 * shape.batch, columns]), tf.tensor2d(adversarial, [2 * shape.batch, columns])];
+    const labelTensor = tf.tensor1d(y, 'int32');
+    const mixing = { mixing: 'alpha-mix' as const, alpha: 0.3 };
+    const grads = tf.grads(
+      (a: tf.Tensor, b: tf.Tensor) => minibatchObjective(model, a as tf.Tensor2D, labelTensor, b as tf.Tensor2D, mixing, [1, 2]).loss,
+    );
+    const result = minibatchObjective(model, x, labelTensor, xt, mixing, [1, 2]);
+    return [grads([x, xt]), tf.concat([result.networkLosses, result.misclassified])];
+  });
+  const [dx, dxt] = await Promise.all(gradients.map((g) => g.data<'float32'>()));
+  const stats = await objective.data<'float32'>();
+  tf.dispose([...gradients, objective]);
+  return { dx: dx!, dxt: dxt!, stats };
+}
 
 /**
  * Logits in which row 0 of each lane's clean rows and row 1 of its x̃ rows have the true class 28 or more above the rest
@@ -253,29 +291,12 @@ test('saturated logits: the standard form zeroes ∂J/∂z_y exactly, the stable
 
       // tfjs: the same two lanes as minibatchObjective sees them, [x; x̃] per network, the logits as the input
       const { model, dispose } = identityModel(top, sigmoidLoss, classes, gradient);
-      const { clean, adversarial } = split(logits, 2, shape.batch, classes);
-      const y = Uint32Array.from(
-        { length: 2 * shape.batch },
-        (_, i) => labels[rowIndex[Math.floor(i / shape.batch) * EXAMPLES + (i < shape.batch ? 0 : 6) + (i % shape.batch)]!]!,
-      );
-      const [gradients, objective] = tf.tidy(() => {
-        const [x, xt] = [tf.tensor2d(clean, [2 * shape.batch, classes]), tf.tensor2d(adversarial, [2 * shape.batch, classes])];
-        const labelTensor = tf.tensor1d(Array.from(y), 'int32');
-        const mixing = { mixing: 'alpha-mix' as const, alpha: 0.3 };
-        const grads = tf.grads(
-          (a: tf.Tensor, b: tf.Tensor) => minibatchObjective(model, a as tf.Tensor2D, labelTensor, b as tf.Tensor2D, mixing, [1, 2]).loss,
-        );
-        const result = minibatchObjective(model, x, labelTensor, xt, mixing, [1, 2]);
-        return [grads([x, xt]), tf.concat([result.networkLosses, result.misclassified])];
-      });
-      const [dx, dxt] = await Promise.all(gradients.map((g) => g.data<'float32'>()));
-      const tfjsStats = await objective.data<'float32'>();
-      tf.dispose([...gradients, objective]);
+      const { dx, dxt, stats: tfjsStats } = await tfjsObjective(model, shape, logits, labels, classes);
       dispose();
       const device = split(got.dLogits, 2, shape.batch, classes);
       for (const [ours, theirs, part] of [
-        [device.clean, dx!, 'x'],
-        [device.adversarial, dxt!, 'x̃'],
+        [device.clean, dx, 'x'],
+        [device.adversarial, dxt, 'x̃'],
       ] as const) {
         assert.ok(maxRelativeDifference(ours, theirs, 1e-3 / shape.batch) < 1e-5, `${what}: ∂/∂${part} as tfjs`);
         theirs.forEach((v, i) => assert.equal(v === 0, ours[i] === 0, `${what}: ${part}[${i}] is zero in both or neither (${ours[i]}, ${v})`));
@@ -339,40 +360,11 @@ test('logistic regression’s loss (one logit, two classes) equals its reference
 
   const spec: ModelSpec = { kind: 'logistic', inputSize: 1, classes: [0, 1], maxColumnNorm: null };
   const regression = new LogisticRegression(spec, 0.005, 1);
-  const model: Classifier = {
-    spec,
-    parameters: [],
-    logits: (x) => x,
-    loss: (z, y) => regression.loss(z, y),
-    probabilities: (z) => regression.probabilities(z),
-    logProbabilities: (z) => regression.logProbabilities(z),
-    constrain: () => undefined,
-    reinitialize: () => undefined,
-    dispose: () => undefined,
-  };
-  const rowIndex = rowIndexOf(2);
-  const { clean, adversarial } = split(logits, 2, shape.batch, 1);
-  const y = Array.from(
-    { length: 2 * shape.batch },
-    (_, i) => labels[rowIndex[Math.floor(i / shape.batch) * EXAMPLES + (i < shape.batch ? 0 : 6) + (i % shape.batch)]!]!,
-  );
-  const [gradients, objective] = tf.tidy(() => {
-    const [x, xt] = [tf.tensor2d(clean, [2 * shape.batch, 1]), tf.tensor2d(adversarial, [2 * shape.batch, 1])];
-    const labelTensor = tf.tensor1d(y, 'int32');
-    const mixing = { mixing: 'alpha-mix' as const, alpha: 0.3 };
-    const grads = tf.grads(
-      (a: tf.Tensor, b: tf.Tensor) => minibatchObjective(model, a as tf.Tensor2D, labelTensor, b as tf.Tensor2D, mixing, [1, 2]).loss,
-    );
-    const result = minibatchObjective(model, x, labelTensor, xt, mixing, [1, 2]);
-    return [grads([x, xt]), tf.concat([result.networkLosses, result.misclassified])];
-  });
-  const [dx, dxt] = await Promise.all(gradients.map((g) => g.data<'float32'>()));
-  const tfjsStats = await objective.data<'float32'>();
-  tf.dispose([...gradients, objective]);
+  const { dx, dxt, stats: tfjsStats } = await tfjsObjective(logitsAsInput(regression), shape, logits, labels, 1);
   regression.dispose();
   const device = split(got.dLogits, 2, shape.batch, 1);
-  assert.ok(maxRelativeDifference(device.clean, dx!, 1e-12) < 1e-5, '∂/∂x as tfjs');
-  assert.ok(maxRelativeDifference(device.adversarial, dxt!, 1e-12) < 1e-5, '∂/∂x̃ as tfjs');
+  assert.ok(maxRelativeDifference(device.clean, dx, 1e-12) < 1e-5, '∂/∂x as tfjs');
+  assert.ok(maxRelativeDifference(device.adversarial, dxt, 1e-12) < 1e-5, '∂/∂x̃ as tfjs');
   assert.ok(maxRelativeDifference([got.stats[4]!, got.stats[6]!], tfjsStats.subarray(0, 2)) < 1e-5, 'objective as tfjs');
   assert.deepEqual([got.stats[5], got.stats[7]], Array.from(tfjsStats.subarray(2)), 'misclassified as tfjs');
 });
@@ -404,42 +396,12 @@ test('the RBF network’s independent outputs (logits −d): loss, gradient and 
   // on wasm: tfjs's webgpu expm1 is exp(x) − 1, which cancels at small d; its wasm backend's is Math.expm1
   await initBackend('wasm');
   const network = new RbfNetwork(spec, new Float32Array(classes));
-  // the logits are the input: tf.grad with respect to it is the gradient with respect to the logits
-  const model: Classifier = {
-    spec,
-    parameters: [],
-    logits: (x) => x,
-    loss: (z, y) => network.loss(z, y),
-    probabilities: (z) => network.probabilities(z),
-    logProbabilities: (z) => network.logProbabilities(z),
-    constrain: () => undefined,
-    reinitialize: () => undefined,
-    dispose: () => undefined,
-  };
-  const rowIndex = rowIndexOf(2);
-  const { clean, adversarial } = split(logits, 2, shape.batch, classes);
-  const y = Array.from(
-    { length: 2 * shape.batch },
-    (_, i) => labels[rowIndex[Math.floor(i / shape.batch) * EXAMPLES + (i < shape.batch ? 0 : 6) + (i % shape.batch)]!]!,
-  );
-  const [gradients, objective] = tf.tidy(() => {
-    const [x, xt] = [tf.tensor2d(clean, [2 * shape.batch, classes]), tf.tensor2d(adversarial, [2 * shape.batch, classes])];
-    const labelTensor = tf.tensor1d(y, 'int32');
-    const mixing = { mixing: 'alpha-mix' as const, alpha: 0.3 };
-    const grads = tf.grads(
-      (a: tf.Tensor, b: tf.Tensor) => minibatchObjective(model, a as tf.Tensor2D, labelTensor, b as tf.Tensor2D, mixing, [1, 2]).loss,
-    );
-    const result = minibatchObjective(model, x, labelTensor, xt, mixing, [1, 2]);
-    return [grads([x, xt]), tf.concat([result.networkLosses, result.misclassified])];
-  });
-  const [dx, dxt] = await Promise.all(gradients.map((g) => g.data<'float32'>()));
-  const tfjsStats = await objective.data<'float32'>();
-  tf.dispose([...gradients, objective]);
+  const { dx, dxt, stats: tfjsStats } = await tfjsObjective(logitsAsInput(network), shape, logits, labels, classes);
   network.dispose();
   await initBackend('webgpu');
   const device = split(got.dLogits, 2, shape.batch, classes);
-  assert.ok(maxRelativeDifference(device.clean, dx!, 1e-3 / shape.batch) < 1e-5, '∂/∂x as tfjs');
-  assert.ok(maxRelativeDifference(device.adversarial, dxt!, 1e-3 / shape.batch) < 1e-5, '∂/∂x̃ as tfjs');
+  assert.ok(maxRelativeDifference(device.clean, dx, 1e-3 / shape.batch) < 1e-5, '∂/∂x as tfjs');
+  assert.ok(maxRelativeDifference(device.adversarial, dxt, 1e-3 / shape.batch) < 1e-5, '∂/∂x̃ as tfjs');
   assert.ok(maxRelativeDifference([got.stats[4]!, got.stats[6]!], tfjsStats.subarray(0, 2)) < 1e-5, 'objective as tfjs');
   assert.deepEqual([got.stats[5], got.stats[7]], Array.from(tfjsStats.subarray(2)), 'misclassified as tfjs');
 });

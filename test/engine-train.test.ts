@@ -12,7 +12,7 @@ import { buildModel } from '../src/models/build.js';
 import type { Classifier, ModelSpec } from '../src/models/classifier.js';
 import { MaxoutNetwork } from '../src/models/maxout.js';
 import { train, trainStacked, type TrainingSummary, type TrainOptions } from '../src/train/loop.js';
-import { maxRelativeDifference } from './engine-helpers.js';
+import { maxRelativeDifference, rbfSpec } from './engine-helpers.js';
 import { randomImages, randomLabels } from './helpers.js';
 
 /*
@@ -200,18 +200,9 @@ describe('the WebGPU engine trains as tfjs does', () => {
   });
 
   test("§7's RBF network: independent outputs with clamped precisions and L1, clean; the softmax output with exp precisions, adversarially trained; weight decay; 5 and 9 dispatches a step", async () => {
-    const rbf = (output: 'independent' | 'softmax', precision: 'clamp' | 'exp'): ModelSpec => ({
-      kind: 'rbf',
-      inputSize: 784,
-      classes: SPEC.classes,
-      maxColumnNorm: null,
-      output,
-      precision,
-      init: { centres: 'class-means', precision: 0.05 },
-    });
     for (const [spec, objective, l1FirstLayer, perStep] of [
-      [rbf('independent', 'clamp'), { kind: 'clean' }, 0.0005, 5],
-      [rbf('softmax', 'exp'), { ...ADVERSARIAL, gradientState: 'deterministic' }, 0, 9],
+      [rbfSpec('independent', 'clamp'), { kind: 'clean' }, 0.0005, 5],
+      [rbfSpec('softmax', 'exp'), { ...ADVERSARIAL, gradientState: 'deterministic' }, 0, 9],
     ] as const) {
       // weight decay on the precisions only, as tfjs's (on role weight)
       const penalties = { l1FirstLayer, weightDecay: 0.01 };

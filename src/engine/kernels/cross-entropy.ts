@@ -1,7 +1,7 @@
 import type { SigmoidLoss, SoftmaxGradient } from '../../models/classifier.js';
 import { logitColumns, type EngineTop } from '../network.js';
 import { BoundKernel, type GpuRuntime } from '../runtime.js';
-import { LOG_SPACE_WGSL } from './log-space.js';
+import { LOG_SPACE_WGSL, SIGMOID_SOFTPLUS_WGSL } from './float-functions.js';
 import { MAX_LANES, STEP_RECORD_WGSL } from './step-record.js';
 
 /*
@@ -194,9 +194,6 @@ function rowFunction(shape: CrossEntropyShape): string {
     }`;
 }
 
-/** tfjs's softplus (its cpu kernel): x above −(log ε + 2), exp(x) below log ε + 2, log(1 + exp(x)) between. */
-const SOFTPLUS_THRESHOLD = -(Math.log(1.1920928955078125e-7) + 2);
-
 function wgsl(shape: CrossEntropyShape): string {
   const statistics = shape.statistics !== null;
   return /* wgsl */ `
@@ -223,14 +220,8 @@ struct RowResult { loss: f32, predicted: u32 }
 @group(0) @binding(5) var<storage, read_write> dLogits: array<f32>;
 ${statistics ? '@group(0) @binding(6) var<storage, read_write> stats: array<f32>;' : ''}
 
-fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+${SIGMOID_SOFTPLUS_WGSL}
 ${LOG_SPACE_WGSL}
-
-fn softplus(x: f32) -> f32 {
-  if (x > ${SOFTPLUS_THRESHOLD}) { return x; }
-  if (x < ${-SOFTPLUS_THRESHOLD}) { return exp(x); }
-  return log(1.0 + exp(x));
-}
 
 ${rowFunction(shape)}
 

@@ -1,6 +1,7 @@
 import type { MaxoutTop } from '../../models/classifier.js';
 import { BoundKernel, type GpuRuntime } from '../runtime.js';
 import type { EngineGradient } from './cross-entropy.js';
+import { SIGMOID_SOFTPLUS_WGSL } from './float-functions.js';
 import { STEP_RECORD_WGSL } from './step-record.js';
 
 /*
@@ -41,9 +42,6 @@ const WORKGROUP = 64;
 /** The ensemble's members: at least one, at most what the kernel's per-row array is built for. */
 export const MOST_MEMBERS = 64;
 
-/** tfjs's softplus (its kernels): x above −(log ε + 2), exp(x) below log ε + 2, log(1 + exp(x)) between. */
-const SOFTPLUS_THRESHOLD = -(Math.log(1.1920928955078125e-7) + 2);
-
 /** log p_y of a softmax member as tf.logSoftmax computes it: (z_y − max z) − log Σ exp(z − max z). */
 const SOFTMAX_LOG_PROBABILITY = /* wgsl */ `
 fn logSoftmaxAt(first: u32, k: u32) -> f32 {
@@ -79,13 +77,7 @@ fn softmaxBackward(first: u32, label: u32, g: f32) {
 }
 
 /** A sigmoid member: log p_y = −softplus(−z_y) (MaxoutNetwork.logProbabilities), whose autodiff gives g·σ(−z_y) at y, 0 elsewhere. */
-const SIGMOID_TOP = /* wgsl */ `
-fn softplus(x: f32) -> f32 {
-  if (x > ${SOFTPLUS_THRESHOLD}) { return x; }
-  if (x < ${-SOFTPLUS_THRESHOLD}) { return exp(x); }
-  return log(1.0 + exp(x));
-}
-fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+const SIGMOID_TOP = /* wgsl */ `${SIGMOID_SOFTPLUS_WGSL}
 fn logSigmoidAt(first: u32, k: u32) -> f32 { return -softplus(-logits[first + k]); }
 fn sigmoidBackward(first: u32, label: u32, g: f32) {
   for (var k = 0u; k < shape.classes; k++) {

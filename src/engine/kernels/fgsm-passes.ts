@@ -1,6 +1,6 @@
 import { logitColumns, type EngineTop } from '../network.js';
 import { BoundKernel, STEP_RECORD_BYTES, type Binding, type GpuRuntime, type Kernel } from '../runtime.js';
-import { LOG_SPACE_WGSL } from './log-space.js';
+import { LOG_SPACE_WGSL } from './float-functions.js';
 
 /*
  * The kernels that turn one input gradient per batch into FGSM figures at several ε (see resident-fgsm.ts):

@@ -2,7 +2,7 @@ import type { RbfSpec } from '../../models/classifier.js';
 import type { EngineNetwork } from '../network.js';
 import type { PackedLayout } from '../parameters.js';
 import { BoundKernel, type Binding, type GpuRuntime, type Kernel } from '../runtime.js';
-import { LOG_SPACE_WGSL } from './log-space.js';
+import { LOG_SPACE_WGSL, SOFTPLUS_THRESHOLD } from './float-functions.js';
 import { MAX_LANES } from './step-record.js';
 
 /*
@@ -45,11 +45,10 @@ const WORKGROUP = 64;
  * which loses digits to 1), or ρ itself.
  */
 function precisionWgsl(precision: RbfSpec['precision']): string {
-  const threshold = -(Math.log(1.1920928955078125e-7) + 2);
   const value = {
     exp: 'return exp(rho);',
-    softplus: `if (rho > ${threshold}) { return rho; }
-  if (rho < ${-threshold}) { return exp(rho); }
+    softplus: `if (rho > ${SOFTPLUS_THRESHOLD}) { return rho; }
+  if (rho < ${-SOFTPLUS_THRESHOLD}) { return exp(rho); }
   return log1p(exp(rho));`,
     clamp: 'return rho;',
   }[precision];

@@ -1,5 +1,6 @@
 /*
- * expm1, log1p and −log(1 − e^(−d)) for the kernels, accurate where the plain forms cancel (tfjs's webgpu kernels
+ * σ and softplus as tfjs's kernels compute them, and expm1, log1p and −log(1 − e^(−d)), accurate where the plain forms
+ * cancel (tfjs's webgpu kernels
  * write expm1 as exp(x) − 1 and log1p as log(1 + x); its wasm and cpu backends use Math.expm1 and Math.log1p, which
  * these follow to float32 precision): a series near 0, the plain form beyond, where it loses little.
  */
@@ -30,5 +31,18 @@ fn log1p(y: f32) -> f32 {
 fn negLog1mExp(d: f32) -> f32 {
   if (d <= ${Math.LN2}) { return -log(-expm1(-d)); }
   return -log1p(-exp(-d));
+}
+`;
+
+/** tfjs's softplus threshold: x above −(log ε + 2), exp(x) below log ε + 2, log(1 + exp(x)) between (its kernels). */
+export const SOFTPLUS_THRESHOLD = -(Math.log(1.1920928955078125e-7) + 2);
+
+/** σ as tfjs's webgpu kernel computes it, and softplus as its kernels do. */
+export const SIGMOID_SOFTPLUS_WGSL = /* wgsl */ `
+fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+fn softplus(x: f32) -> f32 {
+  if (x > ${SOFTPLUS_THRESHOLD}) { return x; }
+  if (x < ${-SOFTPLUS_THRESHOLD}) { return exp(x); }
+  return log(1.0 + exp(x));
 }
 `;
