@@ -108,5 +108,7 @@ test("stacked seeds' parameters against the adapter's binding limit: §6's five 
     precision: 'exp',
     init: { centres: 'class-means', precision: 1 },
   };
-  assert.equal(stackedParametersTooLarge(rbf, 5, 1), null, 'only the networks the engine packs are measured');
+  assert.match(stackedParametersTooLarge(rbf, 5, 1)!, /5 stacked seeds' parameters take/, 'the RBF network is packed too');
+  const ensemble: ModelSpec = { ...rbf, kind: 'ensemble', members: [rbf, rbf] };
+  assert.equal(stackedParametersTooLarge(ensemble, 5, 1), null, 'only the networks the engine packs are measured');
 });
