@@ -43,7 +43,8 @@ step doctor 20 node bin/fgsm.js doctor
 step bench-engine-240 90 node dist/scripts/bench.js --backend webgpu --only engine --json
 step bench-engine-$units_big 120 node dist/scripts/bench.js --backend webgpu --only engine --units "$units_big" --json
 step bench-pgd 60 node dist/scripts/bench.js --backend webgpu --only pgd --json
-step engine-tests 60 node --test --test-concurrency=1 dist/test/engine-train.test.js dist/test/engine-layers.test.js dist/test/engine-fgsm.test.js dist/test/engine-objective.test.js
+step engine-tests 60 node --test --test-concurrency=1 dist/test/engine-train.test.js dist/test/engine-layers.test.js dist/test/engine-fgsm.test.js \
+  dist/test/engine-objective.test.js dist/test/engine-rbf.test.js dist/test/engine-ensemble.test.js
 # the run folder stays outside $out (a device call brings back only a few files): its record and epochs come back
 runs=$(mktemp -d)
 step maxout-1600-adv "$run_limit" node bin/fgsm.js run configs/maxout-1600-adv.yaml --backend webgpu --results-dir "$runs" \
