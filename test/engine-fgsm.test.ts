@@ -51,6 +51,15 @@ const SPEC: ModelSpec = ENGINE_MAXOUT;
 /** The paper's 0.1 and 0.25, and small values where an untrained network's error still climbs. */
 const EPSILONS = [0, 0.01, 0.03, 0.1, 0.25];
 
+/** Each output the pass kernels read logits of: `classes` classes, logistic regression's two from one logit. */
+const outputsOf = (classes: number) =>
+  [
+    { classes, top: 'softmax' },
+    { classes, top: 'sigmoid' },
+    { classes, top: 'distance' },
+    { classes: 2, top: 'logistic' },
+  ] as const;
+
 test('the pass kernels equal their references: x̃ clipped and not, padding, a short group, ties to the first class, probabilities, zero rows', async () => {
   const runtime = await engineRuntime();
   const before = runtime.liveBuffers;
@@ -116,11 +125,7 @@ test('the pass kernels equal their references: x̃ clipped and not, padding, a s
   }
   runtime.write(buffers.labels, labels);
 
-  for (const output of [
-    { classes, top: 'softmax' },
-    { classes, top: 'sigmoid' },
-    { classes: 2, top: 'logistic' },
-  ] as const) {
+  for (const output of outputsOf(classes)) {
     const { top } = output;
     runtime.write(buffers.probabilities, probabilities);
     const kernel = await Probabilities.create(runtime, { ...shape, ...output }, buffers);
@@ -242,11 +247,7 @@ test("KeepWorst equals its reference: each restart's iterate kept where the atta
     bestSuccess: runtime.buffer('bestSuccess', n * 4),
     bestObjective: runtime.buffer('bestObjective', n * 4),
   };
-  for (const output of [
-    { classes, top: 'softmax' },
-    { classes, top: 'sigmoid' },
-    { classes: 2, top: 'logistic' },
-  ] as const) {
+  for (const output of outputsOf(classes)) {
     const { top } = output;
     const labelsOfTop = top === 'logistic' ? labels.map((c) => c % 2) : labels;
     runtime.write(buffers.labels, labelsOfTop);
@@ -260,8 +261,8 @@ test("KeepWorst equals its reference: each restart's iterate kept where the atta
         bestObjective: new Float64Array(n),
       };
       for (const [i, pass] of [passes[0]!, passes[1]!, passes[1]!].entries()) {
-        // each restart: new logits (integers a third apart: no near ties) and a new iterate
-        const logits = Float32Array.from({ length: n * classes }, () => (random.int(13) - 6) / 3);
+        // each restart: new logits (integers a third apart: no near ties; the RBF network's −d below 0) and a new iterate
+        const logits = Float32Array.from({ length: n * classes }, () => (top === 'distance' ? -(random.int(13) + 1) / 3 : (random.int(13) - 6) / 3));
         const iterate = Float32Array.from({ length: n * inputs }, () => random.int(100) / 100);
         runtime.write(buffers.logits, logits);
         runtime.write(buffers.iterate, iterate);

@@ -419,46 +419,42 @@ describe('webgpu backend (lavapipe without a GPU)', () => {
     );
   });
 
-  test("a whole logistic regression run (3 vs 7) on the WebGPU engine, its last minibatch ragged: wasm's parameters and metrics", () => {
-    const dir = tempDir();
-    const yaml = `name: tiny-logreg
+  test("whole runs of logistic regression (3 vs 7, its last minibatch ragged) and of §7's RBF network (independent outputs, clamped precisions) on the WebGPU engine: wasm's parameters and metrics", () => {
+    const data = (digits: string) => `data:
+  source: auto
+  limit: { train: 1000, validation: 300, test: 300 }${digits}
+`;
+    const runs = [
+      {
+        name: 'tiny-logreg',
+        sections: `${data('\n  digits: [3, 7]')}model: { kind: logistic, init: { range: 0.005 }, maxColumnNorm: null }
+training: { epochs: 3, batchSize: 30, earlyStopping: { metric: validation-error, patience: 5 } }`,
+        raggedBatch: 30,
+      },
+      {
+        name: 'tiny-rbf',
+        sections: `${data('')}model: { kind: rbf, output: independent, precision: clamp, init: { centres: class-means, precision: 0.05 } }
+training: { epochs: 2, earlyStopping: { metric: validation-error, patience: 5 } }`,
+        raggedBatch: null,
+      },
+    ];
+    for (const { name, sections, raggedBatch } of runs) {
+      const dir = tempDir();
+      const yaml = `name: ${name}
 seed: 2
 backend: wasm
-data:
-  source: auto
-  limit: { train: 1000, validation: 300, test: 300 }
-  digits: [3, 7]
-model: { kind: logistic, init: { range: 0.005 }, maxColumnNorm: null }
-training: { epochs: 3, batchSize: 30, earlyStopping: { metric: validation-error, patience: 5 } }
+${sections}
 attack: { epsilons: [0.1, 0.25] }
 evaluation: { rubbish: { samples: 200 }, figureExamples: 2 }
 `;
-    const engine = wholeRun(dir, 'engine', ['--backend', 'webgpu'], yaml, 'tiny-logreg');
-    assert.equal(engine.result.provenance.trainer, 'webgpu-engine');
-    assert.equal(engine.result.provenance.attacker, 'webgpu-engine');
-    assert.match(engine.output, /training: the WebGPU engine/);
-    const examples = engine.result.data.counts.train;
-    assert.notEqual(examples % 30, 0, `${examples} training examples: a ragged last minibatch`);
-    assertSameRun(engine, wholeRun(dir, 'wasm', ['--backend', 'wasm'], yaml, 'tiny-logreg'), 1e-4);
-  });
-
-  test("a whole RBF run (§7: independent outputs, clamped precisions) on the WebGPU engine: wasm's parameters and metrics", () => {
-    const dir = tempDir();
-    const yaml = `name: tiny-rbf
-seed: 2
-backend: wasm
-data:
-  source: auto
-  limit: { train: 1000, validation: 300, test: 300 }
-model: { kind: rbf, output: independent, precision: clamp, init: { centres: class-means, precision: 0.05 } }
-training: { epochs: 2, earlyStopping: { metric: validation-error, patience: 5 } }
-attack: { epsilons: [0.1, 0.25] }
-evaluation: { rubbish: { samples: 200 }, figureExamples: 2 }
-`;
-    const engine = wholeRun(dir, 'engine', ['--backend', 'webgpu'], yaml, 'tiny-rbf');
-    assert.equal(engine.result.provenance.trainer, 'webgpu-engine');
-    assert.equal(engine.result.provenance.attacker, 'webgpu-engine');
-    assertSameRun(engine, wholeRun(dir, 'wasm', ['--backend', 'wasm'], yaml, 'tiny-rbf'), 1e-4);
+      const engine = wholeRun(dir, 'engine', ['--backend', 'webgpu'], yaml, name);
+      assert.equal(engine.result.provenance.trainer, 'webgpu-engine', name);
+      assert.equal(engine.result.provenance.attacker, 'webgpu-engine', name);
+      assert.match(engine.output, /training: the WebGPU engine/);
+      const examples = engine.result.data.counts.train;
+      if (raggedBatch) assert.notEqual(examples % raggedBatch, 0, `${examples} training examples: a ragged last minibatch`);
+      assertSameRun(engine, wholeRun(dir, 'wasm', ['--backend', 'wasm'], yaml, name), 1e-4);
+    }
   });
 
   test("two seeds on webgpu train as one stacked network (auto), on tfjs's ops or on the engine, each ending as on wasm one by one", () => {

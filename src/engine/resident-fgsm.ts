@@ -386,11 +386,7 @@ export class ResidentFgsm {
     aim: AttackAim | null = null,
   ): Promise<Float32Array[]> {
     const passes = await this.prepare(model, epsilons, gradient, clip, aim);
-    const gradientPass = this.gradientPasses.get(gradient)!;
-    return await this.examplesAlong(passes, epsilons, (b) => {
-      for (const kernel of gradientPass.forward) kernel.record(b);
-      recordBackward(gradientPass, b, this.batches.count);
-    });
+    return await this.examplesAlong(passes, epsilons, (b) => this.recordGradient(gradient, b));
   }
 
   /**
@@ -686,13 +682,17 @@ export class ResidentFgsm {
 
   /** Per batch b: the gradient pass down to sign(∇ₓJ), then `afterwards(b)` (awaited before the next batch). */
   private async recordBatches(gradient: EngineGradient, afterwards: (batch: number) => void | Promise<void>): Promise<void> {
-    const gradientPass = this.gradientPasses.get(gradient)!;
-    const unindexed = this.batches.count;
     for (let b = 0; b < this.batches.count; b++) {
-      for (const kernel of gradientPass.forward) kernel.record(b);
-      recordBackward(gradientPass, b, unindexed);
+      this.recordGradient(gradient, b);
       await afterwards(b);
     }
+  }
+
+  /** Batch b's gradient pass down to sign(∇ₓJ) in the direction buffer. */
+  private recordGradient(gradient: EngineGradient, b: number): void {
+    const gradientPass = this.gradientPasses.get(gradient)!;
+    for (const kernel of gradientPass.forward) kernel.record(b);
+    recordBackward(gradientPass, b, this.batches.count);
   }
 
   /** A network of this spec, one network (not stacked): its parameters fit the packed layout. */
